@@ -1,0 +1,1 @@
+"""Inbound webhook listener and mapping gateway."""

@@ -1,0 +1,136 @@
+"""One exception root for the gateway; each error knows its HTTP status and error code.
+
+A subclass's docstring is its default message, so raising ``NotFound()`` already says
+something useful, and the Flask layer maps every error to the contract's error body in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Detail:
+    """One problem inside a validation error: where it is and what is wrong."""
+
+    path: str
+    message: str
+
+
+class GatewayError(Exception):
+    """Something went wrong in the gateway."""
+
+    status: int = 500
+    code: str = "internal_error"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        code: str | None = None,
+        details: Iterable[Detail] = (),
+    ) -> None:
+        self.message = message or (self.__doc__ or "").strip()
+        if code is not None:
+            self.code = code
+        self.details = tuple(details)
+        super().__init__(self.message)
+
+    def body(self) -> dict[str, object]:
+        """The contract's error body."""
+        error: dict[str, object] = {"code": self.code, "message": self.message}
+        if self.details:
+            error["details"] = [{"path": d.path, "message": d.message} for d in self.details]
+        return {"error": error}
+
+
+class BadRequest(GatewayError):
+    """The request is malformed."""
+
+    status = 400
+    code = "bad_request"
+
+
+class InvalidPayload(BadRequest):
+    """The body cannot be parsed as this connector's deliveries."""
+
+    code = "invalid_payload"
+
+
+class Unauthorized(GatewayError):
+    """A valid bearer token is required."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class VerificationFailed(GatewayError):
+    """The delivery's signature could not be verified."""
+
+    status = 401
+    code = "signature_invalid"
+
+
+class NotFound(GatewayError):
+    """No such resource."""
+
+    status = 404
+    code = "not_found"
+
+
+class Conflict(GatewayError):
+    """The request conflicts with the current state."""
+
+    status = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(GatewayError):
+    """The body is larger than the configured limit."""
+
+    status = 413
+    code = "payload_too_large"
+
+
+class UnsupportedContentType(BadRequest):
+    """The content type is not one this connector accepts."""
+
+    code = "unsupported_content_type"
+
+
+class ValidationFailed(GatewayError):
+    """The document is not valid."""
+
+    status = 422
+    code = "validation_failed"
+
+
+class StoreUnavailable(GatewayError):
+    """The database is unavailable; retry later."""
+
+    status = 503
+    code = "database_unavailable"
+
+
+class MappingError(GatewayError):
+    """A mapping could not be applied to this event."""
+
+    status = 422
+    code = "mapping_error"
+
+
+class TargetError(GatewayError):
+    """The target system refused or failed an upsert."""
+
+    status = 502
+    code = "target_error"
+    #: True when retrying later may succeed (limits, timeouts, 5xx); False when the admin must fix.
+    transient: bool = False
+
+
+class TransientTargetError(TargetError):
+    """The target system is unavailable for now; the upsert will be retried."""
+
+    code = "target_unavailable"
+    transient = True

@@ -1,0 +1,78 @@
+"""The interface every target (the local record store, Salesforce) implements.
+
+The worker hands a target a list of upserts collected from a whole batch of events, in the
+order the mappings produced them (parents before children), and gets one result per upsert back.
+Batching, retries of expired sessions and per-record error classification live in the target;
+deciding what an event's status becomes lives in the worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class ParentLink:
+    """A child's pointer at its parent by the parent's external id."""
+
+    #: Relationship field on the child, e.g. ``Order__r``.
+    relationship: str
+    #: The parent's external id field, e.g. ``XTND_Order_Number__c``.
+    external_id_field: str
+    #: The parent's external id value.
+    external_id: str
+
+
+@dataclass(frozen=True)
+class UpsertRequest:
+    """One record to create or update by external id."""
+
+    object: str
+    external_id_field: str
+    external_id: str
+    fields: dict[str, Any]
+    parent: ParentLink | None = None
+    #: The event that asked for this upsert (for the local store's ``source_event_id``).
+    source_event_id: str | None = None
+
+    def body(self) -> dict[str, Any]:
+        """Fields as sent to the target, with the parent link in relationship form."""
+        data = {k: v for k, v in self.fields.items() if k != self.external_id_field}
+        if self.parent is not None:
+            data[self.parent.relationship] = {
+                self.parent.external_id_field: self.parent.external_id
+            }
+        return data
+
+
+@dataclass(frozen=True)
+class UpsertResult:
+    """What the target did with one upsert."""
+
+    ok: bool
+    #: True when a new record was made, False when an existing one was updated.
+    created: bool = False
+    #: The target's own id of the record, when it has one (a Salesforce record id).
+    record_id: str | None = None
+    #: Why it failed, in words the admin can act on.
+    error: str | None = None
+    #: True when a retry may succeed (limits, timeouts, 5xx), False when the admin must fix.
+    transient: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Target(Protocol):
+    """Upserts records by external id into a CRM or store."""
+
+    #: The name admins use to pick this target (``local``, ``salesforce``).
+    name: str
+
+    def upsert(self, requests: Sequence[UpsertRequest]) -> list[UpsertResult]:
+        """Apply ``requests`` in order; one result per request, same order.
+
+        A failure of the whole call that may pass later (the target unreachable, over its API
+        limit) raises :class:`gateway.errors.TransientTargetError` instead of returning results.
+        """
+        ...
