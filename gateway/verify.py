@@ -1,0 +1,455 @@
+"""Check that a delivery really comes from its sender, and sign sample deliveries the same way.
+
+Pure: no Flask, no database, no I/O. A connector profile's ``verification`` object (the *spec*)
+names a scheme; each scheme has a checker and a signer in one table so the two can never drift.
+Every comparison goes through :func:`hmac.compare_digest` on bytes, and no error message ever
+contains a secret or the signature we expected.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from secrets import token_hex
+from typing import Any
+
+from gateway.errors import VerificationFailed
+
+#: Tolerance for timestamped schemes when the spec does not give one (Stripe's and Svix's).
+DEFAULT_TOLERANCE_S = 300
+
+_ALGORITHMS: Mapping[str, Callable[..., Any]] = {
+    "sha256": hashlib.sha256,
+    "sha512": hashlib.sha512,
+}
+_ENCODINGS = ("hex", "base64", "any")
+_HEX = re.compile(r"[0-9a-fA-F]+")
+_EPOCH = re.compile(r"[0-9]+")
+#: Codes meaning "this scheme's header is not there", which any-of reads as "not this scheme".
+_ABSENT = frozenset({"signature_missing", "api_key_missing"})
+#: Standard Webhooks header names, per the specification.
+_SW_HEADERS = {
+    "id_header": "webhook-id",
+    "timestamp_header": "webhook-timestamp",
+    "signature_header": "webhook-signature",
+}
+
+
+@dataclass(frozen=True)
+class _Delivery:
+    """What a checker looks at: the request as received and the secrets it may be signed with."""
+
+    headers: Mapping[str, str]
+    body: bytes
+    now: float
+    #: The group's accepted secrets, current first; empty ones dropped.
+    secrets: tuple[str, ...]
+    #: The group's current secret as configured, compared with the spec's ``unverified_secret``.
+    current: str | None
+
+
+@dataclass(frozen=True)
+class _Outgoing:
+    """What a signer needs besides the spec and the secret."""
+
+    body: bytes
+    now: float
+    message_id: str | None
+
+
+@dataclass(frozen=True)
+class _Scheme:
+    """How one scheme checks a delivery, and how a sender signs one so that the check passes."""
+
+    check: Callable[[Mapping[str, Any], _Delivery], None]
+    sign: Callable[[Mapping[str, Any], str, _Outgoing], dict[str, str]]
+
+
+def verify(
+    spec: Mapping[str, Any],
+    secrets: Sequence[str],
+    headers: Mapping[str, str],
+    body: bytes,
+    now: float | None = None,
+) -> None:
+    """Raise :class:`VerificationFailed` unless ``body`` was signed as ``spec`` says.
+
+    ``headers`` must have lower-cased names; ``secrets`` lists the current secret first, then any
+    previous one still inside its rotation window, and any one of them may match.
+    """
+    delivery = _Delivery(
+        headers=headers,
+        body=body,
+        now=time.time() if now is None else now,
+        secrets=tuple(secret for secret in secrets if secret),
+        current=secrets[0] if secrets else None,
+    )
+    _check(spec, delivery)
+
+
+def sign(
+    spec: Mapping[str, Any],
+    secret: str,
+    body: bytes,
+    *,
+    now: float | None = None,
+    message_id: str | None = None,
+) -> dict[str, str]:
+    """Return the headers a real sender would add to ``body``, named as the sender spells them.
+
+    Lets the CLI send signed sample payloads that the gateway accepts, as ``stripe trigger`` does.
+    """
+    if secret == spec.get("unverified_secret"):
+        return {}
+    outgoing = _Outgoing(body=body, now=time.time() if now is None else now, message_id=message_id)
+    return _scheme(spec).sign(spec, secret, outgoing)
+
+
+def needs_secret(spec: Mapping[str, Any]) -> bool:
+    """Whether the scheme can only accept a delivery when the group has a secret.
+
+    False for ``none``, and for an ``any-of`` with at least one alternative that needs none.
+    """
+    _scheme(spec)
+    if spec["scheme"] == "any-of":
+        return all(needs_secret(sub) for sub in spec["schemes"])
+    return spec["scheme"] != "none"
+
+
+def _check(spec: Mapping[str, Any], delivery: _Delivery) -> None:
+    """Apply the admin's "no verification" switch and the secret requirement, then the scheme."""
+    scheme = _scheme(spec)
+    if "unverified_secret" in spec and delivery.current == spec["unverified_secret"]:
+        return
+    if needs_secret(spec) and not delivery.secrets:
+        raise VerificationFailed(
+            "this scheme needs a secret and the group has none", code="secret_missing"
+        )
+    scheme.check(spec, delivery)
+
+
+def _scheme(spec: Mapping[str, Any]) -> _Scheme:
+    """Look up the spec's scheme; an unknown one is a programming error (profiles are validated)."""
+    try:
+        return _SCHEMES[spec.get("scheme")]
+    except KeyError:
+        raise ValueError(f"unknown verification scheme {spec.get('scheme')!r}") from None
+
+
+def _option(spec: Mapping[str, Any], key: str, allowed: Iterable[str], default: str) -> str:
+    """Read an enumerated option, refusing values the profile schema should have refused."""
+    value = spec.get(key, default)
+    if value not in allowed:
+        raise ValueError(f"unknown verification {key} {value!r}")
+    return value
+
+
+# --- shared steps -------------------------------------------------------------------------
+
+
+def _header(delivery: _Delivery, name: str) -> str | None:
+    """A header's value, or None when it is absent or empty (names arrive lower-cased)."""
+    return delivery.headers.get(name.lower()) or None
+
+
+def _strip_prefix(value: str, prefix: str) -> str | None:
+    """``value`` without ``prefix`` (matched case-insensitively), or None when it lacks it."""
+    if value[: len(prefix)].lower() != prefix.lower():
+        return None
+    return value[len(prefix) :]
+
+
+def _mac(key: bytes, content: bytes, algorithm: str = "sha256") -> bytes:
+    """The HMAC every signing scheme here uses, over exactly the bytes given."""
+    return hmac.new(key, content, _ALGORITHMS[algorithm]).digest()
+
+
+def _require_match(expected: Iterable[bytes], received: Sequence[bytes], code: str) -> None:
+    """Pass when any received value equals any expected one, each comparison constant-time."""
+    if not any(hmac.compare_digest(e, r) for e in expected for r in received):
+        raise VerificationFailed("no accepted secret matches what was sent", code=code)
+
+
+def _decode_digest(text: str, encoding: str, size: int) -> bytes:
+    """Decode a received signature; ``any`` means hex (either case) or base64.
+
+    A digest of 32 or 64 bytes always needs base64 padding, so "only hex digits" is unambiguous.
+    """
+    if encoding == "any":
+        encoding = "hex" if _HEX.fullmatch(text) else "base64"
+    try:
+        if encoding == "hex":
+            raw = binascii.unhexlify(text)
+        else:
+            raw = base64.b64decode(text, validate=True)
+    except ValueError as exc:
+        raise VerificationFailed(
+            f"the signature is not valid {encoding}", code="signature_malformed"
+        ) from exc
+    if len(raw) != size:
+        raise VerificationFailed(
+            f"the signature is {len(raw)} bytes, expected {size}", code="signature_malformed"
+        )
+    return raw
+
+
+def _v1_digests(signatures: Sequence[str], encoding: str) -> list[bytes]:
+    """Decode the v1 (HMAC-SHA256) signatures; a header with none has nothing for us to check."""
+    if not signatures:
+        raise VerificationFailed(
+            "the signature header has no v1 signature", code="signature_missing"
+        )
+    return [_decode_digest(signature, encoding, 32) for signature in signatures]
+
+
+def _check_timestamp(text: str | None, spec: Mapping[str, Any], now: float) -> None:
+    """Refuse replays and clock-skewed deliveries: the timestamp must be within tolerance."""
+    if text is None:
+        raise VerificationFailed("the delivery carries no timestamp", code="timestamp_missing")
+    if not _EPOCH.fullmatch(text):
+        raise VerificationFailed(
+            "the timestamp is not whole epoch seconds", code="timestamp_invalid"
+        )
+    tolerance = spec.get("tolerance_s", DEFAULT_TOLERANCE_S)
+    skew = int(text) - now
+    if abs(skew) > tolerance:
+        direction = "ahead of" if skew > 0 else "behind"
+        raise VerificationFailed(
+            f"the timestamp is {abs(skew):.0f} s {direction} our clock; tolerance is {tolerance} s",
+            code="timestamp_out_of_tolerance",
+        )
+
+
+# --- hmac: a MAC of the raw body in one header (Xemelgo, XTND, Xilnex, GitHub, Shopify) -------
+
+
+def _hmac_check(spec: Mapping[str, Any], delivery: _Delivery) -> None:
+    """One signature of the raw body, optionally behind a prefix such as ``sha256=``."""
+    algorithm = _option(spec, "algorithm", _ALGORITHMS, "sha256")
+    encoding = _option(spec, "encoding", _ENCODINGS, "hex")
+    value = _header(delivery, spec["header"])
+    if value is None:
+        raise VerificationFailed(f"no {spec['header']} header", code="signature_missing")
+    if "prefix" in spec:
+        value = _strip_prefix(value, spec["prefix"])
+        if value is None:
+            raise VerificationFailed(
+                f"the signature does not start with {spec['prefix']!r}", code="signature_malformed"
+            )
+    received = _decode_digest(value, encoding, _ALGORITHMS[algorithm]().digest_size)
+    expected = (_mac(s.encode(), delivery.body, algorithm) for s in delivery.secrets)
+    _require_match(expected, [received], "signature_mismatch")
+
+
+def _hmac_sign(spec: Mapping[str, Any], secret: str, outgoing: _Outgoing) -> dict[str, str]:
+    """Hex unless the spec asks for base64 (``any`` accepts hex, so hex it is)."""
+    algorithm = _option(spec, "algorithm", _ALGORITHMS, "sha256")
+    digest = _mac(secret.encode(), outgoing.body, algorithm)
+    if _option(spec, "encoding", _ENCODINGS, "hex") == "base64":
+        text = base64.b64encode(digest).decode()
+    else:
+        text = digest.hex()
+    return {spec["header"]: spec.get("prefix", "") + text}
+
+
+# --- stripe: t=<epoch>,v1=<hex>[,v1=<hex>...] over "{t}.{body}" -------------------------------
+
+
+def _stripe_header(spec: Mapping[str, Any]) -> str:
+    """Stripe's header name unless the profile renames it."""
+    return spec.get("header", "Stripe-Signature")
+
+
+def _stripe_fields(value: str) -> dict[str, list[str]]:
+    """Split ``k=v,k=v`` into lists per key, since ``v1`` repeats while secrets roll over."""
+    fields: dict[str, list[str]] = {}
+    for item in value.split(","):
+        key, sep, field = item.strip().partition("=")
+        if not sep:
+            raise VerificationFailed(
+                "the signature header is not a list of key=value pairs",
+                code="signature_malformed",
+            )
+        fields.setdefault(key, []).append(field)
+    return fields
+
+
+def _stripe_check(spec: Mapping[str, Any], delivery: _Delivery) -> None:
+    """Several v1 entries may be present (Stripe signs with every active secret); one must match."""
+    value = _header(delivery, _stripe_header(spec))
+    if value is None:
+        raise VerificationFailed(f"no {_stripe_header(spec)} header", code="signature_missing")
+    fields = _stripe_fields(value)
+    stamps = fields.get("t", [])
+    if len(stamps) > 1:
+        raise VerificationFailed(
+            "the signature header has several t= values", code="timestamp_invalid"
+        )
+    _check_timestamp(stamps[0] if stamps else None, spec, delivery.now)
+    received = _v1_digests(fields.get("v1", []), "hex")
+    content = f"{stamps[0]}.".encode() + delivery.body
+    expected = (_mac(s.encode(), content) for s in delivery.secrets)
+    _require_match(expected, received, "signature_mismatch")
+
+
+def _stripe_sign(spec: Mapping[str, Any], secret: str, outgoing: _Outgoing) -> dict[str, str]:
+    stamp = int(outgoing.now)
+    digest = _mac(secret.encode(), f"{stamp}.".encode() + outgoing.body)
+    return {_stripe_header(spec): f"t={stamp},v1={digest.hex()}"}
+
+
+# --- standard-webhooks: "v1,<base64>" entries over "{id}.{timestamp}.{body}" -------------------
+
+
+def _sw_names(spec: Mapping[str, Any]) -> dict[str, str]:
+    """The three header names, each overridable because some senders prefix them (``svix-``)."""
+    return {key: spec.get(key, default) for key, default in _SW_HEADERS.items()}
+
+
+def _sw_key(secret: str) -> bytes:
+    """The HMAC key is the base64 after an optional ``whsec_``; padding may have been dropped."""
+    encoded = secret.removeprefix("whsec_")
+    try:
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+    except ValueError as exc:
+        raise VerificationFailed(
+            "the group's secret is not a Standard Webhooks key (base64, optionally whsec_)",
+            code="secret_missing",
+        ) from exc
+    if not key:
+        raise VerificationFailed(
+            "the group's secret decodes to an empty key", code="secret_missing"
+        )
+    return key
+
+
+def _sw_v1_entries(value: str) -> list[str]:
+    """The v1 signatures among space-separated ``<version>,<signature>`` entries."""
+    signatures = []
+    for entry in value.split():
+        version, sep, signature = entry.partition(",")
+        if not sep:
+            raise VerificationFailed(
+                "a signature entry is not <version>,<signature>", code="signature_malformed"
+            )
+        if version == "v1":
+            signatures.append(signature)
+    return signatures
+
+
+def _sw_check(spec: Mapping[str, Any], delivery: _Delivery) -> None:
+    """The id and timestamp are signed with the body, so both must be present to check anything."""
+    names = _sw_names(spec)
+    value = _header(delivery, names["signature_header"])
+    if value is None:
+        raise VerificationFailed(f"no {names['signature_header']} header", code="signature_missing")
+    message_id = _header(delivery, names["id_header"])
+    if message_id is None:
+        raise VerificationFailed(
+            f"no {names['id_header']} header, which the signature covers",
+            code="signature_malformed",
+        )
+    stamp = _header(delivery, names["timestamp_header"])
+    _check_timestamp(stamp, spec, delivery.now)
+    received = _v1_digests(_sw_v1_entries(value), "base64")
+    content = f"{message_id}.{stamp}.".encode() + delivery.body
+    expected = (_mac(_sw_key(s), content) for s in delivery.secrets)
+    _require_match(expected, received, "signature_mismatch")
+
+
+def _sw_sign(spec: Mapping[str, Any], secret: str, outgoing: _Outgoing) -> dict[str, str]:
+    names = _sw_names(spec)
+    message_id = outgoing.message_id or f"msg_{token_hex(12)}"
+    stamp = str(int(outgoing.now))
+    digest = _mac(_sw_key(secret), f"{message_id}.{stamp}.".encode() + outgoing.body)
+    return {
+        names["id_header"]: message_id,
+        names["timestamp_header"]: stamp,
+        names["signature_header"]: "v1," + base64.b64encode(digest).decode(),
+    }
+
+
+# --- api-key and header-secret: the header carries the secret itself ---------------------------
+
+
+def _shared_secret_check(
+    missing: str, invalid: str
+) -> Callable[[Mapping[str, Any], _Delivery], None]:
+    """Build a checker comparing the header (after an optional prefix) with the group's secrets."""
+
+    def check(spec: Mapping[str, Any], delivery: _Delivery) -> None:
+        value = _header(delivery, spec["header"])
+        if value is not None and "prefix" in spec:
+            value = _strip_prefix(value, spec["prefix"])
+            if value is None:
+                raise VerificationFailed(
+                    f"{spec['header']} does not start with {spec['prefix']!r}", code=invalid
+                )
+        if not value:
+            raise VerificationFailed(f"no {spec['header']} header", code=missing)
+        expected = (s.encode() for s in delivery.secrets)
+        _require_match(expected, [value.encode()], invalid)
+
+    return check
+
+
+def _shared_secret_sign(
+    spec: Mapping[str, Any], secret: str, outgoing: _Outgoing
+) -> dict[str, str]:
+    return {spec["header"]: spec.get("prefix", "") + secret}
+
+
+# --- any-of and none ---------------------------------------------------------------------------
+
+
+def _any_of_check(spec: Mapping[str, Any], delivery: _Delivery) -> None:
+    """Accept if one alternative does; else report the first one whose header was present."""
+    errors = []
+    for sub in spec["schemes"]:
+        try:
+            _check(sub, delivery)
+        except VerificationFailed as exc:
+            errors.append(exc)
+        else:
+            return
+    for error in errors:
+        if error.code not in _ABSENT:
+            raise error
+    raise VerificationFailed(
+        "none of the accepted signature headers is present", code="signature_missing"
+    )
+
+
+def _any_of_sign(spec: Mapping[str, Any], secret: str, outgoing: _Outgoing) -> dict[str, str]:
+    """A sender uses one scheme; the first alternative is the preferred one."""
+    first = spec["schemes"][0]
+    return sign(first, secret, outgoing.body, now=outgoing.now, message_id=outgoing.message_id)
+
+
+def _none_check(spec: Mapping[str, Any], delivery: _Delivery) -> None:
+    """The profile accepts unsigned deliveries."""
+
+
+def _none_sign(spec: Mapping[str, Any], secret: str, outgoing: _Outgoing) -> dict[str, str]:
+    return {}
+
+
+_SCHEMES: Mapping[str | None, _Scheme] = {
+    "hmac": _Scheme(_hmac_check, _hmac_sign),
+    "stripe": _Scheme(_stripe_check, _stripe_sign),
+    "standard-webhooks": _Scheme(_sw_check, _sw_sign),
+    "api-key": _Scheme(
+        _shared_secret_check("api_key_missing", "api_key_invalid"), _shared_secret_sign
+    ),
+    "header-secret": _Scheme(
+        _shared_secret_check("signature_missing", "signature_mismatch"), _shared_secret_sign
+    ),
+    "any-of": _Scheme(_any_of_check, _any_of_sign),
+    "none": _Scheme(_none_check, _none_sign),
+}
