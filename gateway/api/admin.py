@@ -1,0 +1,255 @@
+"""The admin API under /api/v1: thin shells over the services, guarded by the bearer token."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from flask import Blueprint, Flask, jsonify, request
+
+from gateway import events as event_log
+from gateway import groups
+from gateway.api import schemas
+from gateway.errors import BadRequest, NotFound, Unauthorized
+from gateway.preview import preview
+from gateway.web import gateway
+
+bp = Blueprint("admin", __name__, url_prefix="/api/v1")
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+
+
+@bp.before_request
+def _authenticate() -> None:
+    expected = gateway().settings.admin_token or ""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        token.strip().encode(), expected.encode()
+    ):
+        raise Unauthorized("a valid 'Authorization: Bearer <admin token>' header is required")
+
+
+def _body(schema: schemas.Schema | None = None) -> dict[str, Any]:
+    if not request.get_data(cache=True):
+        data: Any = {}
+    else:
+        data = request.get_json(silent=True, force=True)
+        if data is None:
+            raise BadRequest("the body is not valid JSON", code="invalid_json")
+    if not isinstance(data, dict):
+        raise BadRequest("the body must be a JSON object", code="invalid_json")
+    return schema.validate(data) if schema else data
+
+
+def _page() -> tuple[int, str | None]:
+    raw = request.args.get("limit", str(DEFAULT_LIMIT))
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise BadRequest(
+            f"limit must be a whole number from 1 to {MAX_LIMIT}", code="invalid_limit"
+        )
+    return int(raw), request.args.get("cursor") or None
+
+
+def _created(payload: Any) -> Any:
+    response = jsonify(payload)
+    response.status_code = 201
+    return response
+
+
+# --- connectors --------------------------------------------------------------------------
+
+
+@bp.get("/connectors")
+def list_connectors() -> Any:
+    items = [profile.public() for profile in gateway().connectors.all()]
+    return jsonify(items=items, next_cursor=None)
+
+
+@bp.post("/connectors")
+def register_connector() -> Any:
+    return _created(gateway().connectors.register(_body()).public())
+
+
+@bp.get("/connectors/<name>")
+def show_connector(name: str) -> Any:
+    return jsonify(gateway().connectors.get(name).public())
+
+
+# --- groups ------------------------------------------------------------------------------
+
+
+@bp.post("/groups")
+def create_group() -> Any:
+    gw = gateway()
+    return _created(groups.group_view(gw, groups.create_group(gw, _body(schemas.group_create))))
+
+
+@bp.get("/groups")
+def list_groups() -> Any:
+    gw = gateway()
+    limit, cursor = _page()
+    rows = groups.list_groups(gw, limit + 1, cursor)
+    next_cursor = rows[limit - 1].id if len(rows) > limit else None
+    return jsonify(items=[groups.group_view(gw, g) for g in rows[:limit]], next_cursor=next_cursor)
+
+
+@bp.get("/groups/<group_id>")
+def show_group(group_id: str) -> Any:
+    gw = gateway()
+    return jsonify(groups.group_view(gw, groups.get_group(gw, group_id)))
+
+
+@bp.patch("/groups/<group_id>")
+def update_group(group_id: str) -> Any:
+    gw = gateway()
+    body = _body(schemas.group_update)
+    return jsonify(groups.group_view(gw, groups.update_group(gw, group_id, body)))
+
+
+@bp.delete("/groups/<group_id>")
+def delete_group(group_id: str) -> Any:
+    groups.delete_group(gateway(), group_id)
+    return "", 204
+
+
+@bp.post("/groups/<group_id>/rotate-url")
+def rotate_url(group_id: str) -> Any:
+    gw = gateway()
+    return jsonify(groups.group_view(gw, groups.rotate_url(gw, group_id)))
+
+
+@bp.post("/groups/<group_id>/rotate-secret")
+def rotate_secret(group_id: str) -> Any:
+    gw = gateway()
+    body = _body(schemas.rotate_secret)
+    group = groups.rotate_secret(gw, group_id, body["secret"], body.get("previous_valid_for_s", 0))
+    return jsonify(groups.group_view(gw, group))
+
+
+@bp.get("/groups/<group_id>/webhooks")
+def list_webhooks(group_id: str) -> Any:
+    rows = groups.list_webhooks(gateway(), group_id)
+    return jsonify(items=[groups.webhook_view(w) for w in rows], next_cursor=None)
+
+
+# --- webhook records ---------------------------------------------------------------------
+
+
+@bp.post("/webhooks/<webhook_id>/clone")
+def clone_webhook(webhook_id: str) -> Any:
+    body = _body(schemas.webhook_clone)
+    return _created(groups.webhook_view(groups.clone_webhook(gateway(), webhook_id, body)))
+
+
+@bp.get("/webhooks/<webhook_id>")
+def show_webhook(webhook_id: str) -> Any:
+    return jsonify(groups.webhook_view(groups.get_webhook(gateway(), webhook_id)))
+
+
+@bp.patch("/webhooks/<webhook_id>")
+def update_webhook(webhook_id: str) -> Any:
+    body = _body(schemas.webhook_update)
+    return jsonify(groups.webhook_view(groups.update_webhook(gateway(), webhook_id, body)))
+
+
+@bp.delete("/webhooks/<webhook_id>")
+def delete_webhook(webhook_id: str) -> Any:
+    groups.delete_webhook(gateway(), webhook_id)
+    return "", 204
+
+
+# --- mappings ----------------------------------------------------------------------------
+
+
+def mapping_view(row: Any) -> dict[str, Any]:
+    return {
+        "name": row.name,
+        "version": row.version,
+        "document": row.document,
+        "created_at": event_log.iso(row.created_at),
+    }
+
+
+@bp.get("/mappings")
+def list_mappings() -> Any:
+    return jsonify(items=[mapping_view(r) for r in gateway().mappings.latest()], next_cursor=None)
+
+
+@bp.get("/mappings/<name>")
+def show_mapping(name: str) -> Any:
+    version = request.args.get("version")
+    if version is not None and not version.isdigit():
+        raise BadRequest("version must be a whole number", code="invalid_version")
+    return jsonify(mapping_view(gateway().mappings.get(name, int(version) if version else None)))
+
+
+@bp.get("/mappings/<name>/versions")
+def mapping_versions(name: str) -> Any:
+    rows = gateway().mappings.versions(name)
+    return jsonify(items=[mapping_view(r) for r in rows], next_cursor=None)
+
+
+@bp.put("/mappings/<name>")
+def put_mapping(name: str) -> Any:
+    gw = gateway()
+    existed = _exists(lambda: gw.mappings.get(name))
+    row, _changed = gw.mappings.put(name, _body())
+    response = jsonify(mapping_view(row))
+    response.status_code = 200 if existed else 201
+    return response
+
+
+@bp.post("/mappings/<name>/preview")
+def preview_mapping(name: str) -> Any:
+    return jsonify(preview(gateway(), name, _body(schemas.preview)))
+
+
+def _exists(lookup: Any) -> bool:
+    try:
+        lookup()
+    except NotFound:
+        return False
+    return True
+
+
+# --- events and records ------------------------------------------------------------------
+
+EVENT_FILTERS = ("group_id", "type", "status", "since", "until")
+
+
+@bp.get("/events")
+def list_events() -> Any:
+    limit, cursor = _page()
+    filters = {k: request.args[k] for k in EVENT_FILTERS if request.args.get(k)}
+    rows, next_cursor = event_log.list_events(gateway(), filters, limit, cursor)
+    return jsonify(items=[event_log.event_summary(e) for e in rows], next_cursor=next_cursor)
+
+
+@bp.get("/events/<event_id>")
+def show_event(event_id: str) -> Any:
+    return jsonify(event_log.event_detail(*event_log.get_event(gateway(), event_id)))
+
+
+@bp.post("/events/<event_id>/replay")
+def replay_event(event_id: str) -> Any:
+    event = event_log.replay(gateway(), event_id)
+    return jsonify(event_log.event_summary(event))
+
+
+@bp.post("/events/replay")
+def replay_events() -> Any:
+    body = _body(schemas.event_filter)
+    filters = {k: body[k] for k in EVENT_FILTERS if body.get(k)}
+    count = event_log.replay_matching(gateway(), filters, body.get("limit"))
+    return jsonify(replayed=count)
+
+
+@bp.get("/records/<obj>/<path:external_id>")
+def show_record(obj: str, external_id: str) -> Any:
+    return jsonify(event_log.record_view(event_log.get_record(gateway(), obj, external_id)))
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)

@@ -1,0 +1,137 @@
+"""Settings: defaults, then the environment (and an optional ``.env``), then test overrides."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from cryptography.fernet import Fernet
+from dotenv import dotenv_values
+
+MiB = 1024 * 1024
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a whole number, not {raw!r}") from exc
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be a number, not {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the gateway reads from its environment, in one immutable value."""
+
+    instance_path: Path
+    database_url: str
+    public_url: str = "http://127.0.0.1:8000"
+    admin_token: str | None = None
+    secret_key: str | None = None
+    max_body_bytes: int = MiB
+    max_header_bytes: int = 16 * 1024
+    target: str = "local"
+    log_format: str = "text"
+    #: Deliveries written in one transaction at most (group commit).
+    inbox_max_batch: int = 128
+    worker_batch_size: int = 500
+    worker_poll_s: float = 0.5
+    #: How long a worker's claim on a batch lasts before others may take it over.
+    claim_timeout_s: float = 120.0
+    max_attempts: int = 8
+    retry_base_s: float = 2.0
+    retry_max_s: float = 3600.0
+    #: How long the worker waits for a burst to fill a batch before processing it.
+    batch_window_s: float = 0.0
+    retention_days: int = 30
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, instance_path: Path | None = None
+    ) -> Settings:
+        """Read settings from ``env`` (default: ``.env`` overlaid by the process environment)."""
+        if env is None:
+            env = {**_dotenv(), **os.environ}
+        instance = Path(env.get("GATEWAY_INSTANCE_PATH") or instance_path or "instance").resolve()
+        return cls(
+            instance_path=instance,
+            database_url=env.get("GATEWAY_DATABASE_URL") or f"sqlite:///{instance / 'gateway.db'}",
+            public_url=(env.get("GATEWAY_PUBLIC_URL") or cls.public_url).rstrip("/"),
+            admin_token=env.get("GATEWAY_ADMIN_TOKEN") or None,
+            secret_key=env.get("GATEWAY_SECRET_KEY") or None,
+            max_body_bytes=_int(env, "GATEWAY_MAX_BODY_BYTES", MiB),
+            max_header_bytes=_int(env, "GATEWAY_MAX_HEADER_BYTES", 16 * 1024),
+            target=env.get("GATEWAY_TARGET") or "local",
+            log_format=env.get("GATEWAY_LOG_FORMAT") or "text",
+            inbox_max_batch=_int(env, "GATEWAY_INBOX_MAX_BATCH", 128),
+            worker_batch_size=_int(env, "GATEWAY_WORKER_BATCH_SIZE", 500),
+            worker_poll_s=_float(env, "GATEWAY_WORKER_POLL_S", 0.5),
+            claim_timeout_s=_float(env, "GATEWAY_CLAIM_TIMEOUT_S", 120.0),
+            max_attempts=_int(env, "GATEWAY_MAX_ATTEMPTS", 8),
+            retry_base_s=_float(env, "GATEWAY_RETRY_BASE_S", 2.0),
+            retry_max_s=_float(env, "GATEWAY_RETRY_MAX_S", 3600.0),
+            batch_window_s=_float(env, "GATEWAY_BATCH_WINDOW_S", 0.0),
+            retention_days=_int(env, "GATEWAY_RETENTION_DAYS", 30),
+            env=dict(env),
+        )
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> Settings:
+        """A copy with some fields replaced (tests, CLI flags)."""
+        return replace(self, **overrides)
+
+    def ensure_instance_secrets(self) -> Settings:
+        """Fill a missing admin token and encryption key from files under ``instance/``.
+
+        The embedded default must run with no configuration at all, and restarts must keep the
+        same token and key, so both are generated once and kept beside the database.
+        """
+        self.instance_path.mkdir(parents=True, exist_ok=True)
+        token = self.admin_token or _read_or_create(
+            self.instance_path / "admin-token", lambda: secrets.token_urlsafe(32)
+        )
+        key = self.secret_key or _read_or_create(
+            self.instance_path / "secret-key", lambda: Fernet.generate_key().decode()
+        )
+        return replace(self, admin_token=token, secret_key=key)
+
+
+def _dotenv() -> dict[str, str]:
+    path = Path(".env")
+    if not path.is_file():
+        return {}
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+
+
+def _read_or_create(path: Path, make: Any) -> str:
+    """Create ``path`` with a fresh value unless another process already did; return its value."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for _ in range(50):
+            value = path.read_text().strip()
+            if value:
+                return value
+            time.sleep(0.01)
+        raise RuntimeError(f"{path} exists but is empty") from None
+    value = make()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")
+    return value

@@ -1,0 +1,41 @@
+"""The gateway's moving parts wired together once, for the web app, the worker and the CLI."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from gateway.config import Settings
+from gateway.db import Database
+from gateway.inbox import Inbox
+from gateway.mapping_store import MappingStore
+from gateway.registry import ConnectorRegistry
+from gateway.secrets import SecretBox
+
+if TYPE_CHECKING:
+    from gateway.targets import TargetRegistry
+
+
+class Gateway:
+    """Settings, database, secret box, inbox, connector registry and mapping store."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings.ensure_instance_secrets()
+        self.db = Database(self.settings.database_url)
+        assert self.settings.secret_key is not None
+        self.box = SecretBox(self.settings.secret_key)
+        self.inbox = Inbox(self.db, self.settings.inbox_max_batch)
+        self.connectors = ConnectorRegistry(self.db)
+        self.mappings = MappingStore(self.db)
+
+    @cached_property
+    def targets(self) -> TargetRegistry:
+        from gateway.targets import TargetRegistry
+
+        return TargetRegistry(self.settings)
+
+    def callback_url(self, token: str) -> str:
+        return f"{self.settings.public_url}/hooks/{token}"
+
+    def close(self) -> None:
+        self.db.dispose()

@@ -1,0 +1,213 @@
+"""The event log: what came in, what happened to it, and replaying it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Select, select, update
+
+from gateway.core import Gateway
+from gateway.errors import BadRequest, Conflict, Detail, NotFound, ValidationFailed
+from gateway.models import Delivery, Event, EventResult, EventStatus, Record
+
+STATUSES = frozenset(s.value for s in EventStatus)
+#: Events a worker holds or that were never meant to run cannot be replayed.
+NOT_REPLAYABLE = (EventStatus.DUPLICATE, EventStatus.PROCESSING)
+
+
+def parse_time(value: str, name: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValidationFailed(
+            f"{name} is not an ISO 8601 time", details=[Detail(name, f"cannot parse {value!r}")]
+        ) from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def parse_event_id(value: Any) -> int:
+    text = str(value)
+    if not text.isdigit() or len(text) > 18:
+        raise NotFound(f"no event {text!r}")
+    return int(text)
+
+
+def filtered(query: Select[Any], filters: Mapping[str, Any]) -> Select[Any]:
+    """Apply the event log's filters (group_id, type, status, since, until)."""
+    if filters.get("group_id"):
+        query = query.where(Event.group_id == filters["group_id"])
+    if filters.get("type"):
+        query = query.where(Event.type == filters["type"])
+    if filters.get("status"):
+        statuses = [s.strip() for s in str(filters["status"]).split(",") if s.strip()]
+        unknown = [s for s in statuses if s not in STATUSES]
+        if unknown:
+            raise ValidationFailed(
+                f"unknown status {', '.join(unknown)}",
+                details=[Detail("status", f"choose from {', '.join(sorted(STATUSES))}")],
+            )
+        query = query.where(Event.status.in_(statuses))
+    if filters.get("since"):
+        query = query.where(Event.received_at >= parse_time(filters["since"], "since"))
+    if filters.get("until"):
+        query = query.where(Event.received_at < parse_time(filters["until"], "until"))
+    return query
+
+
+def list_events(
+    gw: Gateway, filters: Mapping[str, Any], limit: int, cursor: str | None
+) -> tuple[list[Event], str | None]:
+    """Newest first; the cursor is the id below which the next page starts."""
+    query = filtered(select(Event), filters).order_by(Event.id.desc()).limit(limit + 1)
+    if cursor:
+        if not cursor.isdigit():
+            raise BadRequest("cursor is not one this API gave out", code="invalid_cursor")
+        query = query.where(Event.id < int(cursor))
+    with gw.db.read_session() as session:
+        rows = list(session.scalars(query))
+    next_cursor = str(rows[limit - 1].id) if len(rows) > limit else None
+    return rows[:limit], next_cursor
+
+
+def get_event(gw: Gateway, event_id: Any) -> tuple[Event, Delivery | None, list[EventResult]]:
+    key = parse_event_id(event_id)
+    with gw.db.read_session() as session:
+        event = session.get(Event, key)
+        if event is None:
+            raise NotFound(f"no event {key}")
+        delivery = session.get(Delivery, event.delivery_id)
+        history = list(
+            session.scalars(
+                select(EventResult).where(EventResult.event_id == key).order_by(EventResult.id)
+            )
+        )
+    return event, delivery, history
+
+
+def replay(gw: Gateway, event_id: Any) -> Event:
+    key = parse_event_id(event_id)
+    with gw.db.session() as session:
+        event = session.get(Event, key)
+        if event is None:
+            raise NotFound(f"no event {key}")
+        if event.status in NOT_REPLAYABLE:
+            raise Conflict(f"event {key} is {event.status} and cannot be replayed now")
+        _requeue(event)
+    return event
+
+
+def replay_matching(gw: Gateway, filters: Mapping[str, Any], limit: int | None = None) -> int:
+    """Queue every event matching ``filters`` again; the number queued."""
+    ids = filtered(select(Event.id), filters).where(Event.status.not_in(NOT_REPLAYABLE))
+    if limit:
+        ids = ids.order_by(Event.id).limit(limit)
+    now = datetime.now(UTC)
+    with gw.db.session() as session:
+        chosen = list(session.scalars(ids))
+        for start in range(0, len(chosen), 500):
+            session.execute(
+                update(Event)
+                .where(Event.id.in_(chosen[start : start + 500]))
+                .values(
+                    status=EventStatus.PENDING,
+                    attempts=0,
+                    next_attempt_at=now,
+                    processed_at=None,
+                    last_error=None,
+                )
+            )
+    return len(chosen)
+
+
+def _requeue(event: Event) -> None:
+    event.status = EventStatus.PENDING
+    event.attempts = 0
+    event.next_attempt_at = datetime.now(UTC)
+    event.processed_at = None
+    event.last_error = None
+
+
+def get_record(gw: Gateway, obj: str, external_id: str) -> Record:
+    with gw.db.read_session() as session:
+        record = session.get(Record, (obj, external_id))
+    if record is None:
+        raise NotFound(f"no {obj} record with external id {external_id!r}")
+    return record
+
+
+def iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+    return aware.isoformat().replace("+00:00", "Z")
+
+
+def event_summary(event: Event) -> dict[str, Any]:
+    return {
+        "id": str(event.id),
+        "group_id": event.group_id,
+        "delivery_id": str(event.delivery_id),
+        "type": event.type,
+        "status": event.status,
+        "received_at": iso(event.received_at),
+        "dedupe_key": event.dedupe_key,
+        "attempts": event.attempts,
+        "last_error": event.last_error,
+        "next_attempt_at": iso(event.next_attempt_at),
+        "processed_at": iso(event.processed_at),
+    }
+
+
+def event_detail(
+    event: Event, delivery: Delivery | None, history: list[EventResult]
+) -> dict[str, Any]:
+    return {
+        **event_summary(event),
+        "payload": event.payload,
+        "occurred_at": iso(event.occurred_at),
+        "delivery": None
+        if delivery is None
+        else {
+            "id": str(delivery.id),
+            "received_at": iso(delivery.received_at),
+            "remote_addr": delivery.remote_addr,
+            "method": delivery.method,
+            "content_type": delivery.content_type,
+            "headers": delivery.headers,
+            "size": len(delivery.body),
+        },
+        "history": [_history_row(row) for row in history],
+    }
+
+
+def _history_row(row: EventResult) -> dict[str, Any]:
+    return {
+        "attempt": row.attempt,
+        "at": iso(row.at),
+        "status": row.status,
+        "webhook_id": row.webhook_id,
+        "mapping": {"name": row.mapping_name, "version": row.mapping_version}
+        if row.mapping_name
+        else None,
+        "upsert_key": row.upsert_key,
+        "target": row.target,
+        "object": row.object,
+        "external_id": row.external_id,
+        "outcome": row.outcome,
+        "record_id": row.record_id,
+        "message": row.message,
+    }
+
+
+def record_view(record: Record) -> dict[str, Any]:
+    return {
+        "object": record.object,
+        "external_id": record.external_id,
+        "external_id_field": record.external_id_field,
+        "fields": record.fields,
+        "created_at": iso(record.created_at),
+        "updated_at": iso(record.updated_at),
+        "source_event_id": str(record.source_event_id) if record.source_event_id else None,
+    }

@@ -1,0 +1,387 @@
+"""Webhook groups and their webhook records: the admin's configuration.
+
+A group is one connector + function with its callback token, secret and registered events.
+Creating one makes its blank template record, which admins clone into one record per event
+(or per set of events that share a mapping).
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jmespath
+from jmespath.exceptions import JMESPathError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.core import Gateway
+from gateway.errors import Conflict, Detail, NotFound, ValidationFailed
+from gateway.models import Group, Webhook
+from gateway.secrets import hint
+from gateway.verify import needs_secret
+
+TEMPLATE_LABEL = "Template"
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def new_token() -> str:
+    """A callback token: 192 random bits, URL-safe, the only thing that identifies a group."""
+    return secrets.token_urlsafe(24)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- groups -------------------------------------------------------------------------------
+
+
+def create_group(gw: Gateway, body: Mapping[str, Any]) -> Group:
+    try:
+        profile = gw.connectors.get(body["connector"])
+    except NotFound as exc:
+        raise ValidationFailed(exc.message, details=[Detail("connector", exc.message)]) from exc
+    function = _function(profile, body["function"])
+    events = _registered_events(profile, function, body["events"])
+    secret = body.get("secret")
+    _check_secret(profile, secret)
+    stamp = now()
+    group = Group(
+        id=new_id(),
+        name=body["name"],
+        connector=profile.name,
+        function=function,
+        external_id=body.get("external_id"),
+        events=events,
+        token=new_token(),
+        active=body.get("active", True),
+        secret_ciphertext=gw.box.encrypt(secret) if secret else None,
+        secret_hint=hint(secret),
+        target=body.get("target"),
+        created_at=stamp,
+        updated_at=stamp,
+    )
+    template = Webhook(
+        id=new_id(),
+        group_id=group.id,
+        label=TEMPLATE_LABEL,
+        is_template=True,
+        active=False,
+        events=[],
+        created_at=stamp,
+        updated_at=stamp,
+    )
+    with gw.db.session() as session:
+        session.add(group)
+        session.flush()
+        session.add(template)
+    return group
+
+
+def get_group(gw: Gateway, group_id: str) -> Group:
+    with gw.db.read_session() as session:
+        return _group(session, group_id)
+
+
+def list_groups(gw: Gateway, limit: int, after: str | None) -> list[Group]:
+    query = select(Group).order_by(Group.id).limit(limit)
+    if after:
+        query = query.where(Group.id > after)
+    with gw.db.read_session() as session:
+        return list(session.scalars(query))
+
+
+def update_group(gw: Gateway, group_id: str, body: Mapping[str, Any]) -> Group:
+    with gw.db.session() as session:
+        group = _group(session, group_id)
+        profile = gw.connectors.get(group.connector)
+        if "events" in body:
+            group.events = _registered_events(profile, group.function, body["events"])
+        if "secret" in body:
+            _check_secret(profile, body["secret"])
+            _set_secret(gw, group, body["secret"])
+        for field in ("name", "external_id", "active", "target"):
+            if field in body:
+                setattr(group, field, body[field])
+        group.updated_at = now()
+    return group
+
+
+def delete_group(gw: Gateway, group_id: str) -> None:
+    with gw.db.session() as session:
+        group = _group(session, group_id)
+        for webhook in session.scalars(select(Webhook).where(Webhook.group_id == group_id)):
+            session.delete(webhook)
+        session.delete(group)
+
+
+def rotate_url(gw: Gateway, group_id: str) -> Group:
+    with gw.db.session() as session:
+        group = _group(session, group_id)
+        group.token = new_token()
+        group.updated_at = now()
+    return group
+
+
+def rotate_secret(gw: Gateway, group_id: str, secret: str, previous_valid_for_s: int) -> Group:
+    """Switch to ``secret``; the old one is still accepted for ``previous_valid_for_s``.
+
+    Providers keep queued deliveries signed with the old secret for a while (Xemelgo says so),
+    so a hard switch would reject genuine retries.
+    """
+    with gw.db.session() as session:
+        group = _group(session, group_id)
+        _check_secret(gw.connectors.get(group.connector), secret)
+        previous = group.secret_ciphertext
+        _set_secret(gw, group, secret)
+        if previous and previous_valid_for_s > 0:
+            group.previous_secret_ciphertext = previous
+            group.previous_secret_expires_at = now() + timedelta(seconds=previous_valid_for_s)
+        group.updated_at = now()
+    return group
+
+
+def find_by_token(gw: Gateway, token: str) -> Group:
+    """The active group behind a callback token; unknown, rotated-out or disabled is NotFound."""
+    if not token or len(token) > 64:
+        raise NotFound("no webhook group at this URL")
+    with gw.db.read_session() as session:
+        group = session.scalars(select(Group).where(Group.token == token)).first()
+    if group is None or not group.active:
+        raise NotFound("no webhook group at this URL")
+    return group
+
+
+def accepted_secrets(gw: Gateway, group: Group, at: datetime) -> list[str]:
+    """The current secret, then the previous one while its rotation window lasts."""
+    accepted = []
+    if group.secret_ciphertext:
+        accepted.append(gw.box.decrypt(group.secret_ciphertext))
+    expires = group.previous_secret_expires_at
+    if group.previous_secret_ciphertext and expires and _aware(expires) > at:
+        accepted.append(gw.box.decrypt(group.previous_secret_ciphertext))
+    return accepted
+
+
+def group_view(gw: Gateway, group: Group, template_id: str | None = None) -> dict[str, Any]:
+    if template_id is None:
+        with gw.db.read_session() as session:
+            template_id = session.scalars(
+                select(Webhook.id).where(Webhook.group_id == group.id, Webhook.is_template)
+            ).first()
+    return {
+        "id": group.id,
+        "name": group.name,
+        "connector": group.connector,
+        "function": group.function,
+        "external_id": group.external_id,
+        "events": group.events,
+        "callback_url": gw.callback_url(group.token),
+        "template_webhook_id": template_id,
+        "active": group.active,
+        "secret_hint": group.secret_hint,
+        "previous_secret_expires_at": _iso(group.previous_secret_expires_at),
+        "target": group.target,
+        "created_at": _iso(group.created_at),
+        "updated_at": _iso(group.updated_at),
+    }
+
+
+def _group(session: Session, group_id: str) -> Group:
+    group = session.get(Group, group_id)
+    if group is None:
+        raise NotFound(f"no webhook group {group_id!r}")
+    return group
+
+
+def _function(profile: Any, name: str) -> str:
+    try:
+        profile.function(name)
+    except KeyError:
+        names = [f["name"] for f in profile.document["functions"]]
+        raise ValidationFailed(
+            f"connector {profile.name!r} has no function {name!r}",
+            details=[Detail("function", f"choose one of {', '.join(names)}")],
+        ) from None
+    return name
+
+
+def _registered_events(profile: Any, function: str, events: list[str]) -> list[str]:
+    unknown = profile.unknown_events(function, events)
+    if unknown:
+        raise ValidationFailed(
+            f"unknown events for {profile.name}/{function}: {', '.join(unknown)}",
+            details=[Detail("events", f"{name!r} is not in the catalog") for name in unknown],
+        )
+    return list(dict.fromkeys(events))
+
+
+def _check_secret(profile: Any, secret: str | None) -> None:
+    limits = profile.document.get("secret") or {}
+    if secret is None:
+        return
+    low, high = limits.get("min_length"), limits.get("max_length")
+    unverified = profile.verification.get("unverified_secret")
+    if secret == unverified or not needs_secret(profile.verification):
+        return
+    if (low and len(secret) < low) or (high and len(secret) > high):
+        raise ValidationFailed(
+            f"{profile.title} secrets are {low or 1} to {high or 'any number of'} characters",
+            details=[Detail("secret", f"length {len(secret)} is outside {low}..{high}")],
+        )
+
+
+def _set_secret(gw: Gateway, group: Group, secret: str | None) -> None:
+    group.secret_ciphertext = gw.box.encrypt(secret) if secret else None
+    group.secret_hint = hint(secret)
+
+
+# --- webhook records ---------------------------------------------------------------------
+
+
+def list_webhooks(gw: Gateway, group_id: str) -> list[Webhook]:
+    query = (
+        select(Webhook)
+        .where(Webhook.group_id == group_id)
+        .order_by(Webhook.is_template.desc(), Webhook.created_at, Webhook.id)
+    )
+    with gw.db.read_session() as session:
+        _group(session, group_id)
+        return list(session.scalars(query))
+
+
+def get_webhook(gw: Gateway, webhook_id: str) -> Webhook:
+    with gw.db.read_session() as session:
+        return _webhook(session, webhook_id)
+
+
+def clone_webhook(gw: Gateway, source_id: str, body: Mapping[str, Any]) -> Webhook:
+    with gw.db.session() as session:
+        source = _webhook(session, source_id)
+        group = _group(session, source.group_id)
+        stamp = now()
+        clone = Webhook(
+            id=new_id(),
+            group_id=group.id,
+            label=source.label,
+            is_template=False,
+            active=source.active,
+            events=list(source.events),
+            filter=source.filter,
+            mapping_name=source.mapping_name,
+            mapping_version=source.mapping_version,
+            created_at=stamp,
+            updated_at=stamp,
+        )
+        _apply_webhook_changes(gw, group, clone, body)
+        if "active" not in body:
+            clone.active = True
+        session.add(clone)
+    return clone
+
+
+def update_webhook(gw: Gateway, webhook_id: str, body: Mapping[str, Any]) -> Webhook:
+    with gw.db.session() as session:
+        webhook = _webhook(session, webhook_id)
+        if webhook.is_template and set(body) - {"label"}:
+            raise Conflict("the template stays blank; clone it to make a webhook record")
+        _apply_webhook_changes(gw, _group(session, webhook.group_id), webhook, body)
+        webhook.updated_at = now()
+    return webhook
+
+
+def delete_webhook(gw: Gateway, webhook_id: str) -> None:
+    with gw.db.session() as session:
+        webhook = _webhook(session, webhook_id)
+        if webhook.is_template:
+            raise Conflict("the template cannot be deleted; it goes with its group")
+        session.delete(webhook)
+
+
+def webhook_view(webhook: Webhook) -> dict[str, Any]:
+    mapping: dict[str, Any] | None = None
+    if webhook.mapping_name:
+        mapping = {"name": webhook.mapping_name, "version": webhook.mapping_version}
+    return {
+        "id": webhook.id,
+        "group_id": webhook.group_id,
+        "label": webhook.label,
+        "events": webhook.events,
+        "active": webhook.active,
+        "filter": webhook.filter,
+        "mapping": mapping,
+        "is_template": webhook.is_template,
+        "created_at": _iso(webhook.created_at),
+        "updated_at": _iso(webhook.updated_at),
+    }
+
+
+def _webhook(session: Session, webhook_id: str) -> Webhook:
+    webhook = session.get(Webhook, webhook_id)
+    if webhook is None:
+        raise NotFound(f"no webhook record {webhook_id!r}")
+    return webhook
+
+
+def _apply_webhook_changes(
+    gw: Gateway, group: Group, webhook: Webhook, body: Mapping[str, Any]
+) -> None:
+    problems: list[Detail] = []
+    if "events" in body:
+        outside = [e for e in body["events"] if e not in group.events]
+        problems += [
+            Detail("events", f"{e!r} is not registered on group {group.name!r}") for e in outside
+        ]
+        webhook.events = list(dict.fromkeys(body["events"]))
+    if "filter" in body:
+        problems += _filter_problems(body["filter"])
+        webhook.filter = body["filter"] or None
+    if "mapping" in body:
+        name, version = _mapping_ref(body["mapping"])
+        if name is not None:
+            problems += _mapping_problems(gw, name, version)
+        webhook.mapping_name, webhook.mapping_version = name, version
+    if problems:
+        raise ValidationFailed("the webhook record is not valid", details=problems)
+    for field in ("label", "active"):
+        if field in body:
+            setattr(webhook, field, body[field])
+
+
+def _filter_problems(expression: str | None) -> list[Detail]:
+    if not expression:
+        return []
+    try:
+        jmespath.compile(expression)
+    except JMESPathError as exc:
+        return [Detail("filter", f"not a valid JMESPath expression: {exc}")]
+    return []
+
+
+def _mapping_ref(ref: Any) -> tuple[str | None, int | None]:
+    if ref is None or isinstance(ref, str):
+        return ref, None
+    return ref["name"], ref.get("version")
+
+
+def _mapping_problems(gw: Gateway, name: str, version: int | None) -> list[Detail]:
+    try:
+        gw.mappings.get(name, version)
+    except NotFound as exc:
+        return [Detail("mapping", exc.message)]
+    return []
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return _aware(value).isoformat().replace("+00:00", "Z") if value else None

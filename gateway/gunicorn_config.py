@@ -1,0 +1,59 @@
+"""Gunicorn settings shared by ``gateway serve`` and the top-level ``gunicorn.conf.py``.
+
+Threads, not processes alone: a request mostly waits for its group commit, and waiting threads
+are what let many deliveries share one fsync.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from typing import Any
+
+__all__ = [
+    "bind",
+    "child_exit",
+    "graceful_timeout",
+    "keepalive",
+    "limit_request_field_size",
+    "limit_request_fields",
+    "limit_request_line",
+    "on_exit",
+    "on_starting",
+    "threads",
+    "timeout",
+    "worker_class",
+    "workers",
+]
+
+bind = os.environ.get("GATEWAY_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("GATEWAY_WEB_WORKERS", "2"))
+worker_class = "gthread"
+threads = int(os.environ.get("GATEWAY_WEB_THREADS", "16"))
+timeout = 30
+graceful_timeout = 20
+keepalive = 5
+# Room for large provider headers; the app answers oversized ones with a JSON 400 itself.
+limit_request_field_size = 32768
+limit_request_fields = 200
+limit_request_line = 8190
+
+
+def on_starting(server: Any) -> None:
+    """Sum metrics across worker processes (prometheus-client's multiprocess mode)."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        path = tempfile.mkdtemp(prefix="gateway-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+
+
+def on_exit(server: Any) -> None:
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+    if "gateway-metrics-" in path:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

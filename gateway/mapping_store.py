@@ -1,0 +1,116 @@
+"""Mapping documents and their versions; compiled once per version and cached."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+
+from gateway.db import Database
+from gateway.errors import NotFound
+from gateway.mapping import CompiledMapping, compile_mapping, validate_document
+from gateway.models import MappingVersion
+
+
+def checksum(document: Any) -> str:
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class MappingStore:
+    """Every change is a new immutable version; events record which version mapped them."""
+
+    def __init__(self, database: Database) -> None:
+        self._db = database
+        self._compiled: dict[tuple[str, int], CompiledMapping] = {}
+        self._lock = threading.Lock()
+
+    def put(self, name: str, document: Any) -> tuple[MappingVersion, bool]:
+        """Store ``document`` as the newest version of ``name`` unless it is unchanged.
+
+        Returns the version and whether a new one was made.
+        """
+        if isinstance(document, dict) and "name" not in document:
+            document = {"name": name, **document}
+        validate_document(document, name=name)
+        digest = checksum(document)
+        with self._db.session() as session:
+            latest = self._latest(session, name)
+            if latest is not None and latest.checksum == digest:
+                return latest, False
+            row = MappingVersion(
+                name=name,
+                version=(latest.version + 1) if latest else 1,
+                document=document,
+                checksum=digest,
+                created_at=datetime.now(UTC),
+            )
+            session.add(row)
+        return row, True
+
+    def get(self, name: str, version: int | None = None) -> MappingVersion:
+        with self._db.read_session() as session:
+            if version is None:
+                row = self._latest(session, name)
+            else:
+                row = session.get(MappingVersion, (name, version))
+        if row is None:
+            suffix = f" version {version}" if version is not None else ""
+            raise NotFound(f"no mapping named {name!r}{suffix}")
+        return row
+
+    def latest(self) -> list[MappingVersion]:
+        """The newest version of every mapping, by name."""
+        newest = (
+            select(MappingVersion.name, func.max(MappingVersion.version).label("version"))
+            .group_by(MappingVersion.name)
+            .subquery()
+        )
+        query = (
+            select(MappingVersion)
+            .join(
+                newest,
+                (MappingVersion.name == newest.c.name)
+                & (MappingVersion.version == newest.c.version),
+            )
+            .order_by(MappingVersion.name)
+        )
+        with self._db.read_session() as session:
+            return list(session.scalars(query))
+
+    def versions(self, name: str) -> list[MappingVersion]:
+        query = (
+            select(MappingVersion)
+            .where(MappingVersion.name == name)
+            .order_by(MappingVersion.version.desc())
+        )
+        with self._db.read_session() as session:
+            rows = list(session.scalars(query))
+        if not rows:
+            raise NotFound(f"no mapping named {name!r}")
+        return rows
+
+    def compiled(self, name: str, version: int | None = None) -> CompiledMapping:
+        """The compiled mapping; compiling happens once per version per process."""
+        if version is not None and (name, version) in self._compiled:
+            return self._compiled[(name, version)]
+        row = self.get(name, version)
+        key = (row.name, row.version)
+        with self._lock:
+            if key not in self._compiled:
+                self._compiled[key] = compile_mapping(row.document, row.version)
+            return self._compiled[key]
+
+    @staticmethod
+    def _latest(session: Any, name: str) -> MappingVersion | None:
+        query = (
+            select(MappingVersion)
+            .where(MappingVersion.name == name)
+            .order_by(MappingVersion.version.desc())
+            .limit(1)
+        )
+        return session.scalars(query).first()

@@ -1,0 +1,225 @@
+"""The database schema, as typed SQLAlchemy models.
+
+Deliveries and events are append-mostly and hot; they carry integer keys and no foreign keys so
+the receive path inserts them in bulk. Configuration (groups, webhook records, mappings) is small
+and keyed by opaque ids.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+#: Integer keys that autoincrement on both SQLite (rowid) and PostgreSQL (bigint identity).
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class EventStatus(enum.StrEnum):
+    """Where an event stands in its journey."""
+
+    PENDING = "pending"  #: waiting for a worker
+    PROCESSING = "processing"  #: claimed by a worker
+    DELIVERED = "delivered"  #: every routed upsert succeeded
+    FAILED = "failed"  #: a permanent error the admin must fix; replay after fixing
+    DEAD = "dead"  #: transient errors until the retry limit
+    IGNORED = "ignored"  #: the group did not register this event type
+    UNROUTED = "unrouted"  #: no active webhook record takes it
+    DUPLICATE = "duplicate"  #: the provider sent it again; never processed twice
+    STALE = "stale"  #: older than what last wrote its records
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {  # noqa: RUF012
+        datetime: DateTime(timezone=True),
+        dict[str, Any]: JSON,
+        list[str]: JSON,
+        Any: JSON,
+    }
+
+
+class ConnectorProfile(Base):
+    """A connector profile an admin registered (shipped ones live in the package)."""
+
+    __tablename__ = "connector_profiles"
+
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    document: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+
+
+class Group(Base):
+    """One connector + function with its callback token, secret and registered events."""
+
+    __tablename__ = "groups"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    connector: Mapped[str] = mapped_column(String(63))
+    function: Mapped[str] = mapped_column(String(100))
+    external_id: Mapped[str | None] = mapped_column(String(255))
+    events: Mapped[list[str]]
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    secret_ciphertext: Mapped[str | None] = mapped_column(Text)
+    secret_hint: Mapped[str | None] = mapped_column(String(16))
+    previous_secret_ciphertext: Mapped[str | None] = mapped_column(Text)
+    previous_secret_expires_at: Mapped[datetime | None]
+    target: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Webhook(Base):
+    """A webhook record: which events of a group go through which mapping."""
+
+    __tablename__ = "webhooks"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    group_id: Mapped[str] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), index=True)
+    label: Mapped[str] = mapped_column(String(200))
+    is_template: Mapped[bool] = mapped_column(Boolean, default=False)
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
+    events: Mapped[list[str]]
+    filter: Mapped[str | None] = mapped_column(Text)
+    mapping_name: Mapped[str | None] = mapped_column(String(200))
+    #: None follows the newest version of the mapping; a number pins it.
+    mapping_version: Mapped[int | None]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class MappingVersion(Base):
+    """One immutable version of a mapping document."""
+
+    __tablename__ = "mapping_versions"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    document: Mapped[dict[str, Any]]
+    checksum: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+
+
+class Delivery(Base):
+    """One HTTP request a provider made, exactly as it came in."""
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    group_id: Mapped[str] = mapped_column(String(32), index=True)
+    received_at: Mapped[datetime] = mapped_column(index=True)
+    remote_addr: Mapped[str | None] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(8))
+    content_type: Mapped[str | None] = mapped_column(String(200))
+    headers: Mapped[dict[str, Any]]
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Event(Base):
+    """One event carried by a delivery, and its processing state."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        # Dedupe across processes and hosts: one original per (group, key); duplicates are
+        # recorded beside it but outside the constraint.
+        Index(
+            "uq_events_group_dedupe",
+            "group_id",
+            "dedupe_key",
+            unique=True,
+            sqlite_where=text("status <> 'duplicate'"),
+            postgresql_where=text("status <> 'duplicate'"),
+        ),
+        Index("ix_events_queue", "status", "next_attempt_at"),
+        Index("ix_events_group_received", "group_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    group_id: Mapped[str] = mapped_column(String(32))
+    delivery_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    type: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))
+    dedupe_key: Mapped[str] = mapped_column(String(300))
+    payload: Mapped[Any]
+    received_at: Mapped[datetime]
+    occurred_at: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    claim_expires_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    processed_at: Mapped[datetime | None]
+
+
+class EventResult(Base):
+    """What one processing attempt did for one webhook record's upsert."""
+
+    __tablename__ = "event_results"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    event_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16))
+    webhook_id: Mapped[str | None] = mapped_column(String(32))
+    mapping_name: Mapped[str | None] = mapped_column(String(200))
+    mapping_version: Mapped[int | None]
+    upsert_key: Mapped[str | None] = mapped_column(String(100))
+    target: Mapped[str | None] = mapped_column(String(100))
+    object: Mapped[str | None] = mapped_column(String(100))
+    external_id: Mapped[str | None] = mapped_column(String(255))
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    record_id: Mapped[str | None] = mapped_column(String(64))
+    message: Mapped[str | None] = mapped_column(Text)
+
+
+class Record(Base):
+    """A record in the embedded local store, keyed by object and external id."""
+
+    __tablename__ = "records"
+
+    object: Mapped[str] = mapped_column(String(100), primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    external_id_field: Mapped[str] = mapped_column(String(100))
+    fields: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    source_event_id: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class WriteMark(Base):
+    """The ordering value of the event that last wrote a target record (stale-write guard)."""
+
+    __tablename__ = "write_marks"
+
+    target: Mapped[str] = mapped_column(String(100), primary_key=True)
+    object: Mapped[str] = mapped_column(String(100), primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    order_value: Mapped[Any]
+    event_id: Mapped[int] = mapped_column(BigInteger)

@@ -1,0 +1,168 @@
+"""Preview a mapping: the upserts it would make for a stored event or a given payload.
+
+Nothing is written. A candidate document can be tried against the last N stored events of the
+types its webhook records take, showing per event what would change against the current version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from gateway import events as event_log
+from gateway.core import Gateway
+from gateway.errors import BadRequest, GatewayError, NotFound
+from gateway.mapping import (
+    CompiledMapping,
+    PlannedUpsert,
+    compile_mapping,
+    diff_plans,
+    event_context,
+)
+from gateway.models import Event, Group, Webhook
+
+DEFAULT_LAST = 10
+
+
+def preview(gw: Gateway, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
+    current = _current(gw, name)
+    candidate = _candidate(name, body.get("document"))
+    mapping = candidate or current
+    if mapping is None:
+        raise NotFound(f"no mapping named {name!r}; send a candidate 'document' to try one")
+    samples = _samples(gw, name, body)
+    results = [_preview_one(sample, mapping, current if candidate else None) for sample in samples]
+    answer: dict[str, Any] = {
+        "mapping": {
+            "name": name,
+            "version": None if candidate else mapping.version,
+            "candidate": candidate is not None,
+            "compared_to": current.version if candidate and current else None,
+        },
+        "results": results,
+    }
+    if len(results) == 1 and ("event_id" in body or "payload" in body):
+        answer.update(results[0])
+    return answer
+
+
+def _current(gw: Gateway, name: str) -> CompiledMapping | None:
+    try:
+        return gw.mappings.compiled(name)
+    except NotFound:
+        return None
+
+
+def _candidate(name: str, document: Any) -> CompiledMapping | None:
+    if document is None:
+        return None
+    if "name" not in document:
+        document = {"name": name, **document}
+    return compile_mapping(document, version=0)
+
+
+def _samples(gw: Gateway, name: str, body: Mapping[str, Any]) -> list[dict[str, Any]]:
+    if "event_id" in body:
+        event, _, _ = event_log.get_event(gw, body["event_id"])
+        return [_stored_sample(gw, event)]
+    if "payload" in body:
+        if not body.get("event_type"):
+            raise BadRequest("a payload needs its 'event_type'", code="event_type_required")
+        return [
+            {
+                "event": None,
+                "context": event_context(
+                    body["payload"],
+                    id="preview",
+                    type=body["event_type"],
+                    received_at=event_log.iso(datetime.now(UTC)) or "",
+                    group_id="",
+                    connector="",
+                    function="",
+                ),
+            }
+        ]
+    return [_stored_sample(gw, e) for e in _recent_events(gw, name, body.get("last", DEFAULT_LAST))]
+
+
+def _recent_events(gw: Gateway, name: str, last: int) -> list[Event]:
+    """The newest stored events of the types that webhook records using ``name`` take."""
+    with gw.db.read_session() as session:
+        records = session.scalars(select(Webhook).where(Webhook.mapping_name == name)).all()
+        types = {t for w in records for t in w.events}
+        group_ids = {w.group_id for w in records}
+        if not types:
+            raise BadRequest(
+                f"no webhook record uses mapping {name!r}; preview an 'event_id' or a 'payload'",
+                code="nothing_to_preview",
+            )
+        query = (
+            select(Event)
+            .where(Event.type.in_(types), Event.group_id.in_(group_ids))
+            .where(Event.status != "duplicate")
+            .order_by(Event.id.desc())
+            .limit(last)
+        )
+        return list(session.scalars(query))
+
+
+def _stored_sample(gw: Gateway, event: Event) -> dict[str, Any]:
+    with gw.db.read_session() as session:
+        group = session.get(Group, event.group_id)
+    return {
+        "event": event,
+        "context": event_context(
+            event.payload,
+            id=str(event.id),
+            type=event.type,
+            received_at=event_log.iso(event.received_at) or "",
+            group_id=event.group_id,
+            connector=group.connector if group else "",
+            function=group.function if group else "",
+        ),
+    }
+
+
+def _preview_one(
+    sample: dict[str, Any], mapping: CompiledMapping, current: CompiledMapping | None
+) -> dict[str, Any]:
+    event = sample["event"]
+    result: dict[str, Any] = {
+        "event_id": str(event.id) if event is not None else None,
+        "event_type": sample["context"]["event"]["type"],
+    }
+    try:
+        planned = mapping.plan(sample["context"])
+    except GatewayError as exc:
+        return {**result, "upserts": [], "error": exc.message}
+    result["upserts"] = [upsert_view(p) for p in planned]
+    result["error"] = None
+    if current is not None:
+        try:
+            result["changes"] = diff_plans(current.plan(sample["context"]), planned)
+        except GatewayError as exc:
+            result["changes"] = None
+            result["current_error"] = exc.message
+    return result
+
+
+def upsert_view(planned: PlannedUpsert) -> dict[str, Any]:
+    parent = planned.parent
+    return {
+        "key": planned.key,
+        "object": planned.object,
+        "external_id_field": planned.external_id_field,
+        "external_id": planned.external_id,
+        "fields": planned.fields,
+        "parent": None
+        if parent is None
+        else {
+            "relationship": parent.relationship,
+            "external_id_field": parent.external_id_field,
+            "external_id": parent.external_id,
+        },
+        "order_value": planned.order_value,
+    }

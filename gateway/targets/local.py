@@ -1,0 +1,87 @@
+"""The embedded local record store: a target in the gateway's own database.
+
+It writes inside the worker's transaction, so an event's status and its records commit together:
+a worker killed mid-batch leaves neither behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import insert, select, tuple_, update
+from sqlalchemy.orm import Session
+
+from gateway.models import Record
+from gateway.targets.base import UpsertRequest, UpsertResult
+
+CHUNK = 400
+
+
+class LocalTarget:
+    """Upserts into the ``records`` table; fields merge, later writes win per field."""
+
+    name = "local"
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def upsert(self, requests: Sequence[UpsertRequest]) -> list[UpsertResult]:
+        keys = list(dict.fromkeys((r.object, r.external_id) for r in requests))
+        existing = self._load(keys)
+        before = set(existing)
+        stamp = datetime.now(UTC)
+        results = []
+        for request in requests:
+            key = (request.object, request.external_id)
+            created = key not in existing
+            record = existing.setdefault(
+                key, {"fields": {}, "created_at": stamp, "external_id_field": ""}
+            )
+            record["fields"] = {**record["fields"], **_stored_fields(request)}
+            record["external_id_field"] = request.external_id_field
+            record["source_event_id"] = _event_id(request.source_event_id)
+            results.append(UpsertResult(ok=True, created=created))
+        self._save(existing, before, stamp)
+        return results
+
+    def _load(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        for start in range(0, len(keys), CHUNK):
+            chunk = keys[start : start + CHUNK]
+            query = select(Record).where(tuple_(Record.object, Record.external_id).in_(chunk))
+            for row in self._session.scalars(query):
+                found[(row.object, row.external_id)] = {
+                    "fields": dict(row.fields),
+                    "created_at": row.created_at,
+                    "external_id_field": row.external_id_field,
+                }
+        return found
+
+    def _save(
+        self,
+        records: dict[tuple[str, str], dict[str, Any]],
+        before: set[tuple[str, str]],
+        stamp: datetime,
+    ) -> None:
+        rows = [
+            {"object": obj, "external_id": ext, "updated_at": stamp, **record}
+            for (obj, ext), record in records.items()
+        ]
+        new = [row for row in rows if (row["object"], row["external_id"]) not in before]
+        changed = [row for row in rows if (row["object"], row["external_id"]) in before]
+        if new:
+            self._session.execute(insert(Record), new)
+        if changed:
+            # ORM bulk UPDATE by primary key: one executemany for the whole batch.
+            self._session.execute(update(Record), changed)
+
+
+def _stored_fields(request: UpsertRequest) -> dict[str, Any]:
+    """Fields as the store keeps them: the external id included, parents in relationship form."""
+    return {request.external_id_field: request.external_id, **request.body()}
+
+
+def _event_id(value: str | None) -> int | None:
+    return int(value) if value is not None and str(value).isdigit() else None

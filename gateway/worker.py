@@ -1,0 +1,433 @@
+"""The worker: claim pending events in batches, route, map, upsert, record what happened.
+
+Claims are leases: a worker that dies mid-batch simply lets them expire and another worker takes
+the events over. Upserts are idempotent and the local store commits together with the event's
+status, so processing an event twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, insert, or_, select, tuple_, update
+from sqlalchemy.orm import Session
+
+from gateway.core import Gateway
+from gateway.errors import GatewayError, MappingError, NotFound, TransientTargetError
+from gateway.mapping import PlannedUpsert, event_context
+from gateway.models import Event, EventResult, EventStatus, Group, Webhook, WriteMark
+from gateway.routing import Route, compile_route, routes_for
+from gateway.staleness import is_older
+from gateway.targets.base import UpsertRequest, UpsertResult
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Planned:
+    """One upsert an event asks for through one webhook record."""
+
+    event: Event
+    route: Route
+    mapping_version: int
+    upsert: PlannedUpsert
+    target: str
+    result: UpsertResult | None = None
+    stale: bool = False
+
+
+@dataclass
+class Outcome:
+    """Where an event ends up after this attempt, and why."""
+
+    event: Event
+    status: str = EventStatus.DELIVERED
+    message: str | None = None
+    transient: bool = False
+    planned: list[Planned] = field(default_factory=list)
+
+
+class Worker:
+    """Processes the queue until told to stop."""
+
+    def __init__(self, gw: Gateway, worker_id: str | None = None) -> None:
+        self.gw = gw
+        self.settings = gw.settings
+        self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+    # --- the loop ------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        log.info("worker %s started", self.id)
+        while not stop.is_set():
+            try:
+                handled = self.run_once()
+            except GatewayError as exc:
+                log.warning("worker %s: %s", self.id, exc.message)
+                handled = 0
+            if handled == 0:
+                stop.wait(self.settings.worker_poll_s)
+        log.info("worker %s stopped", self.id)
+
+    def run_once(self) -> int:
+        """Claim one batch and process it; the number of events handled."""
+        events = self.claim()
+        if (
+            events
+            and self.settings.batch_window_s > 0
+            and len(events) < self.settings.worker_batch_size
+        ):
+            # A burst arriving over a second or two shares target calls if we wait a little.
+            time.sleep(self.settings.batch_window_s)
+            events += self.claim(self.settings.worker_batch_size - len(events))
+        if events:
+            self.process(events)
+        return len(events)
+
+    def drain(self, max_rounds: int = 1000) -> int:
+        """Process until nothing is due (tests, ``gateway events replay --now``)."""
+        total = 0
+        for _ in range(max_rounds):
+            handled = self.run_once()
+            if not handled:
+                break
+            total += handled
+        return total
+
+    # --- claiming ------------------------------------------------------------------------
+
+    def claim(self, limit: int | None = None) -> list[Event]:
+        now = datetime.now(UTC)
+        due = or_(
+            and_(Event.status == EventStatus.PENDING, Event.next_attempt_at <= now),
+            and_(Event.status == EventStatus.PROCESSING, Event.claim_expires_at < now),
+        )
+        candidates = (
+            select(Event.id)
+            .where(due)
+            .order_by(Event.id)
+            .limit(limit or self.settings.worker_batch_size)
+            .with_for_update(skip_locked=True)
+        )
+        statement = (
+            update(Event)
+            .where(Event.id.in_(candidates.scalar_subquery()))
+            .values(
+                status=EventStatus.PROCESSING,
+                claimed_by=self.id,
+                claim_expires_at=now + timedelta(seconds=self.settings.claim_timeout_s),
+                attempts=Event.attempts + 1,
+            )
+            .returning(Event)
+            .execution_options(synchronize_session=False)
+        )
+        with self.gw.db.session() as session:
+            events = list(session.scalars(statement))
+        return sorted(events, key=lambda e: e.id)
+
+    # --- processing ----------------------------------------------------------------------
+
+    def process(self, events: Sequence[Event]) -> None:
+        groups, routes = self._configuration({e.group_id for e in events})
+        outcomes = [self._plan(event, groups, routes) for event in events]
+        planned = [p for o in outcomes for p in o.planned]
+        marks = self._marks(planned)
+        _mark_stale(planned, marks)
+        self._upsert_remote(outcomes)
+        with self.gw.db.session() as session:
+            self._upsert_local(session, outcomes)
+            for outcome in outcomes:
+                _settle(outcome, self.settings)
+            self._record(session, outcomes)
+
+    def _configuration(
+        self, group_ids: set[str]
+    ) -> tuple[dict[str, Group], dict[str, list[Route]]]:
+        with self.gw.db.read_session() as session:
+            groups = {
+                g.id: g for g in session.scalars(select(Group).where(Group.id.in_(group_ids)))
+            }
+            webhooks = session.scalars(
+                select(Webhook)
+                .where(
+                    Webhook.group_id.in_(group_ids),
+                    Webhook.active,
+                    Webhook.is_template.is_(False),
+                )
+                .order_by(Webhook.created_at, Webhook.id)
+            )
+            routes: dict[str, list[Route]] = defaultdict(list)
+            for w in webhooks:
+                routes[w.group_id].append(
+                    compile_route(
+                        w.id, w.label, w.events, w.filter, w.mapping_name, w.mapping_version
+                    )
+                )
+        return groups, routes
+
+    def _plan(
+        self, event: Event, groups: dict[str, Group], routes: dict[str, list[Route]]
+    ) -> Outcome:
+        outcome = Outcome(event)
+        group = groups.get(event.group_id)
+        if group is None:
+            return _fail(outcome, "the event's webhook group was deleted")
+        try:
+            matched = routes_for(routes.get(group.id, ()), event.type, event.payload)
+        except MappingError as exc:
+            return _fail(outcome, exc.message)
+        if not matched:
+            outcome.status = EventStatus.UNROUTED
+            outcome.message = f"no active webhook record of this group takes {event.type!r}"
+            return outcome
+        context = event_context(
+            event.payload,
+            id=str(event.id),
+            type=event.type,
+            received_at=_iso(event.received_at),
+            group_id=group.id,
+            connector=group.connector,
+            function=group.function,
+        )
+        target = group.target or self.gw.targets.default_name()
+        for route in matched:
+            if not route.mapping_name:
+                return _fail(
+                    outcome, f"webhook record {route.label!r} has no mapping; attach one and replay"
+                )
+            try:
+                mapping = self.gw.mappings.compiled(route.mapping_name, route.mapping_version)
+                upserts = mapping.plan(context)
+            except (MappingError, NotFound) as exc:
+                return _fail(outcome, f"webhook record {route.label!r}: {exc.message}")
+            outcome.planned += [Planned(event, route, mapping.version, u, target) for u in upserts]
+        return outcome
+
+    def _marks(self, planned: list[Planned]) -> dict[tuple[str, str, str], Any]:
+        keys = {
+            (p.target, p.upsert.object, p.upsert.external_id)
+            for p in planned
+            if p.upsert.order_value is not None
+        }
+        if not keys:
+            return {}
+        found: dict[tuple[str, str, str], Any] = {}
+        with self.gw.db.read_session() as session:
+            for chunk in _chunks(sorted(keys), 300):
+                query = select(WriteMark).where(
+                    tuple_(WriteMark.target, WriteMark.object, WriteMark.external_id).in_(chunk)
+                )
+                for mark in session.scalars(query):
+                    found[(mark.target, mark.object, mark.external_id)] = mark.order_value
+        return found
+
+    def _upsert_remote(self, outcomes: list[Outcome]) -> None:
+        by_target = _due_upserts(outcomes, lambda name: not self.gw.targets.is_local(name))
+        for name, planned in by_target.items():
+            try:
+                target = self.gw.targets.remote(name)
+                results = target.upsert([_request(p) for p in planned])
+            except TransientTargetError as exc:
+                _transient(planned, exc.message)
+                continue
+            except GatewayError as exc:
+                results = [UpsertResult(ok=False, error=exc.message)] * len(planned)
+            for p, result in zip(planned, results, strict=True):
+                p.result = result
+
+    def _upsert_local(self, session: Session, outcomes: list[Outcome]) -> None:
+        by_target = _due_upserts(outcomes, self.gw.targets.is_local)
+        for name, planned in by_target.items():
+            target = self.gw.targets.open(name, session)
+            for p, result in zip(
+                planned, target.upsert([_request(p) for p in planned]), strict=True
+            ):
+                p.result = result
+
+    def _record(self, session: Session, outcomes: list[Outcome]) -> None:
+        now = datetime.now(UTC)
+        results: list[dict[str, Any]] = []
+        marks: dict[tuple[str, str, str], tuple[Any, int]] = {}
+        for outcome in outcomes:
+            results += _result_rows(outcome, now)
+            for p in outcome.planned:
+                if p.result is not None and p.result.ok and p.upsert.order_value is not None:
+                    marks[(p.target, p.upsert.object, p.upsert.external_id)] = (
+                        p.upsert.order_value,
+                        outcome.event.id,
+                    )
+        if results:
+            session.execute(insert(EventResult), results)
+        _save_marks(session, marks)
+        session.execute(
+            update(Event),
+            [_event_changes(o, now, self.settings) for o in outcomes],
+        )
+
+
+# --- pure helpers ------------------------------------------------------------------------
+
+
+def _fail(outcome: Outcome, message: str) -> Outcome:
+    outcome.status = EventStatus.FAILED
+    outcome.message = message
+    outcome.planned = []
+    return outcome
+
+
+def _mark_stale(planned: list[Planned], marks: dict[tuple[str, str, str], Any]) -> None:
+    """Skip upserts older than what last wrote the record; later events in the batch count too."""
+    current = dict(marks)
+    for p in planned:
+        if p.upsert.order_value is None:
+            continue
+        key = (p.target, p.upsert.object, p.upsert.external_id)
+        if key in current and is_older(p.upsert.order_value, current[key]):
+            p.stale = True
+        else:
+            current[key] = p.upsert.order_value
+
+
+def _due_upserts(outcomes: Iterable[Outcome], wanted: Any) -> dict[str, list[Planned]]:
+    by_target: dict[str, list[Planned]] = defaultdict(list)
+    for outcome in outcomes:
+        if outcome.status != EventStatus.DELIVERED:
+            continue
+        for p in outcome.planned:
+            if not p.stale and wanted(p.target):
+                by_target[p.target].append(p)
+    return by_target
+
+
+def _transient(planned: list[Planned], message: str) -> None:
+    for p in planned:
+        p.result = UpsertResult(ok=False, error=message, transient=True)
+
+
+def _request(p: Planned) -> UpsertRequest:
+    return p.upsert.request(str(p.event.id))
+
+
+def _settle(outcome: Outcome, settings: Any) -> None:
+    """Decide the event's status from its upserts' results."""
+    if outcome.status != EventStatus.DELIVERED:
+        return
+    failed = [p for p in outcome.planned if p.result is not None and not p.result.ok]
+    transient = [p for p in failed if p.result is not None and p.result.transient]
+    permanent = [p for p in failed if p not in transient]
+    if permanent:
+        outcome.status = EventStatus.FAILED
+        outcome.message = "; ".join(_describe(p) for p in permanent)
+    elif transient:
+        outcome.transient = True
+        outcome.message = "; ".join(_describe(p) for p in transient)
+        exhausted = outcome.event.attempts >= settings.max_attempts
+        outcome.status = EventStatus.DEAD if exhausted else EventStatus.PENDING
+    elif outcome.planned and all(p.stale for p in outcome.planned):
+        outcome.status = EventStatus.STALE
+        outcome.message = "older than the event that last wrote its records"
+
+
+def _describe(p: Planned) -> str:
+    error = p.result.error if p.result else "no result"
+    return f"{p.upsert.object} {p.upsert.external_id!r} (upsert {p.upsert.key!r}): {error}"
+
+
+def _retry_delay(attempts: int, settings: Any) -> float:
+    """Exponential backoff with jitter, so a recovering target is not hit by a thundering herd."""
+    delay = min(settings.retry_max_s, settings.retry_base_s * 2 ** max(attempts - 1, 0))
+    return delay * (0.5 + random.random() / 2)
+
+
+def _event_changes(outcome: Outcome, now: datetime, settings: Any) -> dict[str, Any]:
+    event = outcome.event
+    retry = outcome.status == EventStatus.PENDING
+    return {
+        "id": event.id,
+        "status": outcome.status,
+        "last_error": outcome.message if outcome.status != EventStatus.DELIVERED else None,
+        "processed_at": None if retry else now,
+        "next_attempt_at": (
+            now + timedelta(seconds=_retry_delay(event.attempts, settings)) if retry else None
+        ),
+        "claimed_by": None,
+        "claim_expires_at": None,
+    }
+
+
+def _result_rows(outcome: Outcome, now: datetime) -> list[dict[str, Any]]:
+    event = outcome.event
+    base = {"event_id": event.id, "attempt": event.attempts, "at": now}
+    rows = [{**base, "status": outcome.status, "message": outcome.message}]
+    for p in outcome.planned:
+        result = p.result
+        rows.append(
+            {
+                **base,
+                "status": outcome.status,
+                "webhook_id": p.route.webhook_id,
+                "mapping_name": p.route.mapping_name,
+                "mapping_version": p.mapping_version,
+                "upsert_key": p.upsert.key,
+                "target": p.target,
+                "object": p.upsert.object,
+                "external_id": p.upsert.external_id,
+                "outcome": _upsert_outcome(p),
+                "record_id": result.record_id if result else None,
+                "message": result.error if result else None,
+            }
+        )
+    return rows
+
+
+def _upsert_outcome(p: Planned) -> str:
+    if p.stale:
+        return "stale"
+    if p.result is None:
+        return "skipped"
+    if not p.result.ok:
+        return "retry" if p.result.transient else "failed"
+    return "created" if p.result.created else "updated"
+
+
+def _save_marks(session: Session, marks: dict[tuple[str, str, str], tuple[Any, int]]) -> None:
+    if not marks:
+        return
+    keys = list(marks)
+    existing = set()
+    for chunk in _chunks(keys, 300):
+        query = select(WriteMark.target, WriteMark.object, WriteMark.external_id).where(
+            tuple_(WriteMark.target, WriteMark.object, WriteMark.external_id).in_(chunk)
+        )
+        existing.update(tuple(row) for row in session.execute(query))
+    rows = [
+        {"target": t, "object": o, "external_id": x, "order_value": v, "event_id": e}
+        for (t, o, x), (v, e) in marks.items()
+    ]
+    new = [r for r in rows if (r["target"], r["object"], r["external_id"]) not in existing]
+    old = [r for r in rows if (r["target"], r["object"], r["external_id"]) in existing]
+    if new:
+        session.execute(insert(WriteMark), new)
+    if old:
+        session.execute(update(WriteMark), old)
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _iso(value: datetime) -> str:
+    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+    return aware.isoformat().replace("+00:00", "Z")

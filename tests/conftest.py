@@ -1,0 +1,176 @@
+"""Shared fixtures: every database-backed test runs on SQLite and on a real PostgreSQL server.
+
+``GATEWAY_TEST_DATABASES`` (default ``sqlite,postgresql``) picks the backends. PostgreSQL is
+started once per run in a temporary directory; each test gets emptied tables.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.fernet import Fernet
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import text
+
+from gateway.config import Settings
+from gateway.core import Gateway
+from gateway.migrate import upgrade
+from gateway.models import Base
+from tests.postgres import find_bindir, postgres_server
+
+BACKENDS = [
+    b.strip() for b in os.environ.get("GATEWAY_TEST_DATABASES", "sqlite,postgresql").split(",")
+]
+ADMIN_TOKEN = "test-admin-token-" + "0" * 16
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    bindir = find_bindir()
+    if bindir is None:
+        message = "PostgreSQL server binaries not found (apt-get install postgresql)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with postgres_server(bindir) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def migrated_postgres(postgres_url: str) -> str:
+    from gateway.db import Database
+
+    database = Database(postgres_url)
+    upgrade(database)
+    database.dispose()
+    return postgres_url
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A migrated, empty database of each backend."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'gateway.db'}"
+        from gateway.db import Database
+
+        database = Database(url)
+        upgrade(database)
+        database.dispose()
+        return url
+    url: str = request.getfixturevalue("migrated_postgres")
+    _empty_tables(url)
+    return url
+
+
+def _empty_tables(url: str) -> None:
+    from sqlalchemy import create_engine
+
+    engine = create_engine(url)
+    names = ", ".join(table.name for table in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        instance_path=tmp_path / "instance",
+        database_url=database_url,
+        public_url="http://127.0.0.1:8000",
+        admin_token=ADMIN_TOKEN,
+        secret_key=Fernet.generate_key().decode(),
+        worker_poll_s=0.05,
+        retry_base_s=0.0,
+        retry_max_s=0.0,
+    )
+
+
+@pytest.fixture
+def gw(settings: Settings) -> Iterator[Gateway]:
+    gateway = Gateway(settings)
+    yield gateway
+    gateway.close()
+
+
+@pytest.fixture
+def app(gw: Gateway) -> Flask:
+    from gateway.web import create_app
+
+    flask_app = create_app(gateway=gw)
+    flask_app.config["TESTING"] = True
+    return flask_app
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+class Admin:
+    """The admin API through the test client, with the bearer token and JSON bodies."""
+
+    def __init__(self, client: FlaskClient) -> None:
+        self.client = client
+        self.headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+    def call(self, method: str, path: str, json: Any = None, **kwargs: Any) -> Any:
+        return self.client.open(
+            f"/api/v1{path}", method=method, json=json, headers=self.headers, **kwargs
+        )
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self.call("GET", path, **kwargs)
+
+    def post(self, path: str, json: Any = None) -> Any:
+        return self.call("POST", path, json=json)
+
+    def put(self, path: str, json: Any = None) -> Any:
+        return self.call("PUT", path, json=json)
+
+    def patch(self, path: str, json: Any = None) -> Any:
+        return self.call("PATCH", path, json=json)
+
+    def delete(self, path: str) -> Any:
+        return self.call("DELETE", path)
+
+
+@pytest.fixture
+def admin(client: FlaskClient) -> Admin:
+    return Admin(client)
+
+
+@pytest.fixture
+def group_factory(admin: Admin) -> Callable[..., dict[str, Any]]:
+    """Create a group through the API; keyword arguments override the defaults."""
+
+    def make(**overrides: Any) -> dict[str, Any]:
+        body = {
+            "name": "Test group",
+            "connector": "xemelgo",
+            "function": "webhooks",
+            "secret": "test-secret-" + secrets.token_hex(12),
+            "events": ["inventory.cycle_count"],
+            **overrides,
+        }
+        response = admin.post("/groups", body)
+        assert response.status_code == 201, response.get_json()
+        group: dict[str, Any] = response.get_json()
+        group["secret"] = body.get("secret")
+        group["token"] = group["callback_url"].rsplit("/", 1)[1]
+        return group
+
+    return make
+
+
+@pytest.fixture
+def worker(gw: Gateway) -> Any:
+    from gateway.worker import Worker
+
+    return Worker(gw, worker_id="test-worker")
