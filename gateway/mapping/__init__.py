@@ -1,0 +1,454 @@
+"""The mapping engine: checks mapping documents and turns one event into the upserts it asks for.
+
+Pure: no database, no network. A document is validated and compiled once per version; planning
+an event then only evaluates precompiled expressions, because the worker plans thousands of
+events a second. The document format is fixed by MAPPINGS.md and ``schema.json``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib.resources import files
+from typing import Any
+
+import jmespath
+from jmespath.exceptions import JMESPathError
+from jmespath.visitor import TreeInterpreter
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from gateway.errors import Detail, MappingError, ValidationFailed
+from gateway.mapping.functions import OPTIONS, arity_problem, as_text, is_number, show
+from gateway.targets.base import ParentLink, UpsertRequest
+
+__all__ = [
+    "CompiledMapping",
+    "PlannedUpsert",
+    "compile_mapping",
+    "diff_plans",
+    "event_context",
+    "validate_document",
+]
+
+#: One interpreter for every evaluation: ``ParsedResult.search`` builds a new one per call, which
+#: costs more than evaluating a typical field. It holds no per-evaluation state.
+_INTERPRETER = TreeInterpreter(OPTIONS)
+_VALIDATOR = Draft202012Validator(
+    json.loads(files(__package__).joinpath("schema.json").read_text(encoding="utf-8"))
+)
+_TYPE_NAMES = {"object": "an object", "array": "a list", "string": "a string"}
+#: The keys of an upsert whose values are expressions, besides those under ``fields``.
+_EXPRESSION_KEYS = ("external_id", "when", "for_each", "order_by")
+
+
+# Validation ---------------------------------------------------------------------------------
+
+
+def validate_document(document: Any, *, name: str | None = None) -> None:
+    """Raise :class:`ValidationFailed` listing every problem, so an admin fixes them in one go.
+
+    ``name`` is the name the document is saved under; the document must carry the same one.
+    """
+    problems = list(
+        dict.fromkeys([*_schema_problems(document), *_semantic_problems(document, name)])
+    )
+    if problems:
+        count = f"{len(problems)} problem{'s' * (len(problems) != 1)}"
+        raise ValidationFailed(f"The mapping document has {count}.", details=problems)
+
+
+def _join(path: str, segment: str | int) -> str:
+    """Extend a path such as ``upserts[1].fields`` by a key or an index."""
+    if isinstance(segment, int):
+        return f"{path}[{segment}]"
+    return f"{path}.{segment}" if path else segment
+
+
+def _schema_problems(document: Any) -> Iterator[Detail]:
+    """Schema errors, pointed at the offending key itself rather than at the object around it."""
+    for error in _VALIDATOR.iter_errors(document):
+        where = ""
+        for segment in error.absolute_path:
+            where = _join(where, segment)
+        yield from _schema_details(error, where)
+
+
+def _schema_details(error: ValidationError, where: str) -> Iterator[Detail]:
+    if error.validator == "required":
+        for key in error.validator_value:
+            if key not in error.instance:
+                yield Detail(_join(where, key), "is required")
+    elif error.validator == "additionalProperties":
+        for key in error.instance:
+            if key not in error.schema.get("properties", {}):
+                yield Detail(_join(where, key), "is not a known key")
+    elif "propertyNames" in error.relative_schema_path:
+        yield Detail(_join(where, error.instance), _schema_message(error))
+    else:
+        yield Detail(where, _schema_message(error))
+
+
+def _schema_message(error: ValidationError) -> str:
+    """The schema's complaint in JSON terms (jsonschema's own messages show Python values)."""
+    if error.validator == "type":
+        return f"must be {_TYPE_NAMES[error.validator_value]}, not {show(error.instance)}"
+    if error.validator in ("minLength", "minItems"):
+        return "must not be empty"
+    if error.validator == "pattern":
+        return f"{show(error.instance)} does not match {error.validator_value}"
+    return error.message
+
+
+def _semantic_problems(document: Any, name: str | None) -> Iterator[Detail]:
+    """What the schema cannot say: names, expressions, keys and parent links."""
+    if not isinstance(document, Mapping):
+        return
+    own_name = document.get("name")
+    if name is not None and isinstance(own_name, str) and own_name != name:
+        yield Detail("name", f"must be '{name}', the name the mapping is saved under")
+    upserts = document.get("upserts")
+    if not isinstance(upserts, list):
+        return
+    earlier: dict[str, tuple[int, Mapping[str, Any]]] = {}
+    for index, upsert in enumerate(upserts):
+        if not isinstance(upsert, Mapping):
+            continue
+        where = f"upserts[{index}]"
+        yield from _expression_problems(upsert, where)
+        yield from _parent_problems(upsert, where, earlier)
+        key = upsert.get("key")
+        if not isinstance(key, str):
+            continue
+        if key in earlier:
+            yield Detail(
+                f"{where}.key", f"'{key}' is already the key of upserts[{earlier[key][0]}]"
+            )
+        else:
+            earlier[key] = (index, upsert)
+
+
+def _expression_problems(upsert: Mapping[str, Any], where: str) -> Iterator[Detail]:
+    fields = upsert.get("fields")
+    if not isinstance(fields, Mapping):
+        fields = {}
+    sources = [(key, upsert.get(key)) for key in _EXPRESSION_KEYS]
+    sources += [(f"fields.{name}", source) for name, source in fields.items()]
+    for part, source in sources:
+        if isinstance(source, str) and source:
+            for problem in _compile_problems(source):
+                yield Detail(f"{where}.{part}", problem)
+    id_field = upsert.get("external_id_field")
+    if isinstance(id_field, str) and id_field in fields:
+        yield Detail(
+            f"{where}.fields.{id_field}", "is the external id field; set it with external_id"
+        )
+
+
+def _compile_problems(source: str) -> list[str]:
+    """The parse error, else every call of an unknown function or with the wrong arity.
+
+    JMESPath only notices bad calls while evaluating; an admin should hear of them on save.
+    """
+    try:
+        tree = jmespath.compile(source).parsed
+    except JMESPathError as exc:
+        return [str(exc)]
+    return [problem for problem in map(_call_problem, _nodes(tree)) if problem]
+
+
+def _nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield node
+    for child in node.get("children", ()):
+        if isinstance(child, dict):  # slices keep plain numbers among their children
+            yield from _nodes(child)
+
+
+def _call_problem(node: dict[str, Any]) -> str | None:
+    if node["type"] != "function_expression":
+        return None
+    return arity_problem(node["value"], len(node["children"]))
+
+
+def _parent_problems(
+    upsert: Mapping[str, Any], where: str, earlier: Mapping[str, tuple[int, Mapping[str, Any]]]
+) -> Iterator[Detail]:
+    parent = upsert.get("parent")
+    if not isinstance(parent, Mapping) or not isinstance(parent.get("key"), str):
+        return
+    key = parent["key"]
+    if key not in earlier:
+        yield Detail(f"{where}.parent.key", f"no earlier upsert has the key '{key}'")
+    elif "for_each" in earlier[key][1]:
+        yield Detail(
+            f"{where}.parent.key",
+            f"upsert '{key}' has for_each, so there is no single record to point at",
+        )
+
+
+# Planning -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlannedUpsert:
+    """One record an event asks for, before it is sent to a target."""
+
+    key: str
+    object: str
+    external_id_field: str
+    external_id: str
+    fields: dict[str, Any]
+    parent: ParentLink | None
+    #: What ``order_by`` yielded (the stale-write guard's value); None without ``order_by``.
+    order_value: Any
+
+    def request(self, source_event_id: str | None) -> UpsertRequest:
+        """The target's form of this upsert, remembering which event asked for it."""
+        return UpsertRequest(
+            object=self.object,
+            external_id_field=self.external_id_field,
+            external_id=self.external_id,
+            fields=self.fields,
+            parent=self.parent,
+            source_event_id=source_event_id,
+        )
+
+
+class _Expression:
+    """A compiled expression that knows where it sits, so its errors say which upsert failed."""
+
+    __slots__ = ("_tree", "_where")
+
+    def __init__(self, source: str, where: str) -> None:
+        self._tree = jmespath.compile(source).parsed
+        self._where = where
+
+    def evaluate(self, context: Mapping[str, Any]) -> Any:
+        try:
+            return _INTERPRETER.visit(self._tree, context)
+        except JMESPathError as exc:
+            raise MappingError(f"{self._where}: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class _Upsert:
+    """One entry of ``upserts``, compiled."""
+
+    key: str
+    object: str
+    external_id_field: str
+    external_id: _Expression
+    fields: tuple[tuple[str, _Expression], ...]
+    when: _Expression | None
+    for_each: _Expression | None
+    order_by: _Expression | None
+    parent: tuple[str, str] | None  # (parent key, relationship)
+
+    @classmethod
+    def compile(cls, spec: Mapping[str, Any]) -> _Upsert:
+        where = f"upsert '{spec['key']}': "
+        optional = {
+            part: _Expression(spec[part], where + part)
+            for part in ("when", "for_each", "order_by")
+            if part in spec
+        }
+        parent = spec.get("parent")
+        return cls(
+            key=spec["key"],
+            object=spec["object"],
+            external_id_field=spec["external_id_field"],
+            external_id=_Expression(spec["external_id"], where + "external_id"),
+            fields=tuple(
+                (name, _Expression(source, f"{where}fields.{name}"))
+                for name, source in spec.get("fields", {}).items()
+            ),
+            when=optional.get("when"),
+            for_each=optional.get("for_each"),
+            order_by=optional.get("order_by"),
+            parent=None if parent is None else (parent["key"], parent["relationship"]),
+        )
+
+    def plan(
+        self, context: Mapping[str, Any], singles: Mapping[str, PlannedUpsert]
+    ) -> list[PlannedUpsert]:
+        """This upsert's records for one event; ``singles`` are the planned possible parents."""
+        link = None
+        if self.parent is not None:
+            parent = singles.get(self.parent[0])
+            if parent is None:  # the parent was skipped, so its children are too
+                return []
+            link = ParentLink(self.parent[1], parent.external_id_field, parent.external_id)
+        if not self._wanted(context):
+            return []
+        if self.for_each is None:
+            return [self._record(context, link)]
+        return self._records(self.for_each.evaluate(context), context, link)
+
+    def _wanted(self, context: Mapping[str, Any]) -> bool:
+        if self.when is None:
+            return True
+        verdict = self.when.evaluate(context)
+        if verdict is None or isinstance(verdict, bool):
+            return verdict is True
+        raise MappingError(f"upsert '{self.key}': when yields {show(verdict)}, not true or false")
+
+    def _records(
+        self, elements: Any, context: Mapping[str, Any], link: ParentLink | None
+    ) -> list[PlannedUpsert]:
+        if elements is None:
+            return []
+        if not isinstance(elements, list):
+            raise MappingError(f"upsert '{self.key}': for_each yields {show(elements)}, not a list")
+        scoped = dict(context)  # one shallow copy per upsert; the caller's context stays as is
+        records = []
+        for index, element in enumerate(elements):
+            scoped["item"] = element
+            try:
+                records.append(self._record(scoped, link))
+            except MappingError as exc:
+                raise MappingError(f"{exc.message} (item {index})") from exc
+        return records
+
+    def _record(self, context: Mapping[str, Any], link: ParentLink | None) -> PlannedUpsert:
+        return PlannedUpsert(
+            key=self.key,
+            object=self.object,
+            external_id_field=self.external_id_field,
+            external_id=self._external_id(context),
+            fields={name: expression.evaluate(context) for name, expression in self.fields},
+            parent=link,
+            order_value=self._order_value(context),
+        )
+
+    def _external_id(self, context: Mapping[str, Any]) -> str:
+        value = self.external_id.evaluate(context)
+        if isinstance(value, str) and value:
+            return value
+        if is_number(value) and math.isfinite(value):
+            return as_text(value)
+        if value is None:
+            raise MappingError(f"upsert '{self.key}': external id is null")
+        if value == "":
+            raise MappingError(f"upsert '{self.key}': external id is empty")
+        raise MappingError(
+            f"upsert '{self.key}': external id is {show(value)}, not a string or number"
+        )
+
+    def _order_value(self, context: Mapping[str, Any]) -> Any:
+        if self.order_by is None:
+            return None
+        value = self.order_by.evaluate(context)
+        if value is None or isinstance(value, str) or is_number(value):
+            return value
+        raise MappingError(
+            f"upsert '{self.key}': order_by yields {show(value)}, not a number or string"
+        )
+
+
+@dataclass(frozen=True)
+class CompiledMapping:
+    """One version of a mapping document, ready to plan events; build it with compile_mapping."""
+
+    name: str
+    version: int
+    document: dict[str, Any]
+    _upserts: tuple[_Upsert, ...] = field(repr=False, compare=False)
+
+    def plan(self, context: Mapping[str, Any]) -> list[PlannedUpsert]:
+        """The upserts one event asks for, in document order; see MAPPINGS.md for the rules.
+
+        Raises :class:`MappingError`, naming the upsert, when the event cannot be mapped.
+        """
+        planned: list[PlannedUpsert] = []
+        singles: dict[str, PlannedUpsert] = {}
+        for upsert in self._upserts:
+            records = upsert.plan(context, singles)
+            if records and upsert.for_each is None:
+                singles[upsert.key] = records[0]
+            planned.extend(records)
+        return planned
+
+
+def compile_mapping(document: Mapping[str, Any], version: int = 1) -> CompiledMapping:
+    """Validate ``document`` and compile every expression once, for the whole of this version."""
+    validate_document(document)
+    own = copy.deepcopy(dict(document))  # later edits to the caller's dict must not leak in
+    return CompiledMapping(
+        name=own["name"],
+        version=version,
+        document=own,
+        _upserts=tuple(_Upsert.compile(spec) for spec in own["upserts"]),
+    )
+
+
+def event_context(
+    payload: Any,
+    *,
+    id: str,
+    type: str,
+    received_at: str,
+    group_id: str,
+    connector: str,
+    function: str,
+) -> dict[str, Any]:
+    """The object every expression is evaluated against (MAPPINGS.md)."""
+    return {
+        "payload": payload,
+        "event": {
+            "id": id,
+            "type": type,
+            "received_at": received_at,
+            "group_id": group_id,
+            "connector": connector,
+            "function": function,
+        },
+        "item": None,
+    }
+
+
+# Preview ------------------------------------------------------------------------------------
+
+_ABSENT = object()
+
+
+def diff_plans(
+    current: Sequence[PlannedUpsert], candidate: Sequence[PlannedUpsert]
+) -> list[dict[str, Any]]:
+    """What a candidate mapping would send differently from the current one, record by record.
+
+    Entries come in the candidate's order, then the records only the current plan has. A field
+    shows ``before`` and/or ``after``; a missing side means the field is not sent at all.
+    """
+    before, after = _sent_records(current), _sent_records(candidate)
+    changes = []
+    for record, sent in after.items():
+        old = before.get(record)
+        if old is None:
+            changes.append(_change("added", record, {}, sent))
+        elif old != sent:
+            changes.append(_change("changed", record, old, sent))
+    changes += [_change("removed", r, sent, {}) for r, sent in before.items() if r not in after]
+    return changes
+
+
+def _sent_records(plan: Sequence[PlannedUpsert]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Each record's body as the target gets it; a later upsert of a record overrides fields."""
+    records: dict[tuple[str, str], dict[str, Any]] = {}
+    for planned in plan:
+        body = planned.request(None).body()
+        records.setdefault((planned.object, planned.external_id), {}).update(body)
+    return records
+
+
+def _change(
+    kind: str, record: tuple[str, str], old: dict[str, Any], new: dict[str, Any]
+) -> dict[str, Any]:
+    fields = {}
+    for name in dict.fromkeys([*old, *new]):
+        sides = {"before": old.get(name, _ABSENT), "after": new.get(name, _ABSENT)}
+        if sides["before"] != sides["after"]:
+            fields[name] = {side: v for side, v in sides.items() if v is not _ABSENT}
+    return {"change": kind, "object": record[0], "external_id": record[1], "fields": fields}

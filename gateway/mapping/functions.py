@@ -1,0 +1,170 @@
+"""JMESPath functions that integration mappings need and standard JMESPath lacks.
+
+Every function refuses a value it cannot convert with a :class:`FunctionError` that names the
+function and shows the value, so a bad payload fails its event loudly instead of writing garbage
+into the CRM. Null passes through as null unless a function says otherwise. Numbers given as
+dates are always epoch milliseconds, never seconds: guessing the unit from the size would put a
+wrong date in a record one day.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jmespath
+from jmespath.exceptions import JMESPathError
+from jmespath.functions import Functions, signature
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NUMBER_TEXT = re.compile(r"[-+]?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?", re.ASCII)
+_SHOWN_CHARS = 80
+
+
+class FunctionError(JMESPathError):
+    """A mapping function was given a value it cannot convert."""
+
+
+def is_number(value: Any) -> bool:
+    """True for JSON numbers; booleans are ints in Python but not numbers in JSON."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def as_text(value: str | float) -> str:
+    """A string or number as text, integral floats without ``.0`` (ids arrive as ``42.0``)."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def show(value: Any) -> str:
+    """A value as JSON for an error message, cut short so a whole payload never lands there."""
+    text = json.dumps(value, default=str, ensure_ascii=False)
+    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 3] + "..."
+
+
+def _fail(function: str, value: Any, problem: str) -> FunctionError:
+    return FunctionError(f"{function}(): {show(value)} {problem}")
+
+
+def _instant(function: str, value: Any) -> datetime:
+    """Epoch milliseconds or ISO-8601 text as an aware UTC datetime; naive text is UTC."""
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+            if parsed.tzinfo is None:
+                return parsed.replace(tzinfo=UTC)
+            return parsed.astimezone(UTC)
+        except (ValueError, OverflowError) as exc:
+            raise _fail(function, value, "is not an ISO-8601 date or time") from exc
+    if is_number(value):
+        try:
+            return _EPOCH + timedelta(milliseconds=value)
+        except (ValueError, OverflowError) as exc:
+            raise _fail(function, value, "is out of range for epoch milliseconds") from exc
+    raise _fail(function, value, "is neither epoch milliseconds nor ISO-8601 text")
+
+
+class MappingFunctions(Functions):
+    """The standard JMESPath functions plus the ones documented in docs/mapping-functions.md."""
+
+    @signature({"types": []})
+    def _func_sf_date(self, value: Any) -> str | None:
+        if value is None:
+            return None
+        return _instant("sf_date", value).date().isoformat()
+
+    @signature({"types": []})
+    def _func_sf_datetime(self, value: Any) -> str | None:
+        if value is None:
+            return None
+        return _instant("sf_datetime", value).isoformat(timespec="milliseconds")[:-6] + "Z"
+
+    @signature({"types": ["string", "null"]})
+    def _func_upper(self, text: str | None) -> str | None:
+        return None if text is None else text.upper()
+
+    @signature({"types": ["string", "null"]})
+    def _func_lower(self, text: str | None) -> str | None:
+        return None if text is None else text.lower()
+
+    @signature({"types": ["string", "null"]})
+    def _func_trim(self, text: str | None) -> str | None:
+        return None if text is None else text.strip()
+
+    @signature({"types": []}, {"types": [], "variadic": True})
+    def _func_concat(self, *parts: Any) -> str:
+        for part in parts:
+            if part is not None and not isinstance(part, str) and not is_number(part):
+                raise _fail("concat", part, "is not a string, number or null")
+        return "".join(as_text(part) for part in parts if part is not None)
+
+    @signature({"types": ["string", "null"]}, {"types": ["string"]}, {"types": ["string"]})
+    def _func_replace(self, text: str | None, old: str, new: str) -> str | None:
+        if old == "":
+            raise FunctionError("replace(): the text to replace cannot be empty")
+        return None if text is None else text.replace(old, new)
+
+    @signature({"types": []}, {"types": []})
+    def _func_default(self, value: Any, fallback: Any) -> Any:
+        return fallback if value is None or value == "" else value
+
+    @signature({"types": []}, {"types": [], "variadic": True})
+    def _func_coalesce(self, *values: Any) -> Any:
+        return next((value for value in values if value is not None), None)
+
+    @signature({"types": []})
+    def _func_number(self, value: Any) -> int | float | None:
+        if value is None or is_number(value):
+            return value
+        if not isinstance(value, str) or not _NUMBER_TEXT.fullmatch(value):
+            raise _fail("number", value, "is not a number")
+        if value.lstrip("+-").isdigit():
+            return int(value)
+        parsed = float(value)
+        if not math.isfinite(parsed):
+            raise _fail("number", value, "is too large for a number")
+        return parsed
+
+    @signature({"types": ["string", "null"]}, {"types": ["string"]})
+    def _func_split(self, text: str | None, separator: str) -> list[str] | None:
+        if separator == "":
+            raise FunctionError("split(): the separator cannot be empty")
+        return None if text is None else text.split(separator)
+
+    @signature({"types": ["string", "null"]}, {"types": ["number"], "variadic": True})
+    def _func_substring(self, text: str | None, start: Any, *length: Any) -> str | None:
+        if len(length) > 1:
+            raise FunctionError(f"substring() takes 2 or 3 arguments, got {2 + len(length)}")
+        if type(start) is not int:
+            raise _fail("substring", start, "is not a whole number for start")
+        if length and (type(length[0]) is not int or length[0] < 0):
+            raise _fail("substring", length[0], "is not a length (a whole number from 0)")
+        if text is None:
+            return None
+        tail = text[start:]
+        return tail[: length[0]] if length else tail
+
+
+#: The one options object every compile-time check and evaluation shares.
+OPTIONS = jmespath.Options(custom_functions=MappingFunctions())
+
+
+def arity_problem(function: str, given: int) -> str | None:
+    """Why ``function`` cannot be called with ``given`` arguments, or None when it can.
+
+    JMESPath only finds this out when an event is evaluated; mappings are checked when saved.
+    """
+    spec = MappingFunctions.FUNCTION_TABLE.get(function)
+    if spec is None:
+        return f"unknown function {function}()"
+    expected = len(spec["signature"])
+    if spec["signature"][-1].get("variadic"):
+        if given < expected:
+            return f"{function}() takes at least {expected} arguments, got {given}"
+    elif given != expected:
+        return f"{function}() takes {expected} argument{'s' * (expected != 1)}, got {given}"
+    return None

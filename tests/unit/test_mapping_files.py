@@ -1,0 +1,136 @@
+"""Reading mapping documents from a directory of JSON and YAML files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gateway.errors import ValidationFailed
+from gateway.mapping import compile_mapping
+from gateway.mapping.files import load_mapping_files
+
+ORDERS_YAML = """\
+name: xtnd-orders
+description: XTND order actions to Order__c
+upserts:
+  - key: order
+    object: Order__c
+    external_id_field: XTND_Order_Number__c
+    external_id: payload.Details.OrderNumber
+    when: "payload.Details.OrderType == 'NormalOrder'"
+    fields:
+      Status__c: event.type
+      Source__c: "'XTND'"
+"""
+
+STOCK = {
+    "upserts": [
+        {
+            "key": "balance",
+            "object": "Stock__c",
+            "external_id_field": "Product_Number__c",
+            "external_id": "payload.Details.ProductNumber",
+        }
+    ]
+}
+
+
+@pytest.fixture
+def directory(tmp_path: Path) -> Path:
+    """A mappings directory with one JSON file, one YAML file and a file that is no mapping."""
+    (tmp_path / "stock.json").write_text(json.dumps(STOCK), encoding="utf-8")
+    (tmp_path / "orders.yaml").write_text(ORDERS_YAML, encoding="utf-8")
+    (tmp_path / "README.md").write_text("# Mappings\n", encoding="utf-8")
+    return tmp_path
+
+
+def problems_of(directory: Path) -> list[tuple[str, str]]:
+    with pytest.raises(ValidationFailed) as caught:
+        load_mapping_files(directory)
+    return [(detail.path, detail.message) for detail in caught.value.details]
+
+
+def test_json_and_yaml_files_are_read_in_name_order(directory: Path) -> None:
+    loaded = load_mapping_files(directory)
+
+    assert [path.name for path, _ in loaded] == ["orders.yaml", "stock.json"]
+    assert loaded[0][1]["upserts"][0]["fields"] == {
+        "Status__c": "event.type",
+        "Source__c": "'XTND'",
+    }
+
+
+def test_a_document_without_a_name_takes_the_file_stem(directory: Path) -> None:
+    names = [document["name"] for _, document in load_mapping_files(directory)]
+    assert names == ["xtnd-orders", "stock"]
+
+
+def test_loaded_documents_compile(directory: Path) -> None:
+    for _, document in load_mapping_files(directory):
+        compile_mapping(document)
+
+
+@pytest.mark.parametrize("suffix", [".yml", ".YAML", ".Json"])
+def test_every_mapping_suffix_counts(tmp_path: Path, suffix: str) -> None:
+    (tmp_path / f"stock{suffix}").write_text(json.dumps(STOCK), encoding="utf-8")
+    assert [path.name for path, _ in load_mapping_files(tmp_path)] == [f"stock{suffix}"]
+
+
+def test_an_empty_directory_has_no_mappings(tmp_path: Path) -> None:
+    assert load_mapping_files(tmp_path) == []
+
+
+def test_a_directory_named_like_a_mapping_file_is_skipped(directory: Path) -> None:
+    (directory / "old.json").mkdir()
+    assert len(load_mapping_files(directory)) == 2
+
+
+@pytest.mark.parametrize(
+    ("file_name", "content", "message"),
+    [
+        ("broken.json", '{"name": "x", "upserts": [', "cannot be parsed: Expecting value"),
+        ("broken.yaml", "name: x\nupserts: [\n", "cannot be parsed: while parsing"),
+        ("tabs.yml", "name: x\n\tupserts: []\n", "cannot be parsed: "),
+        ("two.yaml", "name: a\n---\nname: b\n", "cannot be parsed: expected a single document"),
+        ("list.json", '["xtnd-orders"]', "must hold one mapping (an object)"),
+        ("empty.yaml", "", "must hold one mapping (an object)"),
+        ("latin1.json", b'{"name": "caf\xe9"}', "cannot be parsed: 'utf-8' codec"),
+    ],
+)
+def test_a_file_that_cannot_be_read_is_named(
+    directory: Path, file_name: str, content: str | bytes, message: str
+) -> None:
+    path = directory / file_name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+
+    [(where, problem)] = problems_of(directory)
+
+    assert where == file_name
+    assert problem.startswith(message)
+
+
+def test_every_unreadable_file_is_reported_at_once(directory: Path) -> None:
+    (directory / "a.json").write_text("{", encoding="utf-8")
+    (directory / "b.yaml").write_text("[", encoding="utf-8")
+    assert [path for path, _ in problems_of(directory)] == ["a.json", "b.yaml"]
+
+
+def test_a_name_that_is_no_text_is_left_for_validation(directory: Path) -> None:
+    (directory / "odd.json").write_text('{"name": 5}', encoding="utf-8")
+    assert [document["name"] for _, document in load_mapping_files(directory)] == [
+        5,
+        "xtnd-orders",
+        "stock",
+    ]
+
+
+def test_two_files_with_one_name_are_reported(directory: Path) -> None:
+    (directory / "zz-orders.json").write_text('{"name": "xtnd-orders"}', encoding="utf-8")
+    assert problems_of(directory) == [
+        ("zz-orders.json", "uses the name 'xtnd-orders' of orders.yaml")
+    ]
