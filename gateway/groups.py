@@ -15,7 +15,7 @@ from typing import Any
 
 import jmespath
 from jmespath.exceptions import JMESPathError
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from gateway.core import Gateway
@@ -116,10 +116,9 @@ def update_group(gw: Gateway, group_id: str, body: Mapping[str, Any]) -> Group:
 
 def delete_group(gw: Gateway, group_id: str) -> None:
     with gw.db.session() as session:
-        group = _group(session, group_id)
-        for webhook in session.scalars(select(Webhook).where(Webhook.group_id == group_id)):
-            session.delete(webhook)
-        session.delete(group)
+        _group(session, group_id)
+        session.execute(delete(Webhook).where(Webhook.group_id == group_id))
+        session.execute(delete(Group).where(Group.id == group_id))
 
 
 def rotate_url(gw: Gateway, group_id: str) -> Group:

@@ -174,3 +174,28 @@ def worker(gw: Gateway) -> Any:
     from gateway.worker import Worker
 
     return Worker(gw, worker_id="test-worker")
+
+
+@pytest.fixture
+def deliver(client: FlaskClient, gw: Gateway) -> Callable[..., Any]:
+    """POST ``body`` to a group's callback URL, signed as its connector signs unless told not to."""
+    from gateway.verify import sign
+
+    def post(
+        group: dict[str, Any],
+        body: bytes,
+        headers: dict[str, str] | None = None,
+        *,
+        signed: bool = True,
+        secret: str | None = None,
+        content_type: str | None = "application/json",
+        method: str = "POST",
+    ) -> Any:
+        profile = gw.connectors.get(group["connector"])
+        sent = {"Content-Type": content_type} if content_type else {}
+        sent.update(headers or {})
+        if signed:
+            sent.update(sign(profile.verification, secret or group["secret"] or "", body))
+        return client.open(f"/hooks/{group['token']}", method=method, data=body, headers=sent)
+
+    return post

@@ -1,0 +1,282 @@
+"""The admin API: authentication, groups, webhook records, connectors and their errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.conftest import ADMIN_TOKEN
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        None,  # no header at all
+        "Bearer wrong-token",  # a wrong token
+        f"Basic {ADMIN_TOKEN}",  # the right token under the wrong scheme
+        "Bearer ",  # an empty token
+    ],
+)
+def test_every_admin_call_needs_the_bearer_token(client: Any, authorization: str | None) -> None:
+    headers = {"Authorization": authorization} if authorization else {}
+
+    response = client.get("/api/v1/groups", headers=headers)
+
+    assert response.status_code == 401
+    assert response.get_json()["error"]["code"] == "unauthorized"
+
+
+def test_creating_a_group_gives_its_callback_url_and_blank_template(admin: Any) -> None:
+    response = admin.post(
+        "/groups",
+        {
+            "name": "Warehouse ADR-1",
+            "connector": "xtnd",
+            "function": "backend",
+            "external_id": "ext-42",
+            "secret": "a-test-secret",
+            "events": ["OrderPicked", "OrderCreated"],
+        },
+    )
+
+    assert response.status_code == 201
+    group = response.get_json()
+    assert group["callback_url"].startswith("http://127.0.0.1:8000/hooks/")
+    assert len(group["callback_url"].rsplit("/", 1)[1]) >= 22  # >= 128 bits, URL-safe
+    assert group["secret_hint"] == "…cret"
+    assert "secret" not in group
+    assert group["events"] == ["OrderPicked", "OrderCreated"]
+    webhooks = admin.get(f"/groups/{group['id']}/webhooks").get_json()["items"]
+    assert [w["id"] for w in webhooks] == [group["template_webhook_id"]]
+    assert webhooks[0]["is_template"] is True
+    assert webhooks[0]["events"] == []
+
+
+def test_callback_tokens_are_unique(group_factory: Any) -> None:
+    urls = {group_factory()["callback_url"] for _ in range(20)}
+
+    assert len(urls) == 20
+
+
+GROUP_ERRORS = [
+    # (body changes, status, path named in details)
+    ({"connector": "nope"}, 422, "connector"),
+    ({"function": "nope"}, 422, "function"),
+    ({"events": ["inventory.cycle_count", "not.a.topic"]}, 422, "events"),
+    ({"name": ""}, 422, "name"),
+    ({"events": "inventory.cycle_count"}, 422, "events"),
+    ({"unknown_field": 1}, 422, "$"),
+    ({"secret": "too-short"}, 422, "secret"),  # Xemelgo secrets are 20 to 256 characters
+]
+
+
+@pytest.mark.parametrize(("changes", "status", "path"), GROUP_ERRORS)
+def test_invalid_groups_are_refused_with_details(
+    admin: Any, changes: dict[str, Any], status: int, path: str
+) -> None:
+    body = {
+        "name": "g",
+        "connector": "xemelgo",
+        "function": "webhooks",
+        "secret": "x" * 30,
+        "events": ["inventory.cycle_count"],
+        **changes,
+    }
+
+    response = admin.post("/groups", body)
+
+    assert response.status_code == status
+    error = response.get_json()["error"]
+    assert error["code"] == "validation_failed"
+    assert path in [d["path"] for d in error["details"]]
+
+
+def test_unknown_events_are_named(admin: Any) -> None:
+    response = admin.post(
+        "/groups",
+        {"name": "g", "connector": "xtnd", "function": "backend", "events": ["OrderEaten"]},
+    )
+
+    assert response.status_code == 422
+    assert "OrderEaten" in response.get_json()["error"]["message"]
+
+
+def test_open_catalogs_accept_other_event_names(admin: Any) -> None:
+    response = admin.post(
+        "/groups",
+        {"name": "g", "connector": "stripe", "function": "events", "events": ["radar.x.y"]},
+    )
+
+    assert response.status_code == 201
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"{not json", b"[1, 2]", b'"text"'],
+)
+def test_bodies_that_are_not_json_objects_are_400(client: Any, body: bytes) -> None:
+    response = client.post(
+        "/api/v1/groups",
+        data=body,
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json"},
+    )
+
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "invalid_json"
+
+
+def test_groups_list_show_change_and_delete(admin: Any, group_factory: Any) -> None:
+    first, second = group_factory(name="one"), group_factory(name="two")
+
+    page = admin.get("/groups?limit=1").get_json()
+    rest = admin.get(f"/groups?limit=1&cursor={page['next_cursor']}").get_json()
+    changed = admin.patch(f"/groups/{first['id']}", {"name": "renamed", "active": False})
+
+    assert {g["id"] for g in page["items"] + rest["items"]} == {first["id"], second["id"]}
+    assert changed.status_code == 200
+    assert (changed.get_json()["name"], changed.get_json()["active"]) == ("renamed", False)
+    assert admin.get(f"/groups/{first['id']}").get_json()["name"] == "renamed"
+    assert admin.delete(f"/groups/{first['id']}").status_code == 204
+    assert admin.get(f"/groups/{first['id']}").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/groups/missing"),
+        ("PATCH", "/groups/missing"),
+        ("DELETE", "/groups/missing"),
+        ("POST", "/groups/missing/rotate-url"),
+        ("GET", "/webhooks/missing"),
+        ("GET", "/events/12345"),
+        ("GET", "/events/not-a-number"),
+        ("GET", "/mappings/missing"),
+        ("GET", "/records/Order__c/none"),
+    ],
+)
+def test_missing_resources_are_404(admin: Any, method: str, path: str) -> None:
+    response = admin.call(method, path, json={} if method in ("PATCH", "POST") else None)
+
+    assert response.status_code == 404
+    assert response.get_json()["error"]["code"] == "not_found"
+
+
+# --- webhook records ---------------------------------------------------------------------
+
+
+def test_cloning_the_template_makes_a_webhook_record(admin: Any, group_factory: Any) -> None:
+    group = group_factory(events=["inventory.cycle_count", "inventory.moved"])
+
+    response = admin.post(
+        f"/webhooks/{group['template_webhook_id']}/clone",
+        {"label": "Cycle counts", "events": ["inventory.cycle_count"], "filter": "data != null"},
+    )
+
+    assert response.status_code == 201
+    record = response.get_json()
+    assert record["group_id"] == group["id"]
+    assert record["is_template"] is False
+    assert record["active"] is True
+    assert (record["label"], record["events"]) == ("Cycle counts", ["inventory.cycle_count"])
+    listed = admin.get(f"/groups/{group['id']}/webhooks").get_json()["items"]
+    assert [w["is_template"] for w in listed] == [True, False]
+
+
+def test_a_record_can_be_cloned_from_another_record(admin: Any, group_factory: Any) -> None:
+    group = group_factory(events=["inventory.cycle_count", "inventory.moved"])
+    first = admin.post(
+        f"/webhooks/{group['template_webhook_id']}/clone",
+        {"label": "a", "events": ["inventory.cycle_count"], "filter": "data.x == `1`"},
+    ).get_json()
+
+    second = admin.post(
+        f"/webhooks/{first['id']}/clone", {"label": "b", "events": ["inventory.moved"]}
+    ).get_json()
+
+    assert second["filter"] == "data.x == `1`"
+    assert second["events"] == ["inventory.moved"]
+
+
+WEBHOOK_ERRORS = [
+    ({"label": "x", "events": ["inventory.moved"]}, "events"),  # not registered on the group
+    ({"label": "x", "events": [], "filter": "data.[["}, "filter"),  # not JMESPath
+    ({"label": "x", "events": [], "mapping": "no-such-mapping"}, "mapping"),
+    ({"events": []}, "$"),  # label is required
+]
+
+
+@pytest.mark.parametrize(("body", "path"), WEBHOOK_ERRORS)
+def test_invalid_webhook_records_are_422(
+    admin: Any, group_factory: Any, body: dict[str, Any], path: str
+) -> None:
+    group = group_factory()
+
+    response = admin.post(f"/webhooks/{group['template_webhook_id']}/clone", body)
+
+    assert response.status_code == 422
+    assert path in [d["path"] for d in response.get_json()["error"]["details"]]
+
+
+def test_the_template_cannot_be_deleted_or_filled(admin: Any, group_factory: Any) -> None:
+    template = group_factory()["template_webhook_id"]
+
+    assert admin.delete(f"/webhooks/{template}").status_code == 409
+    assert admin.patch(f"/webhooks/{template}", {"active": True}).status_code == 409
+    assert admin.patch(f"/webhooks/{template}", {"label": "Blank"}).status_code == 200
+
+
+def test_webhook_records_change_and_delete(admin: Any, group_factory: Any) -> None:
+    group = group_factory()
+    record = admin.post(
+        f"/webhooks/{group['template_webhook_id']}/clone",
+        {"label": "a", "events": ["inventory.cycle_count"]},
+    ).get_json()
+
+    changed = admin.patch(f"/webhooks/{record['id']}", {"active": False, "label": "b"})
+
+    assert (changed.get_json()["active"], changed.get_json()["label"]) == (False, "b")
+    assert admin.delete(f"/webhooks/{record['id']}").status_code == 204
+    assert admin.get(f"/webhooks/{record['id']}").status_code == 404
+
+
+# --- connectors --------------------------------------------------------------------------
+
+
+def test_connectors_list_the_shipped_profiles_without_secrets(admin: Any) -> None:
+    items = admin.get("/connectors").get_json()["items"]
+
+    names = {c["name"] for c in items}
+    assert {"xilnex", "xemelgo", "xtnd", "generic", "stripe", "github", "shopify",
+            "standard-webhooks"} <= names
+    xtnd = next(c for c in items if c["name"] == "xtnd")
+    assert "OrderPicked" in xtnd["functions"][0]["events"]
+    assert xtnd["verification"]["scheme"] == "hmac"
+
+
+def test_a_custom_connector_is_registered_and_usable(
+    admin: Any, group_factory: Any, deliver: Any
+) -> None:
+    profile = {
+        "name": "acme",
+        "title": "ACME ERP",
+        "functions": [{"name": "orders", "events": ["order.paid"]}],
+        "verification": {"scheme": "hmac", "header": "x-acme-signature", "prefix": "sha256="},
+        "events": {"type": {"jmespath": "kind"}, "id": {"jmespath": "uid"}},
+    }
+
+    response = admin.post("/connectors", profile)
+    group = group_factory(connector="acme", function="orders", events=["order.paid"])
+    delivered = deliver(group, b'{"kind": "order.paid", "uid": "u-1"}')
+
+    assert response.status_code == 201
+    assert delivered.status_code == 200
+    assert delivered.get_json()["accepted"] == 1
+    assert admin.post("/connectors", profile).status_code == 409
+
+
+def test_an_invalid_custom_connector_is_422_with_details(admin: Any) -> None:
+    response = admin.post("/connectors", {"name": "Bad Name", "functions": []})
+
+    assert response.status_code == 422
+    assert response.get_json()["error"]["details"]

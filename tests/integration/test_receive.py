@@ -1,0 +1,332 @@
+"""Receiving: every shipped connector end to end, and every way a delivery can be refused."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from gateway.config import MiB
+from gateway.connectors import sample_delivery, sample_events, shipped_profiles
+from gateway.models import Delivery, Event
+
+SECRETS = {
+    # connector: a secret of the shape its provider uses
+    "xemelgo": "xemelgo-test-secret-0123456789abcdef",
+    "standard-webhooks": "whsec_dGVzdC1zZWNyZXQtZm9yLXN0YW5kYXJkLXdlYmhvb2tz",
+}
+
+
+def _group_for(group_factory: Any, connector: str, events: list[str]) -> dict[str, Any]:
+    profile = shipped_profiles()[connector]
+    function = profile.document["functions"][0]["name"]
+    secret = SECRETS.get(connector, f"{connector}-test-secret-0123456789")
+    return group_factory(connector=connector, function=function, events=events, secret=secret)
+
+
+def _count(gw: Any, model: Any) -> int:
+    with gw.db.read_session() as session:
+        return int(session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+CASES = [
+    (name, event)
+    for name, profile in shipped_profiles().items()
+    for event in sample_events(profile)
+]
+
+
+@pytest.mark.parametrize(("connector", "event_type"), CASES)
+def test_each_shipped_connector_accepts_its_signed_sample(
+    group_factory: Any, deliver: Any, admin: Any, connector: str, event_type: str
+) -> None:
+    group = _group_for(group_factory, connector, [event_type])
+    body, headers = sample_delivery(shipped_profiles()[connector], event_type)
+
+    response = deliver(group, body, headers)
+
+    assert response.status_code == 200, response.get_json()
+    answer = response.get_json()
+    assert answer["accepted"] >= 1
+    assert answer["duplicates"] == 0
+    events = admin.get(f"/events?group_id={group['id']}").get_json()["items"]
+    assert {e["type"] for e in events} == {event_type}
+    assert all(e["status"] == "pending" for e in events)
+    assert all(e["delivery_id"] == answer["delivery_id"] for e in events)
+
+
+def test_xtnd_delivery_with_three_notifications_gives_three_events(
+    group_factory: Any, deliver: Any, admin: Any
+) -> None:
+    group = _group_for(group_factory, "xtnd", ["OrderPicked", "ProductCreated", "BalanceChanged"])
+    body = json.dumps(
+        {
+            "Id": "6e249eebb818463086ae0dda6eeba7b2",
+            "Attempt": 1,
+            "Properties": {"NotificationId": "3b3fd4a6-36d5-46fe-8a3f-e73532529db3"},
+            "Notifications": [
+                {"Action": "OrderPicked", "Details": {"OrderNumber": "333841"}},
+                {"Action": "ProductCreated", "Details": {"ProductNumber": "265A9AA"}},
+                {"Action": "BalanceChanged", "Details": {"ProductNumber": "7495", "Balance": 43}},
+            ],
+        }
+    ).encode()
+
+    answer = deliver(group, body).get_json()
+
+    assert answer["accepted"] == 3
+    events = admin.get(f"/events?group_id={group['id']}").get_json()["items"]
+    assert sorted(e["type"] for e in events) == ["BalanceChanged", "OrderPicked", "ProductCreated"]
+    assert len({e["dedupe_key"] for e in events}) == 3
+
+
+def test_xtnd_published_vector_is_accepted(group_factory: Any, deliver: Any) -> None:
+    group = _group_for(group_factory, "xtnd", ["OrderPicked"])
+    group_with_vector_secret = group_factory(
+        connector="xtnd", function=group["function"], events=[], secret="secret123"
+    )
+    signature = "sha256=25FB6994568A75CD233E04BA1C653AF1BF476041CC543AF04F82CAAC482C201A"
+
+    response = deliver(
+        group_with_vector_secret, b"{'test':'test2'}", {"ms-signature": signature}, signed=False
+    )
+
+    # The vector's body is not JSON, so it verifies and is then refused as unparseable.
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "invalid_payload"
+
+
+def test_a_repeated_delivery_is_acknowledged_as_duplicate_and_stored_once(
+    group_factory: Any, deliver: Any, admin: Any, gw: Any
+) -> None:
+    group = group_factory()
+    body, headers = sample_delivery(shipped_profiles()["xemelgo"], "inventory.cycle_count")
+
+    first = deliver(group, body, headers).get_json()
+    second = deliver(group, body, headers).get_json()
+
+    assert (first["accepted"], first["duplicates"]) == (1, 0)
+    assert (second["accepted"], second["duplicates"]) == (0, 1)
+    statuses = sorted(e["status"] for e in admin.get("/events").get_json()["items"])
+    assert statuses == ["duplicate", "pending"]
+
+
+def test_unregistered_event_types_are_stored_as_ignored(
+    group_factory: Any, deliver: Any, admin: Any
+) -> None:
+    group = group_factory(events=["inventory.moved"])
+    body, headers = sample_delivery(shipped_profiles()["xemelgo"], "inventory.cycle_count")
+
+    answer = deliver(group, body, headers).get_json()
+
+    assert (answer["accepted"], answer["ignored"]) == (0, 1)
+    assert admin.get("/events").get_json()["items"][0]["status"] == "ignored"
+
+
+def test_put_is_accepted_like_post(group_factory: Any, deliver: Any) -> None:
+    group = group_factory()
+    body, headers = sample_delivery(shipped_profiles()["xemelgo"], "inventory.cycle_count")
+
+    assert deliver(group, body, headers, method="PUT").status_code == 200
+
+
+def test_credentials_are_removed_from_stored_headers(
+    group_factory: Any, deliver: Any, admin: Any
+) -> None:
+    group = group_factory(
+        connector="generic", function="webhooks", events=["order.created"], secret="k" * 24
+    )
+    body, headers = sample_delivery(shipped_profiles()["generic"], "order.created")
+
+    deliver(group, body, {**headers, "Authorization": "Basic c2VjcmV0", "Cookie": "s=1"})
+
+    event_id = admin.get("/events").get_json()["items"][0]["id"]
+    stored = admin.get(f"/events/{event_id}").get_json()["delivery"]["headers"]
+    assert "x-api-key" not in stored
+    assert "authorization" not in stored
+    assert "cookie" not in stored
+    assert stored["content-type"] == "application/json"
+
+
+# --- refusals ----------------------------------------------------------------------------
+
+CYCLE_COUNT = json.dumps(
+    {"id": "d-1", "eventTimestamp": 1765572297000, "topic": "inventory.cycle_count", "data": {}}
+).encode()
+
+
+def _stale_stripe(group: dict[str, Any], gw: Any, body: bytes, offset: int) -> dict[str, str]:
+    import time
+
+    from gateway.verify import sign
+
+    profile = gw.connectors.get("stripe")
+    return sign(profile.verification, group["secret"], body, now=time.time() + offset)
+
+
+REFUSALS = [
+    # (case, request overrides, expected status, expected error code)
+    ("unknown token", {"token": "x" * 32}, 404, "not_found"),
+    ("missing signature", {"signed": False}, 401, "signature_missing"),
+    ("wrong signature", {"secret": "another-secret-0123456789abcdef"}, 401, "signature_mismatch"),
+    ("body over the limit", {"body": b'{"a":"' + b"x" * MiB + b'"}'}, 413, "payload_too_large"),
+    ("invalid JSON", {"body": b'{"topic": '}, 400, "invalid_payload"),
+    ("empty body", {"body": b""}, 400, "invalid_payload"),
+    (
+        "form content type",
+        {"content_type": "application/x-www-form-urlencoded"},
+        400,
+        "unsupported_content_type",
+    ),
+    ("huge headers", {"headers": {"X-Padding": "p" * 20000}}, 400, "headers_too_large"),
+    ("JSON without a topic", {"body": b'{"id": "1", "data": {}}'}, 400, "invalid_payload"),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "overrides", "status", "code"), REFUSALS, ids=[r[0] for r in REFUSALS]
+)
+def test_refused_deliveries_get_the_contract_error_and_store_nothing(
+    group_factory: Any,
+    client: Any,
+    gw: Any,
+    case: str,
+    overrides: dict[str, Any],
+    status: int,
+    code: str,
+) -> None:
+    from gateway.verify import sign
+
+    group = group_factory()
+    body = overrides.get("body", CYCLE_COUNT)
+    headers = {"Content-Type": overrides.get("content_type", "application/json")}
+    headers.update(overrides.get("headers", {}))
+    if overrides.get("signed", True):
+        profile = gw.connectors.get("xemelgo")
+        headers.update(sign(profile.verification, overrides.get("secret", group["secret"]), body))
+
+    response = client.post(
+        f"/hooks/{overrides.get('token', group['token'])}", data=body, headers=headers
+    )
+
+    assert response.status_code == status
+    error = response.get_json()["error"]
+    assert error["code"] == code
+    assert error["message"]
+    assert _count(gw, Delivery) == 0
+    assert _count(gw, Event) == 0
+
+
+@pytest.mark.parametrize(
+    ("case", "offset", "code"),
+    [
+        ("stale timestamp", -301, "timestamp_out_of_tolerance"),
+        ("future timestamp", 301, "timestamp_out_of_tolerance"),
+        ("inside the window", -299, None),
+    ],
+)
+def test_stripe_timestamps_outside_the_tolerance_are_refused(
+    group_factory: Any, client: Any, gw: Any, case: str, offset: int, code: str | None
+) -> None:
+    group = group_factory(
+        connector="stripe",
+        function="events",
+        events=["customer.created"],
+        secret="whsec_test_" + "0" * 24,
+    )
+    body, _ = sample_delivery(shipped_profiles()["stripe"], "customer.created")
+    headers = {"Content-Type": "application/json", **_stale_stripe(group, gw, body, offset)}
+
+    response = client.post(f"/hooks/{group['token']}", data=body, headers=headers)
+
+    if code is None:
+        assert response.status_code == 200
+    else:
+        assert response.status_code == 401
+        assert response.get_json()["error"]["code"] == code
+        assert _count(gw, Event) == 0
+
+
+def test_the_expected_signature_is_never_revealed(group_factory: Any, client: Any, gw: Any) -> None:
+    from gateway.verify import sign
+
+    group = group_factory()
+    right = sign(gw.connectors.get("xemelgo").verification, group["secret"], CYCLE_COUNT)
+
+    response = client.post(
+        f"/hooks/{group['token']}",
+        data=CYCLE_COUNT,
+        headers={"xemelgo-signature": "sha256=" + "0" * 64},
+    )
+
+    assert response.status_code == 401
+    assert right["xemelgo-signature"].split("=", 1)[1] not in response.get_data(as_text=True)
+
+
+def test_a_disabled_group_is_not_found(group_factory: Any, admin: Any, deliver: Any) -> None:
+    group = group_factory()
+    admin.patch(f"/groups/{group['id']}", {"active": False})
+
+    assert deliver(group, CYCLE_COUNT).status_code == 404
+
+
+def test_a_rotated_url_stops_working_and_the_new_one_works(
+    group_factory: Any, admin: Any, deliver: Any
+) -> None:
+    group = group_factory()
+    rotated = admin.post(f"/groups/{group['id']}/rotate-url").get_json()
+
+    assert deliver(group, CYCLE_COUNT).status_code == 404
+    new = {**group, "token": rotated["callback_url"].rsplit("/", 1)[1]}
+    assert deliver(new, CYCLE_COUNT).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("window", "old_secret_status"),
+    [
+        (3600, 200),  # still inside the rotation window
+        (0, 401),  # no window: the old secret stops at once
+    ],
+)
+def test_a_rotated_secret_keeps_the_previous_one_for_its_window(
+    group_factory: Any, admin: Any, deliver: Any, window: int, old_secret_status: int
+) -> None:
+    group = group_factory()
+    new_secret = "rotated-secret-0123456789abcdef"
+    admin.post(
+        f"/groups/{group['id']}/rotate-secret",
+        {"secret": new_secret, "previous_valid_for_s": window},
+    )
+
+    old = deliver(group, CYCLE_COUNT, secret=group["secret"])
+    new = deliver(group, CYCLE_COUNT.replace(b"d-1", b"d-2"), secret=new_secret)
+
+    assert old.status_code == old_secret_status
+    assert new.status_code == 200
+
+
+def test_an_unreachable_database_answers_503_so_the_sender_retries(tmp_path: Any) -> None:
+    from cryptography.fernet import Fernet
+
+    from gateway.config import Settings
+    from gateway.core import Gateway
+    from gateway.web import create_app
+    from tests.postgres import _free_port
+
+    settings = Settings(
+        instance_path=tmp_path,
+        database_url=f"postgresql+psycopg://nobody@127.0.0.1:{_free_port()}/none",
+        admin_token="t" * 20,
+        secret_key=Fernet.generate_key().decode(),
+    )
+    client = create_app(gateway=Gateway(settings)).test_client()
+
+    response = client.post("/hooks/" + "a" * 32, data=CYCLE_COUNT)
+
+    assert response.status_code == 503
+    assert response.get_json()["error"]["code"] == "database_unavailable"
+    assert response.headers["Retry-After"]
+    assert client.get("/readyz").status_code == 503
+    assert client.get("/healthz").status_code == 200
