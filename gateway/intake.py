@@ -1,0 +1,277 @@
+"""Turn one raw delivery into the events it carries, each with its type, dedupe key and time.
+
+Pure (no Flask, no database) and on the receive hot path: the body is parsed once, and each
+events spec is compiled once into a reader that is cached by the spec's content, so custom
+profiles reloaded from the database share the compiled form of an unchanged spec.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import jmespath
+from jmespath.exceptions import JMESPathError
+from jmespath.parser import ParsedResult
+
+from gateway.connectors import DEFAULT_CONTENT_TYPES, Profile
+from gateway.errors import InvalidPayload, UnsupportedContentType
+
+#: Longer event types are refused: they are stored, indexed and shown in lists.
+MAX_TYPE_LENGTH = 200
+#: Longer dedupe keys are replaced by their hash, so any provider id fits the index.
+MAX_KEY_LENGTH = 255
+
+_PER_SECOND = {"s": 1, "ms": 1000}
+_KINDS = {
+    type(None): "null",
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+    str: "a string",
+    list: "a list",
+    dict: "an object",
+}
+
+
+@dataclass(frozen=True)
+class IncomingEvent:
+    """One event of a delivery, ready to be stored."""
+
+    type: str
+    #: ``id:<provider id>`` (``#<index>`` appended when the profile asks), or ``sha256:<hex>``.
+    dedupe_key: str
+    payload: Any
+    #: When the sender says it happened, in UTC; None when it does not say, or not readably.
+    occurred_at: datetime | None
+
+
+def split_delivery(
+    profile_or_events_spec: Profile | Mapping[str, Any],
+    headers: Mapping[str, str],
+    body: bytes,
+    content_type: str | None,
+) -> list[IncomingEvent]:
+    """The events in one delivery, in order; InvalidPayload or UnsupportedContentType if none.
+
+    ``headers`` must have lower-cased names. A bare events spec (a profile's ``events``)
+    accepts the default content types.
+    """
+    if isinstance(profile_or_events_spec, Profile):
+        spec = profile_or_events_spec.document["events"]
+        content_types = profile_or_events_spec.document.get("content_types", DEFAULT_CONTENT_TYPES)
+    else:
+        spec, content_types = profile_or_events_spec, DEFAULT_CONTENT_TYPES
+    reader = _reader(json.dumps([spec, list(content_types)], sort_keys=True))
+    reader.accept(content_type)
+    try:
+        return reader.events(headers, _parse(body))
+    except RecursionError as exc:
+        raise InvalidPayload("the body is nested too deeply") from exc
+
+
+def _parse(body: bytes) -> Any:
+    """Strict JSON in UTF-8 (a byte order mark is tolerated): no NaN, no infinite numbers."""
+    if not body:
+        raise InvalidPayload("empty body")
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidPayload(f"the body is not valid UTF-8 (byte {exc.start})") from exc
+    try:
+        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except json.JSONDecodeError as exc:
+        raise InvalidPayload(
+            f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+            f" (char {exc.pos})"
+        ) from exc
+    except ValueError as exc:  # from the hooks above, or an integer too long to convert
+        raise InvalidPayload(f"the body is not valid JSON: {exc}") from exc
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
+
+
+@dataclass(frozen=True)
+class _Header:
+    """A value carried in a request header (names are lower-cased on both sides)."""
+
+    name: str
+
+    def find(self, headers: Mapping[str, str], delivery: Any, event: Any) -> Any:
+        return headers.get(self.name)
+
+    def where(self) -> str:
+        return f"in header {self.name}"
+
+
+@dataclass(frozen=True)
+class _Path:
+    """A value found by a JMESPath on the event, or on the whole delivery."""
+
+    expression: ParsedResult
+    on_delivery: bool = False
+
+    def find(self, headers: Mapping[str, str], delivery: Any, event: Any) -> Any:
+        return _search(self.expression, delivery if self.on_delivery else event)
+
+    def where(self) -> str:
+        return f"at `{self.expression.expression}`"
+
+
+_Locator = _Header | _Path
+
+
+@dataclass(frozen=True)
+class _Reader:
+    """A compiled events spec and the content types its sender may use."""
+
+    accepted: frozenset[str]
+    split: ParsedResult | None
+    type: _Locator
+    id: _Locator | None
+    #: What to hash when there is no provider id; None hashes the whole event.
+    hash_of: ParsedResult | None
+    with_index: bool
+    #: Where the event's time is, and its unit.
+    timestamp: tuple[_Locator, str] | None
+
+    def accept(self, content_type: str | None) -> None:
+        """No content type is fine (the body is parsed anyway); JSON ones and listed ones too."""
+        if content_type is None or not content_type.strip():
+            return
+        media = content_type.partition(";")[0].strip().lower()
+        if media not in self.accepted and not media.endswith("+json"):
+            raise UnsupportedContentType(
+                f"content type {content_type.strip()!r} is not accepted: send JSON"
+            )
+
+    def events(self, headers: Mapping[str, str], delivery: Any) -> list[IncomingEvent]:
+        return [
+            IncomingEvent(
+                type=self._type(headers, delivery, event, index),
+                dedupe_key=self._dedupe_key(headers, delivery, event, index),
+                payload=event,
+                occurred_at=self._time(headers, delivery, event),
+            )
+            for index, event in enumerate(self._split(delivery))
+        ]
+
+    def _split(self, delivery: Any) -> list[Any]:
+        if self.split is None:
+            return [delivery]
+        found = _search(self.split, delivery)
+        where = f"`{self.split.expression}`"
+        if not isinstance(found, list):
+            raise InvalidPayload(f"{where} should be a list of events, found {_kind(found)}")
+        if not found:
+            raise InvalidPayload(f"{where} is an empty list: the delivery carries no event")
+        return found
+
+    def _type(self, headers: Mapping[str, str], delivery: Any, event: Any, index: int) -> str:
+        found = self.type.find(headers, delivery, event)
+        where = self.type.where() + (f" in event {index}" if self.split is not None else "")
+        if found is None or found == "":
+            raise InvalidPayload(f"no event type {where}")
+        if not isinstance(found, str):
+            raise InvalidPayload(f"the event type {where} is {_kind(found)}, not a string")
+        if len(found) > MAX_TYPE_LENGTH:
+            raise InvalidPayload(
+                f"the event type {where} is {len(found)} characters long;"
+                f" at most {MAX_TYPE_LENGTH} are allowed"
+            )
+        return found
+
+    def _dedupe_key(self, headers: Mapping[str, str], delivery: Any, event: Any, index: int) -> str:
+        """The provider's id when it has one; otherwise a hash, so a resent event matches."""
+        found = self.id.find(headers, delivery, event) if self.id is not None else None
+        if found is None or found == "":
+            content = event if self.hash_of is None else _search(self.hash_of, event)
+            key = "sha256:" + _sha256(_canonical(content))
+        else:
+            key = "id:" + (found if isinstance(found, str) else _canonical(found))
+        if self.with_index:
+            key += f"#{index}"
+        return key if len(key) <= MAX_KEY_LENGTH else "sha256:" + _sha256(key)
+
+    def _time(self, headers: Mapping[str, str], delivery: Any, event: Any) -> datetime | None:
+        if self.timestamp is None:
+            return None
+        locator, unit = self.timestamp
+        return _moment(locator.find(headers, delivery, event), unit)
+
+
+@functools.lru_cache(maxsize=256)
+def _reader(key: str) -> _Reader:
+    """Compile an events spec (given as canonical JSON, so that it can be a cache key)."""
+    spec, content_types = json.loads(key)
+    ids = spec.get("id", {})
+    timestamp = spec.get("timestamp")
+    return _Reader(
+        accepted=frozenset({*DEFAULT_CONTENT_TYPES, *content_types}),
+        split=_compile(spec.get("split")),
+        type=_locator(spec["type"]),
+        id=_locator(ids) if ids.keys() & {"header", "jmespath"} else None,
+        hash_of=_compile(ids.get("hash_of")),
+        with_index=ids.get("with_index", False),
+        timestamp=(_locator(timestamp), timestamp["unit"]) if timestamp else None,
+    )
+
+
+def _locator(spec: Mapping[str, Any]) -> _Locator:
+    if "header" in spec:
+        return _Header(spec["header"].lower())
+    return _Path(jmespath.compile(spec["jmespath"]), on_delivery=spec.get("from") == "delivery")
+
+
+def _compile(expression: str | None) -> ParsedResult | None:
+    return None if expression is None else jmespath.compile(expression)
+
+
+def _search(expression: ParsedResult, data: Any) -> Any:
+    try:
+        return expression.search(data)
+    except JMESPathError as exc:
+        raise InvalidPayload(f"`{expression.expression}` cannot be applied: {exc}") from exc
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _sha256(text: str) -> str:
+    # surrogatepass: JSON may carry lone surrogate escapes, which strict UTF-8 cannot encode.
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _moment(value: Any, unit: str) -> datetime | None:
+    """Epoch seconds or milliseconds (number or numeric string), or ISO 8601; naive means UTC."""
+    if isinstance(value, bool):
+        return None
+    try:
+        if unit == "iso":
+            moment = datetime.fromisoformat(value)
+        else:
+            moment = datetime.fromtimestamp(float(value) / _PER_SECOND[unit], UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def _kind(value: Any) -> str:
+    """A parsed JSON value's kind, in words."""
+    return _KINDS.get(type(value), "a value")
