@@ -1,0 +1,440 @@
+"""The worker: routing, mapping versions, the stale guard, retries, dead events and replay."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from gateway.errors import TransientTargetError
+from gateway.targets.base import UpsertResult
+
+SECRET = "worker-test-secret-0123456789abcdef"
+
+ITEM_MAPPING = {
+    "name": "items",
+    "upserts": [
+        {
+            "key": "item",
+            "object": "Item__c",
+            "external_id_field": "Item_Id__c",
+            "external_id": "payload.data.itemId",
+            "order_by": "payload.eventTimestamp",
+            "fields": {
+                "Location__c": "payload.data.location",
+                "Seen_At__c": "sf_datetime(payload.eventTimestamp)",
+                "Topic__c": "event.type",
+            },
+        }
+    ],
+}
+
+
+def moved(item: str, location: str, at: int, **data: Any) -> bytes:
+    event = {
+        "id": f"attempt-{item}-{at}",
+        "eventTimestamp": at,
+        "topic": "inventory.moved",
+        "data": {"itemId": item, "location": location, **data},
+    }
+    return json.dumps(event).encode()
+
+
+@pytest.fixture
+def setup(admin: Any, group_factory: Any) -> dict[str, Any]:
+    """A Xemelgo group with an active record mapping inventory.moved through ``items``."""
+    assert admin.put("/mappings/items", ITEM_MAPPING).status_code == 201
+    group = group_factory(secret=SECRET, events=["inventory.moved", "inventory.cycle_count"])
+    record = admin.post(
+        f"/webhooks/{group['template_webhook_id']}/clone",
+        {"label": "Moves", "events": ["inventory.moved"], "mapping": "items"},
+    ).get_json()
+    return {"group": group, "record": record}
+
+
+def statuses(admin: Any) -> list[str]:
+    return [e["status"] for e in reversed(admin.get("/events").get_json()["items"])]
+
+
+def record(admin: Any, item: str) -> dict[str, Any]:
+    response = admin.get(f"/records/Item__c/{item}")
+    assert response.status_code == 200, response.get_json()
+    fields: dict[str, Any] = response.get_json()["fields"]
+    return fields
+
+
+def test_an_event_becomes_a_record_and_its_history_names_the_mapping_version(
+    setup: dict[str, Any], admin: Any, deliver: Any, worker: Any
+) -> None:
+    deliver(setup["group"], moved("A-1", "Dock 3", 1765572297000))
+
+    worker.drain()
+
+    assert statuses(admin) == ["delivered"]
+    assert record(admin, "A-1") == {
+        "Item_Id__c": "A-1",
+        "Location__c": "Dock 3",
+        "Seen_At__c": "2025-12-12T20:44:57.000Z",
+        "Topic__c": "inventory.moved",
+    }
+    event_id = admin.get("/events").get_json()["items"][0]["id"]
+    history = admin.get(f"/events/{event_id}").get_json()["history"]
+    upsert = next(h for h in history if h["object"])
+    assert upsert["mapping"] == {"name": "items", "version": 1}
+    assert (upsert["outcome"], upsert["webhook_id"]) == ("created", setup["record"]["id"])
+    assert admin.get("/records/Item__c/A-1").get_json()["source_event_id"] == event_id
+
+
+def test_processing_an_event_twice_changes_nothing(
+    setup: dict[str, Any], admin: Any, deliver: Any, worker: Any
+) -> None:
+    deliver(setup["group"], moved("A-1", "Dock 3", 1765572297000))
+    worker.drain()
+    first = admin.get("/records/Item__c/A-1").get_json()
+    event_id = admin.get("/events").get_json()["items"][0]["id"]
+
+    admin.post(f"/events/{event_id}/replay")
+    worker.drain()
+
+    again = admin.get("/records/Item__c/A-1").get_json()
+    assert again["fields"] == first["fields"]
+    assert again["created_at"] == first["created_at"]
+    assert statuses(admin) == ["delivered"]
+
+
+ROUTING = [
+    # (record changes, event body, expected status)
+    ({}, moved("A-1", "Dock", 1), "delivered"),  # registered type, no filter
+    ({"active": False}, moved("A-1", "Dock", 1), "unrouted"),  # the only record is inactive
+    ({"filter": "data.location == 'Dock'"}, moved("A-1", "Dock", 1), "delivered"),  # filter true
+    ({"filter": "data.location == 'Yard'"}, moved("A-1", "Dock", 1), "unrouted"),  # filter false
+    ({"events": ["inventory.cycle_count"]}, moved("A-1", "Dock", 1), "unrouted"),  # other type
+]
+
+
+@pytest.mark.parametrize(("changes", "body", "expected"), ROUTING)
+def test_routing(
+    setup: dict[str, Any],
+    admin: Any,
+    deliver: Any,
+    worker: Any,
+    changes: dict[str, Any],
+    body: bytes,
+    expected: str,
+) -> None:
+    if changes:
+        admin.patch(f"/webhooks/{setup['record']['id']}", changes)
+    deliver(setup["group"], body)
+
+    worker.drain()
+
+    assert statuses(admin) == [expected]
+
+
+def test_an_event_goes_to_every_record_that_takes_it(
+    setup: dict[str, Any], admin: Any, deliver: Any, worker: Any
+) -> None:
+    second = dict(ITEM_MAPPING, name="items-copy")
+    second["upserts"] = [dict(ITEM_MAPPING["upserts"][0], object="Item_Copy__c")]
+    admin.put("/mappings/items-copy", second)
+    admin.post(
+        f"/webhooks/{setup['record']['id']}/clone",
+        {"label": "Copy", "events": ["inventory.moved"], "mapping": "items-copy"},
+    )
+    deliver(setup["group"], moved("A-1", "Dock", 1))
+
+    worker.drain()
+
+    assert admin.get("/records/Item__c/A-1").status_code == 200
+    assert admin.get("/records/Item_Copy__c/A-1").status_code == 200
+
+
+def test_the_template_never_routes(
+    admin: Any, group_factory: Any, deliver: Any, worker: Any
+) -> None:
+    group = group_factory(secret=SECRET, events=["inventory.moved"])
+    deliver(group, moved("A-1", "Dock", 1))
+
+    worker.drain()
+
+    assert statuses(admin) == ["unrouted"]
+
+
+def test_a_record_follows_the_newest_mapping_version_unless_pinned(
+    setup: dict[str, Any], admin: Any, deliver: Any, worker: Any
+) -> None:
+    changed = json.loads(json.dumps(ITEM_MAPPING))
+    changed["upserts"][0]["fields"]["Location__c"] = "upper(payload.data.location)"
+    assert admin.put("/mappings/items", changed).get_json()["version"] == 2
+    deliver(setup["group"], moved("A-1", "dock", 1))
+    worker.drain()
+    admin.patch(f"/webhooks/{setup['record']['id']}", {"mapping": {"name": "items", "version": 1}})
+    deliver(setup["group"], moved("B-2", "dock", 2))
+    worker.drain()
+
+    assert record(admin, "A-1")["Location__c"] == "DOCK"  # newest: version 2
+    assert record(admin, "B-2")["Location__c"] == "dock"  # pinned to version 1
+
+
+def test_an_unchanged_document_makes_no_new_version(admin: Any) -> None:
+    admin.put("/mappings/items", ITEM_MAPPING)
+
+    again = admin.put("/mappings/items", ITEM_MAPPING)
+
+    assert again.status_code == 200
+    assert again.get_json()["version"] == 1
+    assert [v["version"] for v in admin.get("/mappings/items/versions").get_json()["items"]] == [1]
+
+
+def test_an_invalid_mapping_is_422_with_the_path_of_each_problem(admin: Any) -> None:
+    broken = json.loads(json.dumps(ITEM_MAPPING))
+    broken["upserts"][0]["external_id"] = "payload.[["
+    del broken["upserts"][0]["object"]
+
+    response = admin.put("/mappings/items", broken)
+
+    assert response.status_code == 422
+    paths = {d["path"] for d in response.get_json()["error"]["details"]}
+    assert {"upserts[0].external_id", "upserts[0].object"} <= paths
+
+
+# --- the stale-write guard ---------------------------------------------------------------
+
+
+def test_an_older_event_does_not_overwrite_a_newer_one(
+    setup: dict[str, Any], admin: Any, deliver: Any, worker: Any
+) -> None:
+    deliver(setup["group"], moved("A-1", "Newer", 2000))
+    worker.drain()
+    deliver(setup["group"], moved("A-1", "Older", 1000))
+    worker.drain()
+
+    assert record(admin, "A-1")["Location__c"] == "Newer"
+    assert statuses(admin) == ["delivered", "stale"]
+
+
+def test_out_of_order_events_in_one_batch_keep_the_newest(
+    setup: dict[str, Any], admin: Any, deliver: Any, worker: Any
+) -> None:
+    deliver(setup["group"], moved("A-1", "Newest", 3000))
+    deliver(setup["group"], moved("A-1", "Oldest", 1000))
+    deliver(setup["group"], moved("A-1", "Middle", 2000))
+
+    worker.drain()
+
+    assert record(admin, "A-1")["Location__c"] == "Newest"
+    assert statuses(admin) == ["delivered", "stale", "stale"]
+
+
+# --- failures, retries, replay -----------------------------------------------------------
+
+
+def test_a_mapping_error_fails_the_event_with_a_message_to_act_on(
+    setup: dict[str, Any], admin: Any, deliver: Any, worker: Any
+) -> None:
+    deliver(
+        setup["group"],
+        json.dumps(
+            {"id": "x", "eventTimestamp": 1, "topic": "inventory.moved", "data": {}}
+        ).encode(),
+    )
+
+    worker.drain()
+
+    event = admin.get("/events").get_json()["items"][0]
+    assert event["status"] == "failed"
+    assert "'item'" in event["last_error"]
+    assert "external id" in event["last_error"]
+
+
+def test_a_record_without_mapping_fails_and_says_so(
+    setup: dict[str, Any], admin: Any, deliver: Any, worker: Any
+) -> None:
+    admin.patch(f"/webhooks/{setup['record']['id']}", {"mapping": None})
+    deliver(setup["group"], moved("A-1", "Dock", 1))
+
+    worker.drain()
+
+    assert "has no mapping" in admin.get("/events").get_json()["items"][0]["last_error"]
+
+
+def test_fix_the_mapping_and_replay_delivers_a_failed_event(
+    setup: dict[str, Any], admin: Any, deliver: Any, worker: Any
+) -> None:
+    broken = json.loads(json.dumps(ITEM_MAPPING))
+    broken["upserts"][0]["external_id"] = "payload.data.missing"
+    admin.put("/mappings/items", broken)
+    deliver(setup["group"], moved("A-1", "Dock", 1))
+    worker.drain()
+    assert statuses(admin) == ["failed"]
+
+    admin.put("/mappings/items", ITEM_MAPPING)
+    replayed = admin.post("/events/replay", {"status": "failed"}).get_json()
+    worker.drain()
+
+    assert replayed == {"replayed": 1}
+    assert statuses(admin) == ["delivered"]
+    assert record(admin, "A-1")["Location__c"] == "Dock"
+
+
+class FlakyTarget:
+    """A target that is unavailable for the first ``outages`` calls."""
+
+    name = "flaky"
+
+    def __init__(self, outages: int) -> None:
+        self.outages = outages
+        self.calls = 0
+
+    def upsert(self, requests: Any) -> list[UpsertResult]:
+        self.calls += 1
+        if self.calls <= self.outages:
+            raise TransientTargetError("the target is over its API limit")
+        return [
+            UpsertResult(ok=True, created=True, record_id=f"a0{n}") for n, _ in enumerate(requests)
+        ]
+
+
+@pytest.fixture
+def flaky(gw: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Route the group's target through FlakyTarget (a test double for a remote CRM)."""
+
+    def use(outages: int) -> FlakyTarget:
+        target = FlakyTarget(outages)
+        monkeypatch.setattr(gw.targets, "is_local", lambda name: False)
+        monkeypatch.setattr(gw.targets, "remote", lambda name: target)
+        return target
+
+    return use
+
+
+@pytest.mark.parametrize(
+    ("outages", "max_attempts", "expected"),
+    [
+        (1, 3, "delivered"),  # one outage, retried, then delivered
+        (2, 3, "delivered"),  # two outages still inside the limit
+        (3, 3, "dead"),  # every attempt failed: dead at the limit
+    ],
+)
+def test_transient_failures_retry_until_the_limit_then_dead(
+    setup: dict[str, Any],
+    admin: Any,
+    deliver: Any,
+    worker: Any,
+    flaky: Any,
+    outages: int,
+    max_attempts: int,
+    expected: str,
+) -> None:
+    target = flaky(outages)
+    worker.settings = worker.settings.with_overrides({"max_attempts": max_attempts})
+    deliver(setup["group"], moved("A-1", "Dock", 1))
+
+    worker.drain()
+
+    event = admin.get("/events").get_json()["items"][0]
+    assert event["status"] == expected
+    assert event["attempts"] == min(outages + 1, max_attempts)
+    assert target.calls == min(outages + 1, max_attempts)
+
+
+def test_a_dead_event_is_replayed_when_the_target_is_back(
+    setup: dict[str, Any], admin: Any, deliver: Any, worker: Any, flaky: Any
+) -> None:
+    flaky(outages=1)
+    worker.settings = worker.settings.with_overrides({"max_attempts": 1})
+    deliver(setup["group"], moved("A-1", "Dock", 1))
+    worker.drain()
+    event_id = admin.get("/events").get_json()["items"][0]["id"]
+    assert statuses(admin) == ["dead"]
+
+    assert admin.post(f"/events/{event_id}/replay").status_code == 200
+    worker.drain()
+
+    assert statuses(admin) == ["delivered"]
+
+
+def test_retries_back_off_exponentially(setup: dict[str, Any], gw: Any, worker: Any) -> None:
+    from gateway.worker import _retry_delay
+
+    settings = gw.settings.with_overrides({"retry_base_s": 2.0, "retry_max_s": 60.0})
+
+    delays = [_retry_delay(n, settings) for n in (1, 2, 3, 4, 10)]
+
+    assert 1.0 <= delays[0] <= 2.0
+    assert 2.0 <= delays[1] <= 4.0
+    assert 4.0 <= delays[2] <= 8.0
+    assert 8.0 <= delays[3] <= 16.0
+    assert 30.0 <= delays[4] <= 60.0  # capped
+
+
+def test_duplicates_cannot_be_replayed(setup: dict[str, Any], admin: Any, deliver: Any) -> None:
+    body = moved("A-1", "Dock", 1)
+    deliver(setup["group"], body)
+    deliver(setup["group"], body)
+    duplicate = next(
+        e for e in admin.get("/events").get_json()["items"] if e["status"] == "duplicate"
+    )
+
+    response = admin.post(f"/events/{duplicate['id']}/replay")
+
+    assert response.status_code == 409
+
+
+# --- preview -----------------------------------------------------------------------------
+
+
+def test_preview_shows_upserts_for_a_payload_and_writes_nothing(admin: Any, setup: Any) -> None:
+    payload = json.loads(moved("A-9", "Dock", 1765572297000))
+
+    answer = admin.post(
+        "/mappings/items/preview", {"event_type": "inventory.moved", "payload": payload}
+    ).get_json()
+
+    assert answer["upserts"] == [
+        {
+            "key": "item",
+            "object": "Item__c",
+            "external_id_field": "Item_Id__c",
+            "external_id": "A-9",
+            "fields": {
+                "Location__c": "Dock",
+                "Seen_At__c": "2025-12-12T20:44:57.000Z",
+                "Topic__c": "inventory.moved",
+            },
+            "parent": None,
+            "order_value": 1765572297000,
+        }
+    ]
+    assert admin.get("/records/Item__c/A-9").status_code == 404
+
+
+def test_preview_of_a_stored_event(setup: Any, admin: Any, deliver: Any) -> None:
+    deliver(setup["group"], moved("A-1", "Dock", 1))
+    event_id = admin.get("/events").get_json()["items"][0]["id"]
+
+    answer = admin.post("/mappings/items/preview", {"event_id": event_id}).get_json()
+
+    assert answer["event_id"] == event_id
+    assert answer["upserts"][0]["external_id"] == "A-1"
+    assert statuses(admin) == ["pending"]
+
+
+def test_a_candidate_is_previewed_against_recent_events_with_differences(
+    setup: Any, admin: Any, deliver: Any
+) -> None:
+    for n in range(3):
+        deliver(setup["group"], moved(f"A-{n}", "dock", n))
+    candidate = json.loads(json.dumps(ITEM_MAPPING))
+    candidate["upserts"][0]["fields"]["Location__c"] = "upper(payload.data.location)"
+
+    answer = admin.post("/mappings/items/preview", {"document": candidate, "last": 2}).get_json()
+
+    assert answer["mapping"]["candidate"] is True
+    assert answer["mapping"]["compared_to"] == 1
+    assert len(answer["results"]) == 2
+    change = answer["results"][0]["changes"][0]
+    assert change["change"] == "changed"
+    assert change["fields"]["Location__c"] == {"before": "dock", "after": "DOCK"}
+    assert admin.get("/mappings/items").get_json()["version"] == 1
