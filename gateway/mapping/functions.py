@@ -69,7 +69,7 @@ def _instant(function: str, value: Any) -> datetime:
 
 
 class MappingFunctions(Functions):
-    """The standard JMESPath functions plus the ones documented in docs/mapping-functions.md."""
+    """The standard JMESPath functions plus the ones documented in the README."""
 
     @signature({"types": []})
     def _func_sf_date(self, value: Any) -> str | None:

@@ -17,7 +17,7 @@ from jmespath.functions import Functions
 
 from gateway.mapping.functions import OPTIONS, MappingFunctions, arity_problem, as_text
 
-DOCS = Path(__file__).parents[2] / "docs" / "mapping-functions.md"
+DOCS = Path(__file__).parents[2] / "README.md"
 
 CUSTOM = {
     "sf_date",
