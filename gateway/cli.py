@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
@@ -108,7 +107,8 @@ def _serve(bind: str | None, workers: int | None) -> None:
     class Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
             for key, value in options.items():
-                self.cfg.set(key, value)
+                if key in self.cfg.settings:  # older gunicorns lack some settings
+                    self.cfg.set(key, value)
 
         def load(self) -> Any:
             from gateway.web import create_app
@@ -225,7 +225,3 @@ def send(group_id: str, file: Path | None, event_type: str | None, url: str | No
 def token() -> None:
     """Print the admin token (generated under instance/ when none is configured)."""
     click.echo(_gateway().settings.admin_token)
-
-
-def _print_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, default=str))
