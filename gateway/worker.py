@@ -7,6 +7,7 @@ status, so processing an event twice changes nothing.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import random
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, tuple_, update
+from sqlalchemy import BigInteger, and_, column, func, insert, or_, select, tuple_, update, values
 from sqlalchemy.orm import Session
 
 from gateway.core import Gateway
@@ -142,14 +143,32 @@ class Worker:
         groups, routes = self._configuration({e.group_id for e in events})
         outcomes = [self._plan(event, groups, routes) for event in events]
         planned = [p for o in outcomes for p in o.planned]
-        marks = self._marks(planned)
-        _mark_stale(planned, marks)
-        self._upsert_remote(outcomes)
+        if self.gw.db.is_sqlite:
+            # One host, and SQLite already serialises writers: call remote targets before
+            # taking the write lock, so deliveries never wait on a CRM; the local store's
+            # stale check happens under the write lock.
+            remote = [p for p in planned if not self.gw.targets.is_local(p.target)]
+            with self.gw.db.read_session() as session:
+                _mark_stale(remote, _marks(session, remote))
+            self._upsert_remote(outcomes)
+            with self.gw.db.session() as session:
+                local = [p for p in planned if self.gw.targets.is_local(p.target)]
+                _mark_stale(local, _marks(session, local))
+                self._finish(session, outcomes)
+            return
         with self.gw.db.session() as session:
-            self._upsert_local(session, outcomes)
-            for outcome in outcomes:
-                _settle(outcome, self.settings)
-            self._record(session, outcomes)
+            # Workers on many hosts: hold each target record's lock from the stale check to
+            # the commit, so two events for one record are never applied concurrently.
+            _lock_records(session, planned)
+            _mark_stale(planned, _marks(session, planned))
+            self._upsert_remote(outcomes)
+            self._finish(session, outcomes)
+
+    def _finish(self, session: Session, outcomes: list[Outcome]) -> None:
+        self._upsert_local(session, outcomes)
+        for outcome in outcomes:
+            _settle(outcome, self.settings)
+        self._record(session, outcomes)
 
     def _configuration(
         self, group_ids: set[str]
@@ -214,24 +233,6 @@ class Worker:
             outcome.planned += [Planned(event, route, mapping.version, u, target) for u in upserts]
         return outcome
 
-    def _marks(self, planned: list[Planned]) -> dict[tuple[str, str, str], Any]:
-        keys = {
-            (p.target, p.upsert.object, p.upsert.external_id)
-            for p in planned
-            if p.upsert.order_value is not None
-        }
-        if not keys:
-            return {}
-        found: dict[tuple[str, str, str], Any] = {}
-        with self.gw.db.read_session() as session:
-            for chunk in _chunks(sorted(keys), 300):
-                query = select(WriteMark).where(
-                    tuple_(WriteMark.target, WriteMark.object, WriteMark.external_id).in_(chunk)
-                )
-                for mark in session.scalars(query):
-                    found[(mark.target, mark.object, mark.external_id)] = mark.order_value
-        return found
-
     def _upsert_remote(self, outcomes: list[Outcome]) -> None:
         by_target = _due_upserts(outcomes, lambda name: not self.gw.targets.is_local(name))
         for name, planned in by_target.items():
@@ -286,13 +287,48 @@ def _fail(outcome: Outcome, message: str) -> Outcome:
     return outcome
 
 
+def _record_key(p: Planned) -> tuple[str, str, str]:
+    return (p.target, p.upsert.object, p.upsert.external_id)
+
+
+def _lock_records(session: Session, planned: list[Planned]) -> None:
+    """PostgreSQL advisory locks on every target record, in one global order (no deadlocks)."""
+    keys = sorted({_lock_id(_record_key(p)) for p in planned})
+    for start in range(0, len(keys), 1000):
+        session.execute(
+            select(func.pg_advisory_xact_lock(column("k"))).select_from(
+                values(column("k", BigInteger), name="keys").data(
+                    [(k,) for k in keys[start : start + 1000]]
+                )
+            )
+        )
+
+
+def _lock_id(key: tuple[str, str, str]) -> int:
+    digest = hashlib.blake2b("\x1f".join(key).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _marks(session: Session, planned: list[Planned]) -> dict[tuple[str, str, str], Any]:
+    """The ordering value that last wrote each record the batch will touch."""
+    keys = sorted({_record_key(p) for p in planned if p.upsert.order_value is not None})
+    found: dict[tuple[str, str, str], Any] = {}
+    for chunk in _chunks(keys, 300):
+        query = select(WriteMark).where(
+            tuple_(WriteMark.target, WriteMark.object, WriteMark.external_id).in_(chunk)
+        )
+        for mark in session.scalars(query):
+            found[(mark.target, mark.object, mark.external_id)] = mark.order_value
+    return found
+
+
 def _mark_stale(planned: list[Planned], marks: dict[tuple[str, str, str], Any]) -> None:
     """Skip upserts older than what last wrote the record; later events in the batch count too."""
     current = dict(marks)
     for p in planned:
         if p.upsert.order_value is None:
             continue
-        key = (p.target, p.upsert.object, p.upsert.external_id)
+        key = _record_key(p)
         if key in current and is_older(p.upsert.order_value, current[key]):
             p.stale = True
         else:

@@ -247,8 +247,16 @@ def test_connectors_list_the_shipped_profiles_without_secrets(admin: Any) -> Non
     items = admin.get("/connectors").get_json()["items"]
 
     names = {c["name"] for c in items}
-    assert {"xilnex", "xemelgo", "xtnd", "generic", "stripe", "github", "shopify",
-            "standard-webhooks"} <= names
+    assert {
+        "xilnex",
+        "xemelgo",
+        "xtnd",
+        "generic",
+        "stripe",
+        "github",
+        "shopify",
+        "standard-webhooks",
+    } <= names
     xtnd = next(c for c in items if c["name"] == "xtnd")
     assert "OrderPicked" in xtnd["functions"][0]["events"]
     assert xtnd["verification"]["scheme"] == "hmac"

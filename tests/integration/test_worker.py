@@ -438,3 +438,33 @@ def test_a_candidate_is_previewed_against_recent_events_with_differences(
     assert change["change"] == "changed"
     assert change["fields"]["Location__c"] == {"before": "dock", "after": "DOCK"}
     assert admin.get("/mappings/items").get_json()["version"] == 1
+
+
+def test_concurrent_workers_serialise_writes_per_record_and_keep_the_newest(
+    setup: dict[str, Any], admin: Any, deliver: Any, gw: Any
+) -> None:
+    import random
+    import threading
+
+    from gateway.worker import Worker
+
+    rng = random.Random(7)
+    stamps = list(range(1, 121))
+    rng.shuffle(stamps)
+    for at in stamps:  # 120 events for 4 records, out of order
+        deliver(setup["group"], moved(f"R-{at % 4}", f"loc-{at}", at))
+    workers = [Worker(gw, worker_id=f"w{n}") for n in range(3)]
+    for w in workers:
+        w.settings = w.settings.with_overrides({"worker_batch_size": 7})
+    threads = [threading.Thread(target=w.drain) for w in workers]
+
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    final = set(statuses(admin))
+    assert final <= {"delivered", "stale"}, final
+    for r in range(4):
+        newest = max(at for at in stamps if at % 4 == r)
+        assert record(admin, f"R-{r}")["Location__c"] == f"loc-{newest}"
