@@ -51,7 +51,7 @@ class Settings:
     log_format: str = "text"
     #: Deliveries written in one transaction at most (group commit).
     inbox_max_batch: int = 128
-    worker_batch_size: int = 500
+    worker_batch_size: int = 1000
     worker_poll_s: float = 0.5
     #: How long a worker's claim on a batch lasts before others may take it over.
     claim_timeout_s: float = 120.0
@@ -59,7 +59,7 @@ class Settings:
     retry_base_s: float = 2.0
     retry_max_s: float = 3600.0
     #: How long the worker waits for a burst to fill a batch before processing it.
-    batch_window_s: float = 0.0
+    batch_window_s: float = 0.5
     retention_days: int = 30
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
@@ -82,13 +82,13 @@ class Settings:
             target=env.get("GATEWAY_TARGET") or "local",
             log_format=env.get("GATEWAY_LOG_FORMAT") or "text",
             inbox_max_batch=_int(env, "GATEWAY_INBOX_MAX_BATCH", 128),
-            worker_batch_size=_int(env, "GATEWAY_WORKER_BATCH_SIZE", 500),
+            worker_batch_size=_int(env, "GATEWAY_WORKER_BATCH_SIZE", 1000),
             worker_poll_s=_float(env, "GATEWAY_WORKER_POLL_S", 0.5),
             claim_timeout_s=_float(env, "GATEWAY_CLAIM_TIMEOUT_S", 120.0),
             max_attempts=_int(env, "GATEWAY_MAX_ATTEMPTS", 8),
             retry_base_s=_float(env, "GATEWAY_RETRY_BASE_S", 2.0),
             retry_max_s=_float(env, "GATEWAY_RETRY_MAX_S", 3600.0),
-            batch_window_s=_float(env, "GATEWAY_BATCH_WINDOW_S", 0.0),
+            batch_window_s=_float(env, "GATEWAY_BATCH_WINDOW_S", 0.5),
             retention_days=_int(env, "GATEWAY_RETENTION_DAYS", 30),
             env=dict(env),
         )

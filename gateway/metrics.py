@@ -23,7 +23,7 @@ from prometheus_client.registry import REGISTRY, Collector
 from sqlalchemy import func, select
 
 from gateway.db import Database
-from gateway.models import Event, EventStatus
+from gateway.models import Event, EventStatus, TargetUsage
 
 DELIVERIES = Counter(
     "gateway_deliveries_total",
@@ -40,45 +40,102 @@ RECEIVE_LATENCY = Histogram(
     "Time from request to durable acknowledgement",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
-PROCESSED = Counter(
-    "gateway_events_processed_total",
-    "Events processed by workers, by resulting status",
-    ["status"],
-)
-PROCESSING_LATENCY = Histogram(
-    "gateway_processing_seconds",
-    "Time from receipt to final status for processed events",
-    buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800, 3600),
-)
 
 
 class QueueCollector(Collector):
-    """Queue depth by status and the age of the oldest pending event, read at scrape time."""
+    """Queue and target gauges read from the database at scrape time.
+
+    Workers may run on other hosts than the web process answering the scrape, so what they
+    know (queue, retries, latency, target API usage) is read from the shared database.
+    """
 
     def __init__(self, database: Database) -> None:
         self._db = database
 
     def collect(self) -> Iterator[Any]:
-        depth = GaugeMetricFamily("gateway_queue_events", "Events by status", labels=["status"])
-        oldest = GaugeMetricFamily(
-            "gateway_oldest_pending_age_seconds", "Age of the oldest pending event"
-        )
         with self._db.read_session() as session:
-            counts = dict(
-                session.execute(select(Event.status, func.count()).group_by(Event.status)).all()
-            )
-            first = session.scalar(
-                select(func.min(Event.received_at)).where(Event.status == EventStatus.PENDING)
-            )
-        for status in EventStatus:
-            depth.add_metric([status.value], counts.get(status.value, 0))
-        age = 0.0
-        if first is not None:
-            first = first if first.tzinfo else first.replace(tzinfo=UTC)
-            age = max(0.0, (datetime.now(UTC) - first).total_seconds())
-        oldest.add_metric([], age)
-        yield depth
-        yield oldest
+            yield from _queue_depth(session)
+            yield _oldest_pending_age(session)
+            yield _retrying(session)
+            yield _recent_latency(session)
+            yield _target_usage(session)
+
+
+def _queue_depth(session: Any) -> Iterator[Any]:
+    depth = GaugeMetricFamily("gateway_queue_events", "Events by status", labels=["status"])
+    counts = dict(session.execute(select(Event.status, func.count()).group_by(Event.status)).all())
+    for status in EventStatus:
+        depth.add_metric([status.value], counts.get(status.value, 0))
+    yield depth
+    dead = GaugeMetricFamily("gateway_dead_events", "Events that exhausted their retries")
+    dead.add_metric([], counts.get(EventStatus.DEAD.value, 0))
+    yield dead
+
+
+def _oldest_pending_age(session: Any) -> Any:
+    gauge = GaugeMetricFamily(
+        "gateway_oldest_pending_age_seconds", "Age of the oldest pending event"
+    )
+    first = session.scalar(
+        select(func.min(Event.received_at)).where(Event.status == EventStatus.PENDING)
+    )
+    gauge.add_metric([], _age(first))
+    return gauge
+
+
+def _retrying(session: Any) -> Any:
+    gauge = GaugeMetricFamily(
+        "gateway_retrying_events", "Pending events that failed transiently and wait to retry"
+    )
+    count = session.scalar(
+        select(func.count())
+        .select_from(Event)
+        .where(Event.status == EventStatus.PENDING, Event.attempts > 0)
+    )
+    gauge.add_metric([], count or 0)
+    return gauge
+
+
+def _recent_latency(session: Any) -> Any:
+    """Receipt-to-delivery time over the most recently delivered events."""
+    gauge = GaugeMetricFamily(
+        "gateway_processing_latency_seconds",
+        "Receipt to delivery, over the last 500 delivered events",
+        labels=["quantile"],
+    )
+    rows = session.execute(
+        select(Event.received_at, Event.processed_at)
+        .where(Event.status == EventStatus.DELIVERED, Event.processed_at.is_not(None))
+        .order_by(Event.id.desc())
+        .limit(500)
+    ).all()
+    spans = sorted((_aware(done) - _aware(got)).total_seconds() for got, done in rows)
+    for quantile in (0.5, 0.99):
+        value = spans[min(len(spans) - 1, int(quantile * len(spans)))] if spans else 0.0
+        gauge.add_metric([str(quantile)], value)
+    return gauge
+
+
+def _target_usage(session: Any) -> Any:
+    gauge = GaugeMetricFamily(
+        "gateway_target_api_usage",
+        "API calls used and allowed per day, as the target last reported",
+        labels=["target", "kind"],
+    )
+    for row in session.scalars(select(TargetUsage)):
+        gauge.add_metric([row.target, "used"], row.used)
+        gauge.add_metric([row.target, "limit"], row.limit)
+    return gauge
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _age(value: datetime | None) -> float:
+    if value is None:
+        return 0.0
+    return max(0.0, (datetime.now(UTC) - _aware(value)).total_seconds())
 
 
 def render(database: Database) -> bytes:

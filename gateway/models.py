@@ -158,6 +158,7 @@ class Event(Base):
         ),
         Index("ix_events_queue", "status", "next_attempt_at"),
         Index("ix_events_group_received", "group_id", "id"),
+        Index("ix_events_received_at", "received_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -223,3 +224,17 @@ class WriteMark(Base):
     external_id: Mapped[str] = mapped_column(String(255), primary_key=True)
     order_value: Mapped[Any]
     event_id: Mapped[int] = mapped_column(BigInteger)
+
+
+class TargetUsage(Base):
+    """A remote target's API usage as it last reported it (Salesforce's Sforce-Limit-Info).
+
+    Workers write it and any web process reads it, so admins see it wherever they look.
+    """
+
+    __tablename__ = "target_usage"
+
+    target: Mapped[str] = mapped_column(String(100), primary_key=True)
+    used: Mapped[int] = mapped_column(BigInteger)
+    limit: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime]

@@ -27,7 +27,15 @@ from sqlalchemy.orm import Session
 from gateway.core import Gateway
 from gateway.errors import GatewayError, MappingError, NotFound, TransientTargetError
 from gateway.mapping import PlannedUpsert, event_context
-from gateway.models import Event, EventResult, EventStatus, Group, Webhook, WriteMark
+from gateway.models import (
+    Event,
+    EventResult,
+    EventStatus,
+    Group,
+    TargetUsage,
+    Webhook,
+    WriteMark,
+)
 from gateway.routing import Route, compile_route, routes_for
 from gateway.staleness import is_older
 from gateway.targets.base import UpsertRequest, UpsertResult
@@ -150,25 +158,28 @@ class Worker:
             remote = [p for p in planned if not self.gw.targets.is_local(p.target)]
             with self.gw.db.read_session() as session:
                 _mark_stale(remote, _marks(session, remote))
-            self._upsert_remote(outcomes)
+            usage = self._upsert_remote(outcomes)
             with self.gw.db.session() as session:
                 local = [p for p in planned if self.gw.targets.is_local(p.target)]
                 _mark_stale(local, _marks(session, local))
-                self._finish(session, outcomes)
+                self._finish(session, outcomes, usage)
             return
         with self.gw.db.session() as session:
             # Workers on many hosts: hold each target record's lock from the stale check to
             # the commit, so two events for one record are never applied concurrently.
             _lock_records(session, planned)
             _mark_stale(planned, _marks(session, planned))
-            self._upsert_remote(outcomes)
-            self._finish(session, outcomes)
+            usage = self._upsert_remote(outcomes)
+            self._finish(session, outcomes, usage)
 
-    def _finish(self, session: Session, outcomes: list[Outcome]) -> None:
+    def _finish(
+        self, session: Session, outcomes: list[Outcome], usage: dict[str, tuple[int, int]]
+    ) -> None:
         self._upsert_local(session, outcomes)
         for outcome in outcomes:
             _settle(outcome, self.settings)
         self._record(session, outcomes)
+        _save_usage(session, usage)
 
     def _configuration(
         self, group_ids: set[str]
@@ -233,7 +244,9 @@ class Worker:
             outcome.planned += [Planned(event, route, mapping.version, u, target) for u in upserts]
         return outcome
 
-    def _upsert_remote(self, outcomes: list[Outcome]) -> None:
+    def _upsert_remote(self, outcomes: list[Outcome]) -> dict[str, tuple[int, int]]:
+        """Send each remote target its upserts; the API usage each one reported back."""
+        usage: dict[str, tuple[int, int]] = {}
         by_target = _due_upserts(outcomes, lambda name: not self.gw.targets.is_local(name))
         for name, planned in by_target.items():
             try:
@@ -244,8 +257,13 @@ class Worker:
                 continue
             except GatewayError as exc:
                 results = [UpsertResult(ok=False, error=exc.message)] * len(planned)
+            else:
+                reported = getattr(target, "api_usage", None)
+                if reported is not None:
+                    usage[name] = reported
             for p, result in zip(planned, results, strict=True):
                 p.result = result
+        return usage
 
     def _upsert_local(self, session: Session, outcomes: list[Outcome]) -> None:
         by_target = _due_upserts(outcomes, self.gw.targets.is_local)
@@ -457,6 +475,12 @@ def _save_marks(session: Session, marks: dict[tuple[str, str, str], tuple[Any, i
         session.execute(insert(WriteMark), new)
     if old:
         session.execute(update(WriteMark), old)
+
+
+def _save_usage(session: Session, usage: dict[str, tuple[int, int]]) -> None:
+    now = datetime.now(UTC)
+    for name, (used, limit) in usage.items():
+        session.merge(TargetUsage(target=name, used=used, limit=limit, updated_at=now))
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:

@@ -87,6 +87,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         admin_token=ADMIN_TOKEN,
         secret_key=Fernet.generate_key().decode(),
         worker_poll_s=0.05,
+        batch_window_s=0.0,
         retry_base_s=0.0,
         retry_max_s=0.0,
     )

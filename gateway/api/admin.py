@@ -9,9 +9,10 @@ from flask import Blueprint, Flask, jsonify, request
 
 from gateway import events as event_log
 from gateway import groups
-from gateway.api import schemas
+from gateway.api import openapi, schemas
 from gateway.errors import BadRequest, NotFound, Unauthorized
 from gateway.preview import preview
+from gateway.targets.usage import target_usage
 from gateway.web import gateway
 
 bp = Blueprint("admin", __name__, url_prefix="/api/v1")
@@ -22,6 +23,8 @@ MAX_LIMIT = 500
 
 @bp.before_request
 def _authenticate() -> None:
+    if request.endpoint == "admin.openapi_document":
+        return  # documentation, readable without the token
     expected = gateway().settings.admin_token or ""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
@@ -56,6 +59,11 @@ def _created(payload: Any) -> Any:
     response = jsonify(payload)
     response.status_code = 201
     return response
+
+
+@bp.get("/openapi.json")
+def openapi_document() -> Any:
+    return jsonify(openapi.document(gateway().settings.public_url))
 
 
 # --- connectors --------------------------------------------------------------------------
@@ -249,6 +257,15 @@ def replay_events() -> Any:
 @bp.get("/records/<obj>/<path:external_id>")
 def show_record(obj: str, external_id: str) -> Any:
     return jsonify(event_log.record_view(event_log.get_record(gateway(), obj, external_id)))
+
+
+# --- targets -----------------------------------------------------------------------------
+
+
+@bp.get("/targets")
+def list_targets() -> Any:
+    """Targets in use with the API usage each last reported (Salesforce's daily limit)."""
+    return jsonify(items=target_usage(gateway()), next_cursor=None)
 
 
 def init_app(app: Flask) -> None:

@@ -1,0 +1,35 @@
+"""What admins see of their targets: the default, and each remote target's API usage."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from gateway.core import Gateway
+from gateway.events import iso
+from gateway.models import Group, TargetUsage
+
+
+def target_usage(gw: Gateway) -> list[dict[str, Any]]:
+    default = gw.targets.default_name()
+    with gw.db.read_session() as session:
+        chosen = {t for t in session.scalars(select(Group.target).distinct()) if t}
+        usage = {row.target: row for row in session.scalars(select(TargetUsage))}
+    names = sorted({default, *chosen, *usage}, key=lambda n: (n != default, n))
+    return [_view(name, name == default, usage.get(name)) for name in names]
+
+
+def _view(name: str, default: bool, usage: TargetUsage | None) -> dict[str, Any]:
+    return {
+        "name": name,
+        "default": default,
+        "api_usage": None
+        if usage is None
+        else {
+            "used": usage.used,
+            "limit": usage.limit,
+            "remaining": max(usage.limit - usage.used, 0),
+            "reported_at": iso(usage.updated_at),
+        },
+    }

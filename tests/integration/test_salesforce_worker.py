@@ -1,0 +1,208 @@
+"""The worker feeding Salesforce: batched calls, per-record results, faults and API usage.
+
+The org is the in-repo fake Salesforce over TLS on loopback; the real simple-salesforce client
+talks to it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from gateway.config import Settings
+from tests.fakes.salesforce import REQUEST_LIMIT_EXCEEDED, FakeSalesforce, SObject
+
+ORDERS = {
+    "name": "sf-orders",
+    "upserts": [
+        {
+            "key": "order",
+            "object": "Order__c",
+            "external_id_field": "Order_Number__c",
+            "external_id": "payload.Details.OrderNumber",
+            "fields": {"Status__c": "event.type", "Warehouse__c": "payload.Details.Warehouse"},
+        },
+        {
+            "key": "line",
+            "object": "Order_Line__c",
+            "for_each": "payload.Details.Rows",
+            "external_id_field": "Line_Key__c",
+            "external_id": "join('-', [payload.Details.OrderNumber, to_string(item.Position)])",
+            "parent": {"key": "order", "relationship": "Order__r"},
+            "fields": {"Product__c": "item.ProductNumber"},
+        },
+    ],
+}
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeSalesforce]:
+    objects = [
+        SObject(
+            "Order__c",
+            external_ids=("Order_Number__c",),
+            fields=frozenset({"Status__c", "Warehouse__c"}),
+        ),
+        SObject(
+            "Order_Line__c",
+            external_ids=("Line_Key__c",),
+            lookups={"Order__r": "Order__c"},
+            key_prefix="a01",
+        ),
+    ]
+    with FakeSalesforce(objects) as org:
+        yield org
+
+
+@pytest.fixture
+def settings(settings: Settings, fake: FakeSalesforce) -> Settings:
+    return settings.with_overrides({"target": "salesforce", "env": fake.env("session_id")})
+
+
+@pytest.fixture
+def group(admin: Any, group_factory: Any) -> dict[str, Any]:
+    admin.put("/mappings/sf-orders", ORDERS)
+    created = group_factory(connector="xtnd", function="backend", events=["OrderPicked"])
+    admin.post(
+        f"/webhooks/{created['template_webhook_id']}/clone",
+        {"label": "Picked", "events": ["OrderPicked"], "mapping": "sf-orders"},
+    )
+    return created
+
+
+def delivery(n: int, orders: int, **details: Any) -> bytes:
+    notifications = [
+        {
+            "Action": "OrderPicked",
+            "Details": {"OrderNumber": f"O-{n}-{i}", "Warehouse": "ADR-1", **details},
+        }
+        for i in range(orders)
+    ]
+    return json.dumps(
+        {
+            "Id": f"d{n}",
+            "Attempt": 1,
+            "Properties": {"NotificationId": f"n{n}"},
+            "Notifications": notifications,
+        }
+    ).encode()
+
+
+def statuses(admin: Any) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    cursor = None
+    while True:
+        page = admin.get("/events?limit=500" + (f"&cursor={cursor}" if cursor else "")).get_json()
+        for event in page["items"]:
+            counts[event["status"]] = counts.get(event["status"], 0) + 1
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return counts
+
+
+def test_a_burst_of_1000_events_costs_at_most_6_api_calls(
+    group: dict[str, Any], deliver: Any, worker: Any, gw: Any, admin: Any, fake: FakeSalesforce
+) -> None:
+    for n in range(10):
+        deliver(group, delivery(n, 100))
+
+    worker.drain()
+
+    assert statuses(admin) == {"delivered": 1000}
+    assert len(fake.records["Order__c"]) == 1000
+    target = gw.targets.remote("salesforce")
+    assert target.api_calls <= 6
+    assert sum(fake.calls.values()) <= 6
+
+
+def test_children_are_linked_to_their_parents_by_external_id(
+    group: dict[str, Any], deliver: Any, worker: Any, fake: FakeSalesforce
+) -> None:
+    rows = [{"Position": 10, "ProductNumber": "P-1"}, {"Position": 20, "ProductNumber": "P-2"}]
+    deliver(group, delivery(1, 1, Rows=rows))
+
+    worker.drain()
+
+    (order,) = fake.find("Order__c", "Order_Number__c", "O-1-0")
+    lines = fake.records["Order_Line__c"]
+    assert sorted(line["Line_Key__c"] for line in lines) == ["O-1-0-10", "O-1-0-20"]
+    assert {line["Order__c"] for line in lines} == {order["Id"]}
+
+
+def test_a_record_salesforce_rejects_fails_only_its_event_with_the_message(
+    group: dict[str, Any], deliver: Any, worker: Any, admin: Any
+) -> None:
+    deliver(group, delivery(1, 3))
+    deliver(group, delivery(2, 1, Colour="red"))  # mapped nowhere, fine
+    bad = ORDERS | {
+        "upserts": [
+            ORDERS["upserts"][0]
+            | {
+                "fields": {"Status__c": "event.type", "No_Such_Field__c": "payload.Details.Colour"},
+                "when": "payload.Details.Colour != null",
+            },
+            ORDERS["upserts"][0] | {"when": "payload.Details.Colour == null"},
+        ]
+    }
+    bad["upserts"][1] = bad["upserts"][1] | {"key": "plain"}
+    admin.put("/mappings/sf-orders", bad)
+
+    worker.drain()
+
+    assert statuses(admin) == {"delivered": 3, "failed": 1}
+    failed = admin.get("/events?status=failed").get_json()["items"][0]
+    assert "INVALID_FIELD" in failed["last_error"]
+    assert "No_Such_Field__c" in failed["last_error"]
+
+
+def test_over_the_api_limit_events_wait_and_the_org_is_not_hammered(
+    group: dict[str, Any], deliver: Any, worker: Any, admin: Any, fake: FakeSalesforce, gw: Any
+) -> None:
+    deliver(group, delivery(1, 5))
+    fake.fail_next(REQUEST_LIMIT_EXCEEDED)
+
+    worker.run_once()
+    calls_after_limit = sum(fake.calls.values())
+    admin.post("/events/replay", {"status": "pending"})
+    worker.run_once()
+
+    assert statuses(admin) == {"pending": 5}
+    assert "limit reached" in admin.get("/events").get_json()["items"][0]["last_error"]
+    assert sum(fake.calls.values()) == calls_after_limit  # paused: no further call
+
+
+def test_api_usage_is_shown_in_metrics_and_the_admin_api(
+    group: dict[str, Any], deliver: Any, worker: Any, admin: Any, client: Any
+) -> None:
+    deliver(group, delivery(1, 2))
+
+    worker.drain()
+
+    targets = admin.get("/targets").get_json()["items"]
+    usage = next(t for t in targets if t["name"] == "salesforce")["api_usage"]
+    assert usage["limit"] == 15000
+    assert usage["used"] >= 1
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert 'gateway_target_api_usage{kind="limit",target="salesforce"} 15000.0' in metrics
+
+
+def test_a_group_can_keep_the_local_store_while_the_default_is_salesforce(
+    admin: Any, group_factory: Any, deliver: Any, worker: Any, fake: FakeSalesforce
+) -> None:
+    admin.put("/mappings/sf-orders", ORDERS)
+    local = group_factory(
+        connector="xtnd", function="backend", events=["OrderPicked"], target="local"
+    )
+    admin.post(
+        f"/webhooks/{local['template_webhook_id']}/clone",
+        {"label": "Picked", "events": ["OrderPicked"], "mapping": "sf-orders"},
+    )
+    deliver(local, delivery(7, 1))
+
+    worker.drain()
+
+    assert admin.get("/records/Order__c/O-7-0").status_code == 200
+    assert fake.records["Order__c"] == []
