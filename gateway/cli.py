@@ -23,6 +23,9 @@ def _gateway() -> Gateway:
 @click.group()
 def main() -> None:
     """Inbound webhook listener and mapping gateway."""
+    from gateway.logs import configure
+
+    configure(Settings.from_env().log_format)
 
 
 # --- database ----------------------------------------------------------------------------
@@ -185,6 +188,26 @@ def events_replay(
     click.echo(f"replayed {count} events")
 
 
+@events.command("purge")
+@click.option(
+    "--older-than-days",
+    type=click.IntRange(min=0),
+    default=None,
+    help="default GATEWAY_RETENTION_DAYS",
+)
+@click.option("--include-failed", is_flag=True, help="also failed and dead events")
+def events_purge(older_than_days: int | None, include_failed: bool) -> None:
+    """Delete settled events and their raw deliveries older than the retention age."""
+    from datetime import timedelta
+
+    from gateway.retention import purge
+
+    gw = _gateway()
+    days = gw.settings.retention_days if older_than_days is None else older_than_days
+    purged = purge(gw, timedelta(days=days), include_failed=include_failed)
+    click.echo(f"purged {purged.events} events and {purged.deliveries} deliveries")
+
+
 # --- trying a setup without the provider -------------------------------------------------
 
 
@@ -196,29 +219,91 @@ def events_replay(
 @click.option("--event", "event_type", help="event type (picks the connector's sample payload)")
 @click.option("--url", help="post here instead of the group's callback URL")
 def send(group_id: str, file: Path | None, event_type: str | None, url: str | None) -> None:
-    """Sign a payload exactly as the group's connector would and post it to the group."""
-    from gateway.connectors import sample_delivery
+    """Sign a payload exactly as the group's connector would and post it to the group.
+
+    Without FILE the connector's sample for --event (default: the group's first registered
+    event that has a sample) is sent. With FILE its bytes are sent as they are; --event is then
+    only needed by senders that carry the event type in a header (GitHub, Shopify).
+    """
+    from gateway.errors import GatewayError
     from gateway.groups import accepted_secrets, get_group, now
     from gateway.verify import sign
 
     gw = _gateway()
-    group = get_group(gw, group_id)
-    profile = gw.connectors.get(group.connector)
-    event_type = event_type or (group.events[0] if group.events else None)
-    if file is None and event_type is None:
-        raise click.UsageError("give a FILE or --event TYPE")
-    body, headers = sample_delivery(profile, event_type) if event_type else (b"", {})
-    if file is not None:
-        body = file.read_bytes()
-    secrets = accepted_secrets(gw, group, now())
-    headers = {"Content-Type": "application/json", **headers}
-    headers.update(sign(profile.verification, secrets[0] if secrets else "", body))
-    response = requests.post(
-        url or gw.callback_url(group.token), data=body, headers=headers, timeout=30
-    )
+    try:
+        try:
+            group = get_group(gw, group_id)
+            profile = gw.connectors.get(group.connector)
+        except GatewayError as exc:
+            raise click.ClickException(exc.message) from exc
+        if file is None:
+            body, headers = _sample(profile, group.events, event_type)
+        else:
+            body, headers = file.read_bytes(), _sender_headers(profile, event_type)
+        secrets = accepted_secrets(gw, group, now())
+        headers.update(sign(profile.verification, secrets[0] if secrets else "", body))
+        target = url or gw.callback_url(group.token)
+    finally:
+        gw.close()
+    try:
+        response = requests.post(target, data=body, headers=headers, timeout=30)
+    except requests.RequestException as exc:
+        raise click.ClickException(f"cannot post to {target}: {exc}") from exc
     click.echo(f"{response.status_code} {response.text.strip()}")
     if response.status_code >= 400:
         sys.exit(1)
+
+
+def _sample(
+    profile: Any, registered: list[str], event_type: str | None
+) -> tuple[bytes, dict[str, str]]:
+    """The connector's sample delivery for ``event_type``, or for the first registered event."""
+    from gateway.connectors import sample_delivery, sample_events
+
+    have = sample_events(profile)
+    if event_type is None:
+        event_type = next((e for e in registered if e in have), None)
+        if event_type is None:
+            raise click.UsageError(
+                f"none of the group's events has a {profile.name} sample"
+                f" (samples: {', '.join(have) or 'none'}); give --event TYPE or a FILE"
+            )
+    if event_type not in have:
+        raise click.UsageError(
+            f"connector {profile.name!r} has no sample for event {event_type!r}"
+            f" (samples: {', '.join(have) or 'none'}); give a FILE to send instead"
+        )
+    return sample_delivery(profile, event_type)
+
+
+def _sender_headers(profile: Any, event_type: str | None) -> dict[str, str]:
+    """The headers the connector's sender puts beside a body: type, a fresh id, the time."""
+    import uuid
+    from datetime import UTC, datetime
+
+    from gateway.connectors import DEFAULT_CONTENT_TYPES
+
+    document = profile.document
+    events = document["events"]
+    headers = {"Content-Type": document.get("content_types", DEFAULT_CONTENT_TYPES)[0]}
+    if "header" in events["type"]:
+        if not event_type:
+            raise click.UsageError(
+                f"{profile.name} sends the event type in the {events['type']['header']} header:"
+                " give --event TYPE"
+            )
+        headers[events["type"]["header"]] = event_type
+    if "header" in events.get("id", {}):
+        headers[events["id"]["header"]] = str(uuid.uuid4())
+    if "header" in events.get("timestamp", {}):
+        moment = datetime.now(UTC)
+        unit = events["timestamp"]["unit"]
+        headers[events["timestamp"]["header"]] = (
+            moment.isoformat(timespec="seconds")
+            if unit == "iso"
+            else str(int(moment.timestamp() * (1000 if unit == "ms" else 1)))
+        )
+    return headers
 
 
 @main.command()

@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 from gateway.config import Settings
 from gateway.core import Gateway
 from gateway.errors import GatewayError, StoreUnavailable
+from gateway.logs import configure as configure_logging
 
 log = logging.getLogger(__name__)
 
@@ -27,15 +28,18 @@ def create_app(
             settings = settings.with_overrides(overrides)
         gateway = Gateway(settings)
     app.extensions["gateway"] = gateway
+    configure_logging(gateway.settings.log_format)
     app.config["JSON_SORT_KEYS"] = False
     app.json.sort_keys = False  # type: ignore[attr-defined]
     _register_errors(app)
 
+    from gateway import console
     from gateway.api import admin, ops, receive
 
     receive.init_app(app)
     admin.init_app(app)
     ops.init_app(app)
+    console.init_app(app)
     return app
 
 

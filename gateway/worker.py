@@ -180,6 +180,7 @@ class Worker:
             _settle(outcome, self.settings)
         self._record(session, outcomes)
         _save_usage(session, usage)
+        _log(self.id, outcomes)
 
     def _configuration(
         self, group_ids: set[str]
@@ -475,6 +476,31 @@ def _save_marks(session: Session, marks: dict[tuple[str, str, str], tuple[Any, i
         session.execute(insert(WriteMark), new)
     if old:
         session.execute(update(WriteMark), old)
+
+
+def _log(worker_id: str, outcomes: list[Outcome]) -> None:
+    counts: dict[str, int] = defaultdict(int)
+    for outcome in outcomes:
+        counts[outcome.status] += 1
+        if outcome.status in (EventStatus.FAILED, EventStatus.DEAD):
+            log.warning(
+                "event %s %s: %s",
+                outcome.event.id,
+                outcome.status,
+                outcome.message,
+                extra={
+                    "event_id": outcome.event.id,
+                    "delivery_id": outcome.event.delivery_id,
+                    "group_id": outcome.event.group_id,
+                    "status": outcome.status,
+                },
+            )
+    log.info(
+        "batch of %d: %s",
+        len(outcomes),
+        ", ".join(f"{n} {status}" for status, n in sorted(counts.items())),
+        extra={"worker": worker_id, "events": len(outcomes), **counts},
+    )
 
 
 def _save_usage(session: Session, usage: dict[str, tuple[int, int]]) -> None:

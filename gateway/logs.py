@@ -1,0 +1,35 @@
+"""Logging: plain text by default, one JSON object per line with ``GATEWAY_LOG_FORMAT=json``.
+
+Log records carry the ids an operator searches by (``delivery_id``, ``event_id``,
+``group_id``) as structured fields, so a JSON log pipeline can filter on them directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from pythonjsonlogger.json import JsonFormatter
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure(log_format: str, level: int = logging.INFO) -> None:
+    """Give the ``gateway`` loggers one stderr handler in the chosen format (idempotent)."""
+    logger = logging.getLogger("gateway")
+    if any(getattr(h, "_gateway", False) for h in logger.handlers):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler._gateway = True  # type: ignore[attr-defined]
+    if log_format == "json":
+        handler.setFormatter(
+            JsonFormatter(
+                "%(asctime)s %(levelname)s %(name)s %(message)s",
+                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            )
+        )
+    else:
+        handler.setFormatter(logging.Formatter(TEXT_FORMAT))
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False

@@ -1,0 +1,145 @@
+"""Operating the gateway: retention, structured logs, metrics and readiness."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func, select, update
+
+from gateway.models import Delivery, Event
+from gateway.retention import purge
+
+SECRET = "operations-test-secret-0123456789"
+
+
+def _moved(n: int) -> bytes:
+    return json.dumps(
+        {"id": f"a{n}", "eventTimestamp": n, "topic": "inventory.moved", "data": {"n": n}}
+    ).encode()
+
+
+def _age_everything(gw: Any, days: int) -> None:
+    past = datetime.now(UTC) - timedelta(days=days)
+    with gw.db.session() as session:
+        session.execute(update(Event).values(received_at=past))
+        session.execute(update(Delivery).values(received_at=past))
+
+
+def _count(gw: Any, model: Any, *where: Any) -> int:
+    with gw.db.read_session() as session:
+        return int(session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+
+@pytest.fixture
+def events_of_every_kind(group_factory: Any, deliver: Any, admin: Any, gw: Any) -> dict[str, Any]:
+    """Old events: two unrouted (settled), one failed, one ignored; plus one fresh unrouted."""
+    group = group_factory(secret=SECRET, events=["inventory.moved"])
+    for n in range(2):
+        deliver(group, _moved(n))
+    ignored = json.dumps({"id": "c", "eventTimestamp": 1, "topic": "asset.moved", "data": {}})
+    deliver(group, ignored.encode())
+    deliver(group, _moved(99))
+    from gateway.worker import Worker
+
+    Worker(gw).drain()
+    with gw.db.session() as session:  # pretend the last one failed
+        session.execute(
+            update(Event)
+            .where(Event.payload["data"]["n"].as_integer() == 99)
+            .values(status="failed")
+        )
+    _age_everything(gw, days=40)
+    deliver(group, _moved(7))  # a fresh one stays
+    return group
+
+
+def test_purge_removes_old_settled_events_and_their_deliveries_only(
+    events_of_every_kind: Any, gw: Any
+) -> None:
+    purged = purge(gw, timedelta(days=30))
+
+    assert (purged.events, purged.deliveries) == (3, 3)
+    assert sorted(_statuses(gw)) == ["failed", "pending"]
+    assert _count(gw, Delivery) == 2
+
+
+def test_purge_can_include_failed_events(events_of_every_kind: Any, gw: Any) -> None:
+    purged = purge(gw, timedelta(days=30), include_failed=True)
+
+    assert purged.events == 4
+    assert _statuses(gw) == ["pending"]
+
+
+def test_the_purge_command_uses_the_retention_setting(
+    events_of_every_kind: Any, gw: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway import cli
+
+    monkeypatch.setattr(cli, "_gateway", lambda: gw)
+
+    result = CliRunner().invoke(cli.main, ["events", "purge", "--older-than-days", "30"])
+
+    assert result.exit_code == 0, result.output
+    assert "purged 3 events and 3 deliveries" in result.output
+
+
+def _statuses(gw: Any) -> list[str]:
+    with gw.db.read_session() as session:
+        return list(session.scalars(select(Event.status)))
+
+
+def test_json_logs_carry_the_event_and_delivery_ids(
+    group_factory: Any, deliver: Any, gw: Any, admin: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gateway import logs
+    from gateway.worker import Worker
+
+    logger = logging.getLogger("gateway")
+    saved = list(logger.handlers)
+    logger.handlers = []
+    try:
+        logs.configure("json")
+        group = group_factory(secret=SECRET, events=["inventory.moved"])
+        admin.post(  # a record without a mapping: its events fail, and say so
+            f"/webhooks/{group['template_webhook_id']}/clone",
+            {"label": "Moves", "events": ["inventory.moved"]},
+        )
+        delivery_id = deliver(group, _moved(1)).get_json()["delivery_id"]
+        Worker(gw).drain()
+    finally:
+        logger.handlers = saved
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line]
+    batch = next(line for line in lines if line["message"].startswith("batch of"))
+    assert batch["level"] == "INFO"
+    assert batch["logger"] == "gateway.worker"
+    assert batch["events"] == 1
+    assert batch["failed"] == 1
+    failure = next(line for line in lines if line["level"] == "WARNING")
+    assert str(failure["delivery_id"]) == delivery_id
+    assert failure["event_id"]
+    assert "has no mapping" in failure["message"]
+
+
+def test_metrics_show_deliveries_and_the_queue(
+    group_factory: Any, deliver: Any, client: Any
+) -> None:
+    group = group_factory(secret=SECRET, events=["inventory.moved"])
+    deliver(group, _moved(1))
+    deliver(group, _moved(1))
+
+    text = client.get("/metrics").get_data(as_text=True)
+
+    assert f'gateway_deliveries_total{{group="{group["id"]}",outcome="accepted"}}' in text
+    assert 'gateway_queue_events{status="pending"} 1.0' in text
+    assert 'gateway_queue_events{status="duplicate"} 1.0' in text
+    assert "gateway_receive_seconds_bucket" in text
+    assert "gateway_oldest_pending_age_seconds" in text
+
+
+def test_readyz_reflects_the_database(client: Any) -> None:
+    assert client.get("/readyz").get_json() == {"status": "ready", "database": "ok"}
