@@ -1,0 +1,93 @@
+"""Signing in with the admin token, the session guard, and the CSRF check on every form."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from typing import Any
+
+from flask import flash, redirect, render_template, request, session, url_for
+
+from gateway.console import SESSION_LIFETIME, bp
+from gateway.errors import GatewayError, Unauthorized
+from gateway.web import gateway
+
+#: Endpoints reachable without a session: the sign-in page and the stylesheet it needs.
+OPEN_ENDPOINTS = frozenset({"console.sign_in", "console.static"})
+CSRF_FIELD = "csrf_token"
+
+
+class CsrfFailed(GatewayError):
+    """The form did not come from a page of this console session; reload the page and retry."""
+
+    status = 403
+    code = "csrf_failed"
+
+
+def _fingerprint(admin_token: str) -> str:
+    """What the session remembers of the token, so that changing the token signs everyone out."""
+    return hashlib.sha256(b"console:" + admin_token.encode()).hexdigest()
+
+
+@bp.app_template_global()
+def csrf_token() -> str:
+    """The form token bound to this session (the session cookie is signed, so it cannot be set)."""
+    if CSRF_FIELD not in session:
+        session[CSRF_FIELD] = secrets.token_urlsafe(32)
+    return str(session[CSRF_FIELD])
+
+
+def signed_in() -> bool:
+    expected = gateway().settings.admin_token or ""
+    since = session.get("since")
+    return (
+        bool(expected)
+        and hmac.compare_digest(str(session.get("admin", "")), _fingerprint(expected))
+        and isinstance(since, float)
+        and time.time() - since < SESSION_LIFETIME.total_seconds()
+    )
+
+
+@bp.before_request
+def _guard() -> Any:
+    """Every page but sign-in needs the session; every POST needs the session's form token."""
+    if request.endpoint not in OPEN_ENDPOINTS and not signed_in():
+        return redirect(url_for("console.sign_in", next=request.full_path), 303)
+    if request.method == "POST":
+        sent = request.form.get(CSRF_FIELD, "")
+        if not sent or not hmac.compare_digest(sent.encode(), csrf_token().encode()):
+            raise CsrfFailed()
+    return None
+
+
+def _safe_next(target: str | None) -> str:
+    """Only ever send the browser back into the console, never to another site."""
+    if target and target.startswith("/admin/") and "//" not in target and "\\" not in target:
+        return target
+    return url_for("console.overview")
+
+
+@bp.route("/sign-in", methods=["GET", "POST"])
+def sign_in() -> Any:
+    error = None
+    if request.method == "POST":
+        expected = gateway().settings.admin_token or ""
+        given = request.form.get("token", "").strip()
+        if expected and hmac.compare_digest(given.encode(), expected.encode()):
+            target = _safe_next(request.form.get("next"))
+            session.clear()
+            session.permanent = True
+            session.update(admin=_fingerprint(expected), since=time.time())
+            return redirect(target, 303)
+        error = Unauthorized("That is not the admin token (GATEWAY_ADMIN_TOKEN).")
+    page = render_template("console/sign_in.html", error=error, next=request.values.get("next", ""))
+    return page, error.status if error else 200
+
+
+@bp.post("/sign-out")
+def sign_out() -> Any:
+    session.clear()
+    flash("You are signed out.")
+    return redirect(url_for("console.sign_in"), 303)

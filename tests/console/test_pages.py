@@ -1,0 +1,405 @@
+"""The console through the Flask test client: the guard, every page, and errors shown on forms."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from gateway.connectors import sample_delivery
+from gateway.console.mapping_pages import line_map, line_of, pretty
+from gateway.core import Gateway
+from gateway.verify import sign
+from tests.conftest import ADMIN_TOKEN
+from tests.console.conftest import Console, form_token
+
+MAPPING = {
+    "name": "moves",
+    "upserts": [
+        {
+            "key": "item",
+            "object": "Inventory_Item__c",
+            "external_id_field": "Xemelgo_Id__c",
+            "external_id": "payload.data.itemId",
+            "fields": {"Sku__c": "payload.data.sku"},
+        }
+    ],
+}
+
+
+def field_errors(html: str) -> list[str]:
+    return re.findall(r'class="field-error"[^>]*>([^<]+)<', html)
+
+
+@pytest.fixture
+def setup(
+    gw: Gateway, admin: Any, client: FlaskClient, group_factory: Callable[..., Any], worker: Any
+) -> dict[str, Any]:
+    """A group with a record mapped by MAPPING and one delivered event, made through the API."""
+    group = group_factory(events=["inventory.moved"])
+    assert admin.put("/mappings/moves", MAPPING).status_code == 201
+    record = admin.post(
+        f"/webhooks/{group['template_webhook_id']}/clone",
+        {"label": "Moves", "events": ["inventory.moved"], "mapping": "moves"},
+    ).get_json()
+    profile = gw.connectors.get("xemelgo")
+    body, headers = sample_delivery(profile, "inventory.moved")
+    headers.update(sign(profile.verification, group["secret"], body))
+    assert client.post(f"/hooks/{group['token']}", data=body, headers=headers).status_code == 200
+    worker.drain()
+    event = admin.get("/events").get_json()["items"][0]
+    assert event["status"] == "delivered"
+    return {"group": group, "record": record, "event": event}
+
+
+# --- the guard ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/admin/", "/admin/groups", "/admin/groups/new", "/admin/mappings", "/admin/events"],
+)
+def test_pages_send_the_signed_out_to_sign_in(client: FlaskClient, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 303
+    assert response.headers["Location"].startswith("/admin/sign-in?next=")
+
+
+def test_forms_posted_signed_out_go_to_sign_in_and_change_nothing(
+    client: FlaskClient, admin: Any
+) -> None:
+    response = client.post("/admin/groups/new", data={"name": "x", "choice": "generic/webhooks"})
+    assert response.status_code == 303
+    assert admin.get("/groups").get_json()["items"] == []
+
+
+def test_a_wrong_token_is_refused(client: FlaskClient) -> None:
+    token = form_token(client.get("/admin/sign-in").text)
+    response = client.post("/admin/sign-in", data={"csrf_token": token, "token": "guess"})
+    assert response.status_code == 401
+    assert "That is not the admin token" in response.text
+    assert client.get("/admin/").status_code == 303
+
+
+def test_sign_in_needs_the_form_token(client: FlaskClient) -> None:
+    client.get("/admin/sign-in")
+    response = client.post("/admin/sign-in", data={"token": ADMIN_TOKEN})
+    assert response.status_code == 403
+    assert client.get("/admin/").status_code == 303
+
+
+def test_a_form_without_the_session_token_is_refused(console: Console, admin: Any) -> None:
+    response = console.client.post(
+        "/admin/groups/new",
+        data={"csrf_token": "forged", "name": "x", "choice": "generic/webhooks"},
+    )
+    assert response.status_code == 403
+    assert "did not come from a page of this console session" in response.text
+    assert admin.get("/groups").get_json()["items"] == []
+
+
+def test_sign_in_returns_to_the_page_asked_for_and_only_inside_the_console(
+    client: FlaskClient,
+) -> None:
+    for wanted, landed in [
+        ("/admin/events?status=failed", "/admin/events?status=failed"),
+        ("https://elsewhere.example/", "/admin/"),
+        ("//elsewhere.example/admin/", "/admin/"),
+    ]:
+        token = form_token(client.get("/admin/sign-in").text)
+        response = client.post(
+            "/admin/sign-in", data={"csrf_token": token, "token": ADMIN_TOKEN, "next": wanted}
+        )
+        assert response.headers["Location"] == landed
+
+
+def test_the_session_cookie_is_http_only_and_same_site(client: FlaskClient) -> None:
+    token = form_token(client.get("/admin/sign-in").text)
+    response = client.post("/admin/sign-in", data={"csrf_token": token, "token": ADMIN_TOKEN})
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+def test_sign_out_ends_the_session(console: Console) -> None:
+    response = console.post("/admin/sign-out")
+    assert response.status_code == 303
+    assert console.get("/admin/").status_code == 303
+
+
+# --- every page --------------------------------------------------------------------------
+
+
+def test_every_page_renders(console: Console, setup: dict[str, Any]) -> None:
+    group, record, event = setup["group"], setup["record"], setup["event"]
+    pages = {
+        "/admin/": "Deliveries per minute",
+        "/admin/groups": "Test group",
+        "/admin/groups/new": "Xemelgo",
+        f"/admin/groups/{group['id']}": group["callback_url"],
+        f"/admin/groups/{group['id']}/edit": "inventory.moved",
+        f"/admin/webhooks/{record['id']}/clone": "Clone Moves",
+        f"/admin/webhooks/{record['id']}/edit": "Edit Moves",
+        "/admin/mappings": "moves",
+        "/admin/mappings/moves": "version 1",
+        "/admin/mappings/new-one": "not saved yet",
+        "/admin/events": "inventory.moved",
+        f"/admin/events/{event['id']}": "Inventory_Item__c inv-test-000987",
+        "/admin/records/Inventory_Item__c/inv-test-000987": "SKU-TEST-0001",
+    }
+    for path, shown in pages.items():
+        response = console.get(path)
+        assert response.status_code == 200, path
+        assert shown in response.text, path
+        assert '<main id="main"' in response.text
+
+
+def test_a_missing_thing_is_a_page_not_json(console: Console) -> None:
+    response = console.get("/admin/groups/nope")
+    assert response.status_code == 404
+    assert response.mimetype == "text/html"
+    assert "no webhook group &#39;nope&#39;" in response.text
+
+
+def test_the_overview_counts_deliveries_and_the_queue(console: Console, setup: Any) -> None:
+    html = console.get("/admin/").text
+    stat = re.search(r"Deliveries, last 60 minutes</p>\s*<p class=\"stat-value\">(\d+)", html)
+    assert stat and stat.group(1) == "1"
+    assert "Not configured" in html
+    assert re.search(r"status-delivered\">delivered</span></a></td>\s*<td class=\"num\">1", html)
+
+
+# --- groups ------------------------------------------------------------------------------
+
+
+def test_creating_a_group_shows_service_errors_on_the_form(console: Console, admin: Any) -> None:
+    response = console.post(
+        "/admin/groups/new",
+        {
+            "name": "Rfid",
+            "choice": "xemelgo/webhooks",
+            "events": ["inventory.moved"],
+            "secret": "too-short",
+        },
+    )
+    assert response.status_code == 422
+    assert field_errors(response.text) == ["length 9 is outside 20..256"]
+    assert "too-short" not in response.text
+    assert admin.get("/groups").get_json()["items"] == []
+
+
+def test_an_open_catalog_takes_typed_event_names(console: Console, admin: Any) -> None:
+    response = console.post(
+        "/admin/groups/new",
+        {
+            "name": "Anything",
+            "choice": "generic/webhooks",
+            "events": ["order.created"],
+            "other_events": "invoice.paid, custom.thing",
+            "secret": "s3cret-key",
+            "active": "on",
+        },
+    )
+    assert response.status_code == 303
+    (group,) = admin.get("/groups").get_json()["items"]
+    assert group["events"] == ["order.created", "invoice.paid", "custom.thing"]
+    assert group["active"] is True
+
+
+def test_a_closed_catalog_refuses_unknown_events(console: Console) -> None:
+    response = console.post(
+        "/admin/groups/new",
+        {"name": "Rfid", "choice": "xemelgo/webhooks", "other_events": "made.up"},
+    )
+    assert response.status_code == 422
+    assert "&#39;made.up&#39; is not in the catalog" in response.text
+
+
+def test_editing_rotating_and_deactivating_a_group(
+    console: Console, admin: Any, setup: Any
+) -> None:
+    group = setup["group"]
+    base = f"/admin/groups/{group['id']}"
+    edited = console.post(
+        f"{base}/edit",
+        {"name": "Renamed", "events": ["inventory.moved", "asset.moved"], "active": "on"},
+    )
+    assert edited.status_code == 303
+    assert console.post(f"{base}/rotate-url").status_code == 303
+    assert console.post(f"{base}/active", {"active": "false"}).status_code == 303
+    after = admin.get(f"/groups/{group['id']}").get_json()
+    assert after["name"] == "Renamed"
+    assert after["events"] == ["inventory.moved", "asset.moved"]
+    assert after["callback_url"] != group["callback_url"]
+    assert after["active"] is False
+
+
+def test_a_bad_new_secret_is_shown_on_the_rotate_form(console: Console, setup: Any) -> None:
+    response = console.post(
+        f"/admin/groups/{setup['group']['id']}/rotate-secret",
+        {"secret": "short", "previous_valid_for_s": "3600"},
+    )
+    assert response.status_code == 422
+    assert field_errors(response.text) == ["length 5 is outside 20..256"]
+
+
+def test_rotating_the_secret_keeps_the_old_one_for_a_while(
+    console: Console, admin: Any, setup: Any
+) -> None:
+    group = setup["group"]
+    response = console.post(
+        f"/admin/groups/{group['id']}/rotate-secret",
+        {"secret": "n" * 24, "previous_valid_for_s": "3600"},
+    )
+    assert response.status_code == 303
+    after = admin.get(f"/groups/{group['id']}").get_json()
+    assert after["secret_hint"] != group["secret_hint"]
+    assert after["previous_secret_expires_at"] is not None
+
+
+# --- webhook records ---------------------------------------------------------------------
+
+
+def test_cloning_editing_and_toggling_a_record(console: Console, admin: Any, setup: Any) -> None:
+    group, record = setup["group"], setup["record"]
+    cloned = console.post(
+        f"/admin/webhooks/{record['id']}/clone",
+        {"label": "Copy", "events": ["inventory.moved"], "mapping": "moves", "version": "1"},
+    )
+    assert cloned.status_code == 303
+    rows = admin.get(f"/groups/{group['id']}/webhooks").get_json()["items"]
+    assert [r["label"] for r in rows] == ["Template", "Moves", "Copy"]
+    copy = rows[2]
+    assert copy["mapping"] == {"name": "moves", "version": 1} and copy["active"] is False
+    edited = console.post(
+        f"/admin/webhooks/{copy['id']}/edit",
+        {"label": "Copy 2", "events": ["inventory.moved"], "filter": "payload.data.quantity > `0`"},
+    )
+    assert edited.status_code == 303
+    assert (
+        console.post(f"/admin/webhooks/{copy['id']}/active", {"active": "true"}).status_code == 303
+    )
+    after = admin.get(f"/webhooks/{copy['id']}").get_json()
+    assert after["label"] == "Copy 2" and after["mapping"] is None and after["active"] is True
+    assert after["filter"] == "payload.data.quantity > `0`"
+
+
+def test_record_errors_are_shown_on_the_record_form(console: Console, setup: Any) -> None:
+    response = console.post(
+        f"/admin/webhooks/{setup['record']['id']}/edit",
+        {"label": "Moves", "events": ["asset.moved"], "filter": "payload.[", "mapping": "nope"},
+    )
+    assert response.status_code == 422
+    errors = " ".join(field_errors(response.text))
+    assert "not registered on group" in errors
+    assert "not a valid JMESPath expression" in errors
+    assert "no mapping named" in errors
+
+
+# --- mappings ----------------------------------------------------------------------------
+
+
+def test_the_line_of_every_path_in_the_shown_document() -> None:
+    document = {"name": "x", "upserts": [{"key": "a", "fields": {}}, {"key": "b"}], "z": []}
+    lines = line_map(document)
+    shown = pretty(document).splitlines()
+    for path, line in lines.items():
+        key = re.split(r"[.\[]", path)[-1].rstrip("]")
+        assert not key or key.isdigit() or f'"{key}"' in shown[line - 1], path
+    assert line_of("upserts[1].external_id", lines) == lines["upserts[1]"]
+    assert line_of("upserts[9].key", lines) == lines["upserts"]
+
+
+def test_saving_an_invalid_document_places_each_problem_on_its_line(console: Console) -> None:
+    document = {"name": "fresh", "upserts": [{"key": "a", "object": "Bad Name"}]}
+    response = console.post(
+        "/admin/mappings/fresh", {"document": pretty(document), "action": "save"}
+    )
+    assert response.status_code == 422
+    problems = re.findall(r'data-goto-line="(\d+)".*?<code>([^<]+)</code>', response.text, re.S)
+    assert ("6", "upserts[0].object") in problems
+    assert ("4", "upserts[0].external_id_field") in problems
+    assert 'data-error-lines="[' in response.text
+
+
+def test_broken_json_points_at_its_line(console: Console) -> None:
+    response = console.post(
+        "/admin/mappings/fresh", {"document": '{\n  "name": "fresh",\n  oops\n}', "action": "save"}
+    )
+    assert response.status_code == 422
+    assert 'data-goto-line="3"' in response.text
+    assert "oops" in response.text  # the text is kept as typed
+
+
+def test_saving_makes_a_version_and_an_unchanged_save_does_not(console: Console) -> None:
+    first = console.post("/admin/mappings/moves", {"document": pretty(MAPPING), "action": "save"})
+    assert first.status_code == 303
+    again = console.post("/admin/mappings/moves", {"document": pretty(MAPPING), "action": "save"})
+    assert "No change; still version 1" in console.get(again.headers["Location"]).text
+
+
+def test_a_new_mapping_name_must_be_a_valid_one(console: Console) -> None:
+    response = console.post("/admin/mappings", {"name": "has space"})
+    assert response.status_code == 422
+    assert "does not match" in response.text
+    assert console.post("/admin/mappings", {"name": "ok-name"}).headers["Location"] == (
+        "/admin/mappings/ok-name"
+    )
+
+
+def test_preview_shows_the_upserts_and_the_differences(console: Console, setup: Any) -> None:
+    changed = {**MAPPING, "upserts": [{**MAPPING["upserts"][0], "fields": {"Qty__c": "`1`"}}]}
+    response = console.post(
+        "/admin/mappings/moves",
+        {
+            "document": pretty(changed),
+            "action": "preview",
+            "source": "event",
+            "event_id": setup["event"]["id"],
+        },
+    )
+    assert response.status_code == 200, response.text
+    assert "Differences from version 1" in response.text
+    assert "<del><code>&#34;SKU-TEST-0001&#34;</code></del>" in response.text
+    assert "<ins><code>1</code></ins>" in response.text
+
+
+def test_preview_problems_are_shown_not_raised(console: Console) -> None:
+    response = console.post(
+        "/admin/mappings/moves", {"document": pretty(MAPPING), "action": "preview"}
+    )
+    assert response.status_code == 400
+    assert "no webhook record uses mapping" in response.text
+
+
+# --- the event log -----------------------------------------------------------------------
+
+
+def test_filters_narrow_the_log_and_bad_ones_are_explained(console: Console, setup: Any) -> None:
+    assert "inventory.moved" in console.get("/admin/events?status=delivered").text
+    assert "No events match" in console.get("/admin/events?status=failed").text
+    response = console.get("/admin/events?since=yesterday")
+    assert response.status_code == 422
+    assert "cannot parse" in response.text
+
+
+def test_replaying_one_event(console: Console, setup: Any, admin: Any) -> None:
+    event_id = setup["event"]["id"]
+    response = console.post(f"/admin/events/{event_id}/replay")
+    assert response.status_code == 303
+    assert admin.get(f"/events/{event_id}").get_json()["status"] == "pending"
+
+
+def test_bulk_replay_reports_progress_until_done(console: Console, setup: Any, worker: Any) -> None:
+    response = console.post("/admin/events/replay", {"status": "delivered"})
+    assert response.status_code == 303
+    progress = response.headers["Location"]
+    assert "status=" not in progress
+    first = console.get(progress + "&fragment=1").text
+    assert 'data-done="false"' in first and "1 of 1 still waiting" in first
+    worker.drain()
+    done = console.get(progress).text
+    assert "Done: all 1 processed" in done
+    assert "Replay of 1 event" in done
