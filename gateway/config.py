@@ -8,32 +8,25 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from cryptography.fernet import Fernet
 from dotenv import dotenv_values
 
 MiB = 1024 * 1024
+N = TypeVar("N", int, float)
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
+def _number(env: Mapping[str, str], name: str, default: N) -> N:
+    """``env[name]`` as the type of ``default``; a clear error names the variable."""
     raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        return type(default)(raw)
     except ValueError as exc:
-        raise ValueError(f"{name} must be a whole number, not {raw!r}") from exc
-
-
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise ValueError(f"{name} must be a number, not {raw!r}") from exc
+        kind = "a whole number" if isinstance(default, int) else "a number"
+        raise ValueError(f"{name} must be {kind}, not {raw!r}") from exc
 
 
 @dataclass(frozen=True)
@@ -77,19 +70,19 @@ class Settings:
             public_url=(env.get("GATEWAY_PUBLIC_URL") or cls.public_url).rstrip("/"),
             admin_token=env.get("GATEWAY_ADMIN_TOKEN") or None,
             secret_key=env.get("GATEWAY_SECRET_KEY") or None,
-            max_body_bytes=_int(env, "GATEWAY_MAX_BODY_BYTES", MiB),
-            max_header_bytes=_int(env, "GATEWAY_MAX_HEADER_BYTES", 16 * 1024),
+            max_body_bytes=_number(env, "GATEWAY_MAX_BODY_BYTES", MiB),
+            max_header_bytes=_number(env, "GATEWAY_MAX_HEADER_BYTES", 16 * 1024),
             target=env.get("GATEWAY_TARGET") or "local",
             log_format=env.get("GATEWAY_LOG_FORMAT") or "text",
-            inbox_max_batch=_int(env, "GATEWAY_INBOX_MAX_BATCH", 128),
-            worker_batch_size=_int(env, "GATEWAY_WORKER_BATCH_SIZE", 1000),
-            worker_poll_s=_float(env, "GATEWAY_WORKER_POLL_S", 0.5),
-            claim_timeout_s=_float(env, "GATEWAY_CLAIM_TIMEOUT_S", 120.0),
-            max_attempts=_int(env, "GATEWAY_MAX_ATTEMPTS", 8),
-            retry_base_s=_float(env, "GATEWAY_RETRY_BASE_S", 2.0),
-            retry_max_s=_float(env, "GATEWAY_RETRY_MAX_S", 3600.0),
-            batch_window_s=_float(env, "GATEWAY_BATCH_WINDOW_S", 0.5),
-            retention_days=_int(env, "GATEWAY_RETENTION_DAYS", 30),
+            inbox_max_batch=_number(env, "GATEWAY_INBOX_MAX_BATCH", 128),
+            worker_batch_size=_number(env, "GATEWAY_WORKER_BATCH_SIZE", 1000),
+            worker_poll_s=_number(env, "GATEWAY_WORKER_POLL_S", 0.5),
+            claim_timeout_s=_number(env, "GATEWAY_CLAIM_TIMEOUT_S", 120.0),
+            max_attempts=_number(env, "GATEWAY_MAX_ATTEMPTS", 8),
+            retry_base_s=_number(env, "GATEWAY_RETRY_BASE_S", 2.0),
+            retry_max_s=_number(env, "GATEWAY_RETRY_MAX_S", 3600.0),
+            batch_window_s=_number(env, "GATEWAY_BATCH_WINDOW_S", 0.5),
+            retention_days=_number(env, "GATEWAY_RETENTION_DAYS", 30),
             env=dict(env),
         )
 

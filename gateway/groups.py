@@ -11,7 +11,7 @@ import secrets
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import jmespath
 from jmespath.exceptions import JMESPathError
@@ -25,6 +25,7 @@ from gateway.secrets import hint
 from gateway.verify import needs_secret
 
 TEMPLATE_LABEL = "Template"
+M = TypeVar("M", Group, Webhook)
 
 
 def new_id() -> str:
@@ -194,10 +195,14 @@ def group_view(gw: Gateway, group: Group, template_id: str | None = None) -> dic
 
 
 def _group(session: Session, group_id: str) -> Group:
-    group = session.get(Group, group_id)
-    if group is None:
-        raise NotFound(f"no webhook group {group_id!r}")
-    return group
+    return _get(session, Group, group_id, "webhook group")
+
+
+def _get(session: Session, model: type[M], key: str, what: str) -> M:
+    row = session.get(model, key)
+    if row is None:
+        raise NotFound(f"no {what} {key!r}")
+    return row
 
 
 def _function(profile: Any, name: str) -> str:
@@ -323,10 +328,7 @@ def webhook_view(webhook: Webhook) -> dict[str, Any]:
 
 
 def _webhook(session: Session, webhook_id: str) -> Webhook:
-    webhook = session.get(Webhook, webhook_id)
-    if webhook is None:
-        raise NotFound(f"no webhook record {webhook_id!r}")
-    return webhook
+    return _get(session, Webhook, webhook_id, "webhook record")
 
 
 def _apply_webhook_changes(

@@ -6,10 +6,12 @@ ones an admin still has to act on.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, exists, select
+from sqlalchemy import Select, delete, exists, select
+from sqlalchemy.orm import Session
 
 from gateway.core import Gateway
 from gateway.models import Delivery, Event, EventResult, EventStatus
@@ -44,36 +46,35 @@ def purge(gw: Gateway, older_than: timedelta, *, include_failed: bool = False) -
 
 
 def _purge_events(gw: Gateway, cutoff: datetime, statuses: tuple[str, ...]) -> int:
-    query = (
-        select(Event.id)
-        .where(Event.received_at < cutoff, Event.status.in_(statuses))
-        .order_by(Event.id)
-        .limit(BATCH)
-    )
-    total = 0
-    while True:
-        with gw.db.session() as session:
-            ids = list(session.scalars(query))
-            if not ids:
-                return total
-            session.execute(delete(EventResult).where(EventResult.event_id.in_(ids)))
-            session.execute(delete(Event).where(Event.id.in_(ids)))
-        total += len(ids)
+    def drop(session: Session, ids: list[int]) -> None:
+        session.execute(delete(EventResult).where(EventResult.event_id.in_(ids)))
+        session.execute(delete(Event).where(Event.id.in_(ids)))
+
+    old = select(Event.id).where(Event.received_at < cutoff, Event.status.in_(statuses))
+    return _in_batches(gw, old.order_by(Event.id), drop)
 
 
 def _purge_deliveries(gw: Gateway, cutoff: datetime) -> int:
+    def drop(session: Session, ids: list[int]) -> None:
+        session.execute(delete(Delivery).where(Delivery.id.in_(ids)))
+
     orphaned = (
         select(Delivery.id)
         .where(Delivery.received_at < cutoff)
         .where(~exists().where(Event.delivery_id == Delivery.id))
-        .order_by(Delivery.id)
-        .limit(BATCH)
     )
+    return _in_batches(gw, orphaned.order_by(Delivery.id), drop)
+
+
+def _in_batches(
+    gw: Gateway, ids: Select[tuple[int]], drop: Callable[[Session, list[int]], None]
+) -> int:
+    """Delete what ``ids`` selects, BATCH rows per short transaction; the number deleted."""
     total = 0
     while True:
         with gw.db.session() as session:
-            ids = list(session.scalars(orphaned))
-            if not ids:
+            chosen = list(session.scalars(ids.limit(BATCH)))
+            if not chosen:
                 return total
-            session.execute(delete(Delivery).where(Delivery.id.in_(ids)))
-        total += len(ids)
+            drop(session, chosen)
+        total += len(chosen)

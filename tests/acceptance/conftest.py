@@ -29,6 +29,7 @@ def process_env(settings: Settings, **extra: str) -> dict[str, str]:
         GATEWAY_INSTANCE_PATH=str(settings.instance_path),
         GATEWAY_WORKER_POLL_S="0.05",
         GATEWAY_RETRY_BASE_S="0",
+        GATEWAY_BATCH_WINDOW_S="0",
         PYTHONUNBUFFERED="1",
     )
     env.update(extra)

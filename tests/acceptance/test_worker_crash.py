@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -11,6 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from gateway.models import Event, EventResult, Record
+from tests.payloads import xtnd_delivery
 
 NOTIFICATIONS_PER_DELIVERY = 100
 DELIVERIES = 12
@@ -30,18 +30,11 @@ ORDERS = {
 
 
 def _delivery(n: int) -> bytes:
-    notifications = [
-        {"Action": "OrderPicked", "Details": {"OrderNumber": f"O-{n}-{i}", "Warehouse": "ADR-1"}}
+    orders = [
+        {"OrderNumber": f"O-{n}-{i}", "Warehouse": "ADR-1"}
         for i in range(NOTIFICATIONS_PER_DELIVERY)
     ]
-    return json.dumps(
-        {
-            "Id": f"d{n}",
-            "Attempt": 1,
-            "Properties": {"NotificationId": f"n-{n}"},
-            "Notifications": notifications,
-        }
-    ).encode()
+    return xtnd_delivery(str(n), orders)
 
 
 def _count(gw: Any, query: Any) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import time
 from typing import Any
@@ -10,26 +9,14 @@ from typing import Any
 from sqlalchemy import func, select
 
 from gateway.models import Event
+from tests.payloads import xtnd_delivery
 
 
 def test_sigterm_lets_the_batch_finish_and_leaves_no_claims(
     group_factory: Any, deliver: Any, gw: Any, start_worker: Any
 ) -> None:
     group = group_factory(connector="xtnd", function="backend", events=["OrderPicked"])
-    notifications = [
-        {"Action": "OrderPicked", "Details": {"OrderNumber": str(n)}} for n in range(300)
-    ]
-    deliver(
-        group,
-        json.dumps(
-            {
-                "Id": "d",
-                "Attempt": 1,
-                "Properties": {"NotificationId": "n"},
-                "Notifications": notifications,
-            }
-        ).encode(),
-    )
+    deliver(group, xtnd_delivery("1", [{"OrderNumber": str(n)} for n in range(300)]))
     worker = start_worker(GATEWAY_WORKER_BATCH_SIZE="50")
     deadline = time.monotonic() + 30
     while _count(gw, Event.status != "pending") == 0:

@@ -6,7 +6,6 @@ talks to it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,6 +13,7 @@ import pytest
 
 from gateway.config import Settings
 from tests.fakes.salesforce import REQUEST_LIMIT_EXCEEDED, FakeSalesforce, SObject
+from tests.payloads import xtnd_delivery
 
 ORDERS = {
     "name": "sf-orders",
@@ -74,21 +74,10 @@ def group(admin: Any, group_factory: Any) -> dict[str, Any]:
 
 
 def delivery(n: int, orders: int, **details: Any) -> bytes:
-    notifications = [
-        {
-            "Action": "OrderPicked",
-            "Details": {"OrderNumber": f"O-{n}-{i}", "Warehouse": "ADR-1", **details},
-        }
-        for i in range(orders)
-    ]
-    return json.dumps(
-        {
-            "Id": f"d{n}",
-            "Attempt": 1,
-            "Properties": {"NotificationId": f"n{n}"},
-            "Notifications": notifications,
-        }
-    ).encode()
+    return xtnd_delivery(
+        str(n),
+        [{"OrderNumber": f"O-{n}-{i}", "Warehouse": "ADR-1", **details} for i in range(orders)],
+    )
 
 
 def statuses(admin: Any) -> dict[str, int]:

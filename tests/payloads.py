@@ -1,0 +1,20 @@
+"""Builders of realistic provider deliveries for tests."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def xtnd_delivery(
+    delivery: str, details: list[dict[str, Any]], action: str = "OrderPicked"
+) -> bytes:
+    """An XTND delivery carrying one notification per ``details`` entry, as XTND batches them."""
+    return json.dumps(
+        {
+            "Id": f"d-{delivery}",
+            "Attempt": 1,
+            "Properties": {"NotificationId": f"n-{delivery}"},
+            "Notifications": [{"Action": action, "Details": d} for d in details],
+        }
+    ).encode()
