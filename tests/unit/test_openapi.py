@@ -1,0 +1,133 @@
+"""The OpenAPI document: valid OpenAPI 3.1, served without a token, true to the routes Flask has."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.fernet import Fernet
+from flask import Flask
+from openapi_spec_validator import OpenAPIV31SpecValidator
+
+from gateway.api import openapi, schemas
+from gateway.config import Settings
+from gateway.core import Gateway
+from gateway.web import create_app
+
+PUBLIC_URL = "http://127.0.0.1:8000"
+#: Routes the document describes besides the admin API.
+OTHER_PREFIXES = ("/hooks/", "/healthz", "/readyz", "/metrics")
+#: Operations anyone may call: the document itself, the receive endpoint and operations.
+PUBLIC = {"getOpenApi", "receive", "receiveByPut", "healthz", "readyz", "metrics"}
+
+
+@pytest.fixture
+def flask_app(tmp_path: Path) -> Iterator[Flask]:
+    """The app without a database: neither the route table nor the document touch one."""
+    settings = Settings(
+        instance_path=tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'unused.db'}",
+        public_url=PUBLIC_URL,
+        admin_token="t" * 24,
+        secret_key=Fernet.generate_key().decode(),
+    )
+    gateway = Gateway(settings)
+    yield create_app(gateway=gateway)
+    gateway.close()
+
+
+@pytest.fixture
+def document() -> dict[str, Any]:
+    return openapi.document(PUBLIC_URL)
+
+
+def _operations(document: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {
+        (method.upper(), path): operation
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+    }
+
+
+def _template(path: str) -> str:
+    """``/groups/<group_id>`` and ``/groups/{id}`` alike become ``/groups/{}``."""
+    return re.sub(r"<(?:[a-z]+:)?[a-z_]+>|\{[a-z_]+\}", "{}", path)
+
+
+def test_the_document_is_valid_openapi_3_1(document: dict[str, Any]) -> None:
+    errors = [e.message for e in OpenAPIV31SpecValidator(document).iter_errors()]
+
+    assert errors == []
+    assert document["openapi"].startswith("3.1")
+
+
+def test_it_is_served_without_the_token_and_says_so(flask_app: Flask) -> None:
+    response = flask_app.test_client().get(openapi.OPENAPI_PATH)
+
+    assert response.status_code == 200
+    served = response.get_json()
+    assert served == openapi.document(PUBLIC_URL)
+    assert served["servers"] == [{"url": PUBLIC_URL}]
+    assert "without a token" in served["info"]["description"]
+
+
+def test_every_route_is_described_and_every_description_is_a_route(
+    flask_app: Flask, document: dict[str, Any]
+) -> None:
+    routes = {
+        (method, _template(rule.rule))
+        for rule in flask_app.url_map.iter_rules()
+        if rule.rule.startswith("/api/v1/") or rule.rule.startswith(OTHER_PREFIXES)
+        for method in rule.methods or ()
+        if method not in ("HEAD", "OPTIONS")
+    }
+    described = {(method, _template(path)) for method, path in _operations(document)}
+
+    assert described - routes == set(), "described but not served"
+    assert routes - described == set(), "served but not described in gateway/api/openapi.py"
+
+
+def test_path_parameters_are_declared(document: dict[str, Any]) -> None:
+    for (method, path), operation in _operations(document).items():
+        declared = {p["name"] for p in operation.get("parameters", ()) if p["in"] == "path"}
+        assert declared == set(re.findall(r"\{([a-z_]+)\}", path)), (method, path)
+
+
+def test_request_bodies_are_the_schemas_the_api_validates_with(document: dict[str, Any]) -> None:
+    components = document["components"]["schemas"]
+
+    assert components["GroupCreate"] == schemas.GROUP_CREATE
+    assert components["GroupUpdate"] == schemas.GROUP_UPDATE
+    assert components["RotateSecret"] == schemas.ROTATE_SECRET
+    assert components["WebhookClone"] == schemas.WEBHOOK_CLONE
+    assert components["WebhookUpdate"] == schemas.WEBHOOK_UPDATE
+    assert components["Preview"] == schemas.PREVIEW
+    assert components["EventFilter"] == schemas.EVENT_FILTER
+
+
+def test_every_admin_call_documents_the_bearer_token_and_its_401(
+    document: dict[str, Any],
+) -> None:
+    assert document["security"] == [{"bearer": []}]
+    assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    for key, operation in _operations(document).items():
+        if operation["operationId"] in PUBLIC:
+            assert operation["security"] == [], key
+        else:
+            assert "security" not in operation, key
+            assert "401" in operation["responses"], key
+
+
+def test_every_error_answer_is_the_contract_error_body(document: dict[str, Any]) -> None:
+    responses = document["components"]["responses"]
+    error_ref = {"$ref": "#/components/schemas/Error"}
+    for key, operation in _operations(document).items():
+        for status, answer in operation["responses"].items():
+            if int(status) < 400:
+                continue
+            if "$ref" in answer:
+                answer = responses[answer["$ref"].rsplit("/", 1)[1]]
+            assert answer["content"]["application/json"]["schema"] == error_ref, (key, status)
