@@ -166,6 +166,7 @@ def event_detail(
     return {
         **event_summary(event),
         "payload": event.payload,
+        "headers": delivery.headers if delivery is not None else None,
         "occurred_at": iso(event.occurred_at),
         "delivery": None
         if delivery is None

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
+import base64
 import functools
 
 from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 
 class SecretBox:
     """Encrypts secrets with the gateway's key (``GATEWAY_SECRET_KEY``, a Fernet key)."""
 
     def __init__(self, key: str) -> None:
-        try:
-            self._fernet = Fernet(key.encode())
-        except ValueError as exc:
-            raise ValueError(
-                "GATEWAY_SECRET_KEY must be a Fernet key (32 url-safe base64-encoded bytes)"
-            ) from exc
+        if not key:
+            raise ValueError("GATEWAY_SECRET_KEY is empty")
+        self._fernet = Fernet(fernet_key(key))
         # Decrypting on every delivery is wasted work: ciphertexts are immutable, so cache them.
         self.decrypt = functools.lru_cache(maxsize=1024)(self._decrypt)
 
@@ -28,6 +28,20 @@ class SecretBox:
             return self._fernet.decrypt(ciphertext.encode()).decode()
         except InvalidToken as exc:
             raise ValueError("a stored secret cannot be decrypted with GATEWAY_SECRET_KEY") from exc
+
+
+def fernet_key(key: str) -> bytes:
+    """A Fernet key as given, or one derived from any other passphrase.
+
+    Admins paste all sorts of strings into ``GATEWAY_SECRET_KEY``; rather than refuse to start,
+    a passphrase is stretched into a key with HKDF, so the same passphrase always decrypts.
+    """
+    try:
+        Fernet(key.encode())
+    except ValueError:
+        derived = HKDF(algorithm=SHA256(), length=32, salt=None, info=b"gateway-secrets")
+        return base64.urlsafe_b64encode(derived.derive(key.encode()))
+    return key.encode()
 
 
 def hint(secret: str | None) -> str | None:

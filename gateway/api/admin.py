@@ -172,7 +172,9 @@ def delete_webhook(webhook_id: str) -> Any:
 
 
 def mapping_view(row: Any) -> dict[str, Any]:
+    """The document itself with its version, and the document again whole under ``document``."""
     return {
+        **row.document,
         "name": row.name,
         "version": row.version,
         "document": row.document,
