@@ -29,7 +29,7 @@ def parse_time(value: str, name: str) -> datetime:
 
 def parse_event_id(value: Any) -> int:
     text = str(value)
-    if not text.isdigit() or len(text) > 18:
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
         raise NotFound(f"no event {text!r}")
     return int(text)
 
@@ -62,7 +62,7 @@ def list_events(
     """Newest first; the cursor is the id below which the next page starts."""
     query = filtered(select(Event), filters).order_by(Event.id.desc()).limit(limit + 1)
     if cursor:
-        if not cursor.isdigit():
+        if not (cursor.isascii() and cursor.isdigit()) or len(cursor) > 18:
             raise BadRequest("cursor is not one this API gave out", code="invalid_cursor")
         query = query.where(Event.id < int(cursor))
     with gw.db.read_session() as session:

@@ -150,7 +150,7 @@ def rotate_secret(gw: Gateway, group_id: str, secret: str, previous_valid_for_s:
 
 def find_by_token(gw: Gateway, token: str) -> Group:
     """The active group behind a callback token; unknown, rotated-out or disabled is NotFound."""
-    if not token or len(token) > 64:
+    if not token or len(token) > 64 or "\x00" in token:  # no such token: PostgreSQL can't hold it
         raise NotFound("no webhook group at this URL")
     with gw.db.read_session() as session:
         group = session.scalars(select(Group).where(Group.token == token)).first()

@@ -11,7 +11,7 @@ from werkzeug.exceptions import HTTPException
 
 from gateway.config import Settings
 from gateway.core import Gateway
-from gateway.errors import GatewayError, StoreUnavailable
+from gateway.errors import BadRequest, GatewayError, StoreUnavailable
 from gateway.logs import configure as configure_logging
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,13 @@ def _register_errors(app: Flask) -> None:
         body = GatewayError(error.description or error.name, code=code)
         body.status = error.code or 500
         return error_response(body)
+
+    @app.errorhandler(RecursionError)
+    def _too_deep(error: RecursionError) -> Any:
+        # Only input nests deeply enough: a JSON body, or a JMESPath expression in a document.
+        return error_response(
+            BadRequest("the request is nested too deeply to process", code="too_deeply_nested")
+        )
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Any:

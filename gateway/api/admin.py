@@ -34,6 +34,17 @@ def _authenticate() -> None:
         raise Unauthorized("a valid 'Authorization: Bearer <admin token>' header is required")
 
 
+@bp.before_request
+def _refuse_nul_characters() -> None:
+    """No id, name or filter can hold U+0000 (PostgreSQL text cannot), so none is looked up."""
+    values = [*(request.view_args or {}).values(), *request.args.keys(), *request.args.values()]
+    if any("\x00" in str(value) for value in values):
+        raise BadRequest(
+            "the path and query parameters cannot contain the NUL character",
+            code="nul_character",
+        )
+
+
 def _body(schema: schemas.Schema | None = None) -> dict[str, Any]:
     if not request.get_data(cache=True):
         data: Any = {}
@@ -48,11 +59,16 @@ def _body(schema: schemas.Schema | None = None) -> dict[str, Any]:
 
 def _page() -> tuple[int, str | None]:
     raw = request.args.get("limit", str(DEFAULT_LIMIT))
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    if not _whole_number(raw) or not 1 <= int(raw) <= MAX_LIMIT:
         raise BadRequest(
             f"limit must be a whole number from 1 to {MAX_LIMIT}", code="invalid_limit"
         )
     return int(raw), request.args.get("cursor") or None
+
+
+def _whole_number(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also takes '²', which ``int`` refuses."""
+    return text.isascii() and text.isdigit()
 
 
 def _created(payload: Any) -> Any:
@@ -190,8 +206,10 @@ def list_mappings() -> Any:
 @bp.get("/mappings/<name>")
 def show_mapping(name: str) -> Any:
     version = request.args.get("version")
-    if version is not None and not version.isdigit():
-        raise BadRequest("version must be a whole number", code="invalid_version")
+    if version is not None and not (_whole_number(version) and int(version) <= schemas.MAX_INT32):
+        raise BadRequest(
+            f"version must be a whole number up to {schemas.MAX_INT32}", code="invalid_version"
+        )
     return jsonify(mapping_view(gateway().mappings.get(name, int(version) if version else None)))
 
 

@@ -155,15 +155,6 @@ WEBHOOK = _closed(
     }
 )
 
-MAPPING = _closed(
-    {
-        "name": TEXT,
-        "version": {"type": "integer", "minimum": 1},
-        "document": _ref("MappingDocument"),
-        "created_at": TIME,
-    }
-)
-
 EVENT_SUMMARY_FIELDS: dict[str, Any] = {
     "id": NUMERIC_ID,
     "group_id": TEXT,
@@ -199,6 +190,11 @@ EVENT_DETAIL = _closed(
     {
         **EVENT_SUMMARY_FIELDS,
         "payload": ANY,
+        "headers": {
+            "type": ["object", "null"],
+            "additionalProperties": TEXT,
+            "description": "The delivery's headers, as under `delivery`.",
+        },
         "occurred_at": OPTIONAL_TIME,
         "delivery": _nullable(
             _closed(
@@ -315,6 +311,20 @@ def _connector(profile: dict[str, Any]) -> dict[str, Any]:
         **profile,
         "properties": {**profile["properties"], "samples": STRINGS},
         "required": [*profile["required"], "description", "content_types", "samples"],
+    }
+
+
+def _mapping(document: dict[str, Any]) -> dict[str, Any]:
+    """A mapping version as the API shows it: the document's own fields, then its version."""
+    extra = {
+        "version": {"type": "integer", "minimum": 1},
+        "document": _ref("MappingDocument"),
+        "created_at": TIME,
+    }
+    return {
+        **document,
+        "properties": {**document["properties"], **extra},
+        "required": [*document["required"], *extra],
     }
 
 
@@ -440,6 +450,9 @@ def _operation(
             "required": body_required,
             "content": {"application/json": {"schema": _ref(body)}},
         }
+    if parameters and "400" not in responses and not public:
+        # A parameter holding U+0000 is refused before anything is looked up.
+        responses = _responses(responses, "400")
     operation["responses"] = responses
     if public:
         operation["security"] = []
@@ -617,7 +630,11 @@ def _admin_paths() -> dict[str, dict[str, Any]]:
                 ),
                 parameters=[
                     MAPPING_NAME,
-                    _query("version", {"type": "integer", "minimum": 1}, "A version to show."),
+                    _query(
+                        "version",
+                        {"type": "integer", "minimum": 1, "maximum": schemas.MAX_INT32},
+                        "A version to show.",
+                    ),
                 ],
             ),
             "put": _operation(
@@ -833,7 +850,7 @@ def _build(public_url: str) -> dict[str, Any]:
             "GroupList": _list_of("Group"),
             "Webhook": WEBHOOK,
             "WebhookList": _list_of("Webhook"),
-            "Mapping": MAPPING,
+            "Mapping": _mapping(mapping_document),
             "MappingList": _list_of("Mapping"),
             "EventSummary": _closed(EVENT_SUMMARY_FIELDS),
             "EventList": _list_of("EventSummary"),

@@ -6,27 +6,41 @@ from typing import Any
 
 from gateway.validation import Schema
 
-NAME = {"type": "string", "minLength": 1, "maxLength": 200}
-EVENTS = {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 200}}
+#: PostgreSQL text cannot hold U+0000, so no name, id or filter the API stores or looks up may.
+NO_NUL = "^[^\\x00]*$"
+#: The largest value of a PostgreSQL integer column (mapping versions).
+MAX_INT32 = 2**31 - 1
+
+NAME = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NO_NUL}
+EVENTS = {
+    "type": "array",
+    "items": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NO_NUL},
+}
 SECRET = {"type": ["string", "null"], "minLength": 1, "maxLength": 1024}
 FILTER = {"type": ["string", "null"], "maxLength": 4000}
+EXTERNAL_ID = {"type": ["string", "null"], "maxLength": 255, "pattern": NO_NUL}
 MAPPING_REF = {
     "description": "A mapping by name (newest version), or {name, version} to pin one.",
     "oneOf": [
         {"type": "null"},
-        {"type": "string", "minLength": 1, "maxLength": 200},
+        NAME,
         {
             "type": "object",
             "properties": {
-                "name": {"type": "string", "minLength": 1, "maxLength": 200},
-                "version": {"type": ["integer", "null"], "minimum": 1},
+                "name": NAME,
+                "version": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_INT32},
             },
             "required": ["name"],
             "additionalProperties": False,
         },
     ],
 }
-TARGET = {"type": ["string", "null"], "pattern": "^(local|salesforce(:[A-Za-z0-9_]+)?)$"}
+TARGET = {
+    "type": ["string", "null"],
+    "maxLength": 100,
+    "pattern": "^(local|salesforce(:[A-Za-z0-9_]+)?)$",
+}
+FILTER_TEXT = {"type": "string", "pattern": NO_NUL}
 
 
 def _object(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -41,9 +55,9 @@ def _object(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[
 GROUP_CREATE = _object(
     {
         "name": NAME,
-        "connector": {"type": "string", "minLength": 1, "maxLength": 63},
-        "function": {"type": "string", "minLength": 1, "maxLength": 100},
-        "external_id": {"type": ["string", "null"], "maxLength": 255},
+        "connector": {"type": "string", "minLength": 1, "maxLength": 63, "pattern": NO_NUL},
+        "function": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": NO_NUL},
+        "external_id": EXTERNAL_ID,
         "secret": SECRET,
         "events": EVENTS,
         "active": {"type": "boolean"},
@@ -54,7 +68,7 @@ GROUP_CREATE = _object(
 GROUP_UPDATE = _object(
     {
         "name": NAME,
-        "external_id": {"type": ["string", "null"], "maxLength": 255},
+        "external_id": EXTERNAL_ID,
         "secret": SECRET,
         "events": EVENTS,
         "active": {"type": "boolean"},
@@ -100,11 +114,11 @@ PREVIEW = {
 }
 EVENT_FILTER = _object(
     {
-        "group_id": {"type": "string"},
-        "type": {"type": "string"},
-        "status": {"type": "string"},
-        "since": {"type": "string"},
-        "until": {"type": "string"},
+        "group_id": FILTER_TEXT,
+        "type": FILTER_TEXT,
+        "status": FILTER_TEXT,
+        "since": FILTER_TEXT,
+        "until": FILTER_TEXT,
         "limit": {"type": "integer", "minimum": 1, "maximum": 100000},
     }
 )

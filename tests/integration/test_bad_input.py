@@ -1,0 +1,152 @@
+"""Input the database cannot hold or Python cannot parse gets a clear 4xx, never a 5xx.
+
+Each row is something the fuzzers found answering 500 (or 503, which makes a sender retry
+forever). PostgreSQL text cannot hold U+0000 and its integers have ranges; ``str.isdigit``
+takes digits ``int`` refuses; deeply nested JSON and JMESPath exhaust Python's recursion.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from gateway.connectors import shipped_profiles
+
+DEEP_EXPRESSION = "(" * 1500 + "a" + ")" * 1500
+MAPPING = {
+    "upserts": [{"key": "k", "object": "A", "external_id_field": "B", "external_id": "payload.id"}]
+}
+
+
+def deep_mapping() -> dict[str, Any]:
+    return {"upserts": [{**MAPPING["upserts"][0], "external_id": DEEP_EXPRESSION}]}
+
+
+def deep_profile() -> dict[str, Any]:
+    profile = json.loads(json.dumps(shipped_profiles()["generic"].document))
+    profile["name"] = "deep-custom"
+    profile["events"]["type"] = {"jmespath": DEEP_EXPRESSION}
+    return profile
+
+
+def assert_error(response: Any, status: int, code: str | None = None) -> None:
+    assert response.status_code == status, response.get_data(as_text=True)
+    error = response.get_json()["error"]
+    assert error["message"]
+    if code is not None:
+        assert error["code"] == code
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/groups/a%00b",
+        "/webhooks/a%00b",
+        "/mappings/a%00b",
+        "/mappings/a%00b/versions",
+        "/records/Item__c/a%00b",
+        "/events?group_id=a%00b",
+        "/events?type=%00",
+        "/groups?cursor=%00",
+    ],
+)
+def test_nul_characters_in_paths_and_queries_are_400(admin: Any, path: str) -> None:
+    assert_error(admin.get(path), 400, "nul_character")
+
+
+def test_a_mapping_cannot_be_named_with_a_nul_character(admin: Any) -> None:
+    assert_error(admin.put("/mappings/a%00b", MAPPING), 400, "nul_character")
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "code"),
+    [
+        ("/groups?limit=%C2%B2", 400, "invalid_limit"),  # '²' passes str.isdigit
+        ("/events?limit=%C2%B2", 400, "invalid_limit"),
+        ("/events?cursor=99999999999999999999999", 400, "invalid_cursor"),  # past bigint
+        ("/events?cursor=%C2%B2", 400, "invalid_cursor"),
+        ("/events/%C2%B2", 404, "not_found"),
+        ("/mappings/items?version=%C2%B2", 400, "invalid_version"),
+        ("/mappings/items?version=2147483648", 400, "invalid_version"),  # past integer
+    ],
+)
+def test_numbers_that_are_not_ascii_or_do_not_fit_are_refused(
+    admin: Any, path: str, status: int, code: str
+) -> None:
+    assert_error(admin.get(path), status, code)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"name": "a\x00b"},
+        {"external_id": "\x00"},
+        {"events": ["inventory.moved\x00"]},
+        {"target": "salesforce:" + "a" * 100},  # longer than the column
+    ],
+)
+def test_group_fields_the_database_cannot_hold_are_422(
+    admin: Any, group_factory: Any, change: dict[str, Any]
+) -> None:
+    group = group_factory()
+
+    assert_error(admin.patch(f"/groups/{group['id']}", change), 422, "validation_failed")
+    assert_error(admin.post("/groups", {**group, **change}), 422, "validation_failed")
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"label": "a\x00b"},
+        {"mapping": "a\x00b"},
+        {"mapping": {"name": "items", "version": 2**40}},
+    ],
+)
+def test_webhook_record_fields_the_database_cannot_hold_are_422(
+    admin: Any, group_factory: Any, change: dict[str, Any]
+) -> None:
+    group = group_factory()
+    body = {"label": "Moves", "events": [], **change}
+
+    response = admin.post(f"/webhooks/{group['template_webhook_id']}/clone", body)
+
+    assert_error(response, 422, "validation_failed")
+
+
+def test_replay_filters_with_nul_characters_are_422(admin: Any) -> None:
+    assert_error(admin.post("/events/replay", {"group_id": "\x00"}), 422, "validation_failed")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/groups", b"[" * 100_000),
+        ("PUT", "/mappings/deep", json.dumps(deep_mapping()).encode()),
+        (
+            "POST",
+            "/mappings/deep/preview",
+            json.dumps({"event_type": "a", "payload": {}, "document": deep_mapping()}).encode(),
+        ),
+        ("POST", "/connectors", json.dumps(deep_profile()).encode()),
+    ],
+    ids=["json body", "mapping expression", "previewed expression", "connector expression"],
+)
+def test_input_nested_too_deeply_is_400(admin: Any, method: str, path: str, body: bytes) -> None:
+    response = admin.call(method, path, data=body, content_type="application/json")
+
+    assert_error(response, 400, "too_deeply_nested")
+
+
+def test_a_too_deeply_nested_filter_is_400(admin: Any, group_factory: Any) -> None:
+    group = group_factory()
+    body = {"label": "Deep", "events": [], "filter": DEEP_EXPRESSION}
+
+    response = admin.post(f"/webhooks/{group['template_webhook_id']}/clone", body)
+
+    assert_error(response, 400, "too_deeply_nested")
+
+
+def test_a_callback_token_with_a_nul_character_is_not_found(client: Any) -> None:
+    assert_error(client.post("/hooks/abc%00def", data=b"{}"), 404, "not_found")
