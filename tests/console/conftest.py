@@ -124,6 +124,7 @@ def browser(chromium: None) -> Iterator[Any]:
         _unavailable("the selenium package is missing")
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
+    options.set_capability("goog:loggingPrefs", {"browser": "SEVERE"})
     profile = tempfile.mkdtemp(prefix="console-chromium-")
     for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile}"):
         options.add_argument(flag)
