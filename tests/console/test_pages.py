@@ -171,6 +171,25 @@ def test_the_overview_counts_deliveries_and_the_queue(console: Console, setup: A
     assert re.search(r"status-delivered\">delivered</span></a></td>\s*<td class=\"num\">1", html)
 
 
+def test_the_overview_shows_the_api_usage_workers_stored(
+    console: Console, admin: Any, gw: Gateway, group_factory: Callable[..., Any]
+) -> None:
+    from datetime import UTC, datetime
+
+    from gateway.models import TargetUsage
+
+    group_factory(target="salesforce")
+    with gw.db.session() as session:
+        session.add(
+            TargetUsage(target="salesforce", used=1200, limit=15000, updated_at=datetime.now(UTC))
+        )
+
+    html = console.get("/admin/").text
+
+    assert "1200 of 15000 requests" in html
+    assert 'value="1200"' in html
+
+
 # --- groups ------------------------------------------------------------------------------
 
 
