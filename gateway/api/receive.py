@@ -15,7 +15,7 @@ from flask import Blueprint, Flask, jsonify, request
 from gateway.errors import BadRequest, GatewayError, PayloadTooLarge
 from gateway.groups import accepted_secrets, find_by_token
 from gateway.inbox import NewDelivery
-from gateway.intake import split_delivery
+from gateway.intake import IncomingEvent, split_delivery
 from gateway.metrics import DELIVERIES, EVENTS_RECEIVED, RECEIVE_LATENCY
 from gateway.verify import verify
 from gateway.web import error_response, gateway
@@ -24,6 +24,8 @@ bp = Blueprint("receive", __name__)
 
 #: Never stored, whatever the connector: they authenticate the sender or the browser.
 ALWAYS_REDACTED = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
+#: The longest content type a delivery row holds.
+MAX_CONTENT_TYPE = 200
 
 
 @bp.route("/hooks/<token>", methods=["POST", "PUT"])
@@ -35,6 +37,7 @@ def receive(token: str) -> Any:
         group = find_by_token(gw, token)
         group_label = group.id
         _check_header_size(gw.settings.max_header_bytes)
+        _check_content_type(request.content_type)
         body = _read_body(gw.settings.max_body_bytes)
         profile = gw.connectors.get(group.connector)
         headers = {name.lower(): value for name, value in request.headers.items()}
@@ -42,7 +45,7 @@ def receive(token: str) -> Any:
         verify(
             profile.verification, accepted_secrets(gw, group, now), headers, body, now.timestamp()
         )
-        events = split_delivery(profile, headers, body, request.content_type)
+        events = _storable(split_delivery(profile, headers, body, request.content_type))
         receipt = gw.inbox.store(
             NewDelivery(
                 group_id=group.id,
@@ -82,6 +85,24 @@ def _check_header_size(limit: int) -> None:
         raise BadRequest(
             f"request headers are {size} bytes; the limit is {limit}", code="headers_too_large"
         )
+
+
+def _check_content_type(content_type: str | None) -> None:
+    """Refuse a content type the deliveries table cannot hold (PostgreSQL: 200 characters)."""
+    if content_type and (len(content_type) > MAX_CONTENT_TYPE or "\x00" in content_type):
+        raise BadRequest(
+            f"the content type must be at most {MAX_CONTENT_TYPE} characters, without NUL",
+            code="unsupported_content_type",
+        )
+
+
+def _storable(events: list[IncomingEvent]) -> list[IncomingEvent]:
+    """Refuse a NUL character in an event's type or id: PostgreSQL text cannot hold it."""
+    if any("\x00" in event.type or "\x00" in event.dedupe_key for event in events):
+        raise BadRequest(
+            "an event's type or id contains the NUL character (\\u0000)", code="invalid_payload"
+        )
+    return events
 
 
 def _read_body(limit: int) -> bytes:

@@ -150,3 +150,38 @@ def test_a_too_deeply_nested_filter_is_400(admin: Any, group_factory: Any) -> No
 
 def test_a_callback_token_with_a_nul_character_is_not_found(client: Any) -> None:
     assert_error(client.post("/hooks/abc%00def", data=b"{}"), 404, "not_found")
+
+
+# --- receiving ---------------------------------------------------------------------------
+
+STRIPE_SECRET = "whsec_bad_input_" + "0" * 24
+
+
+@pytest.mark.parametrize(
+    ("event", "content_type", "code"),
+    [
+        ({"id": "evt_1", "type": "customer.\x00created"}, None, "invalid_payload"),
+        ({"id": "evt_\x001", "type": "customer.created"}, None, "invalid_payload"),
+        ({"id": "evt_1", "type": "customer.created"}, "application/json; charset=\x00", None),
+        ({"id": "evt_1", "type": "customer.created"}, "application/json; " + "p=1;" * 60, None),
+    ],
+    ids=["NUL in the type", "NUL in the id", "NUL in the content type", "long content type"],
+)
+def test_deliveries_the_database_cannot_hold_are_400_and_store_nothing(
+    group_factory: Any,
+    deliver: Any,
+    admin: Any,
+    event: dict[str, Any],
+    content_type: str | None,
+    code: str | None,
+) -> None:
+    group = group_factory(
+        connector="stripe", function="events", events=["customer.created"], secret=STRIPE_SECRET
+    )
+
+    response = deliver(
+        group, json.dumps(event).encode(), content_type=content_type or "application/json"
+    )
+
+    assert_error(response, 400, code or "unsupported_content_type")
+    assert admin.get("/events").get_json()["items"] == []
