@@ -333,6 +333,51 @@ def _mapping_body(document: dict[str, Any]) -> dict[str, Any]:
     return {**document, "required": [r for r in document["required"] if r != "name"]}
 
 
+#: A request body for each body schema, shown to readers and tried first by API fuzzers.
+EXAMPLES: dict[str, Any] = {
+    "ConnectorProfile": {
+        "name": "acme",
+        "title": "Acme shop",
+        "functions": [{"name": "webhooks", "events": ["order.created", "order.paid"]}],
+        "verification": {
+            "scheme": "hmac",
+            "header": "X-Acme-Signature",
+            "algorithm": "sha256",
+            "encoding": "hex",
+        },
+        "events": {"type": {"jmespath": "type"}, "id": {"jmespath": "id"}},
+    },
+    "GroupCreate": {
+        "name": "Warehouse moves",
+        "connector": "xemelgo",
+        "function": "webhooks",
+        "events": ["inventory.moved"],
+        "secret": "a-signing-secret-of-24-characters-or-more",
+    },
+    "GroupUpdate": {"events": ["inventory.moved", "inventory.cycle_count"], "active": True},
+    "RotateSecret": {"secret": "the-new-signing-secret-0123456789", "previous_valid_for_s": 3600},
+    "WebhookClone": {"label": "Moves", "events": ["inventory.moved"], "mapping": "items"},
+    "WebhookUpdate": {"active": False},
+    "MappingDocumentBody": {
+        "description": "Each moved item becomes an Item__c record.",
+        "upserts": [
+            {
+                "key": "item",
+                "object": "Item__c",
+                "external_id_field": "Item_Id__c",
+                "external_id": "payload.data.itemId",
+                "fields": {"Location__c": "payload.data.location"},
+            }
+        ],
+    },
+    "Preview": {
+        "event_type": "inventory.moved",
+        "payload": {"data": {"itemId": "A-1", "location": "Dock 3"}},
+    },
+    "EventFilter": {"status": "failed,dead", "since": "2026-01-01T00:00:00Z"},
+}
+
+
 # --- responses ---------------------------------------------------------------------------
 
 ERROR_RESPONSES = {
@@ -446,9 +491,12 @@ def _operation(
     if parameters:
         operation["parameters"] = parameters
     if body:
+        media: dict[str, Any] = {"schema": _ref(body)}
+        if body in EXAMPLES:
+            media["example"] = EXAMPLES[body]
         operation["requestBody"] = {
             "required": body_required,
-            "content": {"application/json": {"schema": _ref(body)}},
+            "content": {"application/json": media},
         }
     if parameters and "400" not in responses and not public:
         # A parameter holding U+0000 is refused before anything is looked up.

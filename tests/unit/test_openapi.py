@@ -10,11 +10,16 @@ from typing import Any
 import pytest
 from cryptography.fernet import Fernet
 from flask import Flask
+from jsonschema import Draft202012Validator
 from openapi_spec_validator import OpenAPIV31SpecValidator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
 
 from gateway.api import openapi, schemas
 from gateway.config import Settings
+from gateway.connectors import validate_profile
 from gateway.core import Gateway
+from gateway.mapping import validate_document
 from gateway.web import create_app
 
 PUBLIC_URL = "http://127.0.0.1:8000"
@@ -131,3 +136,20 @@ def test_every_error_answer_is_the_contract_error_body(document: dict[str, Any])
             if "$ref" in answer:
                 answer = responses[answer["$ref"].rsplit("/", 1)[1]]
             assert answer["content"]["application/json"]["schema"] == error_ref, (key, status)
+
+
+def test_every_request_example_is_valid(document: dict[str, Any]) -> None:
+    # The examples' schemas and their $refs resolve inside the document.
+    resource = Resource.from_contents(document, default_specification=DRAFT202012)
+    registry = Registry().with_resource("urn:openapi", resource)
+    for name, example in openapi.EXAMPLES.items():
+        schema = {"$ref": f"urn:openapi#/components/schemas/{name}"}
+        errors = Draft202012Validator(schema, registry=registry).iter_errors(example)
+        assert [e.message for e in errors] == [], name
+    # Rules the schemas cannot say, checked where the API checks them.
+    validate_profile(openapi.EXAMPLES["ConnectorProfile"])
+    validate_document({"name": "items", **openapi.EXAMPLES["MappingDocumentBody"]}, name="items")
+    for key, operation in _operations(document).items():
+        for media in operation.get("requestBody", {}).get("content", {}).values():
+            name = media["schema"].get("$ref", "").rsplit("/", 1)[-1]
+            assert media.get("example") == openapi.EXAMPLES.get(name), key
