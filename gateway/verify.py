@@ -248,13 +248,13 @@ def _hmac_check(spec: Mapping[str, Any], delivery: _Delivery) -> None:
 
 
 def _hmac_sign(spec: Mapping[str, Any], secret: str, outgoing: _Outgoing) -> dict[str, str]:
-    """Hex unless the spec asks for base64 (``any`` accepts hex, so hex it is)."""
+    """Hex in the sender's case unless the spec asks for base64 (``any`` accepts hex)."""
     algorithm = _option(spec, "algorithm", _ALGORITHMS, "sha256")
     digest = _mac(secret.encode(), outgoing.body, algorithm)
     if _option(spec, "encoding", _ENCODINGS, "hex") == "base64":
         text = base64.b64encode(digest).decode()
     else:
-        text = digest.hex()
+        text = digest.hex().upper() if spec.get("hex_case") == "upper" else digest.hex()
     return {spec["header"]: spec.get("prefix", "") + text}
 
 

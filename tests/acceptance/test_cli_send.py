@@ -368,10 +368,6 @@ def test_send_signs_the_sample_as_the_provider_does(
     assert accepted_by(request.headers, request.body, SECRETS[connector])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway/verify.py _hmac_sign writes lower-case hex; XTND sends upper-case",
-)
 def test_send_reproduces_xtnds_published_signature_vector(
     settings: Settings, recorder: Recorder, admin: Any, tmp_path: Path
 ) -> None:

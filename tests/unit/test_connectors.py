@@ -150,6 +150,7 @@ def test_catalogs(connector: str, function: str, count: int, open_catalog: bool)
                 "header": "ms-signature",
                 "algorithm": "sha256",
                 "encoding": "hex",
+                "hex_case": "upper",
                 "prefix": "sha256=",
             },
         ),

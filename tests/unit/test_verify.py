@@ -733,3 +733,14 @@ def test_property_what_sign_produces_verify_accepts_and_nothing_else(
 @given(secret=text_secrets, body=st.binary(max_size=256))
 def test_property_none_accepts_any_body_unsigned(secret: str, body: bytes) -> None:
     verify(NONE, [secret], lower(sign(NONE, secret, body)), body, now=NOW)
+
+
+def test_signing_writes_hex_in_the_senders_case() -> None:
+    """XTND writes upper-case hex: `gateway send` reproduces its published vector exactly."""
+    spec = {"scheme": "hmac", "header": "ms-signature", "prefix": "sha256=", "hex_case": "upper"}
+
+    headers = sign(spec, "secret123", b"{'test':'test2'}")
+
+    assert headers == {
+        "ms-signature": "sha256=25FB6994568A75CD233E04BA1C653AF1BF476041CC543AF04F82CAAC482C201A"
+    }
