@@ -312,9 +312,9 @@ SIGNATURES: list[tuple[str, str, Callable[[dict[str, str], bytes, str], bool]]] 
         lambda h, b, s: h["xemelgo-signature"] == "sha256=" + _hmac(s, b).hex(),
     ),
     (
-        "xtnd",  # the hex digest itself (its letter case: see the published vector below)
+        "xtnd",  # sha256= and UPPER-case hex, as in XTND's documentation
         "OrderCreated",
-        lambda h, b, s: h["ms-signature"].lower() == "sha256=" + _hmac(s, b).hex(),
+        lambda h, b, s: h["ms-signature"] == "sha256=" + _hmac(s, b).hex().upper(),
     ),
     (
         "xilnex",  # HMAC-SHA256 of the raw body
