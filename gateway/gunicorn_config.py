@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from typing import Any
 
@@ -21,6 +22,7 @@ __all__ = [
     "limit_request_line",
     "on_exit",
     "on_starting",
+    "post_fork",
     "threads",
     "timeout",
     "worker_class",
@@ -38,6 +40,8 @@ keepalive = 5
 limit_request_field_size = 32768
 limit_request_fields = 200
 limit_request_line = 8190
+#: How long a thread may keep the GIL while another waits for it (Python's default: 5 ms).
+GIL_SWITCH_INTERVAL_S = 0.001
 
 
 def on_starting(server: Any) -> None:
@@ -57,3 +61,10 @@ def child_exit(server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """Shorten GIL turns: the thread committing a group holds every worker's write lock."""
+    # Each SQLite call in that commit lets go of the GIL; getting it back costs up to one turn,
+    # and the writers of every other worker wait for the lock meanwhile.
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, text
+from sqlalchemy import Connection, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -25,10 +25,29 @@ from sqlalchemy.exc import IntegrityError
 from gateway.db import Database, translate_outage
 from gateway.errors import StoreUnavailable
 from gateway.intake import IncomingEvent
-from gateway.models import Delivery, Event, EventStatus
+from gateway.models import Delivery, Event, EventStatus, Group
 
 #: How long a request waits for its commit before telling the sender to retry.
 COMMIT_TIMEOUT_S = 25.0
+#: The group's columns that decide whether and how a delivery is accepted.
+GROUP_STATE = (
+    Group.token,
+    Group.active,
+    Group.connector,
+    Group.events,
+    Group.secret_ciphertext,
+    Group.previous_secret_ciphertext,
+    Group.previous_secret_expires_at,
+)
+
+
+def group_state(group: Group) -> tuple[Any, ...]:
+    """What a delivery was verified against, to be checked again when it commits."""
+    return tuple(getattr(group, column.key) for column in GROUP_STATE)
+
+
+class GroupChanged(Exception):
+    """The group changed after the delivery was verified: look it up again and start over."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +63,9 @@ class NewDelivery:
     body: bytes
     received_at: datetime
     events: Sequence[IncomingEvent]
+    #: The group's :func:`group_state` when verified; the delivery is stored only if it still
+    #: holds at commit, so a group read from a cache cannot outlive a rotation or a disabling.
+    group_state: tuple[Any, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -56,13 +78,16 @@ class Receipt:
     ignored: int
 
 
+_Queued = tuple[NewDelivery, Future[Receipt]]
+
+
 class Inbox:
     """Stores deliveries through one writer thread per process (group commit)."""
 
     def __init__(self, database: Database, max_batch: int = 128) -> None:
         self._db = database
         self._max_batch = max_batch
-        self._queue: queue.Queue[tuple[NewDelivery, Future[Receipt]]] = queue.Queue()
+        self._queue: queue.Queue[_Queued] = queue.Queue()
         self._writer_pid: int | None = None
         self._start_lock = threading.Lock()
 
@@ -89,17 +114,23 @@ class Inbox:
 
     def _run(self) -> None:
         while True:
-            batch = [self._queue.get()]
-            while len(batch) < self._max_batch:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            self._commit(batch)
+            first = self._queue.get()
+            # Gather the batch once the lock is ours: whatever arrived meanwhile rides along.
+            with self._db.write_lock():
+                self._commit(self._gather(first))
 
-    def _commit(self, batch: list[tuple[NewDelivery, Future[Receipt]]]) -> None:
+    def _gather(self, first: _Queued) -> list[_Queued]:
+        batch = [first]
+        while len(batch) < self._max_batch:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _commit(self, batch: list[_Queued]) -> None:
         try:
-            receipts = self._write([delivery for delivery, _ in batch])
+            outcomes = self._write([delivery for delivery, _ in batch])
         except IntegrityError:
             # One bad apple must not sink its neighbours: retry each on its own.
             if len(batch) > 1:
@@ -114,13 +145,25 @@ class Inbox:
             for _, future in batch:
                 future.set_exception(error)
             return
-        for (_, future), receipt in zip(batch, receipts, strict=True):
-            future.set_result(receipt)
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, Receipt):
+                future.set_result(outcome)
+            else:
+                future.set_exception(outcome)
 
-    def _write(self, deliveries: list[NewDelivery]) -> list[Receipt]:
+    def _write(self, deliveries: list[NewDelivery]) -> list[Receipt | GroupChanged]:
+        """Store the deliveries whose group is as they were verified against, in one commit."""
         with translate_outage(), self._db.engine.begin() as conn:
-            ids = _insert_deliveries(conn, deliveries)
-            return self._insert_events(conn, deliveries, ids)
+            stale = _stale(conn, deliveries)
+            current = [d for i, d in enumerate(deliveries) if i not in stale]
+            receipts = iter(self._insert(conn, current))
+        return [GroupChanged() if i in stale else next(receipts) for i in range(len(deliveries))]
+
+    def _insert(self, conn: Connection, deliveries: list[NewDelivery]) -> list[Receipt]:
+        if not deliveries:
+            return []
+        ids = _insert_deliveries(conn, deliveries)
+        return self._insert_events(conn, deliveries, ids)
 
     def _insert_events(
         self, conn: Connection, deliveries: list[NewDelivery], ids: list[int]
@@ -161,6 +204,25 @@ class Inbox:
             .returning(Event.group_id, Event.dedupe_key)
         )
         return {(g, k) for g, k in conn.execute(statement, rows)}
+
+
+def _stale(conn: Connection, deliveries: list[NewDelivery]) -> set[int]:
+    """Positions of the deliveries whose group no longer has the state they were verified against.
+
+    Read inside the writing transaction, which holds SQLite's write lock (and, on PostgreSQL,
+    a share lock on the group rows): a change committed before is seen here, and one committed
+    after waits until these deliveries are stored.
+    """
+    checked = {d.group_id for d in deliveries if d.group_state is not None}
+    if not checked:
+        return set()
+    query = select(Group.id, *GROUP_STATE).where(Group.id.in_(checked)).with_for_update(read=True)
+    states = {row[0]: tuple(row[1:]) for row in conn.execute(query)}
+    return {
+        i
+        for i, d in enumerate(deliveries)
+        if d.group_state is not None and states.get(d.group_id) != d.group_state
+    }
 
 
 def _insert_deliveries(conn: Connection, deliveries: list[NewDelivery]) -> list[int]:

@@ -10,13 +10,15 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, Flask, jsonify, request
+from flask import Blueprint, Flask, current_app, jsonify, request
 
-from gateway.errors import BadRequest, GatewayError, PayloadTooLarge
+from gateway.core import Gateway
+from gateway.errors import BadRequest, GatewayError, PayloadTooLarge, StoreUnavailable
 from gateway.groups import accepted_secrets, find_by_token
-from gateway.inbox import NewDelivery
+from gateway.inbox import GroupChanged, NewDelivery, Receipt, group_state
 from gateway.intake import IncomingEvent, split_delivery
 from gateway.metrics import DELIVERIES, EVENTS_RECEIVED, RECEIVE_LATENCY
+from gateway.models import Group
 from gateway.verify import verify
 from gateway.web import error_response, gateway
 
@@ -28,37 +30,46 @@ ALWAYS_REDACTED = frozenset({"authorization", "proxy-authorization", "cookie", "
 MAX_CONTENT_TYPE = 200
 
 
+#: Tries to store a delivery whose group changes under it before the sender is told to retry.
+ATTEMPTS = 3
+
+
+class GroupCache:
+    """Active groups by callback token, so that a delivery needs no read before its write.
+
+    An entry may be stale: each delivery carries the group state it was verified against, and
+    the inbox stores it only if that state still holds when it commits.
+    """
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._groups: dict[str, Group] = {}
+        self._limit = limit
+
+    def find(self, gw: Gateway, token: str) -> Group:
+        return self._groups.get(token) or self.refresh(gw, token)
+
+    def refresh(self, gw: Gateway, token: str) -> Group:
+        """Read the group again; NotFound (and no entry) once it is rotated out or disabled."""
+        self._groups.pop(token, None)
+        group = find_by_token(gw, token)
+        if len(self._groups) >= self._limit:
+            self._groups.clear()
+        self._groups[token] = group
+        return group
+
+
 @bp.route("/hooks/<token>", methods=["POST", "PUT"])
 def receive(token: str) -> Any:
     started = time.perf_counter()
     group_label = "unknown"
     try:
         gw = gateway()
-        group = find_by_token(gw, token)
+        group = _groups().find(gw, token)
         group_label = group.id
-        _check_header_size(gw.settings.max_header_bytes)
+        headers = _headers(gw.settings.max_header_bytes)
         _check_content_type(request.content_type)
         body = _read_body(gw.settings.max_body_bytes)
-        profile = gw.connectors.get(group.connector)
-        headers = {name.lower(): value for name, value in request.headers.items()}
-        now = datetime.now(UTC)
-        verify(
-            profile.verification, accepted_secrets(gw, group, now), headers, body, now.timestamp()
-        )
-        events = _storable(split_delivery(profile, headers, body, request.content_type))
-        receipt = gw.inbox.store(
-            NewDelivery(
-                group_id=group.id,
-                registered_events=frozenset(group.events),
-                method=request.method,
-                remote_addr=request.remote_addr,
-                content_type=request.content_type,
-                headers=_stored_headers(headers, profile.verification),
-                body=body,
-                received_at=now,
-                events=events,
-            )
-        )
+        receipt = _store(gw, token, group, headers, body)
     except GatewayError as error:
         DELIVERIES.labels(group_label, error.code).inc()
         return error_response(error)
@@ -79,12 +90,52 @@ def receive(token: str) -> Any:
     )
 
 
-def _check_header_size(limit: int) -> None:
-    size = sum(len(name) + len(value) + 4 for name, value in request.headers.items())
+def _groups() -> GroupCache:
+    return current_app.extensions["receive.groups"]  # type: ignore[no-any-return]
+
+
+def _store(gw: Gateway, token: str, group: Group, headers: dict[str, str], body: bytes) -> Receipt:
+    """Verify, parse and store; start over with the group read afresh if it changed meanwhile."""
+    for _ in range(ATTEMPTS):
+        try:
+            return gw.inbox.store(_verified_delivery(gw, group, headers, body))
+        except GroupChanged:
+            group = _groups().refresh(gw, token)
+    raise StoreUnavailable("the webhook group kept changing; retry later")
+
+
+def _verified_delivery(
+    gw: Gateway, group: Group, headers: dict[str, str], body: bytes
+) -> NewDelivery:
+    profile = gw.connectors.get(group.connector)
+    now = datetime.now(UTC)
+    verify(profile.verification, accepted_secrets(gw, group, now), headers, body, now.timestamp())
+    return NewDelivery(
+        group_id=group.id,
+        registered_events=frozenset(group.events),
+        method=request.method,
+        remote_addr=request.remote_addr,
+        content_type=request.content_type,
+        headers=_stored_headers(headers, profile.verification),
+        body=body,
+        received_at=now,
+        events=_storable(split_delivery(profile, headers, body, request.content_type)),
+        group_state=group_state(group),
+    )
+
+
+def _headers(limit: int) -> dict[str, str]:
+    """The headers with lower-cased names, read in one pass; 400 if they exceed ``limit``."""
+    headers: dict[str, str] = {}
+    size = 0
+    for name, value in request.headers.items():
+        headers[name.lower()] = value
+        size += len(name) + len(value) + 4
     if size > limit:
         raise BadRequest(
             f"request headers are {size} bytes; the limit is {limit}", code="headers_too_large"
         )
+    return headers
 
 
 def _check_content_type(content_type: str | None) -> None:
@@ -130,4 +181,5 @@ def _stored_headers(headers: Mapping[str, str], spec: Mapping[str, Any]) -> dict
 
 
 def init_app(app: Flask) -> None:
+    app.extensions["receive.groups"] = GroupCache()
     app.register_blueprint(bp)
