@@ -15,6 +15,7 @@ from typing import Any
 __all__ = [
     "bind",
     "child_exit",
+    "control_socket_disable",
     "graceful_timeout",
     "keepalive",
     "limit_request_field_size",
@@ -42,6 +43,8 @@ limit_request_fields = 200
 limit_request_line = 8190
 #: How long a thread may keep the GIL while another waits for it (Python's default: 5 ms).
 GIL_SWITCH_INTERVAL_S = 0.001
+# Several gateways (and test servers) may run on one host; none needs gunicorn's control socket.
+control_socket_disable = True
 
 
 def on_starting(server: Any) -> None:
