@@ -21,12 +21,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, and_, column, func, insert, or_, select, tuple_, update, values
+from sqlalchemy import BigInteger, and_, column, func, or_, select, update, values
 from sqlalchemy.orm import Session
 
+from gateway.bulk import insert_rows, rows_by_keys, update_rows
 from gateway.core import Gateway
 from gateway.errors import GatewayError, MappingError, NotFound, TransientTargetError
-from gateway.mapping import PlannedUpsert, event_context
+from gateway.mapping import CompiledMapping, PlannedUpsert, event_context
+from gateway.mapping_store import MappingStore
 from gateway.models import (
     Event,
     EventResult,
@@ -65,6 +67,30 @@ class Outcome:
     message: str | None = None
     transient: bool = False
     planned: list[Planned] = field(default_factory=list)
+
+
+class MappingsOfBatch:
+    """The mappings a batch uses, each looked up once for the whole batch.
+
+    A record following a mapping's newest version would otherwise ask the database which
+    version that is for every event.
+    """
+
+    def __init__(self, store: MappingStore) -> None:
+        self._store = store
+        self._found: dict[tuple[str, int | None], CompiledMapping | NotFound] = {}
+
+    def get(self, name: str, version: int | None) -> CompiledMapping:
+        key = (name, version)
+        if key not in self._found:
+            try:
+                self._found[key] = self._store.compiled(name, version)
+            except NotFound as exc:
+                self._found[key] = exc
+        found = self._found[key]
+        if isinstance(found, NotFound):
+            raise found
+        return found
 
 
 class Worker:
@@ -149,7 +175,8 @@ class Worker:
 
     def process(self, events: Sequence[Event]) -> None:
         groups, routes = self._configuration({e.group_id for e in events})
-        outcomes = [self._plan(event, groups, routes) for event in events]
+        mappings = MappingsOfBatch(self.gw.mappings)
+        outcomes = [self._plan(event, groups, routes, mappings) for event in events]
         planned = [p for o in outcomes for p in o.planned]
         if self.gw.db.is_sqlite:
             # One host, and SQLite already serialises writers: call remote targets before
@@ -208,7 +235,11 @@ class Worker:
         return groups, routes
 
     def _plan(
-        self, event: Event, groups: dict[str, Group], routes: dict[str, list[Route]]
+        self,
+        event: Event,
+        groups: dict[str, Group],
+        routes: dict[str, list[Route]],
+        mappings: MappingsOfBatch,
     ) -> Outcome:
         outcome = Outcome(event)
         group = groups.get(event.group_id)
@@ -238,7 +269,7 @@ class Worker:
                     outcome, f"webhook record {route.label!r} has no mapping; attach one and replay"
                 )
             try:
-                mapping = self.gw.mappings.compiled(route.mapping_name, route.mapping_version)
+                mapping = mappings.get(route.mapping_name, route.mapping_version)
                 upserts = mapping.plan(context)
             except (MappingError, NotFound) as exc:
                 return _fail(outcome, f"webhook record {route.label!r}: {exc.message}")
@@ -287,13 +318,10 @@ class Worker:
                         p.upsert.order_value,
                         outcome.event.id,
                     )
-        if results:
-            session.execute(insert(EventResult), results)
+        insert_rows(session, EventResult.__table__, results)
         _save_marks(session, marks)
-        session.execute(
-            update(Event),
-            [_event_changes(o, now, self.settings) for o in outcomes],
-        )
+        changes = [_event_changes(o, now, self.settings) for o in outcomes]
+        update_rows(session, Event.__table__, ("id",), changes)
 
 
 # --- pure helpers ------------------------------------------------------------------------
@@ -331,14 +359,11 @@ def _lock_id(key: tuple[str, str, str]) -> int:
 def _marks(session: Session, planned: list[Planned]) -> dict[tuple[str, str, str], Any]:
     """The ordering value that last wrote each record the batch will touch."""
     keys = sorted({_record_key(p) for p in planned if p.upsert.order_value is not None})
-    found: dict[tuple[str, str, str], Any] = {}
-    for chunk in _chunks(keys, 300):
-        query = select(WriteMark).where(
-            tuple_(WriteMark.target, WriteMark.object, WriteMark.external_id).in_(chunk)
-        )
-        for mark in session.scalars(query):
-            found[(mark.target, mark.object, mark.external_id)] = mark.order_value
-    return found
+    columns = ("target", "object", "external_id", "order_value")
+    return {
+        (t, o, x): value
+        for t, o, x, value in rows_by_keys(session, WriteMark.__table__, keys, columns)
+    }
 
 
 def _mark_stale(planned: list[Planned], marks: dict[tuple[str, str, str], Any]) -> None:
@@ -421,10 +446,26 @@ def _event_changes(outcome: Outcome, now: datetime, settings: Any) -> dict[str, 
     }
 
 
+#: Every result row carries every column, so the rows of a batch go in one executemany.
+EMPTY_RESULT = dict.fromkeys(
+    (
+        "webhook_id",
+        "mapping_name",
+        "mapping_version",
+        "upsert_key",
+        "target",
+        "object",
+        "external_id",
+        "outcome",
+        "record_id",
+    )
+)
+
+
 def _result_rows(outcome: Outcome, now: datetime) -> list[dict[str, Any]]:
     event = outcome.event
     base = {"event_id": event.id, "attempt": event.attempts, "at": now}
-    rows = [{**base, "status": outcome.status, "message": outcome.message}]
+    rows = [{**base, **EMPTY_RESULT, "status": outcome.status, "message": outcome.message}]
     for p in outcome.planned:
         result = p.result
         rows.append(
@@ -457,25 +498,15 @@ def _upsert_outcome(p: Planned) -> str:
 
 
 def _save_marks(session: Session, marks: dict[tuple[str, str, str], tuple[Any, int]]) -> None:
-    if not marks:
-        return
-    keys = list(marks)
-    existing = set()
-    for chunk in _chunks(keys, 300):
-        query = select(WriteMark.target, WriteMark.object, WriteMark.external_id).where(
-            tuple_(WriteMark.target, WriteMark.object, WriteMark.external_id).in_(chunk)
-        )
-        existing.update(tuple(row) for row in session.execute(query))
+    table = WriteMark.__table__
+    keys = ("target", "object", "external_id")
+    existing = {tuple(row) for row in rows_by_keys(session, table, list(marks), keys)}
     rows = [
         {"target": t, "object": o, "external_id": x, "order_value": v, "event_id": e}
         for (t, o, x), (v, e) in marks.items()
     ]
-    new = [r for r in rows if (r["target"], r["object"], r["external_id"]) not in existing]
-    old = [r for r in rows if (r["target"], r["object"], r["external_id"]) in existing]
-    if new:
-        session.execute(insert(WriteMark), new)
-    if old:
-        session.execute(update(WriteMark), old)
+    insert_rows(session, table, [r for r in rows if tuple(r[k] for k in keys) not in existing])
+    update_rows(session, table, keys, [r for r in rows if tuple(r[k] for k in keys) in existing])
 
 
 def _log(worker_id: str, outcomes: list[Outcome]) -> None:

@@ -10,13 +10,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
+from gateway.bulk import insert_rows, rows_by_keys, update_rows
 from gateway.models import Record
 from gateway.targets.base import UpsertRequest, UpsertResult
-
-CHUNK = 400
 
 
 class LocalTarget:
@@ -47,17 +45,13 @@ class LocalTarget:
         return results
 
     def _load(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
-        found: dict[tuple[str, str], dict[str, Any]] = {}
-        for start in range(0, len(keys), CHUNK):
-            chunk = keys[start : start + CHUNK]
-            query = select(Record).where(tuple_(Record.object, Record.external_id).in_(chunk))
-            for row in self._session.scalars(query):
-                found[(row.object, row.external_id)] = {
-                    "fields": dict(row.fields),
-                    "created_at": row.created_at,
-                    "external_id_field": row.external_id_field,
-                }
-        return found
+        columns = ("object", "external_id", "fields", "created_at", "external_id_field")
+        return {
+            (obj, ext): {"fields": dict(fields), "created_at": created, "external_id_field": field}
+            for obj, ext, fields, created, field in rows_by_keys(
+                self._session, Record.__table__, keys, columns
+            )
+        }
 
     def _save(
         self,
@@ -71,11 +65,8 @@ class LocalTarget:
         ]
         new = [row for row in rows if (row["object"], row["external_id"]) not in before]
         changed = [row for row in rows if (row["object"], row["external_id"]) in before]
-        if new:
-            self._session.execute(insert(Record), new)
-        if changed:
-            # ORM bulk UPDATE by primary key: one executemany for the whole batch.
-            self._session.execute(update(Record), changed)
+        insert_rows(self._session, Record.__table__, new)
+        update_rows(self._session, Record.__table__, ("object", "external_id"), changed)
 
 
 def _stored_fields(request: UpsertRequest) -> dict[str, Any]:
