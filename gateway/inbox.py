@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError
 
 from gateway.db import Database, translate_outage
 from gateway.errors import StoreUnavailable
@@ -131,7 +131,7 @@ class Inbox:
     def _commit(self, batch: list[_Queued]) -> None:
         try:
             outcomes = self._write([delivery for delivery, _ in batch])
-        except IntegrityError:
+        except (IntegrityError, DataError):
             # One bad apple must not sink its neighbours: retry each on its own.
             if len(batch) > 1:
                 for item in batch:
