@@ -17,7 +17,9 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 
 def find_bindir() -> Path | None:
@@ -39,9 +41,37 @@ def _as_owner(command: list[str], user: str | None) -> list[str]:
     return ["runuser", "-u", user, "--", *command] if user else command
 
 
+@dataclass(frozen=True)
+class _Server:
+    """What ``pg_ctl`` needs to stop a running test server and start it again as it was."""
+
+    bindir: Path
+    data: Path
+    log: Path
+    options: str
+    user: str | None
+
+    def pg_ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        command = [str(self.bindir / "pg_ctl"), "-D", str(self.data), *args]
+        return subprocess.run(
+            _as_owner(command, self.user), check=check, capture_output=True, text=True
+        )
+
+    def start(self) -> None:
+        self.pg_ctl("-o", self.options, "-l", str(self.log), "-w", "start")
+
+
+#: The servers postgres_server is running, by port, so that tests can stop and restart them.
+_RUNNING: dict[int, _Server] = {}
+
+
 @contextlib.contextmanager
-def postgres_server(bindir: Path) -> Iterator[str]:
-    """Run a server on 127.0.0.1 for the duration; yields a SQLAlchemy URL to an empty database."""
+def postgres_server(bindir: Path, *, durable: bool = False) -> Iterator[str]:
+    """Run a server on 127.0.0.1 for the duration; yields a SQLAlchemy URL to an empty database.
+
+    Tests trade durability for speed (no fsync, asynchronous commit); ``durable`` keeps
+    PostgreSQL's defaults, for measuring what a real deployment would see.
+    """
     user = "postgres" if os.geteuid() == 0 else None
     workdir = Path(tempfile.mkdtemp(prefix="gateway-pg-"))
     data = workdir / "data"
@@ -53,32 +83,43 @@ def postgres_server(bindir: Path) -> Iterator[str]:
         _as_owner(cmd, user), check=True, capture_output=True, text=True
     )
     run([str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"])
-    options = (
-        f"-h 127.0.0.1 -p {port} -k {workdir} -c fsync=off -c synchronous_commit=off"
-        " -c full_page_writes=off -c max_connections=300"
-    )
-    run(
-        [
-            str(bindir / "pg_ctl"),
-            "-D",
-            str(data),
-            "-o",
-            options,
-            "-l",
-            str(workdir / "log"),
-            "-w",
-            "start",
-        ]
-    )
+    options = f"-h 127.0.0.1 -p {port} -k {workdir} -c max_connections=300"
+    if not durable:
+        options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    server = _Server(bindir, data, workdir / "log", options, user)
+    server.start()
+    _RUNNING[port] = server
     try:
         _create_database(port)
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/gateway_test"
     finally:
-        subprocess.run(
-            _as_owner([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], user),
-            capture_output=True,
-        )
+        _RUNNING.pop(port, None)
+        server.pg_ctl("-m", "immediate", "stop", check=False)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def stop_server(url: str) -> None:
+    """Stop the server behind ``url`` (one postgres_server runs), keeping its data.
+
+    A fast shutdown: sessions are cut and open transactions rolled back, and what was committed
+    is written out first. Not an immediate one: a test server commits asynchronously, and a
+    crash would lose its last commits by design of that setting, not by any fault of ours.
+    """
+    _running(url).pg_ctl("-m", "fast", "-w", "stop")
+
+
+def start_server(url: str) -> None:
+    """Start the server behind ``url`` again, on the same port, unless it is running."""
+    server = _running(url)
+    if server.pg_ctl("status", check=False).returncode != 0:
+        server.start()
+
+
+def _running(url: str) -> _Server:
+    port = urlsplit(url).port
+    if port not in _RUNNING:
+        raise LookupError(f"no test server of ours listens on port {port}")
+    return _RUNNING[port]
 
 
 def _create_database(port: int) -> None:
