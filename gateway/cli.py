@@ -17,7 +17,12 @@ from gateway.core import Gateway
 
 
 def _gateway() -> Gateway:
-    return Gateway(Settings.from_env())
+    """The Gateway for this command; its database connections close when the command ends."""
+    gw = Gateway(Settings.from_env())
+    context = click.get_current_context(silent=True)
+    if context is not None:
+        context.call_on_close(gw.close)
+    return gw
 
 
 @click.group()
