@@ -112,7 +112,7 @@ def _serve(bind: str | None, workers: int | None) -> None:
     if workers:
         options["workers"] = workers
 
-    class Server(BaseApplication):  # type: ignore[misc]
+    class Server(BaseApplication):
         def load_config(self) -> None:
             for key, value in options.items():
                 if key in self.cfg.settings:  # older gunicorns lack some settings

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -113,7 +113,7 @@ def _dotenv() -> dict[str, str]:
     return {k: v for k, v in dotenv_values(path).items() if v is not None}
 
 
-def _read_or_create(path: Path, make: Any) -> str:
+def _read_or_create(path: Path, make: Callable[[], str]) -> str:
     """Create ``path`` with a fresh value unless another process already did; return its value."""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, select, update
 
@@ -15,6 +15,9 @@ from gateway.models import Delivery, Event, EventResult, EventStatus, Record
 STATUSES = frozenset(s.value for s in EventStatus)
 #: Events a worker holds or that were never meant to run cannot be replayed.
 NOT_REPLAYABLE = (EventStatus.DUPLICATE, EventStatus.PROCESSING)
+
+#: A SELECT of any columns; filtering keeps what it selects.
+_Query = TypeVar("_Query", bound="Select[*tuple[Any, ...]]")
 
 
 def parse_time(value: str, name: str) -> datetime:
@@ -34,7 +37,7 @@ def parse_event_id(value: Any) -> int:
     return int(text)
 
 
-def filtered(query: Select[Any], filters: Mapping[str, Any]) -> Select[Any]:
+def filtered(query: _Query, filters: Mapping[str, Any]) -> _Query:
     """Apply the event log's filters (group_id, type, status, since, until)."""
     if filters.get("group_id"):
         query = query.where(Event.group_id == filters["group_id"])

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from gateway.db import Database
 from gateway.errors import NotFound
@@ -106,7 +107,7 @@ class MappingStore:
             return self._compiled[key]
 
     @staticmethod
-    def _latest(session: Any, name: str) -> MappingVersion | None:
+    def _latest(session: Session, name: str) -> MappingVersion | None:
         query = (
             select(MappingVersion)
             .where(MappingVersion.name == name)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -22,6 +22,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    Table,
     Text,
     text,
 )
@@ -54,6 +55,9 @@ class EventStatus(enum.StrEnum):
 
 
 class Base(DeclarativeBase):
+    #: Every model maps one Table, which the Core batch statements in ``bulk`` take.
+    __table__: ClassVar[Table]
+
     metadata = MetaData(naming_convention=NAMING)
     type_annotation_map = {  # noqa: RUF012
         datetime: DateTime(timezone=True),

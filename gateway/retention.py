@@ -66,9 +66,7 @@ def _purge_deliveries(gw: Gateway, cutoff: datetime) -> int:
     return _in_batches(gw, orphaned.order_by(Delivery.id), drop)
 
 
-def _in_batches(
-    gw: Gateway, ids: Select[tuple[int]], drop: Callable[[Session, list[int]], None]
-) -> int:
+def _in_batches(gw: Gateway, ids: Select[int], drop: Callable[[Session, list[int]], None]) -> int:
     """Delete what ``ids`` selects, BATCH rows per short transaction; the number deleted."""
     total = 0
     while True:

@@ -117,9 +117,10 @@ def needs_secret(spec: Mapping[str, Any]) -> bool:
     False for ``none``, and for an ``any-of`` with at least one alternative that needs none.
     """
     _scheme(spec)
-    if spec["scheme"] == "any-of":
+    name: str = spec["scheme"]
+    if name == "any-of":
         return all(needs_secret(sub) for sub in spec["schemes"])
-    return spec["scheme"] != "none"
+    return name != "none"
 
 
 def _check(spec: Mapping[str, Any], delivery: _Delivery) -> None:
@@ -144,7 +145,7 @@ def _scheme(spec: Mapping[str, Any]) -> _Scheme:
 
 def _option(spec: Mapping[str, Any], key: str, allowed: Iterable[str], default: str) -> str:
     """Read an enumerated option, refusing values the profile schema should have refused."""
-    value = spec.get(key, default)
+    value: str = spec.get(key, default)
     if value not in allowed:
         raise ValueError(f"unknown verification {key} {value!r}")
     return value
@@ -263,7 +264,8 @@ def _hmac_sign(spec: Mapping[str, Any], secret: str, outgoing: _Outgoing) -> dic
 
 def _stripe_header(spec: Mapping[str, Any]) -> str:
     """Stripe's header name unless the profile renames it."""
-    return spec.get("header", "Stripe-Signature")
+    header: str = spec.get("header", "Stripe-Signature")
+    return header
 
 
 def _stripe_fields(value: str) -> dict[str, list[str]]:

@@ -25,6 +25,7 @@ from sqlalchemy import BigInteger, and_, column, func, or_, select, update, valu
 from sqlalchemy.orm import Session
 
 from gateway.bulk import insert_rows, rows_by_keys, update_rows
+from gateway.config import Settings
 from gateway.core import Gateway
 from gateway.errors import GatewayError, MappingError, NotFound, TransientTargetError
 from gateway.mapping import CompiledMapping, PlannedUpsert, event_context
@@ -399,7 +400,7 @@ def _request(p: Planned) -> UpsertRequest:
     return p.upsert.request(str(p.event.id))
 
 
-def _settle(outcome: Outcome, settings: Any) -> None:
+def _settle(outcome: Outcome, settings: Settings) -> None:
     """Decide the event's status from its upserts' results."""
     if outcome.status != EventStatus.DELIVERED:
         return
@@ -424,13 +425,13 @@ def _describe(p: Planned) -> str:
     return f"{p.upsert.object} {p.upsert.external_id!r} (upsert {p.upsert.key!r}): {error}"
 
 
-def _retry_delay(attempts: int, settings: Any) -> float:
+def _retry_delay(attempts: int, settings: Settings) -> float:
     """Exponential backoff with jitter, so a recovering target is not hit by a thundering herd."""
-    delay = min(settings.retry_max_s, settings.retry_base_s * 2 ** max(attempts - 1, 0))
+    delay: float = min(settings.retry_max_s, settings.retry_base_s * 2 ** max(attempts - 1, 0))
     return delay * (0.5 + random.random() / 2)
 
 
-def _event_changes(outcome: Outcome, now: datetime, settings: Any) -> dict[str, Any]:
+def _event_changes(outcome: Outcome, now: datetime, settings: Settings) -> dict[str, Any]:
     event = outcome.event
     retry = outcome.status == EventStatus.PENDING
     return {

@@ -13,6 +13,7 @@ from gateway.api import openapi, schemas
 from gateway.errors import BadRequest, NotFound, Unauthorized
 from gateway.preview import preview
 from gateway.targets.usage import target_usage
+from gateway.validation import Schema
 from gateway.web import gateway
 
 bp = Blueprint("admin", __name__, url_prefix="/api/v1")
@@ -45,7 +46,7 @@ def _refuse_nul_characters() -> None:
         )
 
 
-def _body(schema: schemas.Schema | None = None) -> dict[str, Any]:
+def _body(schema: Schema | None = None) -> dict[str, Any]:
     if not request.get_data(cache=True):
         data: Any = {}
     else:

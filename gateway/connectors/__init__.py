@@ -17,7 +17,7 @@ import functools
 import json
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -63,14 +63,16 @@ class Profile:
     @property
     def verification(self) -> dict[str, Any]:
         """The verification scheme object (never holds a secret: groups do)."""
-        return self.document["verification"]
+        verification: dict[str, Any] = self.document["verification"]
+        return verification
 
     def function(self, name: str) -> dict[str, Any]:
         """The function called ``name``; KeyError naming the ones there are if absent."""
-        for function in self.document["functions"]:
+        functions: list[dict[str, Any]] = self.document["functions"]
+        for function in functions:
             if function["name"] == name:
                 return function
-        known = ", ".join(f["name"] for f in self.document["functions"])
+        known = ", ".join(f["name"] for f in functions)
         raise KeyError(f"connector {self.name!r} has no function {name!r} (it has: {known})")
 
     def unknown_events(self, function: str, events: Iterable[str]) -> list[str]:
@@ -207,7 +209,7 @@ def _jmespath_problem(expression: str) -> str | None:
     return f"unknown JMESPath function: {', '.join(unknown)}" if unknown else None
 
 
-def _functions_called(node: dict[str, Any]) -> Iterator[str]:
+def _functions_called(node: Mapping[str, Any]) -> Iterator[str]:
     if node["type"] == "function_expression":
         yield node["value"]
     for child in node.get("children", ()):

@@ -92,7 +92,7 @@ def event_replay_matching() -> Any:
     except GatewayError as error:
         return _list_page(filters, error)
     # The progress follows the same events whatever status they reach, so drop the status.
-    kept = {k: v for k, v in filters.items() if k != "status"}
+    kept: dict[str, Any] = {k: v for k, v in filters.items() if k != "status"}
     return redirect(
         url_for("console.replay_progress", **kept, last_id=last_id, at=at.isoformat(), count=count),
         303,
@@ -110,7 +110,7 @@ def replay_progress() -> Any:
     )
     counts = queries.replay_progress(gw, batch)
     waiting = sum(counts.get(s, 0) for s in queries.IN_FLIGHT)
-    context = {
+    context: dict[str, Any] = {
         "counts": counts,
         "waiting": waiting,
         "total": sum(counts.values()),

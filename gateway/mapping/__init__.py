@@ -13,7 +13,7 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.resources import files
-from typing import Any
+from typing import Any, cast
 
 import jmespath
 from jmespath.exceptions import JMESPathError
@@ -78,16 +78,21 @@ def _schema_problems(document: Any) -> Iterator[Detail]:
 
 
 def _schema_details(error: ValidationError, where: str) -> Iterator[Detail]:
+    # Errors from ``iter_errors`` always carry these; the stubs also allow an "unset" marker.
+    instance: Any = error.instance
     if error.validator == "required":
-        for key in error.validator_value:
-            if key not in error.instance:
+        expected: Any = error.validator_value
+        for key in expected:
+            if key not in instance:
                 yield Detail(_join(where, key), "is required")
     elif error.validator == "additionalProperties":
-        for key in error.instance:
-            if key not in error.schema.get("properties", {}):
+        # additionalProperties only sits in an object schema, never in a boolean one.
+        schema = cast("Mapping[str, Any]", error.schema)
+        for key in instance:
+            if key not in schema.get("properties", {}):
                 yield Detail(_join(where, key), "is not a known key")
     elif "propertyNames" in error.relative_schema_path:
-        yield Detail(_join(where, error.instance), _schema_message(error))
+        yield Detail(_join(where, instance), _schema_message(error))
     else:
         yield Detail(where, _schema_message(error))
 
@@ -95,7 +100,8 @@ def _schema_details(error: ValidationError, where: str) -> Iterator[Detail]:
 def _schema_message(error: ValidationError) -> str:
     """The schema's complaint in JSON terms (jsonschema's own messages show Python values)."""
     if error.validator == "type":
-        return f"must be {_TYPE_NAMES[error.validator_value]}, not {show(error.instance)}"
+        expected: Any = error.validator_value
+        return f"must be {_TYPE_NAMES[expected]}, not {show(error.instance)}"
     if error.validator in ("minLength", "minItems"):
         return "must not be empty"
     if error.validator == "pattern":
@@ -160,14 +166,14 @@ def _compile_problems(source: str) -> list[str]:
     return [problem for problem in map(_call_problem, _nodes(tree)) if problem]
 
 
-def _nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
+def _nodes(node: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
     yield node
     for child in node.get("children", ()):
         if isinstance(child, dict):  # slices keep plain numbers among their children
             yield from _nodes(child)
 
 
-def _call_problem(node: dict[str, Any]) -> str | None:
+def _call_problem(node: Mapping[str, Any]) -> str | None:
     if node["type"] != "function_expression":
         return None
     return arity_problem(node["value"], len(node["children"]))

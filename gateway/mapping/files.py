@@ -8,6 +8,7 @@ every expression in it, since JMESPath literals (``'Picked'``, `` `42` ``) are n
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,11 @@ import yaml
 
 from gateway.errors import Detail, ValidationFailed
 
-_PARSERS = {".json": json.loads, ".yaml": yaml.safe_load, ".yml": yaml.safe_load}
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    ".json": json.loads,
+    ".yaml": yaml.safe_load,
+    ".yml": yaml.safe_load,
+}
 
 
 def load_mapping_files(directory: Path) -> list[tuple[Path, dict[str, Any]]]:

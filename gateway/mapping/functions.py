@@ -13,7 +13,7 @@ import json
 import math
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeGuard
 
 import jmespath
 from jmespath.exceptions import JMESPathError
@@ -28,7 +28,7 @@ class FunctionError(JMESPathError):
     """A mapping function was given a value it cannot convert."""
 
 
-def is_number(value: Any) -> bool:
+def is_number(value: Any) -> TypeGuard[int | float]:
     """True for JSON numbers; booleans are ints in Python but not numbers in JSON."""
     return isinstance(value, int | float) and not isinstance(value, bool)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine
+from sqlalchemy import Connection, create_engine
 
 from gateway.models import Base
 
@@ -16,13 +16,15 @@ def run_migrations() -> None:
     if connectable is not None:
         _run(connectable)
         return
+    if url is None:  # gateway.migrate always sets it
+        raise RuntimeError("no sqlalchemy.url: run migrations through gateway.migrate")
     engine = create_engine(url)
     with engine.connect() as connection:
         _run(connection)
     engine.dispose()
 
 
-def _run(connection: object) -> None:
+def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,

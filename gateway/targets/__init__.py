@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -22,7 +21,7 @@ class TargetRegistry:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._remote: dict[str, Any] = {}
+        self._remote: dict[str, Target] = {}
         self._lock = threading.Lock()
 
     def default_name(self) -> str:
@@ -49,5 +48,5 @@ class TargetRegistry:
                 self._remote[name] = SalesforceTarget(settings)
             return self._remote[name]
 
-    def opened_remotes(self) -> dict[str, Any]:
+    def opened_remotes(self) -> dict[str, Target]:
         return dict(self._remote)

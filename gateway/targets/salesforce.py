@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives import serialization
@@ -29,7 +29,7 @@ from requests import PreparedRequest, Response, Session
 from requests.adapters import BaseAdapter
 from requests.exceptions import ChunkedEncodingError, SSLError, Timeout
 from requests.exceptions import ConnectionError as RequestsConnectionError
-from simple_salesforce import Salesforce, SalesforceLogin, format_external_id
+from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import (
     SalesforceAuthenticationFailed,
     SalesforceError,
@@ -37,6 +37,8 @@ from simple_salesforce.exceptions import (
     SalesforceGeneralError,
     SalesforceRefusedRequest,
 )
+from simple_salesforce.format import format_external_id
+from simple_salesforce.login import SalesforceLogin
 
 from gateway.errors import TargetError, TransientTargetError
 from gateway.targets.base import UpsertRequest, UpsertResult
@@ -279,7 +281,11 @@ class SalesforceTarget:
         path = f"composite/sobjects/{first.object}/{first.external_id_field}"
         payload = json.dumps({"allOrNone": False, "records": [_item(r) for r in requests]})
         try:
-            answers = self._call(lambda sf: sf.restful(path, method="PATCH", data=payload))
+            # One answer per record, in order, for a sObject Collections upsert.
+            answers = cast(
+                "list[Mapping[str, Any]]",
+                self._call(lambda sf: sf.restful(path, method="PATCH", data=payload)),
+            )
         except SalesforceError as exc:
             return [_rejected(_describe(exc))] * len(requests)
         return [_item_result(answer) for answer in answers]
