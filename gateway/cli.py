@@ -14,6 +14,7 @@ import requests
 
 from gateway.config import Settings
 from gateway.core import Gateway
+from gateway.errors import GatewayError
 
 
 def _gateway() -> Gateway:
@@ -25,7 +26,17 @@ def _gateway() -> Gateway:
     return gw
 
 
-@click.group()
+class GatewayGroup(click.Group):
+    """Commands whose domain errors end in one clear line and exit code 1, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except GatewayError as error:
+            raise click.ClickException(f"{error.code}: {error.message}") from error
+
+
+@click.group(cls=GatewayGroup)
 def main() -> None:
     """Inbound webhook listener and mapping gateway."""
     from gateway.logs import configure
