@@ -11,6 +11,7 @@ from gateway.inbox import Inbox
 from gateway.mapping_store import MappingStore
 from gateway.registry import ConnectorRegistry
 from gateway.secrets import SecretBox
+from gateway.targets.credentials import CredentialStore
 
 if TYPE_CHECKING:
     from gateway.targets import TargetRegistry
@@ -27,12 +28,13 @@ class Gateway:
         self.inbox = Inbox(self.db, self.settings.inbox_max_batch)
         self.connectors = ConnectorRegistry(self.db)
         self.mappings = MappingStore(self.db)
+        self.credentials = CredentialStore(self.db, self.box)
 
     @cached_property
     def targets(self) -> TargetRegistry:
         from gateway.targets import TargetRegistry
 
-        return TargetRegistry(self.settings)
+        return TargetRegistry(self.settings, self.credentials)
 
     def callback_url(self, token: str) -> str:
         return f"{self.settings.public_url}/hooks/{token}"

@@ -242,3 +242,17 @@ class TargetUsage(Base):
     used: Mapped[int] = mapped_column(BigInteger)
     limit: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[datetime]
+
+
+class TargetCredentials(Base):
+    """Credentials of a remote target set through the admin API, encrypted at rest.
+
+    They override the ``SALESFORCE_*`` environment for that target, so each org a gateway feeds
+    can be configured without restarting anything.
+    """
+
+    __tablename__ = "target_credentials"
+
+    target: Mapped[str] = mapped_column(String(100), primary_key=True)
+    ciphertext: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime]

@@ -12,6 +12,7 @@ from gateway import groups
 from gateway.api import openapi, schemas
 from gateway.errors import BadRequest, NotFound, Unauthorized
 from gateway.preview import preview
+from gateway.targets import credentials
 from gateway.targets.usage import target_usage
 from gateway.validation import Schema
 from gateway.web import gateway
@@ -287,6 +288,27 @@ def show_record(obj: str, external_id: str) -> Any:
 def list_targets() -> Any:
     """Targets in use with the API usage each last reported (Salesforce's daily limit)."""
     return jsonify(items=target_usage(gateway()), next_cursor=None)
+
+
+@bp.get("/targets/<name>/credentials")
+def show_target_credentials(name: str) -> Any:
+    stored = gateway().credentials.get(name)
+    if stored is None:
+        raise NotFound(f"no stored credentials for target {name!r}")
+    return jsonify(credentials.view(stored))
+
+
+@bp.put("/targets/<name>/credentials")
+def put_target_credentials(name: str) -> Any:
+    """Store a remote target's credentials, encrypted; they win over the environment's."""
+    body = _body(schemas.target_credentials)
+    return jsonify(credentials.view(gateway().credentials.put(name, body)))
+
+
+@bp.delete("/targets/<name>/credentials")
+def delete_target_credentials(name: str) -> Any:
+    gateway().credentials.delete(name)
+    return "", 204
 
 
 def init_app(app: Flask) -> None:

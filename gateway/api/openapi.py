@@ -295,6 +295,18 @@ TARGET = _closed(
     }
 )
 
+TARGET_CREDENTIALS_VIEW = _closed(
+    {
+        "target": TEXT,
+        "variables": {
+            "type": "object",
+            "description": "Each stored variable with a hint of its value, never the value.",
+            "additionalProperties": {"type": ["string", "null"]},
+        },
+        "updated_at": {"type": "string", "format": "date-time"},
+    }
+)
+
 RECEIPT = _closed(
     {
         "accepted": {"type": "integer", "minimum": 0},
@@ -375,6 +387,11 @@ EXAMPLES: dict[str, Any] = {
         "payload": {"data": {"itemId": "A-1", "location": "Dock 3"}},
     },
     "EventFilter": {"status": "failed,dead", "since": "2026-01-01T00:00:00Z"},
+    "TargetCredentials": {
+        "SALESFORCE_USERNAME": "integration@example.com",
+        "SALESFORCE_CONSUMER_KEY": "3MVG9-example-consumer-key",
+        "SALESFORCE_PRIVATE_KEY_FILE": "/etc/gateway/salesforce.key",
+    },
 }
 
 
@@ -450,6 +467,7 @@ GROUP_ID = _path("group_id", "The group's id.")
 WEBHOOK_ID = _path("webhook_id", "The webhook record's id.")
 EVENT_ID = _path("event_id", "The event's id.")
 MAPPING_NAME = _path("name", "The mapping's name.")
+TARGET_NAME = _path("name", "A remote target: `salesforce` or `salesforce:<profile>`.")
 EVENT_FILTERS = [
     _query("group_id", {"type": "string"}, "Only this group's events."),
     _query("type", {"type": "string"}, "Only events of this type."),
@@ -782,6 +800,36 @@ def _admin_paths() -> dict[str, dict[str, Any]]:
                 ],
             )
         },
+        "/api/v1/targets/{name}/credentials": {
+            "get": _operation(
+                "getTargetCredentials",
+                "Which credentials are stored for a remote target (hints only, never values)",
+                "targets",
+                _responses(
+                    {"200": _json(_ref("TargetCredentialsView"), "The stored variables.")},
+                    "401 404 503",
+                ),
+                parameters=[TARGET_NAME],
+            ),
+            "put": _operation(
+                "putTargetCredentials",
+                "Store a remote target's credentials, encrypted; they win over the environment",
+                "targets",
+                _responses(
+                    {"200": _json(_ref("TargetCredentialsView"), "The stored variables.")},
+                    "400 401 422 503",
+                ),
+                parameters=[TARGET_NAME],
+                body="TargetCredentials",
+            ),
+            "delete": _operation(
+                "deleteTargetCredentials",
+                "Forget a remote target's stored credentials (the environment's apply again)",
+                "targets",
+                _responses(ok["deleted"], "401 404 503"),
+                parameters=[TARGET_NAME],
+            ),
+        },
         "/api/v1/targets": {
             "get": _operation(
                 "listTargets",
@@ -890,6 +938,7 @@ def _build(public_url: str) -> dict[str, Any]:
             "WebhookUpdate": schemas.WEBHOOK_UPDATE,
             "Preview": schemas.PREVIEW,
             "EventFilter": schemas.EVENT_FILTER,
+            "TargetCredentials": schemas.TARGET_CREDENTIALS,
             # Responses.
             "Error": ERROR,
             "Connector": _connector(profile),
@@ -909,6 +958,7 @@ def _build(public_url: str) -> dict[str, Any]:
             "PreviewAnswer": PREVIEW_ANSWER,
             "Target": TARGET,
             "TargetList": _list_of("Target"),
+            "TargetCredentialsView": TARGET_CREDENTIALS_VIEW,
             "Receipt": RECEIPT,
         }
     )

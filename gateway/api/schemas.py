@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.targets.credentials import SALESFORCE_VARIABLES
 from gateway.validation import Schema
 
 #: PostgreSQL text cannot hold U+0000, so no name, id or filter the API stores or looks up may.
@@ -123,6 +124,14 @@ EVENT_FILTER = _object(
     }
 )
 
+TARGET_CREDENTIALS = {
+    "description": "The SALESFORCE_* variables to store for this target, each a string.",
+    "type": "object",
+    "minProperties": 1,
+    "propertyNames": {"enum": list(SALESFORCE_VARIABLES)},
+    "additionalProperties": {"type": "string", "minLength": 1, "maxLength": 4000},
+}
+
 group_create = Schema(GROUP_CREATE)
 group_update = Schema(GROUP_UPDATE)
 rotate_secret = Schema(ROTATE_SECRET)
@@ -130,3 +139,4 @@ webhook_clone = Schema(WEBHOOK_CLONE)
 webhook_update = Schema(WEBHOOK_UPDATE)
 preview = Schema(PREVIEW)
 event_filter = Schema(EVENT_FILTER)
+target_credentials = Schema(TARGET_CREDENTIALS)

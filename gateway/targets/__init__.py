@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
 from gateway.config import Settings
 from gateway.errors import TargetError
 from gateway.targets.base import Target
+from gateway.targets.credentials import CredentialStore, environment_for
 from gateway.targets.local import LocalTarget
 
 
@@ -19,9 +21,11 @@ class TargetRegistry:
     readings are reused; the local store is opened on the worker's own database session.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, credentials: CredentialStore) -> None:
         self._settings = settings
-        self._remote: dict[str, Target] = {}
+        self._credentials = credentials
+        #: Each opened remote target with the stored credentials' time it was built from.
+        self._remote: dict[str, tuple[Target, datetime | None]] = {}
         self._lock = threading.Lock()
 
     def default_name(self) -> str:
@@ -37,16 +41,18 @@ class TargetRegistry:
         return (name or self.default_name()) == "local"
 
     def remote(self, name: str) -> Target:
+        """The remote target ``name``, rebuilt when its stored credentials have changed."""
         kind, _, profile = name.partition(":")
         if kind != "salesforce":
             raise TargetError(f"unknown target {name!r}; use local or salesforce[:profile]")
+        stored = self._credentials.get(name)
+        version = stored.updated_at if stored else None
         with self._lock:
-            if name not in self._remote:
+            opened = self._remote.get(name)
+            if opened is None or opened[1] != version:
                 from gateway.targets.salesforce import SalesforceSettings, SalesforceTarget
 
-                settings = SalesforceSettings.from_env(self._settings.env, profile or None)
-                self._remote[name] = SalesforceTarget(settings)
-            return self._remote[name]
-
-    def opened_remotes(self) -> dict[str, Target]:
-        return dict(self._remote)
+                env = environment_for(name, self._settings.env, stored)
+                target = SalesforceTarget(SalesforceSettings.from_env(env, profile or None))
+                self._remote[name] = opened = (target, version)
+            return opened[0]

@@ -6,12 +6,14 @@ talks to it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from gateway.config import Settings
+from gateway.models import TargetCredentials
 from tests.fakes.salesforce import REQUEST_LIMIT_EXCEEDED, FakeSalesforce, SObject
 from tests.payloads import xtnd_delivery
 
@@ -195,3 +197,69 @@ def test_a_group_can_keep_the_local_store_while_the_default_is_salesforce(
 
     assert admin.get("/records/Order__c/O-7-0").status_code == 200
     assert fake.records["Order__c"] == []
+
+
+# --- credentials stored through the admin API --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "path"),
+    [
+        ({"SALESFORCE_PASSWORD_TYPO": "x"}, "$"),  # not a variable the target reads
+        ({"SALESFORCE_USERNAME": ""}, "SALESFORCE_USERNAME"),  # empty value
+        ({}, "$"),  # nothing to store
+    ],
+)
+def test_invalid_credentials_are_refused(admin: Any, body: dict[str, str], path: str) -> None:
+    response = admin.put("/targets/salesforce/credentials", body)
+
+    assert response.status_code == 422
+    assert path in [d["path"] for d in response.get_json()["error"]["details"]]
+
+
+def test_credentials_are_kept_for_remote_targets_only(admin: Any) -> None:
+    response = admin.put("/targets/local/credentials", {"SALESFORCE_USERNAME": "u@example.com"})
+
+    assert response.status_code == 422
+
+
+def test_stored_credentials_are_encrypted_write_only_and_used_by_the_worker(
+    admin: Any,
+    group_factory: Any,
+    deliver: Any,
+    worker: Any,
+    gw: Any,
+    fake: FakeSalesforce,
+) -> None:
+    fake.expire_sessions()  # the environment's session no longer works: only stored ones do
+    session_id = fake.issue_token()
+    credentials = {
+        "SALESFORCE_SESSION_ID": session_id,
+        "SALESFORCE_INSTANCE_URL": fake.origin,
+        "SALESFORCE_CA_BUNDLE": fake.ca_path,
+    }
+    stored = admin.put("/targets/salesforce:eu/credentials", credentials)
+    admin.put("/mappings/sf-orders", ORDERS)
+    group = group_factory(
+        connector="xtnd", function="backend", events=["OrderPicked"], target="salesforce:eu"
+    )
+    admin.post(
+        f"/webhooks/{group['template_webhook_id']}/clone",
+        {"label": "Picked", "events": ["OrderPicked"], "mapping": "sf-orders"},
+    )
+    deliver(group, delivery(3, 2))
+
+    worker.drain()
+
+    assert stored.status_code == 200
+    assert session_id not in stored.get_data(as_text=True)
+    shown = admin.get("/targets/salesforce:eu/credentials").get_json()
+    assert set(shown["variables"]) == set(credentials)
+    assert session_id not in json.dumps(shown)
+    with gw.db.read_session() as session:
+        ciphertext = session.get(TargetCredentials, "salesforce:eu").ciphertext
+    assert session_id not in ciphertext
+    assert statuses(admin) == {"delivered": 2}
+    assert len(fake.records["Order__c"]) == 2
+    assert admin.delete("/targets/salesforce:eu/credentials").status_code == 204
+    assert admin.get("/targets/salesforce:eu/credentials").status_code == 404
