@@ -44,6 +44,9 @@ class Settings:
     log_format: str = "text"
     #: Deliveries written in one transaction at most (group commit).
     inbox_max_batch: int = 128
+    #: How long a delivery waits for its commit before the sender is told 503 to retry later;
+    #: shorter than senders' own timeouts (5 s or less), or the 503 reaches nobody.
+    commit_timeout_s: float = 4.0
     worker_batch_size: int = 1000
     worker_poll_s: float = 0.5
     #: How long a worker's claim on a batch lasts before others may take it over.
@@ -75,6 +78,7 @@ class Settings:
             target=env.get("GATEWAY_TARGET") or "local",
             log_format=env.get("GATEWAY_LOG_FORMAT") or "text",
             inbox_max_batch=_number(env, "GATEWAY_INBOX_MAX_BATCH", 128),
+            commit_timeout_s=_number(env, "GATEWAY_COMMIT_TIMEOUT_S", 4.0),
             worker_batch_size=_number(env, "GATEWAY_WORKER_BATCH_SIZE", 1000),
             worker_poll_s=_number(env, "GATEWAY_WORKER_POLL_S", 0.5),
             claim_timeout_s=_number(env, "GATEWAY_CLAIM_TIMEOUT_S", 120.0),

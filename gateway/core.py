@@ -25,7 +25,7 @@ class Gateway:
         self.db = Database(self.settings.database_url)
         assert self.settings.secret_key is not None
         self.box = SecretBox(self.settings.secret_key)
-        self.inbox = Inbox(self.db, self.settings.inbox_max_batch)
+        self.inbox = Inbox(self.db, self.settings.inbox_max_batch, self.settings.commit_timeout_s)
         self.connectors = ConnectorRegistry(self.db)
         self.mappings = MappingStore(self.db)
         self.credentials = CredentialStore(self.db, self.box)

@@ -27,8 +27,6 @@ from gateway.errors import StoreUnavailable
 from gateway.intake import IncomingEvent
 from gateway.models import Delivery, Event, EventStatus, Group
 
-#: How long a request waits for its commit before telling the sender to retry.
-COMMIT_TIMEOUT_S = 25.0
 #: The group's columns that decide whether and how a delivery is accepted.
 GROUP_STATE = (
     Group.token,
@@ -84,9 +82,12 @@ _Queued = tuple[NewDelivery, Future[Receipt]]
 class Inbox:
     """Stores deliveries through one writer thread per process (group commit)."""
 
-    def __init__(self, database: Database, max_batch: int = 128) -> None:
+    def __init__(
+        self, database: Database, max_batch: int = 128, commit_timeout_s: float = 4.0
+    ) -> None:
         self._db = database
         self._max_batch = max_batch
+        self._commit_timeout_s = commit_timeout_s
         self._queue: queue.Queue[_Queued] = queue.Queue()
         self._writer_pid: int | None = None
         self._start_lock = threading.Lock()
@@ -97,7 +98,7 @@ class Inbox:
         future: Future[Receipt] = Future()
         self._queue.put((delivery, future))
         try:
-            return future.result(timeout=COMMIT_TIMEOUT_S)
+            return future.result(timeout=self._commit_timeout_s)
         except TimeoutError as exc:
             raise StoreUnavailable("the database did not commit in time; retry later") from exc
 
