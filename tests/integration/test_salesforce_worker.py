@@ -65,13 +65,26 @@ def settings(settings: Settings, fake: FakeSalesforce) -> Settings:
 
 
 @pytest.fixture
-def group(admin: Any, group_factory: Any) -> dict[str, Any]:
-    admin.put("/mappings/sf-orders", ORDERS)
-    created = group_factory(connector="xtnd", function="backend", events=["OrderPicked"])
-    admin.post(
-        f"/webhooks/{created['template_webhook_id']}/clone",
-        {"label": "Picked", "events": ["OrderPicked"], "mapping": "sf-orders"},
-    )
+def order_group(admin: Any, group_factory: Any) -> Any:
+    """Make an XTND group whose OrderPicked events go through ``sf-orders``."""
+
+    def make(**overrides: Any) -> dict[str, Any]:
+        admin.put("/mappings/sf-orders", ORDERS)
+        created: dict[str, Any] = group_factory(
+            connector="xtnd", function="backend", events=["OrderPicked"], **overrides
+        )
+        admin.post(
+            f"/webhooks/{created['template_webhook_id']}/clone",
+            {"label": "Picked", "events": ["OrderPicked"], "mapping": "sf-orders"},
+        )
+        return created
+
+    return make
+
+
+@pytest.fixture
+def group(order_group: Any) -> dict[str, Any]:
+    created: dict[str, Any] = order_group()
     return created
 
 
@@ -181,17 +194,9 @@ def test_api_usage_is_shown_in_metrics_and_the_admin_api(
 
 
 def test_a_group_can_keep_the_local_store_while_the_default_is_salesforce(
-    admin: Any, group_factory: Any, deliver: Any, worker: Any, fake: FakeSalesforce
+    admin: Any, order_group: Any, deliver: Any, worker: Any, fake: FakeSalesforce
 ) -> None:
-    admin.put("/mappings/sf-orders", ORDERS)
-    local = group_factory(
-        connector="xtnd", function="backend", events=["OrderPicked"], target="local"
-    )
-    admin.post(
-        f"/webhooks/{local['template_webhook_id']}/clone",
-        {"label": "Picked", "events": ["OrderPicked"], "mapping": "sf-orders"},
-    )
-    deliver(local, delivery(7, 1))
+    deliver(order_group(target="local"), delivery(7, 1))
 
     worker.drain()
 
@@ -225,7 +230,7 @@ def test_credentials_are_kept_for_remote_targets_only(admin: Any) -> None:
 
 def test_stored_credentials_are_encrypted_write_only_and_used_by_the_worker(
     admin: Any,
-    group_factory: Any,
+    order_group: Any,
     deliver: Any,
     worker: Any,
     gw: Any,
@@ -239,15 +244,7 @@ def test_stored_credentials_are_encrypted_write_only_and_used_by_the_worker(
         "SALESFORCE_CA_BUNDLE": fake.ca_path,
     }
     stored = admin.put("/targets/salesforce:eu/credentials", credentials)
-    admin.put("/mappings/sf-orders", ORDERS)
-    group = group_factory(
-        connector="xtnd", function="backend", events=["OrderPicked"], target="salesforce:eu"
-    )
-    admin.post(
-        f"/webhooks/{group['template_webhook_id']}/clone",
-        {"label": "Picked", "events": ["OrderPicked"], "mapping": "sf-orders"},
-    )
-    deliver(group, delivery(3, 2))
+    deliver(order_group(target="salesforce:eu"), delivery(3, 2))
 
     worker.drain()
 
