@@ -464,9 +464,12 @@ EMPTY_RESULT = dict.fromkeys(
 
 
 def _result_rows(outcome: Outcome, now: datetime) -> list[dict[str, Any]]:
+    """One history row per upsert of this attempt, or one for the event when it had none."""
     event = outcome.event
     base = {"event_id": event.id, "attempt": event.attempts, "at": now}
-    rows = [{**base, **EMPTY_RESULT, "status": outcome.status, "message": outcome.message}]
+    if not outcome.planned:  # nothing to upsert: the event's own row says why
+        return [{**base, **EMPTY_RESULT, "status": outcome.status, "message": outcome.message}]
+    rows = []
     for p in outcome.planned:
         result = p.result
         rows.append(
