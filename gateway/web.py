@@ -29,7 +29,6 @@ def create_app(
         gateway = Gateway(settings)
     app.extensions["gateway"] = gateway
     configure_logging(gateway.settings.log_format)
-    app.config["JSON_SORT_KEYS"] = False
     app.json.sort_keys = False  # type: ignore[attr-defined]
     _register_errors(app)
 
