@@ -64,11 +64,10 @@ def split_delivery(
     accepts the default content types.
     """
     if isinstance(profile_or_events_spec, Profile):
-        spec = profile_or_events_spec.document["events"]
-        content_types = profile_or_events_spec.document.get("content_types", DEFAULT_CONTENT_TYPES)
+        key = profile_or_events_spec.events_key
     else:
-        spec, content_types = profile_or_events_spec, DEFAULT_CONTENT_TYPES
-    reader = _reader(json.dumps([spec, list(content_types)], sort_keys=True))
+        key = json.dumps([profile_or_events_spec, list(DEFAULT_CONTENT_TYPES)], sort_keys=True)
+    reader = _reader(key)
     reader.accept(content_type)
     try:
         return reader.events(headers, _parse(body))

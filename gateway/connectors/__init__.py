@@ -60,6 +60,15 @@ class Profile:
     title: str
     document: dict[str, Any]
 
+    @functools.cached_property
+    def events_key(self) -> str:
+        """The events spec and content types as canonical JSON: the compiled reader's cache key.
+
+        Computed once per profile, not once per delivery.
+        """
+        content_types = self.document.get("content_types", DEFAULT_CONTENT_TYPES)
+        return json.dumps([self.document["events"], list(content_types)], sort_keys=True)
+
     @property
     def verification(self) -> dict[str, Any]:
         """The verification scheme object (never holds a secret: groups do)."""

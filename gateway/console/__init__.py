@@ -12,7 +12,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from flask import Blueprint, Flask, render_template
+from flask import Blueprint, Flask, Request, render_template
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
 from gateway.errors import GatewayError
 
@@ -34,6 +35,20 @@ def session_key(secret_key: str) -> bytes:
     return hmac.new(secret_key.encode(), b"gateway admin console session", hashlib.sha256).digest()
 
 
+class ConsoleSessions(SecureCookieSessionInterface):
+    """Cookie sessions for console pages only.
+
+    Callbacks and API calls never use one, and opening a session builds a cookie signer: work
+    the receive path would pay on every delivery for nothing.
+    """
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        prefix = bp.url_prefix or ""
+        if request.path != prefix and not request.path.startswith(prefix + "/"):
+            return None  # Flask gives the request a null session instead
+        return super().open_session(app, request)
+
+
 def init_app(app: Flask) -> None:
     """Register the console and give the app a session key derived from the gateway's secret."""
     # The page modules add their routes to ``bp`` when first imported.
@@ -47,6 +62,7 @@ def init_app(app: Flask) -> None:
         settings.public_url.startswith("https://")
     )
     app.permanent_session_lifetime = SESSION_LIFETIME
+    app.session_interface = ConsoleSessions()
     app.register_blueprint(bp)
 
 
