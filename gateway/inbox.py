@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, text
+from sqlalchemy import Connection, bindparam, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DataError, IntegrityError
@@ -42,6 +42,28 @@ GROUP_STATE = (
 def group_state(group: Group) -> tuple[Any, ...]:
     """What a delivery was verified against, to be checked again when it commits."""
     return tuple(getattr(group, column.key) for column in GROUP_STATE)
+
+
+# Built once: constructing a statement costs more than executing it from the compiled cache.
+_GROUP_STATES = (
+    select(Group.id, *GROUP_STATE)
+    .where(Group.id.in_(bindparam("ids", expanding=True)))
+    .with_for_update(read=True)
+)
+_INSERT_DELIVERIES = insert(Delivery).returning(Delivery.id, sort_by_parameter_order=True)
+_INSERT_EVENTS = insert(Event)
+
+
+def _insert_new_events(dialect_insert: Any) -> Any:
+    """Insert events whose key is not taken; the unique index decides, across processes too."""
+    return (
+        dialect_insert(Event)
+        .on_conflict_do_nothing(
+            index_elements=["group_id", "dedupe_key"],
+            index_where=text("status <> 'duplicate'"),
+        )
+        .returning(Event.group_id, Event.dedupe_key)
+    )
 
 
 class GroupChanged(Exception):
@@ -91,6 +113,9 @@ class Inbox:
         self._queue: queue.Queue[_Queued] = queue.Queue()
         self._writer_pid: int | None = None
         self._start_lock = threading.Lock()
+        self._insert_new_events = _insert_new_events(
+            sqlite_insert if database.is_sqlite else pg_insert
+        )
 
     def store(self, delivery: NewDelivery) -> Receipt:
         """Block until ``delivery`` is committed; StoreUnavailable if it cannot be."""
@@ -186,7 +211,7 @@ class Inbox:
             row["status"] = EventStatus.DUPLICATE
             row["next_attempt_at"] = None
         if repeats:
-            conn.execute(insert(Event), repeats)
+            conn.execute(_INSERT_EVENTS, repeats)
         return _receipts(deliveries, ids, candidates, inserted)
 
     def _insert_originals(
@@ -195,16 +220,7 @@ class Inbox:
         """Insert rows not already stored; the unique index decides, across processes too."""
         if not rows:
             return set()
-        dialect_insert = sqlite_insert if self._db.is_sqlite else pg_insert
-        statement = (
-            dialect_insert(Event)
-            .on_conflict_do_nothing(
-                index_elements=["group_id", "dedupe_key"],
-                index_where=text("status <> 'duplicate'"),
-            )
-            .returning(Event.group_id, Event.dedupe_key)
-        )
-        return {(g, k) for g, k in conn.execute(statement, rows)}
+        return {(g, k) for g, k in conn.execute(self._insert_new_events, rows)}
 
 
 def _stale(conn: Connection, deliveries: list[NewDelivery]) -> set[int]:
@@ -217,8 +233,7 @@ def _stale(conn: Connection, deliveries: list[NewDelivery]) -> set[int]:
     checked = {d.group_id for d in deliveries if d.group_state is not None}
     if not checked:
         return set()
-    query = select(Group.id, *GROUP_STATE).where(Group.id.in_(checked)).with_for_update(read=True)
-    states = {row[0]: tuple(row[1:]) for row in conn.execute(query)}
+    states = {row[0]: tuple(row[1:]) for row in conn.execute(_GROUP_STATES, {"ids": checked})}
     return {
         i
         for i, d in enumerate(deliveries)
@@ -239,8 +254,7 @@ def _insert_deliveries(conn: Connection, deliveries: list[NewDelivery]) -> list[
         }
         for d in deliveries
     ]
-    statement = insert(Delivery).returning(Delivery.id, sort_by_parameter_order=True)
-    return list(conn.execute(statement, rows).scalars())
+    return list(conn.execute(_INSERT_DELIVERIES, rows).scalars())
 
 
 def _event_row(delivery: NewDelivery, delivery_id: int, incoming: IncomingEvent) -> dict[str, Any]:
