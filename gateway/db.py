@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,14 +22,19 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.errors import StoreUnavailable
+from gateway.greenlets import cooperative
 
+#: How long a writer waits for SQLite's write lock before the database counts as unavailable.
+BUSY_TIMEOUT_S = 30.0
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     # FULL: every acknowledged delivery is on disk before we answer, even across power loss.
     "PRAGMA synchronous=FULL",
-    "PRAGMA busy_timeout=30000",
+    f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}",
     "PRAGMA foreign_keys=ON",
 )
+#: Between two tries at a lock under gevent: short beside a commit, long beside a syscall.
+COOPERATIVE_POLL_S = 0.0005
 
 
 class Database:
@@ -88,7 +94,7 @@ class Database:
         except OSError:
             return None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            _flock(fd)
         except OSError:
             os.close(fd)
             return None
@@ -118,12 +124,42 @@ def translate_outage() -> Iterator[None]:
         raise
 
 
+def _flock(fd: int) -> None:
+    """Take the lock; under gevent by polling, so the process's other requests go on meanwhile."""
+    if not cooperative():
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            time.sleep(COOPERATIVE_POLL_S)
+
+
+def _begin_waiting(conn: Any, begin: str) -> None:
+    """BEGIN, waiting for SQLite's lock for up to BUSY_TIMEOUT_S in cooperative sleeps.
+
+    Under gevent, SQLite's own busy wait would stop every request of the process, so its
+    connections wait for nothing and this loop waits instead.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            conn.exec_driver_sql(begin)
+            return
+        except OperationalError as exc:
+            if "locked" not in str(exc.orig) or time.monotonic() > deadline:
+                raise
+        time.sleep(COOPERATIVE_POLL_S)
+
+
 def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
     parsed = make_url(url)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
-        url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=20
+        url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_S}, pool_size=20
     )
 
     @event.listens_for(engine, "connect")
@@ -133,12 +169,17 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
         cursor = dbapi_connection.cursor()
         for pragma in SQLITE_PRAGMAS:
             cursor.execute(pragma)
+        if immediate and cooperative():
+            cursor.execute("PRAGMA busy_timeout=0")  # _begin_waiting waits instead
         cursor.close()
 
     begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql(begin)
+        if immediate and cooperative():
+            _begin_waiting(conn, begin)
+        else:
+            conn.exec_driver_sql(begin)
 
     return engine

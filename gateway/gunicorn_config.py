@@ -1,14 +1,15 @@
 """Gunicorn settings shared by ``gateway serve`` and the top-level ``gunicorn.conf.py``.
 
-Threads, not processes alone: a request mostly waits for its group commit, and waiting threads
-are what let many deliveries share one fsync.
+gevent workers: a request mostly waits for its group commit, and many waiting requests are what
+let deliveries share one fsync. As greenlets, handing a delivery to the writer and waking its
+request again costs a few microseconds; as threads, each wake-up is a fight for the GIL that
+cost more CPU than the database work (bench/README.md).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import sys
 import tempfile
 from typing import Any
 
@@ -23,17 +24,19 @@ __all__ = [
     "limit_request_line",
     "on_exit",
     "on_starting",
-    "post_fork",
-    "threads",
     "timeout",
     "worker_class",
+    "worker_connections",
     "workers",
 ]
 
 bind = os.environ.get("GATEWAY_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GATEWAY_WEB_WORKERS", "2"))
-worker_class = "gthread"
-threads = int(os.environ.get("GATEWAY_WEB_THREADS", "16"))
+worker_class = "gevent"
+# Connections each worker serves at once; the rest wait in the listen backlog for a free one.
+# A low cap spreads keep-alive senders over the workers (a worker accepts whatever is pending
+# when it wakes) and keeps every worker's group commits full.
+worker_connections = int(os.environ.get("GATEWAY_WEB_CONNECTIONS", "16"))
 timeout = 30
 graceful_timeout = 20
 keepalive = 5
@@ -41,8 +44,6 @@ keepalive = 5
 limit_request_field_size = 32768
 limit_request_fields = 200
 limit_request_line = 8190
-#: How long a thread may keep the GIL while another waits for it (Python's default: 5 ms).
-GIL_SWITCH_INTERVAL_S = 0.001
 # Several gateways (and test servers) may run on one host; none needs gunicorn's control socket.
 control_socket_disable = True
 
@@ -64,10 +65,3 @@ def child_exit(server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
-
-
-def post_fork(server: Any, worker: Any) -> None:
-    """Shorten GIL turns: the thread committing a group holds every worker's write lock."""
-    # Each SQLite call in that commit lets go of the GIL; getting it back costs up to one turn,
-    # and the writers of every other worker wait for the lock meanwhile.
-    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)

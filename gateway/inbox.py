@@ -24,6 +24,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 
 from gateway.db import Database, translate_outage
 from gateway.errors import StoreUnavailable
+from gateway.greenlets import let_ready_requests_run
 from gateway.intake import IncomingEvent
 from gateway.models import Delivery, Event, EventStatus, Group
 
@@ -141,6 +142,7 @@ class Inbox:
     def _run(self) -> None:
         while True:
             first = self._queue.get()
+            let_ready_requests_run()
             # Gather the batch once the lock is ours: whatever arrived meanwhile rides along.
             with self._db.write_lock():
                 self._commit(self._gather(first))
