@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -71,7 +72,8 @@ def db_upgrade(revision: str) -> None:
 @click.option("--workers", type=int, default=None, help="web processes")
 def serve(bind: str | None, workers: int | None) -> None:
     """Serve the web app under gunicorn."""
-    _serve(bind, workers)
+    command = _gunicorn(bind, workers)
+    os.execv(command[0], command)
 
 
 @main.command()
@@ -104,37 +106,40 @@ def run(bind: str | None, mappings_dir: str) -> None:
         _load_mappings(gw, Path(mappings_dir))
     click.echo(f"admin token: {gw.settings.admin_token}")
     click.echo(f"admin API:   {gw.settings.public_url}/api/v1  (Authorization: Bearer <token>)")
-    worker_process = subprocess.Popen([sys.executable, "-m", "gateway", "worker"])
-    try:
-        _serve(bind, None)
-    finally:
-        worker_process.terminate()
-        worker_process.wait(timeout=30)
+    processes = [
+        subprocess.Popen([sys.executable, "-m", "gateway", "worker"]),
+        subprocess.Popen(_gunicorn(bind, None)),
+    ]
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: _terminate(processes))
+    processes[1].wait()  # until gunicorn stops, on a signal to it or to us
+    _terminate(processes)
+    for process in processes:
+        process.wait(timeout=60)
 
 
-def _serve(bind: str | None, workers: int | None) -> None:
-    from gunicorn.app.base import BaseApplication
+def _gunicorn(bind: str | None, workers: int | None) -> list[str]:
+    """gunicorn in a process of its own, as ``gunicorn wsgi:app`` runs, with our settings.
 
-    from gateway import gunicorn_config
-
-    options = {name: getattr(gunicorn_config, name) for name in gunicorn_config.__all__}
+    Its gevent workers patch the standard library when they start; a CLI process that has
+    already imported ``ssl`` (through the Salesforce client) would leave it unpatched.
+    """
+    command = [sys.executable, "-m", "gunicorn", "--config", "python:gateway.gunicorn_config"]
     if bind:
-        options["bind"] = bind
+        command += ["--bind", bind]
     if workers:
-        options["workers"] = workers
+        command += ["--workers", str(workers)]
+    return [*command, "gateway.web:create_app()"]
 
-    class Server(BaseApplication):
-        def load_config(self) -> None:
-            for key, value in options.items():
-                if key in self.cfg.settings:  # older gunicorns lack some settings
-                    self.cfg.set(key, value)
 
-        def load(self) -> Any:
-            from gateway.web import create_app
+def _terminate(processes: list[subprocess.Popen[bytes]]) -> None:
+    """Ask the web server and the worker to stop, each finishing what it holds first.
 
-            return create_app()
-
-    Server().run()
+    Only signals: a signal handler that also waited could deadlock with the wait it interrupts.
+    """
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
 
 
 # --- mappings ----------------------------------------------------------------------------

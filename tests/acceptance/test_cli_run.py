@@ -1,0 +1,108 @@
+"""``gateway run``, the quickstart: one command serves callbacks and works the queue.
+
+Run as a user runs it, in an empty directory with nothing configured: it must create its
+instance, print the admin token, take a delivery, process it with its worker, and stop both
+processes on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from gateway.connectors import sample_delivery, shipped_profiles
+from gateway.verify import sign
+from tests.acceptance.conftest import ROOT, Api, wait_until_up
+from tests.postgres import _free_port
+
+SECRET = "xemelgo-test-secret-0123456789abcdef"
+EVENT = "inventory.cycle_count"
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def _admin_token(process: subprocess.Popen[str]) -> str:
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.startswith("admin token:"):
+            return line.split(":", 1)[1].strip()
+    raise AssertionError("gateway run printed no admin token")
+
+
+def _event_status(api: Api, group_id: str, wanted: str) -> str:
+    deadline = time.monotonic() + 30
+    status = "none"
+    while time.monotonic() < deadline:
+        items = api.get("/events", params={"group_id": group_id}).json()["items"]
+        status = items[0]["status"] if items else "none"
+        if status == wanted:
+            break
+        time.sleep(0.1)
+    return status
+
+
+def test_gateway_run_serves_works_and_stops_cleanly(tmp_path: Path) -> None:
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    env.update(GATEWAY_BIND=f"127.0.0.1:{port}", GATEWAY_PUBLIC_URL=url, PYTHONUNBUFFERED="1")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "run", "--mappings", str(ROOT / "mappings")],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        api = Api(url, _admin_token(process))
+        wait_until_up(url, process)
+        created = api.post(
+            "/groups",
+            json={
+                "name": "Quickstart",
+                "connector": "xemelgo",
+                "function": "webhooks",
+                "events": [EVENT],
+                "secret": SECRET,
+            },
+        )
+        assert created.status_code == 201, created.text
+        group = created.json()
+        profile = shipped_profiles()["xemelgo"]
+        body = sample_delivery(profile, EVENT)[0]
+        answer = requests.post(
+            group["callback_url"],
+            data=body,
+            headers={
+                "Content-Type": "application/json",
+                **sign(profile.verification, SECRET, body),
+            },
+            timeout=10,
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["accepted"] == 1
+        # No webhook record takes it yet: the worker settles it as unrouted.
+        assert _event_status(api, group["id"], "unrouted") == "unrouted"
+        processes = [process.pid, *_children(process.pid)]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, errors = process.communicate(timeout=60)
+
+    assert process.returncode == 0, errors
+    assert len(processes) == 3, "gateway run, its worker and its gunicorn"
+    assert not [pid for pid in processes if Path(f"/proc/{pid}").exists()], errors
+    # gunicorn's gevent workers patch the standard library in a process of its own.
+    assert "MonkeyPatchWarning" not in errors
+    assert (tmp_path / "instance" / "admin-token").is_file()
