@@ -50,31 +50,37 @@ def gateway() -> Gateway:
 def error_response(error: GatewayError) -> Any:
     response = jsonify(error.body())
     response.status_code = error.status
-    if isinstance(error, StoreUnavailable):
-        response.headers["Retry-After"] = "5"
+    response.headers.update(error_headers(error))
     return response
 
 
-def _register_errors(app: Flask) -> None:
-    @app.errorhandler(GatewayError)
-    def _domain(error: GatewayError) -> Any:
-        return error_response(error)
+def error_headers(error: GatewayError) -> dict[str, str]:
+    """Headers an error answer carries besides its body: when to retry, for an outage."""
+    return {"Retry-After": "5"} if isinstance(error, StoreUnavailable) else {}
 
-    @app.errorhandler(HTTPException)
-    def _http(error: HTTPException) -> Any:
-        code = (error.name or "error").lower().replace(" ", "_").replace("'", "")
-        body = GatewayError(error.description or error.name, code=code)
-        body.status = error.code or 500
-        return error_response(body)
 
-    @app.errorhandler(RecursionError)
-    def _too_deep(error: RecursionError) -> Any:
+def http_error(error: HTTPException) -> GatewayError:
+    """Werkzeug's HTTP errors (404, 405...) in the contract's terms."""
+    code = (error.name or "error").lower().replace(" ", "_").replace("'", "")
+    domain = GatewayError(error.description or error.name, code=code)
+    domain.status = error.code or 500
+    return domain
+
+
+def as_gateway_error(error: Exception) -> GatewayError:
+    """Any error a request ends with, as the contract's error; unexpected ones are logged."""
+    if isinstance(error, GatewayError):
+        return error
+    if isinstance(error, HTTPException):
+        return http_error(error)
+    if isinstance(error, RecursionError):
         # Only input nests deeply enough: a JSON body, or a JMESPath expression in a document.
-        return error_response(
-            BadRequest("the request is nested too deeply to process", code="too_deeply_nested")
-        )
+        return BadRequest("the request is nested too deeply to process", code="too_deeply_nested")
+    log.error("unexpected error", exc_info=error)
+    return GatewayError("an unexpected error occurred; it has been logged")
 
+
+def _register_errors(app: Flask) -> None:
     @app.errorhandler(Exception)
-    def _unexpected(error: Exception) -> Any:
-        log.exception("unexpected error")
-        return error_response(GatewayError("an unexpected error occurred; it has been logged"))
+    def _any(error: Exception) -> Any:
+        return error_response(as_gateway_error(error))

@@ -15,7 +15,7 @@ from openapi_spec_validator import OpenAPIV31SpecValidator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from gateway.api import openapi, schemas
+from gateway.api import openapi, receive, schemas
 from gateway.config import Settings
 from gateway.connectors import validate_profile
 from gateway.core import Gateway
@@ -89,6 +89,9 @@ def test_every_route_is_described_and_every_description_is_a_route(
         for method in rule.methods or ()
         if method not in ("HEAD", "OPTIONS")
     }
+    # Callbacks are served in front of Flask, by their own WSGI layer.
+    assert isinstance(flask_app.wsgi_app, receive.Hooks)
+    routes |= {(method, _template(receive.PREFIX + "<token>")) for method in receive.METHODS}
     described = {(method, _template(path)) for method, path in _operations(document)}
 
     assert described - routes == set(), "described but not served"
