@@ -23,6 +23,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DataError, IntegrityError
 
 from gateway.db import Database, translate_outage
+from gateway.driver import DriverStatement
 from gateway.errors import StoreUnavailable
 from gateway.greenlets import let_ready_requests_run
 from gateway.intake import IncomingEvent
@@ -51,20 +52,53 @@ _GROUP_STATES = (
     .where(Group.id.in_(bindparam("ids", expanding=True)))
     .with_for_update(read=True)
 )
-_INSERT_DELIVERIES = insert(Delivery).returning(Delivery.id, sort_by_parameter_order=True)
-_INSERT_EVENTS = insert(Event)
+DELIVERY_COLUMNS = (
+    "group_id",
+    "received_at",
+    "remote_addr",
+    "method",
+    "content_type",
+    "headers",
+    "body",
+)
+EVENT_COLUMNS = (
+    "group_id",
+    "delivery_id",
+    "type",
+    "status",
+    "dedupe_key",
+    "payload",
+    "received_at",
+    "occurred_at",
+    "attempts",
+    "next_attempt_at",
+)
 
 
-def _insert_new_events(dialect_insert: Any) -> Any:
-    """Insert events whose key is not taken; the unique index decides, across processes too."""
-    return (
-        dialect_insert(Event)
-        .on_conflict_do_nothing(
-            index_elements=["group_id", "dedupe_key"],
-            index_where=text("status <> 'duplicate'"),
+class _Statements:
+    """The writer's inserts for the database's dialect, run on the driver's cursor."""
+
+    def __init__(self, database: Database) -> None:
+        dialect = database.engine.dialect
+        dialect_insert = sqlite_insert if database.is_sqlite else pg_insert
+        self.deliveries = DriverStatement(
+            insert(Delivery).returning(Delivery.id), DELIVERY_COLUMNS, dialect
         )
-        .returning(Event.group_id, Event.dedupe_key)
-    )
+        #: Only events whose key is not taken; the unique index decides, across processes too.
+        self.new_events = DriverStatement(
+            dialect_insert(Event)
+            .on_conflict_do_nothing(
+                index_elements=["group_id", "dedupe_key"],
+                index_where=text("status <> 'duplicate'"),
+            )
+            .returning(Event.id),
+            EVENT_COLUMNS,
+            dialect,
+        )
+        self.events = DriverStatement(insert(Event), EVENT_COLUMNS, dialect)
+        dbapi = dialect.loaded_dbapi
+        #: What the database says when it refuses one delivery's values.
+        self.refusals = (IntegrityError, DataError, dbapi.IntegrityError, dbapi.DataError)
 
 
 class GroupChanged(Exception):
@@ -114,9 +148,7 @@ class Inbox:
         self._queue: queue.Queue[_Queued] = queue.Queue()
         self._writer_pid: int | None = None
         self._start_lock = threading.Lock()
-        self._insert_new_events = _insert_new_events(
-            sqlite_insert if database.is_sqlite else pg_insert
-        )
+        self._sql = _Statements(database)
 
     def store(self, delivery: NewDelivery) -> Receipt:
         """Block until ``delivery`` is committed; StoreUnavailable if it cannot be."""
@@ -159,7 +191,7 @@ class Inbox:
     def _commit(self, batch: list[_Queued]) -> None:
         try:
             outcomes = self._write([delivery for delivery, _ in batch])
-        except (IntegrityError, DataError):
+        except self._sql.refusals:
             # One bad apple must not sink its neighbours: retry each on its own.
             if len(batch) > 1:
                 for item in batch:
@@ -184,18 +216,18 @@ class Inbox:
         with translate_outage(), self._db.engine.begin() as conn:
             stale = _stale(conn, deliveries)
             current = [d for i, d in enumerate(deliveries) if i not in stale]
-            receipts = iter(self._insert(conn, current))
+            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            try:
+                receipts = iter(self._insert(cursor, current))
+            finally:
+                cursor.close()
         return [GroupChanged() if i in stale else next(receipts) for i in range(len(deliveries))]
 
-    def _insert(self, conn: Connection, deliveries: list[NewDelivery]) -> list[Receipt]:
+    def _insert(self, cursor: Any, deliveries: list[NewDelivery]) -> list[Receipt]:
         if not deliveries:
             return []
-        ids = _insert_deliveries(conn, deliveries)
-        return self._insert_events(conn, deliveries, ids)
-
-    def _insert_events(
-        self, conn: Connection, deliveries: list[NewDelivery], ids: list[int]
-    ) -> list[Receipt]:
+        rows = [_delivery_row(d) for d in deliveries]
+        ids = [row[0] for row in self._sql.deliveries.returning_each(cursor, rows)]
         candidates: list[dict[str, Any]] = []
         repeats: list[dict[str, Any]] = []
         seen: set[tuple[str, str]] = set()
@@ -205,24 +237,20 @@ class Inbox:
                 key = (delivery.group_id, incoming.dedupe_key)
                 (repeats if key in seen else candidates).append(row)
                 seen.add(key)
-        inserted = self._insert_originals(conn, candidates)
+        returned = self._sql.new_events.returning_each(cursor, candidates)
+        inserted = {
+            (row["group_id"], row["dedupe_key"])
+            for row, found in zip(candidates, returned, strict=True)
+            if found is not None
+        }
         repeats.extend(
             row for row in candidates if (row["group_id"], row["dedupe_key"]) not in inserted
         )
         for row in repeats:
             row["status"] = EventStatus.DUPLICATE
             row["next_attempt_at"] = None
-        if repeats:
-            conn.execute(_INSERT_EVENTS, repeats)
+        self._sql.events.execute_many(cursor, repeats)
         return _receipts(deliveries, ids, candidates, inserted)
-
-    def _insert_originals(
-        self, conn: Connection, rows: list[dict[str, Any]]
-    ) -> set[tuple[str, str]]:
-        """Insert rows not already stored; the unique index decides, across processes too."""
-        if not rows:
-            return set()
-        return {(g, k) for g, k in conn.execute(self._insert_new_events, rows)}
 
 
 def _stale(conn: Connection, deliveries: list[NewDelivery]) -> set[int]:
@@ -243,20 +271,16 @@ def _stale(conn: Connection, deliveries: list[NewDelivery]) -> set[int]:
     }
 
 
-def _insert_deliveries(conn: Connection, deliveries: list[NewDelivery]) -> list[int]:
-    rows = [
-        {
-            "group_id": d.group_id,
-            "received_at": d.received_at,
-            "remote_addr": d.remote_addr,
-            "method": d.method,
-            "content_type": d.content_type,
-            "headers": d.headers,
-            "body": d.body,
-        }
-        for d in deliveries
-    ]
-    return list(conn.execute(_INSERT_DELIVERIES, rows).scalars())
+def _delivery_row(d: NewDelivery) -> dict[str, Any]:
+    return {
+        "group_id": d.group_id,
+        "received_at": d.received_at,
+        "remote_addr": d.remote_addr,
+        "method": d.method,
+        "content_type": d.content_type,
+        "headers": d.headers,
+        "body": d.body,
+    }
 
 
 def _event_row(delivery: NewDelivery, delivery_id: int, incoming: IncomingEvent) -> dict[str, Any]:
