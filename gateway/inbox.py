@@ -12,7 +12,6 @@ import os
 import queue
 import threading
 from collections.abc import Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -133,7 +132,37 @@ class Receipt:
     ignored: int
 
 
-_Queued = tuple[NewDelivery, Future[Receipt]]
+class Slot:
+    """Where the writer leaves one delivery's outcome and its request waits for it.
+
+    A bare lock, held from the start and released once the outcome is in: the cheapest thing a
+    request can block on, with threads or with greenlets (a Future wraps a condition around
+    one, and waking requests is the inbox's hottest path after the database).
+    """
+
+    __slots__ = ("_outcome", "_ready")
+
+    def __init__(self) -> None:
+        self._ready = threading.Lock()
+        self._ready.acquire()
+        self._outcome: Receipt | Exception | None = None
+
+    def set(self, outcome: Receipt | Exception) -> None:
+        """Called once, by the writer."""
+        self._outcome = outcome
+        self._ready.release()
+
+    def wait(self, timeout_s: float) -> Receipt:
+        """The receipt; the writer's exception; or TimeoutError after ``timeout_s``."""
+        if not self._ready.acquire(timeout=timeout_s):
+            raise TimeoutError
+        if isinstance(self._outcome, Exception):
+            raise self._outcome
+        assert self._outcome is not None
+        return self._outcome
+
+
+_Queued = tuple[NewDelivery, Slot]
 
 
 class Inbox:
@@ -153,10 +182,10 @@ class Inbox:
     def store(self, delivery: NewDelivery) -> Receipt:
         """Block until ``delivery`` is committed; StoreUnavailable if it cannot be."""
         self._ensure_writer()
-        future: Future[Receipt] = Future()
-        self._queue.put((delivery, future))
+        slot = Slot()
+        self._queue.put((delivery, slot))
         try:
-            return future.result(timeout=self._commit_timeout_s)
+            return slot.wait(self._commit_timeout_s)
         except TimeoutError as exc:
             raise StoreUnavailable("the database did not commit in time; retry later") from exc
 
@@ -197,19 +226,16 @@ class Inbox:
                 for item in batch:
                     self._commit([item])
                 return
-            batch[0][1].set_exception(StoreUnavailable("the delivery could not be stored"))
+            batch[0][1].set(StoreUnavailable("the delivery could not be stored"))
             return
         except Exception as exc:
             error = exc if isinstance(exc, StoreUnavailable) else StoreUnavailable()
             error.__cause__ = exc
-            for _, future in batch:
-                future.set_exception(error)
+            for _, slot in batch:
+                slot.set(error)
             return
-        for (_, future), outcome in zip(batch, outcomes, strict=True):
-            if isinstance(outcome, Receipt):
-                future.set_result(outcome)
-            else:
-                future.set_exception(outcome)
+        for (_, slot), outcome in zip(batch, outcomes, strict=True):
+            slot.set(outcome)
 
     def _write(self, deliveries: list[NewDelivery]) -> list[Receipt | GroupChanged]:
         """Store the deliveries whose group is as they were verified against, in one commit."""

@@ -48,6 +48,20 @@ MAX_CONTENT_TYPE = 200
 ATTEMPTS = 3
 
 
+@dataclass(frozen=True)
+class KnownGroup:
+    """A group as its deliveries use it, with what each of them would otherwise recompute."""
+
+    group: Group
+    #: The state the inbox checks again at commit (:func:`gateway.inbox.group_state`).
+    state: tuple[Any, ...]
+    registered: frozenset[str]
+
+    @classmethod
+    def of(cls, group: Group) -> KnownGroup:
+        return cls(group, group_state(group), frozenset(group.events))
+
+
 class GroupCache:
     """Active groups by callback token, so that a delivery needs no read before its write.
 
@@ -56,20 +70,20 @@ class GroupCache:
     """
 
     def __init__(self, limit: int = 10_000) -> None:
-        self._groups: dict[str, Group] = {}
+        self._groups: dict[str, KnownGroup] = {}
         self._limit = limit
 
-    def find(self, gw: Gateway, token: str) -> Group:
+    def find(self, gw: Gateway, token: str) -> KnownGroup:
         return self._groups.get(token) or self.refresh(gw, token)
 
-    def refresh(self, gw: Gateway, token: str) -> Group:
+    def refresh(self, gw: Gateway, token: str) -> KnownGroup:
         """Read the group again; NotFound (and no entry) once it is rotated out or disabled."""
         self._groups.pop(token, None)
-        group = find_by_token(gw, token)
+        known = KnownGroup.of(find_by_token(gw, token))
         if len(self._groups) >= self._limit:
             self._groups.clear()
-        self._groups[token] = group
-        return group
+        self._groups[token] = known
+        return known
 
 
 class Hooks:
@@ -112,7 +126,7 @@ class Hooks:
         group_label = "unknown"
         try:
             group = self._groups.find(self._gw, token)
-            group_label = group.id
+            group_label = group.group.id
             request = _Request.of(environ, self._gw.settings)
             receipt = self._store(token, group, request)
         except Exception as exc:
@@ -136,7 +150,7 @@ class Hooks:
         }
         return 200, body, {}
 
-    def _store(self, token: str, group: Group, request: _Request) -> Receipt:
+    def _store(self, token: str, group: KnownGroup, request: _Request) -> Receipt:
         """Verify, parse and store; start over with the group read afresh if it has changed."""
         for _ in range(ATTEMPTS):
             try:
@@ -172,14 +186,15 @@ class _Request:
         )
 
 
-def _verified_delivery(gw: Gateway, group: Group, request: _Request) -> NewDelivery:
+def _verified_delivery(gw: Gateway, known: KnownGroup, request: _Request) -> NewDelivery:
+    group = known.group
     profile = gw.connectors.get(group.connector)
     now = datetime.now(UTC)
     headers, body = request.headers, request.body
     verify(profile.verification, accepted_secrets(gw, group, now), headers, body, now.timestamp())
     return NewDelivery(
         group_id=group.id,
-        registered_events=frozenset(group.events),
+        registered_events=known.registered,
         method=request.method,
         remote_addr=request.remote_addr,
         content_type=request.content_type,
@@ -187,7 +202,7 @@ def _verified_delivery(gw: Gateway, group: Group, request: _Request) -> NewDeliv
         body=body,
         received_at=now,
         events=_storable(split_delivery(profile, headers, body, request.content_type)),
-        group_state=group_state(group),
+        group_state=known.state,
     )
 
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from concurrent.futures import Future
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from gateway.errors import StoreUnavailable
-from gateway.inbox import NewDelivery, Receipt
+from gateway.inbox import NewDelivery, Slot
 from gateway.intake import IncomingEvent
 
 
@@ -34,10 +33,10 @@ def test_a_delivery_the_database_refuses_does_not_fail_its_neighbours(
         pytest.skip("SQLite stores NUL characters; PostgreSQL refuses them in text")
     group = group_factory(events=["inventory.moved"])
     good, bad = _delivery(group["id"], "inventory.moved"), _delivery(group["id"], "bad\x00type")
-    futures: list[Future[Receipt]] = [Future(), Future()]
+    slots = [Slot(), Slot()]
 
-    gw.inbox._commit([(bad, futures[0]), (good, futures[1])])
+    gw.inbox._commit([(bad, slots[0]), (good, slots[1])])
 
     with pytest.raises(StoreUnavailable):
-        futures[0].result(timeout=5)
-    assert futures[1].result(timeout=5).accepted == 1
+        slots[0].wait(timeout_s=5)
+    assert slots[1].wait(timeout_s=5).accepted == 1
