@@ -1,56 +1,96 @@
-"""Core statements compiled once and run on the driver's cursor: the receive path's inserts.
+"""Core statements compiled once and run on the driver's cursor: the receive path's writes.
 
 For a few small rows, SQLAlchemy's execution layer (cache lookup, parameter processing, result
-metadata) costs more CPU than the driver's own work: on SQLite, a third of what storing a
-delivery cost. These statements keep what SQLAlchemy knows (the dialect's SQL, each column
-type's conversion of Python values) and drop the rest.
+metadata, its transaction) costs more CPU than the driver's own work: on SQLite, a third of
+what storing a delivery cost. These statements keep what SQLAlchemy knows (the dialect's SQL,
+each column type's conversion of values) and drop the rest. Run them in
+:meth:`gateway.db.Database.driver_transaction`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Dialect
+from sqlalchemy import Dialect, Select
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.expression import ClauseElement
 
 
-class DriverStatement:
-    """An INSERT of the given columns for one dialect, as SQL text and bound parameters."""
+class _Compiled:
+    """A statement's SQL for one dialect, and how to lay out its parameters."""
 
-    def __init__(self, statement: Insert, columns: Sequence[str], dialect: Dialect) -> None:
-        compiled = statement.compile(dialect=dialect, column_keys=list(columns))
+    def __init__(self, statement: ClauseElement, dialect: Dialect, **options: Any) -> None:
+        compiled = cast(SQLCompiler, statement.compile(dialect=dialect, **options))
         self.sql = str(compiled)
+        self.binds = compiled.binds
+        #: The parameter names in order for a positional paramstyle (sqlite3's ``?``).
         self._positions = list(compiled.positiontup or ()) if compiled.positional else None
-        self._processors = {
-            name: bind.type.dialect_impl(dialect).bind_processor(dialect)
-            for name, bind in compiled.binds.items()
-        }
-        #: psycopg returns each row's RETURNING from one pipelined executemany; sqlite3 cannot.
-        self._returning_many = dialect.driver == "psycopg"
 
-    def params(self, values: Mapping[str, Any]) -> tuple[Any, ...] | dict[str, Any]:
-        bound = {}
-        for name, process in self._processors.items():
-            bound[name] = values[name] if process is None else process(values[name])
+    def layout(self, bound: Mapping[str, Any]) -> Any:
+        """Named parameters as the driver takes them: the mapping, or values in order."""
         if self._positions is None:
             return bound
         return tuple(bound[name] for name in self._positions)
 
+
+class DriverStatement:
+    """An INSERT of the given columns, with each value converted by its column's type."""
+
+    def __init__(self, statement: Insert, columns: Sequence[str], dialect: Dialect) -> None:
+        self._compiled = _Compiled(statement, dialect, column_keys=list(columns))
+        self._processors = {
+            name: bind.type.dialect_impl(dialect).bind_processor(dialect)
+            for name, bind in self._compiled.binds.items()
+        }
+        #: psycopg returns each row's RETURNING from one pipelined executemany; sqlite3 cannot.
+        self._returning_many = dialect.driver == "psycopg"
+
+    def params(self, values: Mapping[str, Any]) -> Any:
+        return self._compiled.layout(
+            {
+                name: values[name] if process is None else process(values[name])
+                for name, process in self._processors.items()
+            }
+        )
+
     def execute_many(self, cursor: Any, rows: Iterable[Mapping[str, Any]]) -> None:
         params = [self.params(row) for row in rows]
         if params:
-            cursor.executemany(self.sql, params)
+            cursor.executemany(self._compiled.sql, params)
 
     def returning_each(self, cursor: Any, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
         """Insert the rows in order; each one's RETURNING row, or None where none came back."""
         params = [self.params(row) for row in rows]
+        sql = self._compiled.sql
         if not params:
             return []
         if not self._returning_many:
-            return [cursor.execute(self.sql, p).fetchone() for p in params]
-        cursor.executemany(self.sql, params, returning=True)
+            return [cursor.execute(sql, p).fetchone() for p in params]
+        cursor.executemany(sql, params, returning=True)
         found = [cursor.fetchone()]
         while cursor.nextset():
             found.append(cursor.fetchone())
         return found
+
+
+class DriverQuery:
+    """A SELECT whose rows come back converted to Python values, as SQLAlchemy returns them."""
+
+    def __init__(self, query: Select[*tuple[Any, ...]], dialect: Dialect) -> None:
+        self._compiled = _Compiled(query, dialect)
+        self._converters = [
+            column.type.dialect_impl(dialect).result_processor(dialect, None)
+            for column in query.selected_columns
+        ]
+
+    def rows(self, cursor: Any, values: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        cursor.execute(self._compiled.sql, self._compiled.layout(values))
+        return [
+            tuple(
+                value if convert is None else convert(value)
+                for convert, value in zip(self._converters, row, strict=True)
+            )
+            for row in cursor.fetchall()
+        ]

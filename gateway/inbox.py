@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, text
+from sqlalchemy import bindparam, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DataError, IntegrityError
 
 from gateway.db import Database, translate_outage
-from gateway.driver import DriverStatement
+from gateway.driver import DriverQuery, DriverStatement
 from gateway.errors import StoreUnavailable
 from gateway.greenlets import let_ready_requests_run
 from gateway.intake import IncomingEvent
@@ -46,10 +46,8 @@ def group_state(group: Group) -> tuple[Any, ...]:
 
 
 # Built once: constructing a statement costs more than executing it from the compiled cache.
-_GROUP_STATES = (
-    select(Group.id, *GROUP_STATE)
-    .where(Group.id.in_(bindparam("ids", expanding=True)))
-    .with_for_update(read=True)
+_GROUP_STATE = (
+    select(Group.id, *GROUP_STATE).where(Group.id == bindparam("id")).with_for_update(read=True)
 )
 DELIVERY_COLUMNS = (
     "group_id",
@@ -95,6 +93,7 @@ class _Statements:
             dialect,
         )
         self.events = DriverStatement(insert(Event), EVENT_COLUMNS, dialect)
+        self.group_state = DriverQuery(_GROUP_STATE, dialect)
         dbapi = dialect.loaded_dbapi
         #: What the database says when it refuses one delivery's values.
         self.refusals = (IntegrityError, DataError, dbapi.IntegrityError, dbapi.DataError)
@@ -239,15 +238,29 @@ class Inbox:
 
     def _write(self, deliveries: list[NewDelivery]) -> list[Receipt | GroupChanged]:
         """Store the deliveries whose group is as they were verified against, in one commit."""
-        with translate_outage(), self._db.engine.begin() as conn:
-            stale = _stale(conn, deliveries)
+        with translate_outage(), self._db.driver_transaction() as cursor:
+            stale = self._stale(cursor, deliveries)
             current = [d for i, d in enumerate(deliveries) if i not in stale]
-            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-            try:
-                receipts = iter(self._insert(cursor, current))
-            finally:
-                cursor.close()
+            receipts = iter(self._insert(cursor, current))
         return [GroupChanged() if i in stale else next(receipts) for i in range(len(deliveries))]
+
+    def _stale(self, cursor: Any, deliveries: list[NewDelivery]) -> set[int]:
+        """Positions of the deliveries whose group no longer has the state they were verified
+        against.
+
+        Read inside the writing transaction, which holds SQLite's write lock (and, on
+        PostgreSQL, a share lock on the group rows): a change committed before is seen here,
+        and one committed after waits until these deliveries are stored.
+        """
+        states = {}
+        for group_id in {d.group_id for d in deliveries if d.group_state is not None}:
+            for row in self._sql.group_state.rows(cursor, {"id": group_id}):
+                states[row[0]] = tuple(row[1:])
+        return {
+            i
+            for i, d in enumerate(deliveries)
+            if d.group_state is not None and states.get(d.group_id) != d.group_state
+        }
 
     def _insert(self, cursor: Any, deliveries: list[NewDelivery]) -> list[Receipt]:
         if not deliveries:
@@ -277,24 +290,6 @@ class Inbox:
             row["next_attempt_at"] = None
         self._sql.events.execute_many(cursor, repeats)
         return _receipts(deliveries, ids, candidates, inserted)
-
-
-def _stale(conn: Connection, deliveries: list[NewDelivery]) -> set[int]:
-    """Positions of the deliveries whose group no longer has the state they were verified against.
-
-    Read inside the writing transaction, which holds SQLite's write lock (and, on PostgreSQL,
-    a share lock on the group rows): a change committed before is seen here, and one committed
-    after waits until these deliveries are stored.
-    """
-    checked = {d.group_id for d in deliveries if d.group_state is not None}
-    if not checked:
-        return set()
-    states = {row[0]: tuple(row[1:]) for row in conn.execute(_GROUP_STATES, {"ids": checked})}
-    return {
-        i
-        for i, d in enumerate(deliveries)
-        if d.group_state is not None and states.get(d.group_id) != d.group_state
-    }
 
 
 def _delivery_row(d: NewDelivery) -> dict[str, Any]:
