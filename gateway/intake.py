@@ -11,7 +11,7 @@ import functools
 import hashlib
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -122,14 +122,14 @@ class _Header:
 class _Path:
     """A value found by a JMESPath on the event, or on the whole delivery."""
 
-    expression: ParsedResult
+    expression: _Expression
     on_delivery: bool = False
 
     def find(self, headers: Mapping[str, str], delivery: Any, event: Any) -> Any:
-        return _search(self.expression, delivery if self.on_delivery else event)
+        return self.expression.search(delivery if self.on_delivery else event)
 
     def where(self) -> str:
-        return f"at `{self.expression.expression}`"
+        return f"at `{self.expression.text}`"
 
 
 _Locator = _Header | _Path
@@ -140,11 +140,11 @@ class _Reader:
     """A compiled events spec and the content types its sender may use."""
 
     accepted: frozenset[str]
-    split: ParsedResult | None
+    split: _Expression | None
     type: _Locator
     id: _Locator | None
     #: What to hash when there is no provider id; None hashes the whole event.
-    hash_of: ParsedResult | None
+    hash_of: _Expression | None
     with_index: bool
     #: Where the event's time is, and its unit.
     timestamp: tuple[_Locator, str] | None
@@ -173,8 +173,8 @@ class _Reader:
     def _split(self, delivery: Any) -> list[Any]:
         if self.split is None:
             return [delivery]
-        found = _search(self.split, delivery)
-        where = f"`{self.split.expression}`"
+        found = self.split.search(delivery)
+        where = f"`{self.split.text}`"
         if not isinstance(found, list):
             raise InvalidPayload(f"{where} should be a list of events, found {_kind(found)}")
         if not found:
@@ -199,7 +199,7 @@ class _Reader:
         """The provider's id when it has one; otherwise a hash, so a resent event matches."""
         found = self.id.find(headers, delivery, event) if self.id is not None else None
         if found is None or found == "":
-            content = event if self.hash_of is None else _search(self.hash_of, event)
+            content = event if self.hash_of is None else self.hash_of.search(event)
             key = "sha256:" + _sha256(_canonical(content))
         else:
             key = "id:" + (found if isinstance(found, str) else _canonical(found))
@@ -234,18 +234,64 @@ def _reader(key: str) -> _Reader:
 def _locator(spec: Mapping[str, Any]) -> _Locator:
     if "header" in spec:
         return _Header(spec["header"].lower())
-    return _Path(jmespath.compile(spec["jmespath"]), on_delivery=spec.get("from") == "delivery")
+    return _Path(_Expression.of(spec["jmespath"]), on_delivery=spec.get("from") == "delivery")
 
 
-def _compile(expression: str | None) -> ParsedResult | None:
-    return None if expression is None else jmespath.compile(expression)
+def _compile(expression: str | None) -> _Expression | None:
+    return None if expression is None else _Expression.of(expression)
 
 
-def _search(expression: ParsedResult, data: Any) -> Any:
-    try:
-        return expression.search(data)
-    except JMESPathError as exc:
-        raise InvalidPayload(f"`{expression.expression}` cannot be applied: {exc}") from exc
+@dataclass(frozen=True)
+class _Expression:
+    """A compiled JMESPath; read by a plain function when all it does is pick fields.
+
+    Most profiles locate the type, id and time with expressions such as ``type``,
+    ``data.object.id`` or ``[topic, eventTimestamp, data]``; the interpreter walks their tree
+    on every delivery, a plain function does the same in a fraction of the time.
+    """
+
+    parsed: ParsedResult
+    reader: Callable[[Any], Any] | None
+
+    @classmethod
+    def of(cls, text: str) -> _Expression:
+        parsed = jmespath.compile(text)
+        return cls(parsed, _reader_of(parsed.parsed))
+
+    @property
+    def text(self) -> str:
+        return str(self.parsed.expression)
+
+    def search(self, data: Any) -> Any:
+        if self.reader is not None:
+            return self.reader(data)
+        try:
+            return self.parsed.search(data)
+        except JMESPathError as exc:
+            raise InvalidPayload(f"`{self.text}` cannot be applied: {exc}") from exc
+
+
+def _reader_of(node: Mapping[str, Any]) -> Callable[[Any], Any] | None:
+    """What JMESPath returns for a field, a chain of fields, or a list of those; else None."""
+    kind = node["type"]
+    if kind == "field":
+        name = node["value"]
+        return lambda data: data.get(name) if isinstance(data, dict) else None
+    parts = [_reader_of(child) for child in node["children"]]
+    if kind not in ("subexpression", "multi_select_list") or any(p is None for p in parts):
+        return None
+    readers = [p for p in parts if p is not None]
+    if kind == "multi_select_list":
+        return lambda data: None if data is None else [read(data) for read in readers]
+    return functools.partial(_chain, readers)
+
+
+def _chain(readers: list[Callable[[Any], Any]], data: Any) -> Any:
+    for read in readers:
+        if data is None:
+            return None
+        data = read(data)
+    return data
 
 
 def _canonical(value: Any) -> str:
