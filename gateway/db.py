@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
+import json
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -38,6 +39,15 @@ SQLITE_PRAGMAS = (
 COOPERATIVE_POLL_S = 0.0005
 
 
+class JsonText(str):
+    """JSON already in text form, for a JSON column: stored as it is, not encoded again."""
+
+
+def serialize_json(value: Any) -> str:
+    """The engines' JSON serializer: what JSON columns store for ``value``."""
+    return value if isinstance(value, JsonText) else json.dumps(value)
+
+
 class Database:
     """The gateway's database: a write engine, a read engine and session factories."""
 
@@ -52,7 +62,12 @@ class Database:
             self.read_engine = _sqlite_engine(url, immediate=False)
         else:
             self.engine = create_engine(
-                url, pool_pre_ping=True, pool_size=10, max_overflow=20, pool_recycle=1800
+                url,
+                pool_pre_ping=True,
+                pool_size=10,
+                max_overflow=20,
+                pool_recycle=1800,
+                json_serializer=serialize_json,
             )
             self.read_engine = self.engine
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -187,7 +202,10 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
-        url, connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_S}, pool_size=20
+        url,
+        connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_S},
+        pool_size=20,
+        json_serializer=serialize_json,
     )
 
     @event.listens_for(engine, "connect")

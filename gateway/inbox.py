@@ -21,7 +21,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DataError, IntegrityError
 
-from gateway.db import Database, translate_outage
+from gateway.db import Database, JsonText, translate_outage
 from gateway.driver import DriverQuery, DriverStatement
 from gateway.errors import StoreUnavailable
 from gateway.greenlets import let_ready_requests_run
@@ -312,7 +312,9 @@ def _event_row(delivery: NewDelivery, delivery_id: int, incoming: IncomingEvent)
         "type": incoming.type,
         "status": EventStatus.PENDING if registered else EventStatus.IGNORED,
         "dedupe_key": incoming.dedupe_key,
-        "payload": incoming.payload,
+        "payload": incoming.payload
+        if incoming.payload_json is None
+        else JsonText(incoming.payload_json),
         "received_at": delivery.received_at,
         "occurred_at": incoming.occurred_at,
         "attempts": 0,

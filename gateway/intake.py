@@ -50,6 +50,9 @@ class IncomingEvent:
     payload: Any
     #: When the sender says it happened, in UTC; None when it does not say, or not readably.
     occurred_at: datetime | None
+    #: The payload's JSON text when the event is the whole body: stored as it came, not
+    #: encoded again from the parsed value.
+    payload_json: str | None = None
 
 
 def split_delivery(
@@ -69,20 +72,25 @@ def split_delivery(
         key = json.dumps([profile_or_events_spec, list(DEFAULT_CONTENT_TYPES)], sort_keys=True)
     reader = _reader(key)
     reader.accept(content_type)
+    text = _text(body)
     try:
-        return reader.events(headers, _parse(body))
+        return reader.events(headers, _parse(text), text)
     except RecursionError as exc:
         raise InvalidPayload("the body is nested too deeply") from exc
 
 
-def _parse(body: bytes) -> Any:
-    """Strict JSON in UTF-8 (a byte order mark is tolerated): no NaN, no infinite numbers."""
+def _text(body: bytes) -> str:
+    """The body as text: UTF-8, a byte order mark tolerated."""
     if not body:
         raise InvalidPayload("empty body")
     try:
-        text = body.decode("utf-8-sig")
+        return body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InvalidPayload(f"the body is not valid UTF-8 (byte {exc.start})") from exc
+
+
+def _parse(text: str) -> Any:
+    """Strict JSON: no NaN, no infinite numbers."""
     try:
         return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except json.JSONDecodeError as exc:
@@ -159,13 +167,15 @@ class _Reader:
                 f"content type {content_type.strip()!r} is not accepted: send JSON"
             )
 
-    def events(self, headers: Mapping[str, str], delivery: Any) -> list[IncomingEvent]:
+    def events(self, headers: Mapping[str, str], delivery: Any, text: str) -> list[IncomingEvent]:
+        """The delivery's events; ``text`` is the JSON ``delivery`` was parsed from."""
         return [
             IncomingEvent(
                 type=self._type(headers, delivery, event, index),
                 dedupe_key=self._dedupe_key(headers, delivery, event, index),
                 payload=event,
                 occurred_at=self._time(headers, delivery, event),
+                payload_json=text if self.split is None else None,
             )
             for index, event in enumerate(self._split(delivery))
         ]

@@ -82,6 +82,28 @@ def test_xtnd_delivery_with_three_notifications_gives_three_events(
     assert len({e["dedupe_key"] for e in events}) == 3
 
 
+@pytest.mark.parametrize("connector", ["xemelgo", "stripe"])
+def test_an_event_that_is_the_whole_body_is_stored_as_the_senders_json(
+    group_factory: Any, deliver: Any, admin: Any, gw: Any, connector: str
+) -> None:
+    event_type = sample_events(shipped_profiles()[connector])[0]
+    group = _group_for(group_factory, connector, [event_type])
+    sample, headers = sample_delivery(shipped_profiles()[connector], event_type)
+    # Key order, spacing and escapes as a sender might write them; none survives re-encoding.
+    text = json.dumps(json.loads(sample), indent=3, ensure_ascii=False) + "\n"
+    body = ("\ufeff" + text.replace("{", '{ "z\\u00e9": "\u00e9",', 1)).encode()
+
+    answer = deliver(group, body, headers).get_json()
+
+    (event,) = admin.get(f"/events?group_id={group['id']}").get_json()["items"]
+    shown = admin.get(f"/events/{event['id']}").get_json()["payload"]
+    assert answer["accepted"] == 1
+    assert shown == json.loads(body.decode("utf-8-sig"))
+    with gw.db.engine.connect() as conn:
+        stored = conn.exec_driver_sql("SELECT CAST(payload AS TEXT) FROM events").scalar_one()
+    assert stored == text.replace("{", '{ "z\\u00e9": "\u00e9",', 1)
+
+
 def test_xtnd_published_vector_is_accepted(group_factory: Any, deliver: Any) -> None:
     group = _group_for(group_factory, "xtnd", ["OrderPicked"])
     group_with_vector_secret = group_factory(
