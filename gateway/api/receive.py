@@ -9,20 +9,23 @@ response objects), which cost as much CPU per delivery as verifying it and stori
 
 from __future__ import annotations
 
+import functools
 import json
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask
+from prometheus_client import Counter
 from werkzeug.datastructures import EnvironHeaders
 from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.wsgi import get_content_length, get_input_stream
 
 from gateway.config import Settings
+from gateway.connectors import Profile
 from gateway.core import Gateway
 from gateway.errors import BadRequest, PayloadTooLarge, StoreUnavailable
 from gateway.groups import accepted_secrets, find_by_token
@@ -131,16 +134,16 @@ class Hooks:
             receipt = self._store(token, group, request)
         except Exception as exc:
             error = as_gateway_error(exc)
-            DELIVERIES.labels(group_label, error.code).inc()
+            _counter(DELIVERIES, group_label, error.code).inc()
             return error.status, error.body(), error_headers(error)
-        DELIVERIES.labels(group_label, "accepted").inc()
+        _counter(DELIVERIES, group_label, "accepted").inc()
         for disposition, count in (
             ("accepted", receipt.accepted),
             ("duplicate", receipt.duplicates),
             ("ignored", receipt.ignored),
         ):
             if count:
-                EVENTS_RECEIVED.labels(group_label, disposition).inc(count)
+                _counter(EVENTS_RECEIVED, group_label, disposition).inc(count)
         RECEIVE_LATENCY.observe(time.perf_counter() - started)
         body = {
             "accepted": receipt.accepted,
@@ -158,6 +161,12 @@ class Hooks:
             except GroupChanged:
                 group = self._groups.refresh(self._gw, token)
         raise StoreUnavailable("the webhook group kept changing; retry later")
+
+
+@functools.lru_cache(maxsize=4096)
+def _counter(metric: Counter, group: str, outcome: str) -> Counter:
+    """A counter's child for these labels, looked up once rather than on every delivery."""
+    return metric.labels(group, outcome)
 
 
 @dataclass(frozen=True)
@@ -198,7 +207,7 @@ def _verified_delivery(gw: Gateway, known: KnownGroup, request: _Request) -> New
         method=request.method,
         remote_addr=request.remote_addr,
         content_type=request.content_type,
-        headers=_stored_headers(headers, profile.verification),
+        headers=_stored_headers(headers, profile),
         body=body,
         received_at=now,
         events=_storable(split_delivery(profile, headers, body, request.content_type)),
@@ -254,17 +263,13 @@ def _path_text(token: str) -> str:
     return token.encode("latin-1").decode("utf-8", "replace")
 
 
-def _credential_headers(spec: Mapping[str, Any]) -> Iterator[str]:
-    """Headers that carry the secret itself (API keys, shared secrets) under this scheme."""
-    if spec.get("scheme") in ("api-key", "header-secret"):
-        yield str(spec["header"]).lower()
-    for sub in spec.get("schemes", ()):
-        yield from _credential_headers(sub)
-
-
-def _stored_headers(headers: Mapping[str, str], spec: Mapping[str, Any]) -> dict[str, str]:
-    redacted = ALWAYS_REDACTED | set(_credential_headers(spec))
-    return {name: value for name, value in headers.items() if name not in redacted}
+def _stored_headers(headers: Mapping[str, str], profile: Profile) -> dict[str, str]:
+    redacted = profile.credential_headers
+    return {
+        name: value
+        for name, value in headers.items()
+        if name not in ALWAYS_REDACTED and name not in redacted
+    }
 
 
 def init_app(app: Flask) -> None:

@@ -52,6 +52,13 @@ _EXPRESSIONS = (
 )
 
 
+def _credential_headers(spec: Mapping[str, Any]) -> Iterator[str]:
+    if spec.get("scheme") in ("api-key", "header-secret"):
+        yield str(spec["header"]).lower()
+    for sub in spec.get("schemes", ()):
+        yield from _credential_headers(sub)
+
+
 @dataclass(frozen=True)
 class Profile:
     """A validated profile document with the questions the rest of the gateway asks of it."""
@@ -68,6 +75,14 @@ class Profile:
         """
         content_types = self.document.get("content_types", DEFAULT_CONTENT_TYPES)
         return json.dumps([self.document["events"], list(content_types)], sort_keys=True)
+
+    @functools.cached_property
+    def credential_headers(self) -> frozenset[str]:
+        """Lower-cased headers that carry the secret itself (API keys, shared secrets).
+
+        Never stored with a delivery; computed once per profile, not once per delivery.
+        """
+        return frozenset(_credential_headers(self.document["verification"]))
 
     @property
     def verification(self) -> dict[str, Any]:
