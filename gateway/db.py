@@ -35,6 +35,9 @@ SQLITE_PRAGMAS = (
     f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}",
     "PRAGMA foreign_keys=ON",
 )
+#: SQLite's page cache for writers (KiB; its default is 2 MiB): the dedupe index takes random
+#: inserts, and once it outgrows the cache every delivery reads some of its pages back.
+WRITER_CACHE_KIB = 32768
 #: Between two tries at a lock under gevent: short beside a commit, long beside a syscall.
 COOPERATIVE_POLL_S = 0.0005
 
@@ -215,6 +218,8 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
         cursor = dbapi_connection.cursor()
         for pragma in SQLITE_PRAGMAS:
             cursor.execute(pragma)
+        if immediate:
+            cursor.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
         if immediate and cooperative():
             cursor.execute("PRAGMA busy_timeout=0")  # _begin_waiting waits instead
         cursor.close()
