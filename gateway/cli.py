@@ -112,10 +112,12 @@ def run(bind: str | None, mappings_dir: str) -> None:
     ]
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: _terminate(processes))
-    processes[1].wait()  # until gunicorn stops, on a signal to it or to us
+    web = processes[1].wait()  # until gunicorn stops, on a signal to it or to us
     _terminate(processes)
     for process in processes:
         process.wait(timeout=60)
+    if web:
+        raise SystemExit(web)  # gunicorn could not serve (say, the port is taken): it said why
 
 
 def _gunicorn(bind: str | None, workers: int | None) -> list[str]:

@@ -45,10 +45,11 @@ def group_state(group: Group) -> tuple[Any, ...]:
     return tuple(getattr(group, column.key) for column in GROUP_STATE)
 
 
-# Built once: constructing a statement costs more than executing it from the compiled cache.
+#: Compiled once per dialect (``_Statements``), like the inserts below.
 _GROUP_STATE = (
     select(Group.id, *GROUP_STATE).where(Group.id == bindparam("id")).with_for_update(read=True)
 )
+#: The deliveries columns the receive path writes; NewDelivery has a field of each name.
 DELIVERY_COLUMNS = (
     "group_id",
     "received_at",
@@ -58,6 +59,7 @@ DELIVERY_COLUMNS = (
     "headers",
     "body",
 )
+#: The events columns the receive path writes (``_event_row``).
 EVENT_COLUMNS = (
     "group_id",
     "delivery_id",
@@ -293,15 +295,8 @@ class Inbox:
 
 
 def _delivery_row(d: NewDelivery) -> dict[str, Any]:
-    return {
-        "group_id": d.group_id,
-        "received_at": d.received_at,
-        "remote_addr": d.remote_addr,
-        "method": d.method,
-        "content_type": d.content_type,
-        "headers": d.headers,
-        "body": d.body,
-    }
+    """A deliveries row: each column is the NewDelivery field of the same name."""
+    return {column: getattr(d, column) for column in DELIVERY_COLUMNS}
 
 
 def _event_row(delivery: NewDelivery, delivery_id: int, incoming: IncomingEvent) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -106,3 +107,24 @@ def test_gateway_run_serves_works_and_stops_cleanly(tmp_path: Path) -> None:
     # gunicorn's gevent workers patch the standard library in a process of its own.
     assert "MonkeyPatchWarning" not in errors
     assert (tmp_path / "instance" / "admin-token").is_file()
+
+
+def test_gateway_run_fails_when_it_cannot_serve(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+        env.update(GATEWAY_BIND=f"127.0.0.1:{port}")
+        result = subprocess.run(
+            [sys.executable, "-m", "gateway", "run", "--mappings", str(ROOT / "mappings")],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    assert result.returncode != 0
+    assert "Address already in use" in result.stderr

@@ -555,8 +555,14 @@ JSON_VALUES = st.recursive(
     max_leaves=12,
 )
 FIELD_CHAINS = st.lists(NAMES, min_size=1, max_size=3).map(".".join)
-PICKING = FIELD_CHAINS | st.lists(FIELD_CHAINS, min_size=1, max_size=3).map(
-    lambda chains: "[" + ", ".join(chains) + "]"
+#: Fields, chains of fields, lists of those, and chains ending in a list (``a.[b, c.d]``).
+PICKING = st.recursive(
+    FIELD_CHAINS,
+    lambda inner: (
+        st.lists(inner, min_size=1, max_size=3).map(lambda e: "[" + ", ".join(e) + "]")
+        | st.tuples(FIELD_CHAINS, inner).map(lambda pair: f"{pair[0]}.{pair[1]}")
+    ),
+    max_leaves=6,
 )
 
 
