@@ -25,35 +25,37 @@ class _Compiled:
         compiled = cast(SQLCompiler, statement.compile(dialect=dialect, **options))
         self.sql = str(compiled)
         self.binds = compiled.binds
-        #: The parameter names in order for a positional paramstyle (sqlite3's ``?``).
-        self._positions = list(compiled.positiontup or ()) if compiled.positional else None
+        #: Whether the driver takes values in order (sqlite3's ``?``) rather than by name.
+        self.positional = compiled.positional
+        #: The parameter names, in order where the paramstyle is positional.
+        self.names = list(compiled.positiontup or ()) if self.positional else list(self.binds)
 
     def layout(self, bound: Mapping[str, Any]) -> Any:
         """Named parameters as the driver takes them: the mapping, or values in order."""
-        if self._positions is None:
-            return bound
-        return tuple(bound[name] for name in self._positions)
+        return tuple([bound[name] for name in self.names]) if self.positional else bound
 
 
 class DriverStatement:
     """An INSERT of the given columns, with each value converted by its column's type."""
 
     def __init__(self, statement: Insert, columns: Sequence[str], dialect: Dialect) -> None:
-        self._compiled = _Compiled(statement, dialect, column_keys=list(columns))
-        self._processors = {
-            name: bind.type.dialect_impl(dialect).bind_processor(dialect)
-            for name, bind in self._compiled.binds.items()
-        }
+        self._compiled = compiled = _Compiled(statement, dialect, column_keys=list(columns))
+        #: Each parameter's name and its type's conversion, in the order the driver takes them.
+        self._processors = [
+            (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+            for name in compiled.names
+        ]
         #: psycopg returns each row's RETURNING from one pipelined executemany; sqlite3 cannot.
         self._returning_many = dialect.driver == "psycopg"
 
     def params(self, values: Mapping[str, Any]) -> Any:
-        return self._compiled.layout(
-            {
-                name: values[name] if process is None else process(values[name])
-                for name, process in self._processors.items()
-            }
-        )
+        converted = [
+            values[name] if process is None else process(values[name])
+            for name, process in self._processors
+        ]
+        if self._compiled.positional:
+            return tuple(converted)
+        return dict(zip(self._compiled.names, converted, strict=True))
 
     def execute_many(self, cursor: Any, rows: Iterable[Mapping[str, Any]]) -> None:
         params = [self.params(row) for row in rows]

@@ -92,7 +92,7 @@ def _text(body: bytes) -> str:
 def _parse(text: str) -> Any:
     """Strict JSON: no NaN, no infinite numbers."""
     try:
-        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+        return _STRICT_JSON.decode(text)
     except json.JSONDecodeError as exc:
         raise InvalidPayload(
             f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
@@ -111,6 +111,10 @@ def _finite_float(text: str) -> float:
     if not math.isfinite(value):
         raise ValueError(f"the number {text[:40]} is out of range")
     return value
+
+
+#: Built once: ``json.loads`` with options builds a decoder (and its scanner) on every call.
+_STRICT_JSON = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
 
 
 @dataclass(frozen=True)
@@ -304,8 +308,12 @@ def _chain(readers: list[Callable[[Any], Any]], data: Any) -> Any:
     return data
 
 
+#: Keys sorted, no spaces, text as it is: the same value always gives the same key.
+_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL_JSON.encode(value)
 
 
 def _sha256(text: str) -> str:

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 from prometheus_client import Counter
-from werkzeug.datastructures import EnvironHeaders
 from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.wsgi import get_content_length, get_input_stream
 
@@ -47,6 +46,7 @@ ALLOW = "OPTIONS, POST, PUT"
 ALWAYS_REDACTED = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
 #: The longest content type a delivery row holds.
 MAX_CONTENT_TYPE = 200
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
 #: Tries to store a delivery whose group changes under it before the sender is told to retry.
 ATTEMPTS = 3
 
@@ -107,11 +107,10 @@ class Hooks:
             start_response("200 OK", [("Allow", ALLOW), ("Content-Length", "0")])
             return []
         if method in METHODS:
-            status, body, headers = self._receive(environ, _path_text(token))
+            status, payload, headers = self._receive(environ, _path_text(token))
         else:
             error = http_error(MethodNotAllowed(valid_methods=METHODS))
-            status, body, headers = error.status, error.body(), {"Allow": ALLOW}
-        payload = (json.dumps(body, separators=(",", ":")) + "\n").encode()
+            status, payload, headers = error.status, _json(error.body()), {"Allow": ALLOW}
         start_response(
             f"{status} {HTTPStatus(status).phrase}",
             [
@@ -122,9 +121,7 @@ class Hooks:
         )
         return [] if method == "HEAD" else [payload]
 
-    def _receive(
-        self, environ: WSGIEnvironment, token: str
-    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+    def _receive(self, environ: WSGIEnvironment, token: str) -> tuple[int, bytes, dict[str, str]]:
         started = time.perf_counter()
         group_label = "unknown"
         try:
@@ -135,7 +132,7 @@ class Hooks:
         except Exception as exc:
             error = as_gateway_error(exc)
             _counter(DELIVERIES, group_label, error.code).inc()
-            return error.status, error.body(), error_headers(error)
+            return error.status, _json(error.body()), error_headers(error)
         _counter(DELIVERIES, group_label, "accepted").inc()
         for disposition, count in (
             ("accepted", receipt.accepted),
@@ -145,13 +142,7 @@ class Hooks:
             if count:
                 _counter(EVENTS_RECEIVED, group_label, disposition).inc(count)
         RECEIVE_LATENCY.observe(time.perf_counter() - started)
-        body = {
-            "accepted": receipt.accepted,
-            "duplicates": receipt.duplicates,
-            "ignored": receipt.ignored,
-            "delivery_id": str(receipt.delivery_id),
-        }
-        return 200, body, {}
+        return 200, _receipt_json(receipt), {}
 
     def _store(self, token: str, group: KnownGroup, request: _Request) -> Receipt:
         """Verify, parse and store; start over with the group read afresh if it has changed."""
@@ -161,6 +152,18 @@ class Hooks:
             except GroupChanged:
                 group = self._groups.refresh(self._gw, token)
         raise StoreUnavailable("the webhook group kept changing; retry later")
+
+
+def _json(body: dict[str, Any]) -> bytes:
+    return (_COMPACT_JSON.encode(body) + "\n").encode()
+
+
+def _receipt_json(receipt: Receipt) -> bytes:
+    """What ``_json`` gives for a receipt, without encoding a dict for every delivery."""
+    return (
+        f'{{"accepted":{receipt.accepted},"duplicates":{receipt.duplicates},'
+        f'"ignored":{receipt.ignored},"delivery_id":"{receipt.delivery_id}"}}\n'
+    ).encode()
 
 
 @functools.lru_cache(maxsize=4096)
@@ -219,14 +222,26 @@ def _headers(environ: WSGIEnvironment, limit: int) -> dict[str, str]:
     """The headers with lower-cased names, read in one pass; 400 if they exceed ``limit``."""
     headers: dict[str, str] = {}
     size = 0
-    for name, value in EnvironHeaders(environ):
-        headers[name.lower()] = value
+    for key, value in environ.items():
+        if key.startswith("HTTP_") and key not in _SHADOWED_HEADERS:
+            name = key[5:]
+        elif key in _UNPREFIXED_HEADERS and value:
+            name = key
+        else:
+            continue
+        headers[name.replace("_", "-").lower()] = value
         size += len(name) + len(value) + 4
     if size > limit:
         raise BadRequest(
             f"request headers are {size} bytes; the limit is {limit}", code="headers_too_large"
         )
     return headers
+
+
+#: The two headers WSGI passes without the ``HTTP_`` prefix (as werkzeug reads them, the
+#: prefixed copies some servers add too are ignored).
+_UNPREFIXED_HEADERS = frozenset({"CONTENT_TYPE", "CONTENT_LENGTH"})
+_SHADOWED_HEADERS = frozenset({"HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"})
 
 
 def _check_content_type(content_type: str | None) -> None:
