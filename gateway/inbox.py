@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,6 +29,10 @@ from gateway.greenlets import let_ready_requests_run
 from gateway.intake import IncomingEvent
 from gateway.models import Delivery, Event, EventStatus, Group
 
+#: How often the watchdog looks for deliveries past their commit deadline.
+WATCH_INTERVAL_S = 0.1
+#: What a sender is told when its delivery was not committed in time.
+LATE = "the database did not commit in time; retry later"
 #: The group's columns that decide whether and how a delivery is accepted.
 GROUP_STATE = (
     Group.token,
@@ -134,29 +139,32 @@ class Receipt:
 
 
 class Slot:
-    """Where the writer leaves one delivery's outcome and its request waits for it.
+    """Where one delivery's outcome is left and its request waits for it.
 
     A bare lock, held from the start and released once the outcome is in: the cheapest thing a
     request can block on, with threads or with greenlets (a Future wraps a condition around
-    one, and waking requests is the inbox's hottest path after the database).
+    one, and waking requests is the inbox's hottest path after the database). The wait has no
+    timeout of its own, which under gevent would start and cancel a timer for every delivery:
+    the inbox's watchdog fails the slots that outlive their deadline instead.
     """
 
-    __slots__ = ("_outcome", "_ready")
+    __slots__ = ("_outcome", "_ready", "deadline")
 
-    def __init__(self) -> None:
+    def __init__(self, deadline: float) -> None:
         self._ready = threading.Lock()
         self._ready.acquire()
         self._outcome: Receipt | Exception | None = None
+        #: On the ``time.monotonic`` clock.
+        self.deadline = deadline
 
     def set(self, outcome: Receipt | Exception) -> None:
-        """Called once, by the writer."""
+        """Called once (:meth:`Inbox._resolve` sees to that)."""
         self._outcome = outcome
         self._ready.release()
 
-    def wait(self, timeout_s: float) -> Receipt:
-        """The receipt; the writer's exception; or TimeoutError after ``timeout_s``."""
-        if not self._ready.acquire(timeout=timeout_s):
-            raise TimeoutError
+    def wait(self) -> Receipt:
+        """The receipt, or the exception it was resolved with."""
+        self._ready.acquire()
         if isinstance(self._outcome, Exception):
             raise self._outcome
         assert self._outcome is not None
@@ -176,19 +184,30 @@ class Inbox:
         self._max_batch = max_batch
         self._commit_timeout_s = commit_timeout_s
         self._queue: queue.Queue[_Queued] = queue.Queue()
+        #: The slots not resolved yet, oldest first; popping one is what resolves it.
+        self._unresolved: dict[Slot, bool] = {}
         self._writer_pid: int | None = None
         self._start_lock = threading.Lock()
         self._sql = _Statements(database)
 
     def store(self, delivery: NewDelivery) -> Receipt:
-        """Block until ``delivery`` is committed; StoreUnavailable if it cannot be."""
+        """Block until ``delivery`` is committed; StoreUnavailable if it cannot be in time."""
         self._ensure_writer()
-        slot = Slot()
+        slot = self.slot()
         self._queue.put((delivery, slot))
-        try:
-            return slot.wait(self._commit_timeout_s)
-        except TimeoutError as exc:
-            raise StoreUnavailable("the database did not commit in time; retry later") from exc
+        return slot.wait()
+
+    def slot(self) -> Slot:
+        """A new slot, failed by the watchdog unless resolved within the commit timeout."""
+        slot = Slot(time.monotonic() + self._commit_timeout_s)
+        self._unresolved[slot] = True
+        return slot
+
+    def _resolve(self, slot: Slot, outcome: Receipt | Exception) -> None:
+        """The first outcome wins: the writer's, or the watchdog's when it is too late."""
+        # One atomic pop decides between the writer and the watchdog, threads or greenlets.
+        if self._unresolved.pop(slot, False):
+            slot.set(outcome)
 
     def _ensure_writer(self) -> None:
         # Gunicorn forks workers after import: each process needs its own writer thread.
@@ -197,9 +216,20 @@ class Inbox:
         with self._start_lock:
             if self._writer_pid != os.getpid():
                 self._queue = queue.Queue()
-                thread = threading.Thread(target=self._run, name="inbox-writer", daemon=True)
-                thread.start()
+                self._unresolved = {}
+                for target, name in ((self._run, "inbox-writer"), (self._watch, "inbox-watchdog")):
+                    threading.Thread(target=target, name=name, daemon=True).start()
                 self._writer_pid = os.getpid()
+
+    def _watch(self) -> None:
+        """Fail every slot still unresolved at its deadline, so its sender can retry."""
+        while True:
+            time.sleep(WATCH_INTERVAL_S)
+            now = time.monotonic()
+            for slot in list(self._unresolved):
+                if slot.deadline > now:
+                    break
+                self._resolve(slot, StoreUnavailable(LATE))
 
     def _run(self) -> None:
         while True:
@@ -227,16 +257,16 @@ class Inbox:
                 for item in batch:
                     self._commit([item])
                 return
-            batch[0][1].set(StoreUnavailable("the delivery could not be stored"))
+            self._resolve(batch[0][1], StoreUnavailable("the delivery could not be stored"))
             return
         except Exception as exc:
             error = exc if isinstance(exc, StoreUnavailable) else StoreUnavailable()
             error.__cause__ = exc
             for _, slot in batch:
-                slot.set(error)
+                self._resolve(slot, error)
             return
         for (_, slot), outcome in zip(batch, outcomes, strict=True):
-            slot.set(outcome)
+            self._resolve(slot, outcome)
 
     def _write(self, deliveries: list[NewDelivery]) -> list[Receipt | GroupChanged]:
         """Store the deliveries whose group is as they were verified against, in one commit."""
