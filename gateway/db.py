@@ -125,25 +125,34 @@ class Database:
 
         For statements compiled ahead (:mod:`gateway.driver`) on the receive path, where
         SQLAlchemy's transaction and execution layers cost more than the statements. Driver
-        errors come out as they are; the connection goes back to the pool either way.
+        errors come out as they are; the connection goes back to the pool either way. The
+        writers' lock (:meth:`write_lock`) is held from BEGIN to COMMIT only: taking a
+        connection from the pool and giving it back keep no other process waiting.
         """
         with self.engine.connect() as conn:
             dbapi_connection: Any = conn.connection.dbapi_connection
-            if self.is_sqlite:
-                begin = functools.partial(dbapi_connection.execute, "BEGIN IMMEDIATE")
-                if cooperative():
-                    _begin_waiting(begin)
-                else:
-                    begin()
             cursor = dbapi_connection.cursor()
             try:
-                yield cursor
-                dbapi_connection.commit()
-            except BaseException:
-                dbapi_connection.rollback()
-                raise
+                with self.write_lock():
+                    self._begin_immediate(dbapi_connection)
+                    try:
+                        yield cursor
+                        dbapi_connection.commit()
+                    except BaseException:
+                        dbapi_connection.rollback()
+                        raise
             finally:
                 cursor.close()
+
+    def _begin_immediate(self, dbapi_connection: Any) -> None:
+        """On SQLite, take the write lock now (PostgreSQL's driver begins by itself)."""
+        if not self.is_sqlite:
+            return
+        begin = functools.partial(dbapi_connection.execute, "BEGIN IMMEDIATE")
+        if cooperative():
+            _begin_waiting(begin)
+        else:
+            begin()
 
     def ping(self) -> None:
         """Raise StoreUnavailable unless the database answers."""

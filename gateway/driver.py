@@ -57,10 +57,13 @@ class DriverStatement:
             return tuple(converted)
         return dict(zip(self._compiled.names, converted, strict=True))
 
-    def execute_many(self, cursor: Any, rows: Iterable[Mapping[str, Any]]) -> None:
+    def execute_many(self, cursor: Any, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Insert the rows; how many the database took (-1 where the driver cannot tell)."""
         params = [self.params(row) for row in rows]
-        if params:
-            cursor.executemany(self._compiled.sql, params)
+        if not params:
+            return 0
+        cursor.executemany(self._compiled.sql, params)
+        return int(cursor.rowcount)
 
     def returning_each(self, cursor: Any, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
         """Insert the rows in order; each one's RETURNING row, or None where none came back."""

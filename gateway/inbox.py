@@ -54,6 +54,9 @@ def group_state(group: Group) -> tuple[Any, ...]:
 _GROUP_STATE = (
     select(Group.id, *GROUP_STATE).where(Group.id == bindparam("id")).with_for_update(read=True)
 )
+_STORED_KEYS = select(Event.group_id, Event.dedupe_key).where(
+    Event.delivery_id == bindparam("delivery_id")
+)
 #: The deliveries columns the receive path writes; NewDelivery has a field of each name.
 DELIVERY_COLUMNS = (
     "group_id",
@@ -90,15 +93,15 @@ class _Statements:
         )
         #: Only events whose key is not taken; the unique index decides, across processes too.
         self.new_events = DriverStatement(
-            dialect_insert(Event)
-            .on_conflict_do_nothing(
+            dialect_insert(Event).on_conflict_do_nothing(
                 index_elements=["group_id", "dedupe_key"],
                 index_where=text("status <> 'duplicate'"),
-            )
-            .returning(Event.id),
+            ),
             EVENT_COLUMNS,
             dialect,
         )
+        #: The events of one delivery, read back when some of a batch's were found taken.
+        self.stored_keys = DriverQuery(_STORED_KEYS, dialect)
         self.events = DriverStatement(insert(Event), EVENT_COLUMNS, dialect)
         self.group_state = DriverQuery(_GROUP_STATE, dialect)
         dbapi = dialect.loaded_dbapi
@@ -233,44 +236,45 @@ class Inbox:
 
     def _run(self) -> None:
         while True:
-            first = self._queue.get()
+            batch = [self._queue.get()]
             let_ready_requests_run()
-            # Gather the batch once the lock is ours: whatever arrived meanwhile rides along.
-            with self._db.write_lock():
-                self._commit(self._gather(first))
+            outcomes = self._commit(batch, top_up=True)
+            # Woken after the commit has let go of the write lock, which other processes await.
+            for (_, slot), outcome in zip(batch, outcomes, strict=True):
+                self._resolve(slot, outcome)
 
-    def _gather(self, first: _Queued) -> list[_Queued]:
-        batch = [first]
+    def _top_up(self, batch: list[_Queued]) -> None:
+        """Add whatever has queued meanwhile, up to the largest batch."""
         while len(batch) < self._max_batch:
             try:
                 batch.append(self._queue.get_nowait())
             except queue.Empty:
-                break
-        return batch
+                return
 
-    def _commit(self, batch: list[_Queued]) -> None:
+    def _commit(self, batch: list[_Queued], *, top_up: bool = False) -> list[Receipt | Exception]:
+        """Each delivery's outcome, in order.
+
+        With ``top_up``, ``batch`` first takes in whatever has queued meanwhile, once the
+        write lock is ours: the longer the wait for it, the more deliveries share the commit.
+        """
         try:
-            outcomes = self._write([delivery for delivery, _ in batch])
+            return list(self._write(batch, top_up))
         except self._sql.refusals:
             # One bad apple must not sink its neighbours: retry each on its own.
             if len(batch) > 1:
-                for item in batch:
-                    self._commit([item])
-                return
-            self._resolve(batch[0][1], StoreUnavailable("the delivery could not be stored"))
-            return
+                return [self._commit([item])[0] for item in batch]
+            return [StoreUnavailable("the delivery could not be stored")]
         except Exception as exc:
             error = exc if isinstance(exc, StoreUnavailable) else StoreUnavailable()
             error.__cause__ = exc
-            for _, slot in batch:
-                self._resolve(slot, error)
-            return
-        for (_, slot), outcome in zip(batch, outcomes, strict=True):
-            self._resolve(slot, outcome)
+            return [error] * len(batch)
 
-    def _write(self, deliveries: list[NewDelivery]) -> list[Receipt | GroupChanged]:
+    def _write(self, batch: list[_Queued], top_up: bool) -> list[Receipt | GroupChanged]:
         """Store the deliveries whose group is as they were verified against, in one commit."""
         with translate_outage(), self._db.driver_transaction() as cursor:
+            if top_up:
+                self._top_up(batch)
+            deliveries = [delivery for delivery, _ in batch]
             stale = self._stale(cursor, deliveries)
             current = [d for i, d in enumerate(deliveries) if i not in stale]
             receipts = iter(self._insert(cursor, current))
@@ -308,12 +312,7 @@ class Inbox:
                 key = (delivery.group_id, incoming.dedupe_key)
                 (repeats if key in seen else candidates).append(row)
                 seen.add(key)
-        returned = self._sql.new_events.returning_each(cursor, candidates)
-        inserted = {
-            (row["group_id"], row["dedupe_key"])
-            for row, found in zip(candidates, returned, strict=True)
-            if found is not None
-        }
+        inserted = self._insert_new(cursor, candidates, ids)
         repeats.extend(
             row for row in candidates if (row["group_id"], row["dedupe_key"]) not in inserted
         )
@@ -322,6 +321,23 @@ class Inbox:
             row["next_attempt_at"] = None
         self._sql.events.execute_many(cursor, repeats)
         return _receipts(deliveries, ids, candidates, inserted)
+
+    def _insert_new(
+        self, cursor: Any, candidates: list[dict[str, Any]], delivery_ids: list[int]
+    ) -> set[tuple[str, str]]:
+        """Insert the events whose key is not taken yet; the (group, key) of those inserted.
+
+        In one statement for the whole batch; only when the database skipped some (a sender's
+        retry) are the batch's events read back to learn which.
+        """
+        inserted = self._sql.new_events.execute_many(cursor, candidates)
+        if inserted == len(candidates):
+            return {(row["group_id"], row["dedupe_key"]) for row in candidates}
+        return {
+            (group_id, key)
+            for delivery_id in delivery_ids
+            for group_id, key in self._sql.stored_keys.rows(cursor, {"delivery_id": delivery_id})
+        }
 
 
 def _delivery_row(d: NewDelivery) -> dict[str, Any]:
