@@ -134,7 +134,10 @@ def test_metrics_show_deliveries_and_the_queue(
 
     text = client.get("/metrics").get_data(as_text=True)
 
-    assert f'gateway_deliveries_total{{group="{group["id"]}",outcome="accepted"}}' in text
+    assert f'gateway_deliveries_total{{group="{group["id"]}",outcome="accepted"}} 2.0' in text
+    for disposition in ("accepted", "duplicate"):
+        labels = f'disposition="{disposition}",group="{group["id"]}"'
+        assert f"gateway_events_received_total{{{labels}}} 1.0" in text
     assert 'gateway_queue_events{status="pending"} 1.0' in text
     assert 'gateway_queue_events{status="duplicate"} 1.0' in text
     assert "gateway_receive_seconds_bucket" in text
