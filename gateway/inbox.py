@@ -25,7 +25,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from gateway.db import Database, JsonText, translate_outage
 from gateway.driver import DriverQuery, DriverStatement
 from gateway.errors import StoreUnavailable
-from gateway.greenlets import let_ready_requests_run
+from gateway.greenlets import gate_factory, let_ready_requests_run
 from gateway.intake import IncomingEvent
 from gateway.models import Delivery, Event, EventStatus, Group
 
@@ -144,18 +144,18 @@ class Receipt:
 class Slot:
     """Where one delivery's outcome is left and its request waits for it.
 
-    A bare lock, held from the start and released once the outcome is in: the cheapest thing a
-    request can block on, with threads or with greenlets (a Future wraps a condition around
-    one, and waking requests is the inbox's hottest path after the database). The wait has no
+    A bare gate (:func:`gateway.greenlets.gate_factory`), closed from the start and opened once
+    the outcome is in: the cheapest thing a request can block on, with threads or with
+    greenlets (a Future wraps a condition around a lock, and waking requests is the inbox's
+    hottest path after the database). The wait has no
     timeout of its own, which under gevent would start and cancel a timer for every delivery:
     the inbox's watchdog fails the slots that outlive their deadline instead.
     """
 
     __slots__ = ("_outcome", "_ready", "deadline")
 
-    def __init__(self, deadline: float) -> None:
-        self._ready = threading.Lock()
-        self._ready.acquire()
+    def __init__(self, deadline: float, ready: Any) -> None:
+        self._ready = ready
         self._outcome: Receipt | Exception | None = None
         #: On the ``time.monotonic`` clock.
         self.deadline = deadline
@@ -190,6 +190,7 @@ class Inbox:
         #: The slots not resolved yet, oldest first; popping one is what resolves it.
         self._unresolved: dict[Slot, bool] = {}
         self._writer_pid: int | None = None
+        self._new_gate = gate_factory()
         self._start_lock = threading.Lock()
         self._sql = _Statements(database)
 
@@ -202,7 +203,7 @@ class Inbox:
 
     def slot(self) -> Slot:
         """A new slot, failed by the watchdog unless resolved within the commit timeout."""
-        slot = Slot(time.monotonic() + self._commit_timeout_s)
+        slot = Slot(time.monotonic() + self._commit_timeout_s, self._new_gate())
         self._unresolved[slot] = True
         return slot
 
@@ -220,6 +221,7 @@ class Inbox:
             if self._writer_pid != os.getpid():
                 self._queue = queue.Queue()
                 self._unresolved = {}
+                self._new_gate = gate_factory()
                 for target, name in ((self._run, "inbox-writer"), (self._watch, "inbox-watchdog")):
                     threading.Thread(target=target, name=name, daemon=True).start()
                 self._writer_pid = os.getpid()
