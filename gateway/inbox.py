@@ -147,9 +147,9 @@ class Slot:
     A bare gate (:func:`gateway.greenlets.gate_factory`), closed from the start and opened once
     the outcome is in: the cheapest thing a request can block on, with threads or with
     greenlets (a Future wraps a condition around a lock, and waking requests is the inbox's
-    hottest path after the database). The wait has no
-    timeout of its own, which under gevent would start and cancel a timer for every delivery:
-    the inbox's watchdog fails the slots that outlive their deadline instead.
+    hottest path after the database). The wait has no timeout of its own, which under gevent
+    would start and cancel a timer for every delivery: the inbox's watchdog fails the slots
+    that outlive their deadline instead.
     """
 
     __slots__ = ("_outcome", "_ready", "deadline")

@@ -46,6 +46,7 @@ ALLOW = "OPTIONS, POST, PUT"
 ALWAYS_REDACTED = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
 #: The longest content type a delivery row holds.
 MAX_CONTENT_TYPE = 200
+#: Built once: ``json.dumps`` with options builds an encoder on every call.
 _COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
 #: Tries to store a delivery whose group changes under it before the sender is told to retry.
 ATTEMPTS = 3
