@@ -45,8 +45,6 @@ class DriverStatement:
             (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
             for name in compiled.names
         ]
-        #: psycopg returns each row's RETURNING from one pipelined executemany; sqlite3 cannot.
-        self._returning_many = dialect.driver == "psycopg"
 
     def params(self, values: Mapping[str, Any]) -> Any:
         converted = [
@@ -65,15 +63,11 @@ class DriverStatement:
         cursor.executemany(self._compiled.sql, params)
         return int(cursor.rowcount)
 
-    def returning_each(self, cursor: Any, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
-        """Insert the rows in order; each one's RETURNING row, or None where none came back."""
-        params = [self.params(row) for row in rows]
-        sql = self._compiled.sql
-        if not params:
+    def returning_many(self, cursor: Any, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
+        """Insert the rows in order; each one's RETURNING row (psycopg only: sqlite3 cannot)."""
+        if not rows:
             return []
-        if not self._returning_many:
-            return [cursor.execute(sql, p).fetchone() for p in params]
-        cursor.executemany(sql, params, returning=True)
+        cursor.executemany(self._compiled.sql, [self.params(row) for row in rows], returning=True)
         found = [cursor.fetchone()]
         while cursor.nextset():
             found.append(cursor.fetchone())

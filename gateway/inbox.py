@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, text
+from sqlalchemy import bindparam, func, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DataError, IntegrityError
@@ -88,9 +88,16 @@ class _Statements:
     def __init__(self, database: Database) -> None:
         dialect = database.engine.dialect
         dialect_insert = sqlite_insert if database.is_sqlite else pg_insert
-        self.deliveries = DriverStatement(
-            insert(Delivery).returning(Delivery.id), DELIVERY_COLUMNS, dialect
-        )
+        #: On SQLite the writer numbers a batch's deliveries itself, as it holds the only write
+        #: lock, and inserts them in one statement (sqlite3's executemany returns no rows);
+        #: psycopg returns each row's id from one pipelined statement.
+        self.numbers_deliveries = database.is_sqlite
+        if self.numbers_deliveries:
+            self.deliveries = DriverStatement(insert(Delivery), ("id", *DELIVERY_COLUMNS), dialect)
+        else:
+            returning = insert(Delivery).returning(Delivery.id)
+            self.deliveries = DriverStatement(returning, DELIVERY_COLUMNS, dialect)
+        self.last_delivery_id = DriverQuery(select(func.max(Delivery.id)), dialect)
         #: Only events whose key is not taken; the unique index decides, across processes too.
         self.new_events = DriverStatement(
             dialect_insert(Event).on_conflict_do_nothing(
@@ -303,8 +310,7 @@ class Inbox:
     def _insert(self, cursor: Any, deliveries: list[NewDelivery]) -> list[Receipt]:
         if not deliveries:
             return []
-        rows = [_delivery_row(d) for d in deliveries]
-        ids = [row[0] for row in self._sql.deliveries.returning_each(cursor, rows)]
+        ids = self._insert_deliveries(cursor, deliveries)
         candidates: list[dict[str, Any]] = []
         repeats: list[dict[str, Any]] = []
         seen: set[tuple[str, str]] = set()
@@ -323,6 +329,19 @@ class Inbox:
             row["next_attempt_at"] = None
         self._sql.events.execute_many(cursor, repeats)
         return _receipts(deliveries, ids, candidates, inserted)
+
+    def _insert_deliveries(self, cursor: Any, deliveries: list[NewDelivery]) -> list[int]:
+        """Insert the deliveries in one statement; their ids, in order."""
+        rows = [_delivery_row(d) for d in deliveries]
+        if not self._sql.numbers_deliveries:
+            return [row[0] for row in self._sql.deliveries.returning_many(cursor, rows)]
+        ((last,),) = self._sql.last_delivery_id.rows(cursor, {})
+        first = (last or 0) + 1
+        ids = list(range(first, first + len(rows)))
+        for row, delivery_id in zip(rows, ids, strict=True):
+            row["id"] = delivery_id
+        self._sql.deliveries.execute_many(cursor, rows)
+        return ids
 
     def _insert_new(
         self, cursor: Any, candidates: list[dict[str, Any]], delivery_ids: list[int]

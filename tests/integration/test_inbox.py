@@ -12,10 +12,12 @@ from sqlalchemy import select
 from gateway.errors import StoreUnavailable
 from gateway.inbox import LATE, Inbox, NewDelivery, group_state
 from gateway.intake import IncomingEvent
-from gateway.models import Group
+from gateway.models import Delivery, Event, Group
 
 
-def _delivery(group_id: str, event_type: str, state: tuple[Any, ...] | None = None) -> NewDelivery:
+def _delivery(
+    group_id: str, event_type: str, state: tuple[Any, ...] | None = None, body: bytes = b"{}"
+) -> NewDelivery:
     return NewDelivery(
         group_id=group_id,
         registered_events=frozenset({"inventory.moved"}),
@@ -23,7 +25,7 @@ def _delivery(group_id: str, event_type: str, state: tuple[Any, ...] | None = No
         remote_addr="127.0.0.1",
         content_type="application/json",
         headers={},
-        body=b"{}",
+        body=body,
         received_at=datetime.now(UTC),
         events=[IncomingEvent(event_type, f"id:{event_type}", {}, None)],
         group_state=state,
@@ -78,3 +80,32 @@ def test_a_batch_mixing_new_and_repeated_events_tells_each_delivery_which_are_wh
     assert earlier.accepted == 1
     counts = [(r.accepted + r.ignored, r.duplicates) for r in receipts]
     assert counts == [(1, 0), (0, 1), (0, 1), (1, 0)]
+
+
+def test_each_delivery_of_a_batch_is_stored_under_the_id_its_receipt_gives(
+    gw: Any, group_factory: Any
+) -> None:
+    group_id = group_factory(events=["inventory.moved"])["id"]
+    types = ["inventory.moved", "inventory.counted", "inventory.found"]
+
+    def commit(round_: int) -> list[Any]:
+        batch = [
+            _delivery(group_id, f"{t}.{round_}", body=f'{{"type":"{t}.{round_}"}}'.encode())
+            for t in types
+        ]
+        return gw.inbox._commit([(delivery, gw.inbox.slot()) for delivery in batch])
+
+    first, second = commit(1), commit(2)
+
+    with gw.db.read_session() as session:
+        for round_, receipts in ((1, first), (2, second)):
+            for t, receipt in zip(types, receipts, strict=True):
+                delivery = session.get(Delivery, receipt.delivery_id)
+                events = session.scalars(
+                    select(Event.type).where(Event.delivery_id == receipt.delivery_id)
+                ).all()
+                assert delivery is not None
+                assert delivery.body == f'{{"type":"{t}.{round_}"}}'.encode()
+                assert events == [f"{t}.{round_}"]
+    ids = [r.delivery_id for r in first + second]
+    assert ids == sorted(set(ids))
