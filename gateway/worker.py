@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, and_, column, func, or_, select, update, values
+from sqlalchemy import BigInteger, ColumnElement, and_, column, func, select, update, values
 from sqlalchemy.orm import Session
 
 from gateway.bulk import insert_rows, rows_by_keys, update_rows
@@ -144,32 +144,28 @@ class Worker:
     # --- claiming ------------------------------------------------------------------------
 
     def claim(self, limit: int | None = None) -> list[Event]:
+        """Lease up to ``limit`` due events: expired leases first, then pending events.
+
+        Both are found in the queue index (status, due time) in its own order, so a claim reads
+        about as many rows as it takes. In id order it would walk past every settled event older
+        than the first due one: after a large backlog drains, most of the table.
+        """
         now = datetime.now(UTC)
-        due = or_(
-            and_(Event.status == EventStatus.PENDING, Event.next_attempt_at <= now),
-            and_(Event.status == EventStatus.PROCESSING, Event.claim_expires_at < now),
-        )
-        candidates = (
-            select(Event.id)
-            .where(due)
-            .order_by(Event.id)
-            .limit(limit or self.settings.worker_batch_size)
-            .with_for_update(skip_locked=True)
-        )
-        statement = (
-            update(Event)
-            .where(Event.id.in_(candidates.scalar_subquery()))
-            .values(
-                status=EventStatus.PROCESSING,
-                claimed_by=self.id,
-                claim_expires_at=now + timedelta(seconds=self.settings.claim_timeout_s),
-                attempts=Event.attempts + 1,
-            )
-            .returning(Event)
-            .execution_options(synchronize_session=False)
-        )
+        wanted = limit or self.settings.worker_batch_size
+        lease = {
+            "status": EventStatus.PROCESSING,
+            "claimed_by": self.id,
+            "claim_expires_at": now + timedelta(seconds=self.settings.claim_timeout_s),
+            "attempts": Event.attempts + 1,
+        }
+        events: list[Event] = []
         with self.gw.db.session() as session:
-            events = list(session.scalars(statement))
+            for due in (
+                and_(Event.status == EventStatus.PROCESSING, Event.claim_expires_at < now),
+                and_(Event.status == EventStatus.PENDING, Event.next_attempt_at <= now),
+            ):
+                if len(events) < wanted:
+                    events += session.scalars(_lease(due, wanted - len(events), lease))
         return sorted(events, key=lambda e: e.id)
 
     # --- processing ----------------------------------------------------------------------
@@ -326,6 +322,24 @@ class Worker:
 
 
 # --- pure helpers ------------------------------------------------------------------------
+
+
+def _lease(due: ColumnElement[bool], limit: int, lease: dict[str, Any]) -> Any:
+    """Lease ``limit`` events matching ``due``, skipping rows other workers are leasing."""
+    candidates = (
+        select(Event.id)
+        .where(due)
+        .order_by(Event.next_attempt_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return (
+        update(Event)
+        .where(Event.id.in_(candidates.scalar_subquery()))
+        .values(**lease)
+        .returning(Event)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _fail(outcome: Outcome, message: str) -> Outcome:

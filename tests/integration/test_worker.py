@@ -468,3 +468,32 @@ def test_concurrent_workers_serialise_writes_per_record_and_keep_the_newest(
     for r in range(4):
         newest = max(at for at in stamps if at % 4 == r)
         assert record(admin, f"R-{r}")["Location__c"] == f"loc-{newest}"
+
+
+def test_a_claim_takes_expired_leases_first_then_events_in_the_order_they_fall_due(
+    setup: dict[str, Any], gw: Any, worker: Any, deliver: Any, admin: Any
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+
+    from gateway.models import Event
+
+    for at in range(4):
+        deliver(setup["group"], moved(f"item-{at}", "dock", 1_765_000_000_000 + at))
+    later, due, expired, due_first = sorted(
+        int(e["id"]) for e in admin.get("/events").get_json()["items"]
+    )
+    now = datetime.now(UTC)
+    with gw.db.session() as session:
+        for event_id, changes in (
+            (later, {"next_attempt_at": now + timedelta(hours=1)}),
+            (due, {"next_attempt_at": now - timedelta(minutes=1)}),
+            (expired, {"status": "processing", "claim_expires_at": now - timedelta(seconds=1)}),
+            (due_first, {"next_attempt_at": now - timedelta(minutes=2)}),
+        ):
+            session.execute(update(Event).where(Event.id == event_id).values(**changes))
+
+    assert [e.id for e in worker.claim(2)] == [expired, due_first]
+    assert [e.id for e in worker.claim(2)] == [due]
+    assert worker.claim(2) == []
