@@ -11,6 +11,7 @@ from sqlalchemy import func, or_, select
 
 from gateway import events as event_log
 from gateway.core import Gateway
+from gateway.metrics import waiting_since
 from gateway.models import Delivery, Event, EventStatus, Group, Webhook
 
 #: Statuses a replayed event passes through before it settles.
@@ -76,7 +77,8 @@ class Overview:
 
     per_minute: list[tuple[datetime, int]]
     queue: dict[str, int]
-    oldest_pending: datetime | None
+    #: When the pending event that has waited longest fell due (:func:`waiting_since`).
+    waiting_since: datetime | None
 
     @property
     def deliveries(self) -> int:
@@ -98,9 +100,7 @@ def overview(gw: Gateway, minutes: int = 60) -> Overview:
         queue = dict(
             session.execute(select(Event.status, func.count()).group_by(Event.status)).all()
         )
-        oldest = session.scalar(
-            select(func.min(Event.received_at)).where(Event.status == EventStatus.PENDING)
-        )
+        oldest = waiting_since(session)
     by_minute = {key: int(count) for key, count in counted}
     slots = [start + timedelta(minutes=i) for i in range(minutes)]
     per_minute = [(slot, by_minute.get(slot.strftime(MINUTE_FORMAT), 0)) for slot in slots]

@@ -144,5 +144,31 @@ def test_metrics_show_deliveries_and_the_queue(
     assert "gateway_oldest_pending_age_seconds" in text
 
 
+@pytest.mark.parametrize(
+    ("due", "waited"),
+    [
+        (timedelta(seconds=-90), (90, 150)),  # due for a minute and a half
+        (timedelta(hours=1), (0, 0)),  # a retry backing off is not waiting
+    ],
+)
+def test_the_oldest_pending_age_counts_from_when_the_event_fell_due(
+    gw: Any,
+    group_factory: Any,
+    deliver: Any,
+    client: Any,
+    due: timedelta,
+    waited: tuple[float, float],
+) -> None:
+    group = group_factory(secret=SECRET, events=["inventory.moved"])
+    deliver(group, _moved(1))
+    with gw.db.session() as session:
+        session.execute(update(Event).values(next_attempt_at=datetime.now(UTC) + due))
+
+    text = client.get("/metrics").get_data(as_text=True)
+
+    (line,) = [x for x in text.splitlines() if x.startswith("gateway_oldest_pending_age_seconds ")]
+    assert waited[0] <= float(line.split()[1]) <= waited[1]
+
+
 def test_readyz_reflects_the_database(client: Any) -> None:
     assert client.get("/readyz").get_json() == {"status": "ready", "database": "ok"}
