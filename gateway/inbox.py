@@ -94,10 +94,10 @@ class _Statements:
         self.numbers_deliveries = database.is_sqlite
         if self.numbers_deliveries:
             self.deliveries = DriverStatement(insert(Delivery), ("id", *DELIVERY_COLUMNS), dialect)
+            self.last_delivery_id = DriverQuery(select(func.max(Delivery.id)), dialect)
         else:
             returning = insert(Delivery).returning(Delivery.id)
             self.deliveries = DriverStatement(returning, DELIVERY_COLUMNS, dialect)
-        self.last_delivery_id = DriverQuery(select(func.max(Delivery.id)), dialect)
         #: Only events whose key is not taken; the unique index decides, across processes too.
         self.new_events = DriverStatement(
             dialect_insert(Event).on_conflict_do_nothing(

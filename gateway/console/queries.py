@@ -100,11 +100,11 @@ def overview(gw: Gateway, minutes: int = 60) -> Overview:
         queue = dict(
             session.execute(select(Event.status, func.count()).group_by(Event.status)).all()
         )
-        oldest = waiting_since(session)
+        waiting = waiting_since(session)
     by_minute = {key: int(count) for key, count in counted}
     slots = [start + timedelta(minutes=i) for i in range(minutes)]
     per_minute = [(slot, by_minute.get(slot.strftime(MINUTE_FORMAT), 0)) for slot in slots]
-    return Overview(per_minute, queue, oldest)
+    return Overview(per_minute, queue, waiting)
 
 
 def _minute_of(gw: Gateway, column: Any) -> Any:
