@@ -11,6 +11,7 @@ import functools
 import hashlib
 import json
 import math
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +30,9 @@ MAX_TYPE_LENGTH = 200
 MAX_KEY_LENGTH = 255
 
 _PER_SECOND = {"s": 1, "ms": 1000}
+#: The form encoding some senders offer besides JSON (GitHub's ``payload=<JSON>``).
+FORM = "application/x-www-form-urlencoded"
+
 _KINDS = {
     type(None): "null",
     bool: "a boolean",
@@ -69,10 +73,11 @@ def split_delivery(
     if isinstance(profile_or_events_spec, Profile):
         key = profile_or_events_spec.events_key
     else:
-        key = json.dumps([profile_or_events_spec, list(DEFAULT_CONTENT_TYPES)], sort_keys=True)
+        key = json.dumps(
+            [profile_or_events_spec, list(DEFAULT_CONTENT_TYPES), None], sort_keys=True
+        )
     reader = _reader(key)
-    reader.accept(content_type)
-    text = _text(body)
+    text = reader.json_text(body, reader.media(content_type))
     try:
         return reader.events(headers, _parse(text), text)
     except RecursionError as exc:
@@ -87,6 +92,21 @@ def _text(body: bytes) -> str:
         return body.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InvalidPayload(f"the body is not valid UTF-8 (byte {exc.start})") from exc
+
+
+def _form_field(text: str, name: str) -> str:
+    """The value of form field ``name``: the JSON a form-encoded delivery carries."""
+    try:
+        fields = urllib.parse.parse_qs(
+            text, keep_blank_values=True, strict_parsing=True, errors="strict"
+        )
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidPayload(f"the body is not a valid form: {exc}") from exc
+    values = fields.get(name, [])
+    if len(values) != 1:
+        found = "no" if not values else f"{len(values)}"
+        raise InvalidPayload(f"the form has {found} {name!r} fields; one holding JSON is expected")
+    return values[0]
 
 
 def _parse(text: str) -> Any:
@@ -152,6 +172,8 @@ class _Reader:
     """A compiled events spec and the content types its sender may use."""
 
     accepted: frozenset[str]
+    #: The form field holding the JSON when the sender posts a form; None if it never does.
+    form_field: str | None
     split: _Expression | None
     type: _Locator
     id: _Locator | None
@@ -161,15 +183,26 @@ class _Reader:
     #: Where the event's time is, and its unit.
     timestamp: tuple[_Locator, str] | None
 
-    def accept(self, content_type: str | None) -> None:
-        """No content type is fine (the body is parsed anyway); JSON ones and listed ones too."""
+    def media(self, content_type: str | None) -> str | None:
+        """The media type, lower-cased; UnsupportedContentType unless JSON or a listed one.
+
+        No content type is fine: the body is parsed as JSON anyway.
+        """
         if content_type is None or not content_type.strip():
-            return
+            return None
         media = content_type.partition(";")[0].strip().lower()
         if media not in self.accepted and not media.endswith("+json"):
             raise UnsupportedContentType(
                 f"content type {content_type.strip()!r} is not accepted: send JSON"
             )
+        return media
+
+    def json_text(self, body: bytes, media: str | None) -> str:
+        """The JSON text of the body: the body itself, or its form field when it is a form."""
+        text = _text(body)
+        if media == FORM and self.form_field is not None:
+            return _form_field(text, self.form_field)
+        return text
 
     def events(self, headers: Mapping[str, str], delivery: Any, text: str) -> list[IncomingEvent]:
         """The delivery's events; ``text`` is the JSON ``delivery`` was parsed from."""
@@ -231,11 +264,12 @@ class _Reader:
 @functools.lru_cache(maxsize=256)
 def _reader(key: str) -> _Reader:
     """Compile an events spec (given as canonical JSON, so that it can be a cache key)."""
-    spec, content_types = json.loads(key)
+    spec, content_types, form_field = json.loads(key)
     ids = spec.get("id", {})
     timestamp = spec.get("timestamp")
     return _Reader(
         accepted=frozenset({*DEFAULT_CONTENT_TYPES, *content_types}),
+        form_field=form_field,
         split=_compile(spec.get("split")),
         type=_locator(spec["type"]),
         id=_locator(ids) if ids.keys() & {"header", "jmespath"} else None,

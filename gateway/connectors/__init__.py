@@ -69,12 +69,16 @@ class Profile:
 
     @functools.cached_property
     def events_key(self) -> str:
-        """The events spec and content types as canonical JSON: the compiled reader's cache key.
+        """What the compiled reader is built from (events spec, content types, form field), as
+        canonical JSON: its cache key.
 
         Computed once per profile, not once per delivery.
         """
         content_types = self.document.get("content_types", DEFAULT_CONTENT_TYPES)
-        return json.dumps([self.document["events"], list(content_types)], sort_keys=True)
+        return json.dumps(
+            [self.document["events"], list(content_types), self.document.get("form_field")],
+            sort_keys=True,
+        )
 
     @functools.cached_property
     def credential_headers(self) -> frozenset[str]:

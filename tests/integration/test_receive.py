@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import urllib.parse
 from typing import Any
 
 import pytest
@@ -102,6 +103,21 @@ def test_an_event_that_is_the_whole_body_is_stored_as_the_senders_json(
     with gw.db.engine.connect() as conn:
         stored = conn.exec_driver_sql("SELECT CAST(payload AS TEXT) FROM events").scalar_one()
     assert stored == text.replace("{", '{ "z\\u00e9": "\u00e9",', 1)
+
+
+def test_a_form_encoded_github_delivery_is_verified_over_the_form_and_stores_its_json(
+    group_factory: Any, deliver: Any, admin: Any
+) -> None:
+    group = _group_for(group_factory, "github", ["push"])
+    sample, headers = sample_delivery(shipped_profiles()["github"], "push")
+    body = urllib.parse.urlencode({"payload": sample.decode()}).encode()
+    headers["Content-Type"] = "application/x-www-form-urlencoded"
+
+    response = deliver(group, body, headers)
+
+    assert response.status_code == 200, response.get_json()
+    (event,) = admin.get(f"/events?group_id={group['id']}").get_json()["items"]
+    assert admin.get(f"/events/{event['id']}").get_json()["payload"] == json.loads(sample)
 
 
 def test_xtnd_published_vector_is_accepted(group_factory: Any, deliver: Any) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import urllib.parse
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,7 +23,7 @@ from gateway.connectors import (
     validate_profile,
 )
 from gateway.errors import InvalidPayload, UnsupportedContentType
-from gateway.intake import IncomingEvent, split_delivery
+from gateway.intake import FORM, IncomingEvent, split_delivery
 
 SHIPPED = shipped_profiles()
 #: Every dedupe key is a provider id or a SHA-256 in hex.
@@ -369,6 +370,53 @@ def test_a_profile_may_accept_more_content_types() -> None:
     assert split(profile, {"kind": "ping"}, content_type="application/json")[0].type == "ping"
     with pytest.raises(UnsupportedContentType):
         split(profile, {"kind": "ping"}, content_type="text/html")
+
+
+def form(**fields: str) -> bytes:
+    """A form-encoded body, as GitHub sends when its webhook's content type is the form."""
+    return urllib.parse.urlencode(fields).encode()
+
+
+def test_a_form_encoded_github_delivery_carries_the_same_event_as_its_json() -> None:
+    body, headers = sample("github", "push")
+
+    (from_form,) = split("github", form(payload=body.decode()), headers, content_type=FORM)
+    (from_json,) = split("github", body, headers)
+
+    assert from_form == from_json
+    assert from_form.payload_json == body.decode()  # stored as the sender's JSON, not the form
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (form(other="{}"), "no 'payload' fields"),
+        (b"payload=%7B%7D&payload=%7B%7D", "2 'payload' fields"),
+        (b"payload=%ff", "not a valid form"),  # not UTF-8 once unquoted
+        (b"payload", "not a valid form"),  # a field without "="
+        (form(payload="not json"), "not valid JSON"),
+        (form(payload=""), "not valid JSON"),
+    ],
+)
+def test_a_form_without_one_json_payload_field_is_refused(body: bytes, message: str) -> None:
+    _, headers = sample("github", "push")
+    with pytest.raises(InvalidPayload) as caught:
+        split("github", body, headers, content_type=f"{FORM}; charset=utf-8")
+    assert message in caught.value.message
+
+
+def test_a_form_is_parsed_as_json_when_the_profile_names_no_form_field() -> None:
+    profile = validate_profile(
+        {
+            "name": "form-labelled",
+            "title": "A sender that labels JSON as a form",
+            "functions": [{"name": "main", "events": ["ping"]}],
+            "verification": {"scheme": "none"},
+            "content_types": [FORM],
+            "events": {"type": {"jmespath": "kind"}},
+        }
+    )
+    assert split(profile, {"kind": "ping"}, content_type=FORM)[0].type == "ping"
 
 
 # --- bad input ---------------------------------------------------------------------------------
