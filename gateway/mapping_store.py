@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gateway.db import Database
-from gateway.errors import NotFound
+from gateway.errors import Conflict, NotFound
 from gateway.mapping import CompiledMapping, compile_mapping, validate_document
 from gateway.models import MappingVersion
 
@@ -30,10 +30,13 @@ class MappingStore:
         self._compiled: dict[tuple[str, int], CompiledMapping] = {}
         self._lock = threading.Lock()
 
-    def put(self, name: str, document: Any) -> tuple[MappingVersion, bool]:
+    def put(
+        self, name: str, document: Any, based_on: int | None = None
+    ) -> tuple[MappingVersion, bool]:
         """Store ``document`` as the newest version of ``name`` unless it is unchanged.
 
-        Returns the version and whether a new one was made.
+        Returns the version and whether a new one was made. With ``based_on`` (the version the
+        change was made to), a mapping changed meanwhile is a Conflict, not a lost edit.
         """
         if isinstance(document, dict) and "name" not in document:
             document = {"name": name, **document}
@@ -43,6 +46,13 @@ class MappingStore:
             latest = self._latest(session, name)
             if latest is not None and latest.checksum == digest:
                 return latest, False
+            current = latest.version if latest else None
+            if based_on is not None and based_on != current:
+                raise Conflict(
+                    f"mapping {name!r} is at version {current or 'none'}, not {based_on}:"
+                    " read it again and make the change to that version",
+                    code="version_conflict",
+                )
             row = MappingVersion(
                 name=name,
                 version=(latest.version + 1) if latest else 1,

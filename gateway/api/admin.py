@@ -10,7 +10,7 @@ from flask import Blueprint, Flask, jsonify, request
 from gateway import events as event_log
 from gateway import groups
 from gateway.api import openapi, schemas
-from gateway.errors import BadRequest, NotFound, Unauthorized
+from gateway.errors import BadRequest, Detail, NotFound, Unauthorized, ValidationFailed
 from gateway.preview import preview
 from gateway.targets import credentials
 from gateway.targets.usage import target_usage
@@ -225,10 +225,27 @@ def mapping_versions(name: str) -> Any:
 def put_mapping(name: str) -> Any:
     gw = gateway()
     existed = _exists(lambda: gw.mappings.get(name))
-    row, _changed = gw.mappings.put(name, _body())
+    document, based_on = _as_edited(_body())
+    row, _changed = gw.mappings.put(name, document, based_on)
     response = jsonify(mapping_view(row))
     response.status_code = 200 if existed else 201
     return response
+
+
+#: What ``mapping_view`` adds to a document; a document read by GET may be sent back as it is.
+READ_ONLY_MAPPING_FIELDS = ("document", "created_at")
+
+
+def _as_edited(body: dict[str, Any]) -> tuple[dict[str, Any], int | None]:
+    """The document to store, and the version it was edited from when the body says so."""
+    document = {k: v for k, v in body.items() if k not in READ_ONLY_MAPPING_FIELDS}
+    based_on = document.pop("version", None)
+    if based_on is not None and not (type(based_on) is int and 1 <= based_on <= schemas.MAX_INT32):
+        raise ValidationFailed(
+            "version, when given, is the version this change was made to",
+            details=[Detail("version", f"{based_on!r} is not a version number")],
+        )
+    return document, based_on
 
 
 @bp.post("/mappings/<name>/preview")

@@ -341,8 +341,24 @@ def _mapping(document: dict[str, Any]) -> dict[str, Any]:
 
 
 def _mapping_body(document: dict[str, Any]) -> dict[str, Any]:
-    """The mapping document as PUT takes it: its name may be left to the URL."""
-    return {**document, "required": [r for r in document["required"] if r != "name"]}
+    """The mapping document as PUT takes it: its name may be left to the URL, and a mapping as
+    GET shows it may be sent back (``version`` then guards against a change made meanwhile)."""
+    read_back = {
+        "version": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": schemas.MAX_INT32,
+            "description": "The version this change was made to: 409 if the mapping has a"
+            " newer one.",
+        },
+        "document": {"description": "Ignored: GET's copy of the document."},
+        "created_at": {"description": "Ignored: when the version read was made."},
+    }
+    return {
+        **document,
+        "properties": {**document["properties"], **read_back},
+        "required": [r for r in document["required"] if r != "name"],
+    }
 
 
 #: A request body for each body schema, shown to readers and tried first by API fuzzers.
@@ -712,7 +728,7 @@ def _admin_paths() -> dict[str, dict[str, Any]]:
                         "200": _json(_ref("Mapping"), "Changed or unchanged: the newest version."),
                         "201": _json(_ref("Mapping"), "Created: its first version."),
                     },
-                    "400 401 422 503",
+                    "400 401 409 422 503",
                 ),
                 parameters=[MAPPING_NAME],
                 body="MappingDocumentBody",

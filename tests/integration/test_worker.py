@@ -187,6 +187,38 @@ def test_an_unchanged_document_makes_no_new_version(admin: Any) -> None:
     assert [v["version"] for v in admin.get("/mappings/items/versions").get_json()["items"]] == [1]
 
 
+def test_a_mapping_read_by_get_can_be_changed_and_sent_back(admin: Any) -> None:
+    admin.put("/mappings/items", ITEM_MAPPING)
+    shown = admin.get("/mappings/items").get_json()
+    shown["description"] = "Item moves"
+
+    response = admin.put("/mappings/items", shown)
+
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["version"] == 2
+    assert response.get_json()["document"] == {**ITEM_MAPPING, "description": "Item moves"}
+
+
+def test_a_change_made_to_an_older_version_is_a_conflict(admin: Any) -> None:
+    admin.put("/mappings/items", ITEM_MAPPING)
+    first = admin.get("/mappings/items").get_json()
+    admin.put("/mappings/items", {**ITEM_MAPPING, "description": "changed meanwhile"})
+
+    response = admin.put("/mappings/items", {**first, "description": "stale edit"})
+
+    assert response.status_code == 409
+    assert response.get_json()["error"]["code"] == "version_conflict"
+    assert admin.get("/mappings/items").get_json()["description"] == "changed meanwhile"
+
+
+@pytest.mark.parametrize("version", [0, -1, "2", 1.5, True])
+def test_a_version_that_is_not_a_version_number_is_422(admin: Any, version: Any) -> None:
+    response = admin.put("/mappings/items", {**ITEM_MAPPING, "version": version})
+
+    assert response.status_code == 422
+    assert response.get_json()["error"]["details"][0]["path"] == "version"
+
+
 def test_an_invalid_mapping_is_422_with_the_path_of_each_problem(admin: Any) -> None:
     broken = json.loads(json.dumps(ITEM_MAPPING))
     broken["upserts"][0]["external_id"] = "payload.[["
