@@ -13,13 +13,12 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-import jmespath
-from jmespath.exceptions import JMESPathError
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from gateway.core import Gateway
 from gateway.errors import Conflict, Detail, NotFound, ValidationFailed
+from gateway.mapping import expression_problems
 from gateway.models import Group, Webhook
 from gateway.secrets import hint
 from gateway.verify import needs_secret
@@ -357,13 +356,10 @@ def _apply_webhook_changes(
 
 
 def _filter_problems(expression: str | None) -> list[Detail]:
+    """The checks a mapping expression gets, since a filter runs with the same functions."""
     if not expression:
         return []
-    try:
-        jmespath.compile(expression)
-    except JMESPathError as exc:
-        return [Detail("filter", f"not a valid JMESPath expression: {exc}")]
-    return []
+    return [Detail("filter", problem) for problem in expression_problems(expression)]
 
 
 def _mapping_ref(ref: Any) -> tuple[str | None, int | None]:

@@ -218,6 +218,49 @@ def test_invalid_webhook_records_are_422(
     assert path in [d["path"] for d in response.get_json()["error"]["details"]]
 
 
+FILTER_ERRORS = [
+    # (filter, the problem, as a mapping expression's would be)
+    ("nosuch(data) == `1`", "unknown function nosuch()"),
+    ("lower(data.region, 'x') == 'eu'", "lower() takes 1 argument, got 2"),
+    ("not_null(data.a) && join(',')", "join() takes 2 arguments, got 1"),  # standard ones too
+    ("data.[[", "Invalid jmespath expression"),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "expression", "problem"),
+    [(method, *row) for method in ("clone", "patch") for row in FILTER_ERRORS],
+)
+def test_a_filter_is_checked_on_save_as_mapping_expressions_are(
+    admin: Any, group_factory: Any, method: str, expression: str, problem: str
+) -> None:
+    group = group_factory()
+    template = group["template_webhook_id"]
+    body = {"label": "x", "events": [], "filter": expression}
+    if method == "clone":
+        response = admin.post(f"/webhooks/{template}/clone", body)
+    else:
+        record = admin.post(f"/webhooks/{template}/clone", {"label": "x", "events": []})
+        response = admin.patch(f"/webhooks/{record.get_json()['id']}", body)
+
+    assert response.status_code == 422
+    [detail] = response.get_json()["error"]["details"]
+    assert detail["path"] == "filter"
+    assert problem in detail["message"]
+
+
+def test_a_filter_may_call_the_mapping_functions(admin: Any, group_factory: Any) -> None:
+    group = group_factory()
+
+    response = admin.post(
+        f"/webhooks/{group['template_webhook_id']}/clone",
+        {"label": "EU", "events": [], "filter": "lower(payload.data.region) == 'eu'"},
+    )
+
+    assert response.status_code == 201
+    assert response.get_json()["filter"] == "lower(payload.data.region) == 'eu'"
+
+
 def test_the_template_cannot_be_deleted_or_filled(admin: Any, group_factory: Any) -> None:
     template = group_factory()["template_webhook_id"]
 
