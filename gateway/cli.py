@@ -28,13 +28,26 @@ def _gateway() -> Gateway:
 
 
 class GatewayGroup(click.Group):
-    """Commands whose domain errors end in one clear line and exit code 1, not a traceback."""
+    """Commands whose domain errors end in exit code 1 and a clear message, not a traceback.
+
+    The message is the error's line, then one indented line per detail, as the API's 422
+    lists them, so an admin at a shell learns what to fix as one using the API does.
+    """
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except GatewayError as error:
-            raise click.ClickException(f"{error.code}: {error.message}") from error
+            raise click.ClickException(_error_text(error)) from error
+
+
+def _error_text(error: GatewayError) -> str:
+    lines = [f"{error.code}: {error.message}"]
+    for detail in error.details:
+        where = f"{detail.path}: " if detail.path else ""
+        # A JMESPath parse error points at the column on lines of its own; keep them together.
+        lines.append(f"  {where}{detail.message}".replace("\n", "\n    "))
+    return "\n".join(lines)
 
 
 @click.group(cls=GatewayGroup)
