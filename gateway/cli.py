@@ -207,12 +207,6 @@ def events_replay(
     """Queue events again: the ones named, or every one matching the filters."""
     from gateway import events as event_log
 
-    gw = _gateway()
-    if event_ids:
-        for event_id in event_ids:
-            event_log.replay(gw, event_id)
-        click.echo(f"replayed {len(event_ids)} events")
-        return
     filters = {
         "group_id": group_id,
         "type": event_type,
@@ -220,7 +214,20 @@ def events_replay(
         "since": since,
         "until": until,
     }
-    count = event_log.replay_matching(gw, {k: v for k, v in filters.items() if v})
+    given = {k: v for k, v in filters.items() if v}
+    if event_ids and given:
+        # Replaying the named events regardless would ignore what the admin asked to narrow.
+        raise click.UsageError(
+            "give event ids or filter options (--group, --type, --status, --since, --until),"
+            " not both"
+        )
+    gw = _gateway()
+    if event_ids:
+        for event_id in event_ids:
+            event_log.replay(gw, event_id)
+        click.echo(f"replayed {len(event_ids)} events")
+        return
+    count = event_log.replay_matching(gw, given)
     click.echo(f"replayed {count} events")
 
 

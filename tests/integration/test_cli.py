@@ -60,6 +60,36 @@ def test_replay_by_id_queues_just_those(run: Any, admin: Any, failed_events: lis
     assert admin.get(f"/events/{failed_events[1]}").get_json()["status"] == "failed"
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--status", "failed"],
+        ["--group", "g"],
+        ["--type", "inventory.moved"],
+        ["--since", "2026-01-01T00:00:00Z"],
+        ["--until", "2026-01-01T00:00:00Z"],
+    ],
+)
+def test_replaying_ids_and_filters_at_once_is_refused(
+    gw: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    admin: Any,
+    failed_events: list[str],
+    options: list[str],
+) -> None:
+    monkeypatch.setattr(cli, "_gateway", lambda: gw)
+    before = admin.get("/events").get_json()["items"]
+
+    result = CliRunner().invoke(cli.main, ["events", "replay", failed_events[0], *options])
+
+    assert result.exit_code == 2
+    assert (
+        "Error: give event ids or filter options (--group, --type, --status, --since, --until),"
+        " not both" in result.output
+    )
+    assert admin.get("/events").get_json()["items"] == before
+
+
 def test_replaying_an_unknown_event_is_a_clear_error(gw: Any, monkeypatch: Any) -> None:
     monkeypatch.setattr(cli, "_gateway", lambda: gw)
 
