@@ -77,7 +77,11 @@ GROUP_UPDATE = _object(
         "name": NAME,
         "external_id": EXTERNAL_ID,
         "secret": SECRET,
-        "events": EVENTS,
+        "events": {
+            **EVENTS,
+            "description": "The registered event types. A type that a webhook record still takes"
+            " cannot be dropped (422 naming each such record); edit the records first.",
+        },
         "active": {"type": "boolean"},
         "target": TARGET,
     }

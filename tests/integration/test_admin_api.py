@@ -141,6 +141,58 @@ def test_groups_list_show_change_and_delete(admin: Any, group_factory: Any) -> N
     assert admin.get(f"/groups/{first['id']}").status_code == 404
 
 
+def test_a_group_keeps_the_events_its_records_take(admin: Any, group_factory: Any) -> None:
+    group = group_factory(events=["inventory.cycle_count", "inventory.moved", "asset.moved"])
+    template = group["template_webhook_id"]
+
+    def record(label: str, events: list[str], active: bool = True) -> str:
+        body = {"label": label, "events": events, "active": active}
+        return str(admin.post(f"/webhooks/{template}/clone", body).get_json()["id"])
+
+    both = record("Both", ["inventory.moved", "inventory.cycle_count"])
+    counts = record("Counts", ["inventory.cycle_count"], active=False)  # inactive ones too
+    record("Assets", ["asset.moved"])
+
+    response = admin.patch(f"/groups/{group['id']}", {"events": ["asset.moved"]})
+
+    assert response.status_code == 422
+    assert response.get_json()["error"]["details"] == [
+        {
+            "path": "events",
+            "message": f"webhook record 'Both' ({both}) still takes 'inventory.moved',"
+            " 'inventory.cycle_count'",
+        },
+        {
+            "path": "events",
+            "message": f"webhook record 'Counts' ({counts}) still takes 'inventory.cycle_count'",
+        },
+    ]
+    assert admin.get(f"/groups/{group['id']}").get_json()["events"] == group["events"]
+
+
+@pytest.mark.parametrize(
+    "events",
+    [
+        ["inventory.moved", "inventory.cycle_count"],  # the same, in another order
+        ["inventory.moved"],  # drops only a type no record takes
+        ["inventory.moved", "asset.moved"],  # adds one
+    ],
+)
+def test_a_group_may_change_events_its_records_do_not_take(
+    admin: Any, group_factory: Any, events: list[str]
+) -> None:
+    group = group_factory(events=["inventory.cycle_count", "inventory.moved"])
+    admin.post(
+        f"/webhooks/{group['template_webhook_id']}/clone",
+        {"label": "Moves", "events": ["inventory.moved"]},
+    )
+
+    response = admin.patch(f"/groups/{group['id']}", {"events": events})
+
+    assert response.status_code == 200
+    assert response.get_json()["events"] == events
+
+
 @pytest.mark.parametrize(
     ("method", "path"),
     [
