@@ -13,13 +13,12 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-import jmespath
-from jmespath.exceptions import JMESPathError
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from gateway.core import Gateway
 from gateway.errors import Conflict, Detail, NotFound, ValidationFailed
+from gateway.mapping import expression_problems
 from gateway.models import Group, Webhook
 from gateway.secrets import hint
 from gateway.verify import needs_secret
@@ -104,7 +103,9 @@ def update_group(gw: Gateway, group_id: str, body: Mapping[str, Any]) -> Group:
         group = _group(session, group_id)
         profile = gw.connectors.get(group.connector)
         if "events" in body:
-            group.events = _registered_events(profile, group.function, body["events"])
+            events = _registered_events(profile, group.function, body["events"])
+            _check_records_keep_their_events(session, group, events)
+            group.events = events
         if "secret" in body:
             _check_secret(profile, body["secret"])
             _set_secret(gw, group, body["secret"])
@@ -113,6 +114,36 @@ def update_group(gw: Gateway, group_id: str, body: Mapping[str, Any]) -> Group:
                 setattr(group, field, body[field])
         group.updated_at = now()
     return group
+
+
+def _check_records_keep_their_events(session: Session, group: Group, events: list[str]) -> None:
+    """Refuse to drop a type a webhook record still takes: that record would silently go dead.
+
+    The admin edits the records first, so routing never differs from what the records say.
+    """
+    dropped = set(group.events) - set(events)
+    if not dropped:
+        return
+    records = session.scalars(
+        select(Webhook)
+        .where(Webhook.group_id == group.id, Webhook.is_template.is_(False))
+        .order_by(Webhook.created_at, Webhook.id)
+    )
+    problems = []
+    for record in records:
+        still_taken = [event for event in record.events if event in dropped]
+        if still_taken:
+            types = ", ".join(repr(event) for event in still_taken)
+            problems.append(
+                Detail(
+                    "events", f"webhook record {record.label!r} ({record.id}) still takes {types}"
+                )
+            )
+    if problems:
+        raise ValidationFailed(
+            "events would drop types that webhook records still take; edit those records first",
+            details=problems,
+        )
 
 
 def delete_group(gw: Gateway, group_id: str) -> None:
@@ -357,13 +388,10 @@ def _apply_webhook_changes(
 
 
 def _filter_problems(expression: str | None) -> list[Detail]:
+    """The checks a mapping expression gets, since a filter runs with the same functions."""
     if not expression:
         return []
-    try:
-        jmespath.compile(expression)
-    except JMESPathError as exc:
-        return [Detail("filter", f"not a valid JMESPath expression: {exc}")]
-    return []
+    return [Detail("filter", problem) for problem in expression_problems(expression)]
 
 
 def _mapping_ref(ref: Any) -> tuple[str | None, int | None]:

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import jmespath
-from jmespath.exceptions import JMESPathError
-from jmespath.parser import ParsedResult
-
-from gateway.errors import MappingError
+from gateway.mapping import Expression
 
 
 @dataclass(frozen=True)
@@ -21,22 +17,15 @@ class Route:
     label: str
     events: frozenset[str]
     filter_source: str | None
-    filter: ParsedResult | None
+    filter: Expression | None
     mapping_name: str | None
     mapping_version: int | None
 
-    def takes(self, event_type: str, payload: Any) -> bool:
-        """True when the record registers this type and its filter (on the payload) is true."""
+    def takes(self, event_type: str, scope: Mapping[str, Any]) -> bool:
+        """True when the record registers this type and its filter (on ``scope``) is true."""
         if event_type not in self.events:
             return False
-        if self.filter is None:
-            return True
-        try:
-            return self.filter.search(payload) is True
-        except JMESPathError as exc:
-            raise MappingError(
-                f"filter {self.filter_source!r} of webhook record {self.label!r} failed: {exc}"
-            ) from exc
+        return self.filter is None or self.filter.evaluate(scope) is True
 
 
 def compile_route(
@@ -47,17 +36,52 @@ def compile_route(
     mapping_name: str | None,
     mapping_version: int | None,
 ) -> Route:
+    where = f"filter {filter_source!r} of webhook record {label!r} failed"
     return Route(
         webhook_id=webhook_id,
         label=label,
         events=frozenset(events),
         filter_source=filter_source,
-        filter=jmespath.compile(filter_source) if filter_source else None,
+        filter=Expression(filter_source, where) if filter_source else None,
         mapping_name=mapping_name,
         mapping_version=mapping_version,
     )
 
 
-def routes_for(routes: Iterable[Route], event_type: str, payload: Any) -> list[Route]:
-    """Every route that takes the event, in the given order; [] means the event is unrouted."""
-    return [route for route in routes if route.takes(event_type, payload)]
+def filter_scope(context: Mapping[str, Any]) -> dict[str, Any]:
+    """What a filter sees: the payload's own top-level keys, and ``payload`` and ``event``.
+
+    Filters were first evaluated on the bare payload; ``payload`` and ``event`` let an admin
+    write them as mapping expressions are written. The payload's own keys win, so a filter on a
+    payload that has a ``payload`` or ``event`` key keeps the meaning it always had.
+    """
+    payload = context["payload"]
+    scope = {"payload": payload, "event": context["event"]}
+    if isinstance(payload, dict):
+        scope.update(payload)
+    return scope
+
+
+def routes_for(routes: Iterable[Route], event_type: str, context: Mapping[str, Any]) -> list[Route]:
+    """Every route that takes the event, in the given order; [] means the event is unrouted.
+
+    ``context`` is the event's mapping context (:func:`gateway.mapping.event_context`).
+    """
+    scope = filter_scope(context)
+    return [route for route in routes if route.takes(event_type, scope)]
+
+
+def why_unrouted(routes: Iterable[Route], event_type: str) -> str:
+    """Why no route took an event: no record takes its type, or their filters all said no."""
+    takers = sum(event_type in route.events for route in routes)
+    if takers == 0:
+        return f"no active webhook record of this group takes {event_type!r}"
+    if takers == 1:
+        return (
+            f"1 active webhook record of this group takes {event_type!r},"
+            " but its filter did not match"
+        )
+    return (
+        f"{takers} active webhook records of this group take {event_type!r},"
+        " but none of their filters matched"
+    )

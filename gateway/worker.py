@@ -39,7 +39,7 @@ from gateway.models import (
     Webhook,
     WriteMark,
 )
-from gateway.routing import Route, compile_route, routes_for
+from gateway.routing import Route, compile_route, routes_for, why_unrouted
 from gateway.staleness import is_older
 from gateway.targets.base import UpsertRequest, UpsertResult
 
@@ -242,14 +242,6 @@ class Worker:
         group = groups.get(event.group_id)
         if group is None:
             return _fail(outcome, "the event's webhook group was deleted")
-        try:
-            matched = routes_for(routes.get(group.id, ()), event.type, event.payload)
-        except MappingError as exc:
-            return _fail(outcome, exc.message)
-        if not matched:
-            outcome.status = EventStatus.UNROUTED
-            outcome.message = f"no active webhook record of this group takes {event.type!r}"
-            return outcome
         context = event_context(
             event.payload,
             id=str(event.id),
@@ -259,6 +251,15 @@ class Worker:
             connector=group.connector,
             function=group.function,
         )
+        candidates = routes.get(group.id, [])
+        try:
+            matched = routes_for(candidates, event.type, context)
+        except MappingError as exc:
+            return _fail(outcome, exc.message)
+        if not matched:
+            outcome.status = EventStatus.UNROUTED
+            outcome.message = why_unrouted(candidates, event.type)
+            return outcome
         target = group.target or self.gw.targets.default_name()
         for route in matched:
             if not route.mapping_name:

@@ -147,7 +147,7 @@ WEBHOOK = _closed(
         "label": TEXT,
         "events": STRINGS,
         "active": {"type": "boolean"},
-        "filter": OPTIONAL_TEXT,
+        "filter": {**OPTIONAL_TEXT, "description": schemas.FILTER_DESCRIPTION},
         "mapping": _nullable(MAPPING_PIN),
         "is_template": {"type": "boolean"},
         "created_at": TIME,

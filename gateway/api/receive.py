@@ -42,8 +42,41 @@ if TYPE_CHECKING:
 PREFIX = "/hooks/"
 METHODS = ("POST", "PUT")
 ALLOW = "OPTIONS, POST, PUT"
-#: Never stored, whatever the connector: they authenticate the sender or the browser.
-ALWAYS_REDACTED = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
+#: Never stored, whatever the connector: the common headers that carry a reusable credential
+#: (a key, a token, a shared secret or a session) of the sender, the browser or a proxy.
+#: Signature headers (``x-hub-signature-256``, ``stripe-signature``, ``webhook-signature``...)
+#: are kept: a signature is good for its own body only, and admins need it to debug rejections.
+#: A connector's own key headers are removed besides these (``Profile.credential_headers``).
+ALWAYS_REDACTED = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+        "api-key",
+        "apikey",
+        "x-api-key",
+        "x-apikey",
+        "x-api-token",
+        "x-auth-token",
+        "x-access-token",
+        "x-token",
+        "x-secret",
+        "x-webhook-secret",
+        "x-webhook-token",
+        "x-hook-secret",
+        "x-gitlab-token",
+        "x-telegram-bot-api-secret-token",
+        "x-shopify-access-token",
+        "x-goog-api-key",
+        "x-functions-key",
+        "ocp-apim-subscription-key",
+        "x-amz-security-token",
+        "private-token",
+        "x-csrf-token",
+        "x-xsrf-token",
+    }
+)
 #: The longest content type a delivery row holds.
 MAX_CONTENT_TYPE = 200
 #: Built once: ``json.dumps`` with options builds an encoder on every call.

@@ -18,7 +18,13 @@ EVENTS = {
     "items": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NO_NUL},
 }
 SECRET = {"type": ["string", "null"], "minLength": 1, "maxLength": 1024}
-FILTER = {"type": ["string", "null"], "maxLength": 4000}
+FILTER_DESCRIPTION = (
+    "JMESPath; the record takes an event of its types only when this is true. It sees the"
+    " payload's own top-level keys, and `payload` and `event` as mapping expressions do (a key"
+    " of the payload named `payload` or `event` wins), and may call the mapping functions."
+    " Unknown functions and wrong argument counts are refused with 422, path `filter`."
+)
+FILTER = {"type": ["string", "null"], "maxLength": 4000, "description": FILTER_DESCRIPTION}
 EXTERNAL_ID = {"type": ["string", "null"], "maxLength": 255, "pattern": NO_NUL}
 MAPPING_REF = {
     "description": "A mapping by name (newest version), or {name, version} to pin one.",
@@ -71,7 +77,11 @@ GROUP_UPDATE = _object(
         "name": NAME,
         "external_id": EXTERNAL_ID,
         "secret": SECRET,
-        "events": EVENTS,
+        "events": {
+            **EVENTS,
+            "description": "The registered event types. A type that a webhook record still takes"
+            " cannot be dropped (422 naming each such record); edit the records first.",
+        },
         "active": {"type": "boolean"},
         "target": TARGET,
     }

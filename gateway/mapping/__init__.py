@@ -27,10 +27,12 @@ from gateway.targets.base import ParentLink, UpsertRequest
 
 __all__ = [
     "CompiledMapping",
+    "Expression",
     "PlannedUpsert",
     "compile_mapping",
     "diff_plans",
     "event_context",
+    "expression_problems",
     "validate_document",
 ]
 
@@ -145,7 +147,7 @@ def _expression_problems(upsert: Mapping[str, Any], where: str) -> Iterator[Deta
     sources += [(f"fields.{name}", source) for name, source in fields.items()]
     for part, source in sources:
         if isinstance(source, str) and source:
-            for problem in _compile_problems(source):
+            for problem in expression_problems(source):
                 yield Detail(f"{where}.{part}", problem)
     id_field = upsert.get("external_id_field")
     if isinstance(id_field, str) and id_field in fields:
@@ -154,10 +156,11 @@ def _expression_problems(upsert: Mapping[str, Any], where: str) -> Iterator[Deta
         )
 
 
-def _compile_problems(source: str) -> list[str]:
+def expression_problems(source: str) -> list[str]:
     """The parse error, else every call of an unknown function or with the wrong arity.
 
-    JMESPath only notices bad calls while evaluating; an admin should hear of them on save.
+    JMESPath only notices bad calls while evaluating; an admin should hear of them on save, for
+    a mapping's expressions and a webhook record's filter alike.
     """
     try:
         tree = jmespath.compile(source).parsed
@@ -223,8 +226,11 @@ class PlannedUpsert:
         )
 
 
-class _Expression:
-    """A compiled expression that knows where it sits, so its errors say which upsert failed."""
+class Expression:
+    """A compiled expression that knows where it sits, so its errors say what failed.
+
+    It evaluates with the mapping functions; check its source with expression_problems first.
+    """
 
     __slots__ = ("_tree", "_where")
 
@@ -246,18 +252,18 @@ class _Upsert:
     key: str
     object: str
     external_id_field: str
-    external_id: _Expression
-    fields: tuple[tuple[str, _Expression], ...]
-    when: _Expression | None
-    for_each: _Expression | None
-    order_by: _Expression | None
+    external_id: Expression
+    fields: tuple[tuple[str, Expression], ...]
+    when: Expression | None
+    for_each: Expression | None
+    order_by: Expression | None
     parent: tuple[str, str] | None  # (parent key, relationship)
 
     @classmethod
     def compile(cls, spec: Mapping[str, Any]) -> _Upsert:
         where = f"upsert '{spec['key']}': "
         optional = {
-            part: _Expression(spec[part], where + part)
+            part: Expression(spec[part], where + part)
             for part in ("when", "for_each", "order_by")
             if part in spec
         }
@@ -266,9 +272,9 @@ class _Upsert:
             key=spec["key"],
             object=spec["object"],
             external_id_field=spec["external_id_field"],
-            external_id=_Expression(spec["external_id"], where + "external_id"),
+            external_id=Expression(spec["external_id"], where + "external_id"),
             fields=tuple(
-                (name, _Expression(source, f"{where}fields.{name}"))
+                (name, Expression(source, f"{where}fields.{name}"))
                 for name, source in spec.get("fields", {}).items()
             ),
             when=optional.get("when"),

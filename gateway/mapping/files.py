@@ -1,8 +1,9 @@
 """Mapping documents kept as files (``mappings/``), in JSON or YAML.
 
-Only reading lives here: the caller validates and stores each document, so one bad mapping can
-be reported alongside the rest. YAML is the friendlier format for hand-written mappings; quote
-every expression in it, since JMESPath literals (``'Picked'``, `` `42` ``) are not YAML.
+Every file is read and validated before the caller stores any, so one bad file stops the whole
+load and every problem of every file is reported at once. YAML is the friendlier format for
+hand-written mappings; quote every expression in it, since JMESPath literals (``'Picked'``,
+`` `42` ``) are not YAML.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import yaml
 
 from gateway.errors import Detail, ValidationFailed
+from gateway.mapping import validate_document
 
 _PARSERS: dict[str, Callable[[str], Any]] = {
     ".json": json.loads,
@@ -24,10 +26,12 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
 
 
 def load_mapping_files(directory: Path) -> list[tuple[Path, dict[str, Any]]]:
-    """Every mapping file in ``directory``, sorted by file name, each parsed to its document.
+    """Every mapping file in ``directory``, sorted by file name, each parsed to a valid document.
 
-    A document without ``name`` takes the file's stem. Files that cannot be read, and names used
-    twice, are all reported in one :class:`ValidationFailed` whose details name the files.
+    A document without ``name`` takes the file's stem. Files that cannot be parsed, documents
+    that are not valid and names used twice are all reported in one :class:`ValidationFailed`:
+    each detail's path is the file's name, its message the problem, led by the path inside the
+    document where there is one (as ``PUT /api/v1/mappings/{name}`` gives it).
     """
     paths = sorted(
         (p for p in directory.iterdir() if p.suffix.lower() in _PARSERS and p.is_file()),
@@ -39,25 +43,47 @@ def load_mapping_files(directory: Path) -> list[tuple[Path, dict[str, Any]]]:
     for path in paths:
         try:
             document = _parse(path)
+            document.setdefault("name", path.stem)
+            validate_document(document)
         except ValidationFailed as exc:
-            problems.extend(exc.details)
+            problems += [_in_file(path, detail) for detail in exc.details]
             continue
-        name = document.setdefault("name", path.stem)
-        if isinstance(name, str) and name in owners:
+        name = document["name"]
+        if name in owners:
             problems.append(Detail(path.name, f"uses the name '{name}' of {owners[name]}"))
-        elif isinstance(name, str):
+        else:
             owners[name] = path.name
         loaded.append((path, document))
     if problems:
-        raise ValidationFailed("Some mapping files cannot be loaded.", details=problems)
+        bad = len({detail.path for detail in problems})
+        raise ValidationFailed(
+            f"{bad} of {len(paths)} mapping files cannot be loaded, so none was loaded.",
+            details=problems,
+        )
     return loaded
+
+
+def _in_file(path: Path, detail: Detail) -> Detail:
+    """A document's problem as one of the directory's: the file, then where in the document."""
+    return Detail(path.name, f"{detail.path}: {detail.message}" if detail.path else detail.message)
 
 
 def _parse(path: Path) -> dict[str, Any]:
     try:
         document = _PARSERS[path.suffix.lower()](path.read_text(encoding="utf-8"))
     except (OSError, ValueError, yaml.YAMLError) as exc:
-        raise ValidationFailed(details=[Detail(path.name, f"cannot be parsed: {exc}")]) from exc
+        raise ValidationFailed(details=[Detail("", f"cannot be parsed: {_reason(exc)}")]) from exc
     if not isinstance(document, dict):
-        raise ValidationFailed(details=[Detail(path.name, "must hold one mapping (an object)")])
+        raise ValidationFailed(details=[Detail("", "must hold one mapping (an object)")])
     return document
+
+
+def _reason(exc: Exception) -> str:
+    """The parser's complaint on one line, led by the line and column where it has them."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"line {exc.lineno}, column {exc.colno}: {exc.msg}"
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        what = ", ".join(part for part in (exc.context, exc.problem) if part)
+        return f"line {mark.line + 1}, column {mark.column + 1}: {what}"
+    return " ".join(str(exc).split())

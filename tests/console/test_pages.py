@@ -313,7 +313,7 @@ def test_record_errors_are_shown_on_the_record_form(console: Console, setup: Any
     assert response.status_code == 422
     errors = " ".join(field_errors(response.text))
     assert "not registered on group" in errors
-    assert "not a valid JMESPath expression" in errors
+    assert "Invalid jmespath expression" in errors
     assert "no mapping named" in errors
 
 

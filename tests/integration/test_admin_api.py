@@ -141,6 +141,58 @@ def test_groups_list_show_change_and_delete(admin: Any, group_factory: Any) -> N
     assert admin.get(f"/groups/{first['id']}").status_code == 404
 
 
+def test_a_group_keeps_the_events_its_records_take(admin: Any, group_factory: Any) -> None:
+    group = group_factory(events=["inventory.cycle_count", "inventory.moved", "asset.moved"])
+    template = group["template_webhook_id"]
+
+    def record(label: str, events: list[str], active: bool = True) -> str:
+        body = {"label": label, "events": events, "active": active}
+        return str(admin.post(f"/webhooks/{template}/clone", body).get_json()["id"])
+
+    both = record("Both", ["inventory.moved", "inventory.cycle_count"])
+    counts = record("Counts", ["inventory.cycle_count"], active=False)  # inactive ones too
+    record("Assets", ["asset.moved"])
+
+    response = admin.patch(f"/groups/{group['id']}", {"events": ["asset.moved"]})
+
+    assert response.status_code == 422
+    assert response.get_json()["error"]["details"] == [
+        {
+            "path": "events",
+            "message": f"webhook record 'Both' ({both}) still takes 'inventory.moved',"
+            " 'inventory.cycle_count'",
+        },
+        {
+            "path": "events",
+            "message": f"webhook record 'Counts' ({counts}) still takes 'inventory.cycle_count'",
+        },
+    ]
+    assert admin.get(f"/groups/{group['id']}").get_json()["events"] == group["events"]
+
+
+@pytest.mark.parametrize(
+    "events",
+    [
+        ["inventory.moved", "inventory.cycle_count"],  # the same, in another order
+        ["inventory.moved"],  # drops only a type no record takes
+        ["inventory.moved", "asset.moved"],  # adds one
+    ],
+)
+def test_a_group_may_change_events_its_records_do_not_take(
+    admin: Any, group_factory: Any, events: list[str]
+) -> None:
+    group = group_factory(events=["inventory.cycle_count", "inventory.moved"])
+    admin.post(
+        f"/webhooks/{group['template_webhook_id']}/clone",
+        {"label": "Moves", "events": ["inventory.moved"]},
+    )
+
+    response = admin.patch(f"/groups/{group['id']}", {"events": events})
+
+    assert response.status_code == 200
+    assert response.get_json()["events"] == events
+
+
 @pytest.mark.parametrize(
     ("method", "path"),
     [
@@ -216,6 +268,49 @@ def test_invalid_webhook_records_are_422(
 
     assert response.status_code == 422
     assert path in [d["path"] for d in response.get_json()["error"]["details"]]
+
+
+FILTER_ERRORS = [
+    # (filter, the problem, as a mapping expression's would be)
+    ("nosuch(data) == `1`", "unknown function nosuch()"),
+    ("lower(data.region, 'x') == 'eu'", "lower() takes 1 argument, got 2"),
+    ("not_null(data.a) && join(',')", "join() takes 2 arguments, got 1"),  # standard ones too
+    ("data.[[", "Invalid jmespath expression"),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "expression", "problem"),
+    [(method, *row) for method in ("clone", "patch") for row in FILTER_ERRORS],
+)
+def test_a_filter_is_checked_on_save_as_mapping_expressions_are(
+    admin: Any, group_factory: Any, method: str, expression: str, problem: str
+) -> None:
+    group = group_factory()
+    template = group["template_webhook_id"]
+    body = {"label": "x", "events": [], "filter": expression}
+    if method == "clone":
+        response = admin.post(f"/webhooks/{template}/clone", body)
+    else:
+        record = admin.post(f"/webhooks/{template}/clone", {"label": "x", "events": []})
+        response = admin.patch(f"/webhooks/{record.get_json()['id']}", body)
+
+    assert response.status_code == 422
+    [detail] = response.get_json()["error"]["details"]
+    assert detail["path"] == "filter"
+    assert problem in detail["message"]
+
+
+def test_a_filter_may_call_the_mapping_functions(admin: Any, group_factory: Any) -> None:
+    group = group_factory()
+
+    response = admin.post(
+        f"/webhooks/{group['template_webhook_id']}/clone",
+        {"label": "EU", "events": [], "filter": "lower(payload.data.region) == 'eu'"},
+    )
+
+    assert response.status_code == 201
+    assert response.get_json()["filter"] == "lower(payload.data.region) == 'eu'"
 
 
 def test_the_template_cannot_be_deleted_or_filled(admin: Any, group_factory: Any) -> None:

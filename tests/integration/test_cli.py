@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -59,6 +60,36 @@ def test_replay_by_id_queues_just_those(run: Any, admin: Any, failed_events: lis
     assert admin.get(f"/events/{failed_events[1]}").get_json()["status"] == "failed"
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--status", "failed"],
+        ["--group", "g"],
+        ["--type", "inventory.moved"],
+        ["--since", "2026-01-01T00:00:00Z"],
+        ["--until", "2026-01-01T00:00:00Z"],
+    ],
+)
+def test_replaying_ids_and_filters_at_once_is_refused(
+    gw: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    admin: Any,
+    failed_events: list[str],
+    options: list[str],
+) -> None:
+    monkeypatch.setattr(cli, "_gateway", lambda: gw)
+    before = admin.get("/events").get_json()["items"]
+
+    result = CliRunner().invoke(cli.main, ["events", "replay", failed_events[0], *options])
+
+    assert result.exit_code == 2
+    assert (
+        "Error: give event ids or filter options (--group, --type, --status, --since, --until),"
+        " not both" in result.output
+    )
+    assert admin.get("/events").get_json()["items"] == before
+
+
 def test_replaying_an_unknown_event_is_a_clear_error(gw: Any, monkeypatch: Any) -> None:
     monkeypatch.setattr(cli, "_gateway", lambda: gw)
 
@@ -66,3 +97,89 @@ def test_replaying_an_unknown_event_is_a_clear_error(gw: Any, monkeypatch: Any) 
 
     assert result.exit_code == 1
     assert "Error: not_found: no event 424242" in result.output
+
+
+# --- loading mappings --------------------------------------------------------------------
+
+STOCK = {
+    "upserts": [
+        {
+            "key": "balance",
+            "object": "Stock__c",
+            "external_id_field": "Product_Number__c",
+            "external_id": "payload.ProductNumber",
+            "fields": {"Quantity__c": "number(payload.Quantity)"},
+        }
+    ]
+}
+
+
+@pytest.fixture
+def mappings_dir(tmp_path: Path) -> Path:
+    directory = tmp_path / "mappings"
+    directory.mkdir()
+    (directory / "stock.json").write_text(json.dumps(STOCK), encoding="utf-8")
+    return directory
+
+
+def test_loading_mappings_makes_a_version_only_when_a_file_changed(
+    run: Any, mappings_dir: Path
+) -> None:
+    first = run("mappings", "load", str(mappings_dir))
+    again = run("mappings", "load", str(mappings_dir))
+
+    assert first.output == "stock.json: stock v1 (new version)\n"
+    assert again.output == "stock.json: stock v1 (unchanged)\n"
+
+
+def test_loading_mappings_names_every_problem_of_every_bad_file_and_loads_none(
+    gw: Any, monkeypatch: pytest.MonkeyPatch, admin: Any, mappings_dir: Path
+) -> None:
+    monkeypatch.setattr(cli, "_gateway", lambda: gw)
+    (mappings_dir / "broken.yaml").write_text("name: broken\nupserts: [\n", encoding="utf-8")
+    typo = json.loads(json.dumps(STOCK))
+    typo["upserts"][0]["fields"]["Quantity__c"] = "numbr(payload.Quantity)"
+    del typo["upserts"][0]["object"]
+    (mappings_dir / "typo.json").write_text(json.dumps(typo), encoding="utf-8")
+
+    result = CliRunner().invoke(cli.main, ["mappings", "load", str(mappings_dir)])
+
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        "Error: validation_failed: 2 of 3 mapping files cannot be loaded, so none was loaded.",
+        "  broken.yaml: cannot be parsed: line 3, column 1: while parsing a flow node,"
+        " expected the node content, but found '<stream end>'",
+        "  typo.json: upserts[0].object: is required",
+        "  typo.json: upserts[0].fields.Quantity__c: unknown function numbr()",
+    ]
+    assert admin.get("/mappings").get_json()["items"] == []
+
+
+def test_a_file_the_admin_api_would_refuse_stops_the_whole_load(
+    gw: Any, monkeypatch: pytest.MonkeyPatch, admin: Any, mappings_dir: Path
+) -> None:
+    monkeypatch.setattr(cli, "_gateway", lambda: gw)
+    (mappings_dir / "zz-empty.json").write_text('{"upserts": []}', encoding="utf-8")
+
+    result = CliRunner().invoke(cli.main, ["mappings", "load", str(mappings_dir)])
+
+    assert result.exit_code == 1
+    assert "  zz-empty.json: upserts: must not be empty" in result.output.splitlines()
+    assert admin.get("/mappings").get_json()["items"] == []  # not even the good stock.json
+
+
+def test_a_jmespath_syntax_error_keeps_its_pointer_under_the_expression(
+    gw: Any, monkeypatch: pytest.MonkeyPatch, mappings_dir: Path
+) -> None:
+    monkeypatch.setattr(cli, "_gateway", lambda: gw)
+    broken = json.loads(json.dumps(STOCK))
+    broken["upserts"][0]["external_id"] = "payload.["
+    (mappings_dir / "stock.json").write_text(json.dumps(broken), encoding="utf-8")
+
+    result = CliRunner().invoke(cli.main, ["mappings", "load", str(mappings_dir)])
+
+    assert result.output.splitlines()[1:] == [
+        "  stock.json: upserts[0].external_id: Invalid jmespath expression: Incomplete expression:",
+        '    "payload.["',
+        "              ^",
+    ]

@@ -188,6 +188,42 @@ def test_credentials_are_removed_from_stored_headers(
     assert stored["content-type"] == "application/json"
 
 
+@pytest.mark.parametrize(
+    ("header", "stored"),
+    [
+        # credentials a sender or a proxy may add, whatever the connector: never stored
+        ("X-Auth-Token", False),
+        ("X-Access-Token", False),
+        ("Api-Key", False),
+        ("ApiKey", False),
+        ("X-Api-Token", False),
+        ("X-Webhook-Secret", False),
+        ("X-Webhook-Token", False),
+        ("X-Gitlab-Token", False),
+        ("Set-Cookie", False),
+        ("Proxy-Authorization", False),
+        # signatures are good for their own body only, and show why a delivery was refused
+        ("X-Hub-Signature-256", True),
+        ("Stripe-Signature", True),
+        ("Webhook-Signature", True),
+    ],
+)
+def test_credential_headers_are_never_stored_and_signatures_are(
+    group_factory: Any, deliver: Any, admin: Any, header: str, stored: bool
+) -> None:
+    group = group_factory(
+        connector="generic", function="webhooks", events=["order.created"], secret="k" * 24
+    )
+    body, headers = sample_delivery(shipped_profiles()["generic"], "order.created")
+
+    deliver(group, body, {**headers, header: "fake-value-0123456789"})
+
+    event_id = admin.get("/events").get_json()["items"][0]["id"]
+    kept = admin.get(f"/events/{event_id}").get_json()["delivery"]["headers"]
+    assert (header.lower() in kept) is stored
+    assert ("fake-value-0123456789" in kept.values()) is stored
+
+
 # --- refusals ----------------------------------------------------------------------------
 
 CYCLE_COUNT = json.dumps(

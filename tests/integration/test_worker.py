@@ -110,6 +110,11 @@ ROUTING = [
     ({"filter": "data.location == 'Dock'"}, moved("A-1", "Dock", 1), "delivered"),  # filter true
     ({"filter": "data.location == 'Yard'"}, moved("A-1", "Dock", 1), "unrouted"),  # filter false
     ({"events": ["inventory.cycle_count"]}, moved("A-1", "Dock", 1), "unrouted"),  # other type
+    # a filter runs with the mapping functions and sees `payload` and `event` as mappings do
+    ({"filter": "lower(data.location) == 'dock'"}, moved("A-1", "Dock", 1), "delivered"),
+    ({"filter": "payload.data.location == 'Dock'"}, moved("A-1", "Dock", 1), "delivered"),
+    ({"filter": "event.type == 'inventory.moved'"}, moved("A-1", "Dock", 1), "delivered"),
+    ({"filter": "event.type == 'inventory.cycle_count'"}, moved("A-1", "Dock", 1), "unrouted"),
 ]
 
 
@@ -130,6 +135,34 @@ def test_routing(
     worker.drain()
 
     assert statuses(admin) == [expected]
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"active": False}, "no active webhook record of this group takes 'inventory.moved'"),
+        (
+            {"filter": "data.location == 'Yard'"},
+            "1 active webhook record of this group takes 'inventory.moved',"
+            " but its filter did not match",
+        ),
+    ],
+)
+def test_an_unrouted_event_says_why(
+    setup: dict[str, Any],
+    admin: Any,
+    deliver: Any,
+    worker: Any,
+    changes: dict[str, Any],
+    reason: str,
+) -> None:
+    admin.patch(f"/webhooks/{setup['record']['id']}", changes)
+    deliver(setup["group"], moved("A-1", "Dock", 1))
+
+    worker.drain()
+
+    [event] = admin.get("/events").get_json()["items"]
+    assert (event["status"], event["last_error"]) == ("unrouted", reason)
 
 
 def test_an_event_goes_to_every_record_that_takes_it(

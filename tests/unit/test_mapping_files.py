@@ -87,19 +87,58 @@ def test_a_directory_named_like_a_mapping_file_is_skipped(directory: Path) -> No
     assert len(load_mapping_files(directory)) == 2
 
 
+def problems_and_message(directory: Path) -> tuple[list[tuple[str, str]], str]:
+    with pytest.raises(ValidationFailed) as caught:
+        load_mapping_files(directory)
+    found = [(detail.path, detail.message) for detail in caught.value.details]
+    return found, caught.value.message
+
+
 @pytest.mark.parametrize(
     ("file_name", "content", "message"),
     [
-        ("broken.json", '{"name": "x", "upserts": [', "cannot be parsed: Expecting value"),
-        ("broken.yaml", "name: x\nupserts: [\n", "cannot be parsed: while parsing"),
-        ("tabs.yml", "name: x\n\tupserts: []\n", "cannot be parsed: "),
-        ("two.yaml", "name: a\n---\nname: b\n", "cannot be parsed: expected a single document"),
+        # syntax errors say where, on one line, as the parser found them
+        (
+            "broken.json",
+            '{"name": "x", "upserts": [',
+            "cannot be parsed: line 1, column 27: Expecting value",
+        ),
+        (
+            "broken.yaml",
+            "name: x\nupserts: [\n",
+            "cannot be parsed: line 3, column 1: while parsing a flow node, expected the node"
+            " content, but found '<stream end>'",
+        ),
+        (
+            "tabs.yml",
+            "name: x\n\tupserts: []\n",
+            "cannot be parsed: line 2, column 1: while scanning for the next token, found"
+            " character '\\t' that cannot start any token",
+        ),
+        (
+            "two.yaml",
+            "name: a\n---\nname: b\n",
+            "cannot be parsed: line 2, column 1: expected a single document in the stream,"
+            " but found another document",
+        ),
+        (
+            "nul.yaml",
+            "name: \x00",
+            "cannot be parsed: unacceptable character #x0000: special characters are not allowed",
+        ),
         ("list.json", '["xtnd-orders"]', "must hold one mapping (an object)"),
         ("empty.yaml", "", "must hold one mapping (an object)"),
         ("latin1.json", b'{"name": "caf\xe9"}', "cannot be parsed: 'utf-8' codec"),
+        # a document the admin API would refuse: its problems as PUT gives them
+        ("odd.json", json.dumps({**STOCK, "name": 5}), "name: must be a string, not 5"),
+        (
+            "nosuch.json",
+            json.dumps({"upserts": [dict(STOCK["upserts"][0], external_id="nosuch(payload)")]}),
+            "upserts[0].external_id: unknown function nosuch()",
+        ),
     ],
 )
-def test_a_file_that_cannot_be_read_is_named(
+def test_a_file_that_cannot_be_loaded_is_named(
     directory: Path, file_name: str, content: str | bytes, message: str
 ) -> None:
     path = directory / file_name
@@ -114,23 +153,34 @@ def test_a_file_that_cannot_be_read_is_named(
     assert problem.startswith(message)
 
 
-def test_every_unreadable_file_is_reported_at_once(directory: Path) -> None:
+def test_every_problem_of_every_file_is_reported_at_once(directory: Path) -> None:
     (directory / "a.json").write_text("{", encoding="utf-8")
     (directory / "b.yaml").write_text("[", encoding="utf-8")
-    assert [path for path, _ in problems_of(directory)] == ["a.json", "b.yaml"]
+    (directory / "c.json").write_text('{"upserts": [{"key": "k"}]}', encoding="utf-8")
 
+    found, message = problems_and_message(directory)
 
-def test_a_name_that_is_no_text_is_left_for_validation(directory: Path) -> None:
-    (directory / "odd.json").write_text('{"name": 5}', encoding="utf-8")
-    assert [document["name"] for _, document in load_mapping_files(directory)] == [
-        5,
-        "xtnd-orders",
-        "stock",
+    assert found == [
+        (
+            "a.json",
+            "cannot be parsed: line 1, column 2: Expecting property name enclosed in double quotes",
+        ),
+        (
+            "b.yaml",
+            "cannot be parsed: line 1, column 2: while parsing a flow node, expected"
+            " the node content, but found '<stream end>'",
+        ),
+        ("c.json", "upserts[0].object: is required"),
+        ("c.json", "upserts[0].external_id_field: is required"),
+        ("c.json", "upserts[0].external_id: is required"),
     ]
+    assert message == "3 of 5 mapping files cannot be loaded, so none was loaded."
 
 
 def test_two_files_with_one_name_are_reported(directory: Path) -> None:
-    (directory / "zz-orders.json").write_text('{"name": "xtnd-orders"}', encoding="utf-8")
+    (directory / "zz-orders.json").write_text(
+        json.dumps({**STOCK, "name": "xtnd-orders"}), encoding="utf-8"
+    )
     assert problems_of(directory) == [
         ("zz-orders.json", "uses the name 'xtnd-orders' of orders.yaml")
     ]
