@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,12 +62,13 @@ def filter_scope(context: Mapping[str, Any]) -> dict[str, Any]:
     return scope
 
 
-def routes_for(routes: Iterable[Route], event_type: str, context: Mapping[str, Any]) -> list[Route]:
+def routes_for(routes: Sequence[Route], event_type: str, context: Mapping[str, Any]) -> list[Route]:
     """Every route that takes the event, in the given order; [] means the event is unrouted.
 
-    ``context`` is the event's mapping context (:func:`gateway.mapping.event_context`).
+    ``context`` is the event's mapping context (:func:`gateway.mapping.event_context`); the
+    filters' scope is built from it only when some route has a filter.
     """
-    scope = filter_scope(context)
+    scope = filter_scope(context) if any(route.filter for route in routes) else context
     return [route for route in routes if route.takes(event_type, scope)]
 
 
