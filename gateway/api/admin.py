@@ -14,7 +14,7 @@ from gateway.errors import BadRequest, NotFound, Unauthorized
 from gateway.preview import preview
 from gateway.targets import credentials
 from gateway.targets.usage import target_usage
-from gateway.validation import Schema
+from gateway.validation import Schema, whole_number
 from gateway.web import gateway
 
 bp = Blueprint("admin", __name__, url_prefix="/api/v1")
@@ -60,17 +60,12 @@ def _body(schema: Schema | None = None) -> dict[str, Any]:
 
 
 def _page() -> tuple[int, str | None]:
-    raw = request.args.get("limit", str(DEFAULT_LIMIT))
-    if not _whole_number(raw) or not 1 <= int(raw) <= MAX_LIMIT:
+    limit = whole_number(request.args.get("limit", str(DEFAULT_LIMIT)), MAX_LIMIT)
+    if not limit:
         raise BadRequest(
             f"limit must be a whole number from 1 to {MAX_LIMIT}", code="invalid_limit"
         )
-    return int(raw), request.args.get("cursor") or None
-
-
-def _whole_number(text: str) -> bool:
-    """ASCII digits only: ``str.isdigit`` also takes '²', which ``int`` refuses."""
-    return text.isascii() and text.isdigit()
+    return limit, request.args.get("cursor") or None
 
 
 def _created(payload: Any) -> Any:
@@ -208,11 +203,12 @@ def list_mappings() -> Any:
 @bp.get("/mappings/<name>")
 def show_mapping(name: str) -> Any:
     version = request.args.get("version")
-    if version is not None and not (_whole_number(version) and int(version) <= schemas.MAX_INT32):
+    number = None if version is None else whole_number(version, schemas.MAX_INT32)
+    if version is not None and number is None:
         raise BadRequest(
             f"version must be a whole number up to {schemas.MAX_INT32}", code="invalid_version"
         )
-    return jsonify(mapping_view(gateway().mappings.get(name, int(version) if version else None)))
+    return jsonify(mapping_view(gateway().mappings.get(name, number)))
 
 
 @bp.get("/mappings/<name>/versions")
