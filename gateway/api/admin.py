@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hmac
-from typing import Any
+from collections.abc import Callable, Sequence
+from functools import partial
+from operator import attrgetter
+from typing import Any, TypeVar
 
 from flask import Blueprint, Flask, jsonify, request
 
 from gateway import events as event_log
-from gateway import groups
+from gateway import groups, paging
 from gateway.api import openapi, schemas
 from gateway.errors import BadRequest, NotFound, Unauthorized
 from gateway.preview import preview
@@ -19,8 +22,7 @@ from gateway.web import gateway
 
 bp = Blueprint("admin", __name__, url_prefix="/api/v1")
 
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 500
+T = TypeVar("T")
 
 
 @bp.before_request
@@ -59,13 +61,16 @@ def _body(schema: Schema | None = None) -> dict[str, Any]:
     return schema.validate(data) if schema else data
 
 
-def _page() -> tuple[int, str | None]:
-    limit = whole_number(request.args.get("limit", str(DEFAULT_LIMIT)), MAX_LIMIT)
-    if not limit:
-        raise BadRequest(
-            f"limit must be a whole number from 1 to {MAX_LIMIT}", code="invalid_limit"
-        )
-    return limit, request.args.get("cursor") or None
+def _list(
+    read: Callable[[int, paging.Key | None], Sequence[T]],
+    key: Callable[[T], paging.Key],
+    view: Callable[[T], Any],
+) -> Any:
+    """A page of a list, every list paged alike; its cursors are bound to the list's path."""
+    limit = paging.parse_limit(request.args.get("limit"))
+    pages = gateway().paging(request.path)
+    rows, next_cursor = pages.page(read, key, limit, request.args.get("cursor"))
+    return jsonify(items=[view(row) for row in rows], next_cursor=next_cursor)
 
 
 def _created(payload: Any) -> Any:
@@ -82,10 +87,13 @@ def openapi_document() -> Any:
 # --- connectors --------------------------------------------------------------------------
 
 
+_by_name = attrgetter("name")
+
+
 @bp.get("/connectors")
 def list_connectors() -> Any:
-    items = [profile.public() for profile in gateway().connectors.all()]
-    return jsonify(items=items, next_cursor=None)
+    profiles = gateway().connectors.all()
+    return _list(paging.in_memory(profiles, _by_name), _by_name, lambda p: p.public())
 
 
 @bp.post("/connectors")
@@ -110,10 +118,7 @@ def create_group() -> Any:
 @bp.get("/groups")
 def list_groups() -> Any:
     gw = gateway()
-    limit, cursor = _page()
-    rows = groups.list_groups(gw, limit + 1, cursor)
-    next_cursor = rows[limit - 1].id if len(rows) > limit else None
-    return jsonify(items=[groups.group_view(gw, g) for g in rows[:limit]], next_cursor=next_cursor)
+    return _list(partial(groups.list_groups, gw), attrgetter("id"), partial(groups.group_view, gw))
 
 
 @bp.get("/groups/<group_id>")
@@ -151,8 +156,8 @@ def rotate_secret(group_id: str) -> Any:
 
 @bp.get("/groups/<group_id>/webhooks")
 def list_webhooks(group_id: str) -> Any:
-    rows = groups.list_webhooks(gateway(), group_id)
-    return jsonify(items=[groups.webhook_view(w) for w in rows], next_cursor=None)
+    read = partial(groups.list_webhooks, gateway(), group_id)
+    return _list(read, groups.webhook_key, groups.webhook_view)
 
 
 # --- webhook records ---------------------------------------------------------------------
@@ -197,7 +202,7 @@ def mapping_view(row: Any) -> dict[str, Any]:
 
 @bp.get("/mappings")
 def list_mappings() -> Any:
-    return jsonify(items=[mapping_view(r) for r in gateway().mappings.latest()], next_cursor=None)
+    return _list(gateway().mappings.latest, _by_name, mapping_view)
 
 
 @bp.get("/mappings/<name>")
@@ -213,8 +218,8 @@ def show_mapping(name: str) -> Any:
 
 @bp.get("/mappings/<name>/versions")
 def mapping_versions(name: str) -> Any:
-    rows = gateway().mappings.versions(name)
-    return jsonify(items=[mapping_view(r) for r in rows], next_cursor=None)
+    read = partial(gateway().mappings.versions, name)
+    return _list(read, attrgetter("version"), mapping_view)
 
 
 @bp.put("/mappings/<name>")
@@ -247,10 +252,9 @@ EVENT_FILTERS = ("group_id", "type", "status", "since", "until")
 
 @bp.get("/events")
 def list_events() -> Any:
-    limit, cursor = _page()
     filters = {k: request.args[k] for k in EVENT_FILTERS if request.args.get(k)}
-    rows, next_cursor = event_log.list_events(gateway(), filters, limit, cursor)
-    return jsonify(items=[event_log.event_summary(e) for e in rows], next_cursor=next_cursor)
+    read = partial(event_log.list_events, gateway(), filters)
+    return _list(read, event_log.event_key, event_log.event_summary)
 
 
 @bp.get("/events/<event_id>")
@@ -283,7 +287,12 @@ def show_record(obj: str, external_id: str) -> Any:
 @bp.get("/targets")
 def list_targets() -> Any:
     """Targets in use with the API usage each last reported (Salesforce's daily limit)."""
-    return jsonify(items=target_usage(gateway()), next_cursor=None)
+    return _list(paging.in_memory(target_usage(gateway()), _target_key), _target_key, dict)
+
+
+def _target_key(target: dict[str, Any]) -> list[Any]:
+    """The default target first, then the others by name, as ``target_usage`` orders them."""
+    return [0 if target["default"] else 1, target["name"]]
 
 
 @bp.get("/targets/<name>/credentials")
