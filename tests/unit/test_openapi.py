@@ -156,3 +156,26 @@ def test_every_request_example_is_valid(document: dict[str, Any]) -> None:
         for media in operation.get("requestBody", {}).get("content", {}).values():
             name = media["schema"].get("$ref", "").rsplit("/", 1)[-1]
             assert media.get("example") == openapi.EXAMPLES.get(name), key
+
+
+def test_every_list_takes_limit_and_cursor_and_documents_their_400(
+    document: dict[str, Any],
+) -> None:
+    lists = {
+        key: operation
+        for key, operation in _operations(document).items()
+        if _answer_schema(operation).get("$ref", "").endswith("List")
+    }
+
+    assert len(lists) == 7
+    for key, operation in lists.items():
+        query = {p["name"] for p in operation["parameters"] if p["in"] == "query"}
+        assert {"limit", "cursor"} <= query, key
+        assert "400" in operation["responses"], key
+
+
+def _answer_schema(operation: dict[str, Any]) -> dict[str, Any]:
+    """The JSON schema of an operation's 200 answer, if it has one."""
+    answer = operation["responses"].get("200", {})
+    schema: dict[str, Any] = answer.get("content", {}).get("application/json", {}).get("schema", {})
+    return schema
