@@ -20,15 +20,16 @@ from gateway.targets.usage import target_usage
 from gateway.validation import Schema, whole_number
 from gateway.web import gateway
 
-bp = Blueprint("admin", __name__, url_prefix="/api/v1")
+PREFIX = "/api/v1"
+bp = Blueprint("admin", __name__, url_prefix=PREFIX)
 
 T = TypeVar("T")
 
 
-@bp.before_request
 def _authenticate() -> None:
-    if request.endpoint == "admin.openapi_document":
-        return  # documentation, readable without the token
+    """Runs before routing, so that without the token no path under /api/v1 says if it exists."""
+    if request.path != PREFIX and not request.path.startswith(PREFIX + "/"):
+        return
     expected = gateway().settings.admin_token or ""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
@@ -317,4 +318,5 @@ def delete_target_credentials(name: str) -> Any:
 
 
 def init_app(app: Flask) -> None:
+    app.before_request(_authenticate)
     app.register_blueprint(bp)

@@ -24,10 +24,10 @@ DESCRIPTION = """\
 A self-hosted inbound webhook gateway: providers POST to a group's callback URL, the gateway
 verifies, stores and answers, then routes each event through mappings to a target.
 
-Every call under `/api/v1` needs `Authorization: Bearer {GATEWAY_ADMIN_TOKEN}` except this
-document itself, which is documentation and is served without a token. The receive endpoint
-(`/hooks/{token}`) and the operational endpoints (`/healthz`, `/readyz`, `/metrics`) take no
-admin token either.
+Every call under `/api/v1`, this document included, needs
+`Authorization: Bearer {GATEWAY_ADMIN_TOKEN}`; without it every path there answers 401, known
+or not. The receive endpoint (`/hooks/{token}`) and the operational endpoints (`/healthz`,
+`/readyz`, `/metrics`) take no admin token.
 
 Every error answers `{"error": {"code", "message", "details"?}}`; validation errors (422) list
 each problem in `details` as `{"path", "message"}`. Lists answer `{"items", "next_cursor"}`
@@ -547,10 +547,9 @@ def _admin_paths() -> dict[str, dict[str, Any]]:
         "/api/v1/openapi.json": {
             "get": _operation(
                 "getOpenApi",
-                "This document (served without a token: it is documentation)",
+                "This document",
                 "meta",
-                {"200": _json({"type": "object"}, "The OpenAPI 3.1 document.")},
-                public=True,
+                _responses({"200": _json({"type": "object"}, "The OpenAPI 3.1 document.")}, "401"),
             )
         },
         "/api/v1/connectors": {
