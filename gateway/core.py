@@ -9,6 +9,7 @@ from gateway.config import Settings
 from gateway.db import Database
 from gateway.inbox import Inbox
 from gateway.mapping_store import MappingStore
+from gateway.paging import Paging
 from gateway.registry import ConnectorRegistry
 from gateway.secrets import SecretBox
 from gateway.targets.credentials import CredentialStore
@@ -23,8 +24,10 @@ class Gateway:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings.ensure_instance_secrets()
         self.db = Database(self.settings.database_url)
-        assert self.settings.secret_key is not None
-        self.box = SecretBox(self.settings.secret_key)
+        secret_key = self.settings.secret_key
+        assert secret_key is not None
+        self._secret_key = secret_key
+        self.box = SecretBox(secret_key)
         self.inbox = Inbox(self.db, self.settings.inbox_max_batch, self.settings.commit_timeout_s)
         self.connectors = ConnectorRegistry(self.db)
         self.mappings = MappingStore(self.db)
@@ -35,6 +38,10 @@ class Gateway:
         from gateway.targets import TargetRegistry
 
         return TargetRegistry(self.settings, self.credentials)
+
+    def paging(self, scope: str) -> Paging:
+        """The pages of the list ``scope``, its cursors signed with the secret key."""
+        return Paging(self._secret_key, scope)
 
     def callback_url(self, token: str) -> str:
         return f"{self.settings.public_url}/hooks/{token}"

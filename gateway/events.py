@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Select, select, update
 
 from gateway.core import Gateway
-from gateway.errors import BadRequest, Conflict, Detail, NotFound, ValidationFailed
+from gateway.errors import Conflict, Detail, NotFound, ValidationFailed
 from gateway.models import Delivery, Event, EventResult, EventStatus, Record
 
 STATUSES = frozenset(s.value for s in EventStatus)
@@ -60,18 +60,19 @@ def filtered(query: _Query, filters: Mapping[str, Any]) -> _Query:
 
 
 def list_events(
-    gw: Gateway, filters: Mapping[str, Any], limit: int, cursor: str | None
-) -> tuple[list[Event], str | None]:
-    """Newest first; the cursor is the id below which the next page starts."""
-    query = filtered(select(Event), filters).order_by(Event.id.desc()).limit(limit + 1)
-    if cursor:
-        if not (cursor.isascii() and cursor.isdigit()) or len(cursor) > 18:
-            raise BadRequest("cursor is not one this API gave out", code="invalid_cursor")
-        query = query.where(Event.id < int(cursor))
+    gw: Gateway, filters: Mapping[str, Any], limit: int, before: int | None
+) -> list[Event]:
+    """Newest first: up to ``limit`` events of ids below ``before``."""
+    query = filtered(select(Event), filters).order_by(Event.id.desc()).limit(limit)
+    if before is not None:
+        query = query.where(Event.id < before)
     with gw.db.read_session() as session:
-        rows = list(session.scalars(query))
-    next_cursor = str(rows[limit - 1].id) if len(rows) > limit else None
-    return rows[:limit], next_cursor
+        return list(session.scalars(query))
+
+
+def event_key(event: Event) -> int:
+    """An event's place in the newest-first log: its id, which only falls along the log."""
+    return event.id
 
 
 def get_event(gw: Gateway, event_id: Any) -> tuple[Event, Delivery | None, list[EventResult]]:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, select
+from sqlalchemy import case, delete, select, tuple_
 from sqlalchemy.orm import Session
 
 from gateway.core import Gateway
@@ -281,12 +281,26 @@ def _set_secret(gw: Gateway, group: Group, secret: str | None) -> None:
 # --- webhook records ---------------------------------------------------------------------
 
 
-def list_webhooks(gw: Gateway, group_id: str) -> list[Webhook]:
+#: A group's records in their list order: the template first, then as they were made.
+WEBHOOK_ORDER = (case((Webhook.is_template, 0), else_=1), Webhook.created_at, Webhook.id)
+
+
+def webhook_key(webhook: Webhook) -> list[Any]:
+    """A record's place in ``WEBHOOK_ORDER``, as JSON can hold it."""
+    return [0 if webhook.is_template else 1, webhook.created_at.isoformat(), webhook.id]
+
+
+def list_webhooks(
+    gw: Gateway, group_id: str, limit: int | None = None, after: list[Any] | None = None
+) -> list[Webhook]:
+    """The group's records, or up to ``limit`` of them past the ``webhook_key`` ``after``."""
     query = (
-        select(Webhook)
-        .where(Webhook.group_id == group_id)
-        .order_by(Webhook.is_template.desc(), Webhook.created_at, Webhook.id)
+        select(Webhook).where(Webhook.group_id == group_id).order_by(*WEBHOOK_ORDER).limit(limit)
     )
+    if after:
+        rank, created_at, webhook_id = after
+        place = (rank, datetime.fromisoformat(created_at), webhook_id)
+        query = query.where(tuple_(*WEBHOOK_ORDER) > place)
     with gw.db.read_session() as session:
         _group(session, group_id)
         return list(session.scalars(query))

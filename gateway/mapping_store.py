@@ -74,8 +74,8 @@ class MappingStore:
             raise NotFound(f"no mapping named {name!r}{suffix}")
         return row
 
-    def latest(self) -> list[MappingVersion]:
-        """The newest version of every mapping, by name."""
+    def latest(self, limit: int | None = None, after: str | None = None) -> list[MappingVersion]:
+        """The newest version of every mapping, by name; or up to ``limit`` past ``after``."""
         newest = (
             select(MappingVersion.name, func.max(MappingVersion.version).label("version"))
             .group_by(MappingVersion.name)
@@ -89,20 +89,29 @@ class MappingStore:
                 & (MappingVersion.version == newest.c.version),
             )
             .order_by(MappingVersion.name)
+            .limit(limit)
         )
+        if after is not None:
+            query = query.where(MappingVersion.name > after)
         with self._db.read_session() as session:
             return list(session.scalars(query))
 
-    def versions(self, name: str) -> list[MappingVersion]:
+    def versions(
+        self, name: str, limit: int | None = None, before: int | None = None
+    ) -> list[MappingVersion]:
+        """Newest first; or up to ``limit`` of the versions below ``before``."""
         query = (
             select(MappingVersion)
             .where(MappingVersion.name == name)
             .order_by(MappingVersion.version.desc())
+            .limit(limit)
         )
+        if before is not None:
+            query = query.where(MappingVersion.version < before)
         with self._db.read_session() as session:
             rows = list(session.scalars(query))
-        if not rows:
-            raise NotFound(f"no mapping named {name!r}")
+            if not rows and self._latest(session, name) is None:
+                raise NotFound(f"no mapping named {name!r}")
         return rows
 
     def compiled(self, name: str, version: int | None = None) -> CompiledMapping:

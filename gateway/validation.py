@@ -19,6 +19,18 @@ def json_path(error: ValidationError) -> str:
     return path or "$"
 
 
+def whole_number(text: str, maximum: int) -> int | None:
+    """``text`` as a whole number up to ``maximum``, or None when it is anything else.
+
+    ASCII digits only: ``str.isdigit`` also takes '²', which ``int`` refuses; and no longer
+    than ``maximum`` (leading zeros aside), since ``int`` refuses more than 4300 digits.
+    """
+    if not (text.isascii() and text.isdigit()) or len(text.lstrip("0")) > len(str(maximum)):
+        return None
+    number = int(text)
+    return number if number <= maximum else None
+
+
 def details_of(errors: Iterable[ValidationError]) -> list[Detail]:
     return [
         Detail(json_path(e), e.message)

@@ -3,30 +3,33 @@
 from __future__ import annotations
 
 import hmac
-from typing import Any
+from collections.abc import Callable, Sequence
+from functools import partial
+from operator import attrgetter
+from typing import Any, TypeVar
 
 from flask import Blueprint, Flask, jsonify, request
 
 from gateway import events as event_log
-from gateway import groups
+from gateway import groups, paging
 from gateway.api import openapi, schemas
 from gateway.errors import BadRequest, Detail, NotFound, Unauthorized, ValidationFailed
 from gateway.preview import preview
 from gateway.targets import credentials
 from gateway.targets.usage import target_usage
-from gateway.validation import Schema
+from gateway.validation import Schema, whole_number
 from gateway.web import gateway
 
-bp = Blueprint("admin", __name__, url_prefix="/api/v1")
+PREFIX = "/api/v1"
+bp = Blueprint("admin", __name__, url_prefix=PREFIX)
 
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 500
+T = TypeVar("T")
 
 
-@bp.before_request
 def _authenticate() -> None:
-    if request.endpoint == "admin.openapi_document":
-        return  # documentation, readable without the token
+    """Runs before routing, so that without the token no path under /api/v1 says if it exists."""
+    if request.path != PREFIX and not request.path.startswith(PREFIX + "/"):
+        return
     expected = gateway().settings.admin_token or ""
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
@@ -59,18 +62,16 @@ def _body(schema: Schema | None = None) -> dict[str, Any]:
     return schema.validate(data) if schema else data
 
 
-def _page() -> tuple[int, str | None]:
-    raw = request.args.get("limit", str(DEFAULT_LIMIT))
-    if not _whole_number(raw) or not 1 <= int(raw) <= MAX_LIMIT:
-        raise BadRequest(
-            f"limit must be a whole number from 1 to {MAX_LIMIT}", code="invalid_limit"
-        )
-    return int(raw), request.args.get("cursor") or None
-
-
-def _whole_number(text: str) -> bool:
-    """ASCII digits only: ``str.isdigit`` also takes '²', which ``int`` refuses."""
-    return text.isascii() and text.isdigit()
+def _list(
+    read: Callable[[int, paging.Key | None], Sequence[T]],
+    key: Callable[[T], paging.Key],
+    view: Callable[[T], Any],
+) -> Any:
+    """A page of a list, every list paged alike; its cursors are bound to the list's path."""
+    limit = paging.parse_limit(request.args.get("limit"))
+    pages = gateway().paging(request.path)
+    rows, next_cursor = pages.page(read, key, limit, request.args.get("cursor"))
+    return jsonify(items=[view(row) for row in rows], next_cursor=next_cursor)
 
 
 def _created(payload: Any) -> Any:
@@ -87,10 +88,13 @@ def openapi_document() -> Any:
 # --- connectors --------------------------------------------------------------------------
 
 
+_by_name = attrgetter("name")
+
+
 @bp.get("/connectors")
 def list_connectors() -> Any:
-    items = [profile.public() for profile in gateway().connectors.all()]
-    return jsonify(items=items, next_cursor=None)
+    profiles = gateway().connectors.all()
+    return _list(paging.in_memory(profiles, _by_name), _by_name, lambda p: p.public())
 
 
 @bp.post("/connectors")
@@ -115,10 +119,7 @@ def create_group() -> Any:
 @bp.get("/groups")
 def list_groups() -> Any:
     gw = gateway()
-    limit, cursor = _page()
-    rows = groups.list_groups(gw, limit + 1, cursor)
-    next_cursor = rows[limit - 1].id if len(rows) > limit else None
-    return jsonify(items=[groups.group_view(gw, g) for g in rows[:limit]], next_cursor=next_cursor)
+    return _list(partial(groups.list_groups, gw), attrgetter("id"), partial(groups.group_view, gw))
 
 
 @bp.get("/groups/<group_id>")
@@ -156,8 +157,8 @@ def rotate_secret(group_id: str) -> Any:
 
 @bp.get("/groups/<group_id>/webhooks")
 def list_webhooks(group_id: str) -> Any:
-    rows = groups.list_webhooks(gateway(), group_id)
-    return jsonify(items=[groups.webhook_view(w) for w in rows], next_cursor=None)
+    read = partial(groups.list_webhooks, gateway(), group_id)
+    return _list(read, groups.webhook_key, groups.webhook_view)
 
 
 # --- webhook records ---------------------------------------------------------------------
@@ -202,23 +203,24 @@ def mapping_view(row: Any) -> dict[str, Any]:
 
 @bp.get("/mappings")
 def list_mappings() -> Any:
-    return jsonify(items=[mapping_view(r) for r in gateway().mappings.latest()], next_cursor=None)
+    return _list(gateway().mappings.latest, _by_name, mapping_view)
 
 
 @bp.get("/mappings/<name>")
 def show_mapping(name: str) -> Any:
     version = request.args.get("version")
-    if version is not None and not (_whole_number(version) and int(version) <= schemas.MAX_INT32):
+    number = None if version is None else whole_number(version, schemas.MAX_INT32)
+    if version is not None and number is None:
         raise BadRequest(
             f"version must be a whole number up to {schemas.MAX_INT32}", code="invalid_version"
         )
-    return jsonify(mapping_view(gateway().mappings.get(name, int(version) if version else None)))
+    return jsonify(mapping_view(gateway().mappings.get(name, number)))
 
 
 @bp.get("/mappings/<name>/versions")
 def mapping_versions(name: str) -> Any:
-    rows = gateway().mappings.versions(name)
-    return jsonify(items=[mapping_view(r) for r in rows], next_cursor=None)
+    read = partial(gateway().mappings.versions, name)
+    return _list(read, attrgetter("version"), mapping_view)
 
 
 @bp.put("/mappings/<name>")
@@ -268,10 +270,9 @@ EVENT_FILTERS = ("group_id", "type", "status", "since", "until")
 
 @bp.get("/events")
 def list_events() -> Any:
-    limit, cursor = _page()
     filters = {k: request.args[k] for k in EVENT_FILTERS if request.args.get(k)}
-    rows, next_cursor = event_log.list_events(gateway(), filters, limit, cursor)
-    return jsonify(items=[event_log.event_summary(e) for e in rows], next_cursor=next_cursor)
+    read = partial(event_log.list_events, gateway(), filters)
+    return _list(read, event_log.event_key, event_log.event_summary)
 
 
 @bp.get("/events/<event_id>")
@@ -304,7 +305,12 @@ def show_record(obj: str, external_id: str) -> Any:
 @bp.get("/targets")
 def list_targets() -> Any:
     """Targets in use with the API usage each last reported (Salesforce's daily limit)."""
-    return jsonify(items=target_usage(gateway()), next_cursor=None)
+    return _list(paging.in_memory(target_usage(gateway()), _target_key), _target_key, dict)
+
+
+def _target_key(target: dict[str, Any]) -> list[Any]:
+    """The default target first, then the others by name, as ``target_usage`` orders them."""
+    return [0 if target["default"] else 1, target["name"]]
 
 
 @bp.get("/targets/<name>/credentials")
@@ -329,4 +335,5 @@ def delete_target_credentials(name: str) -> Any:
 
 
 def init_app(app: Flask) -> None:
+    app.before_request(_authenticate)
     app.register_blueprint(bp)

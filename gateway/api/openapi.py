@@ -16,6 +16,7 @@ from typing import Any
 
 from gateway.api import schemas
 from gateway.models import EventStatus
+from gateway.paging import DEFAULT_LIMIT, MAX_LIMIT
 
 OPENAPI_PATH = "/api/v1/openapi.json"
 
@@ -23,13 +24,16 @@ DESCRIPTION = """\
 A self-hosted inbound webhook gateway: providers POST to a group's callback URL, the gateway
 verifies, stores and answers, then routes each event through mappings to a target.
 
-Every call under `/api/v1` needs `Authorization: Bearer {GATEWAY_ADMIN_TOKEN}` except this
-document itself, which is documentation and is served without a token. The receive endpoint
-(`/hooks/{token}`) and the operational endpoints (`/healthz`, `/readyz`, `/metrics`) take no
-admin token either.
+Every call under `/api/v1`, this document included, needs
+`Authorization: Bearer {GATEWAY_ADMIN_TOKEN}`; without it every path there answers 401, known
+or not. The receive endpoint (`/hooks/{token}`) and the operational endpoints (`/healthz`,
+`/readyz`, `/metrics`) take no admin token.
 
 Every error answers `{"error": {"code", "message", "details"?}}`; validation errors (422) list
-each problem in `details` as `{"path", "message"}`. Lists answer `{"items", "next_cursor"}`.
+each problem in `details` as `{"path", "message"}`. Lists answer `{"items", "next_cursor"}`
+and take `limit` (1 to 500, default 50) and `cursor`: pass `next_cursor` unchanged to get the
+next page, until it is null. A cursor is bound to the list that gave it out; any other answers
+400 `invalid_cursor`, and a bad `limit` 400 `invalid_limit`, each with `details`.
 Secrets are write-only: responses show at most a masked `secret_hint`.
 """
 
@@ -416,7 +420,8 @@ EXAMPLES: dict[str, Any] = {
 ERROR_RESPONSES = {
     "400": (
         "BadRequest",
-        "The request is malformed: a body that is not a JSON object, or a bad query parameter.",
+        "The request is malformed: a body that is not a JSON object, or a bad query parameter"
+        " (`invalid_limit`, `invalid_cursor`: `details` names it).",
     ),
     "401": ("Unauthorized", "No valid `Authorization: Bearer` admin token."),
     "404": ("NotFound", "No such resource."),
@@ -475,9 +480,15 @@ def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
 
 PAGE = [
     _query(
-        "limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}, "Items per page."
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+        "Items per page.",
     ),
-    _query("cursor", {"type": "string"}, "The `next_cursor` of the previous page."),
+    _query(
+        "cursor",
+        {"type": "string"},
+        "The `next_cursor` of the previous page of this same list, unchanged.",
+    ),
 ]
 GROUP_ID = _path("group_id", "The group's id.")
 WEBHOOK_ID = _path("webhook_id", "The webhook record's id.")
@@ -552,10 +563,9 @@ def _admin_paths() -> dict[str, dict[str, Any]]:
         "/api/v1/openapi.json": {
             "get": _operation(
                 "getOpenApi",
-                "This document (served without a token: it is documentation)",
+                "This document",
                 "meta",
-                {"200": _json({"type": "object"}, "The OpenAPI 3.1 document.")},
-                public=True,
+                _responses({"200": _json({"type": "object"}, "The OpenAPI 3.1 document.")}, "401"),
             )
         },
         "/api/v1/connectors": {
@@ -563,7 +573,11 @@ def _admin_paths() -> dict[str, dict[str, Any]]:
                 "listConnectors",
                 "The connector profiles, shipped and custom",
                 "connectors",
-                _responses({"200": _json(_ref("ConnectorList"), "Every profile.")}, "401 503"),
+                _responses(
+                    {"200": _json(_ref("ConnectorList"), "A page of profiles, by name.")},
+                    "400 401 503",
+                ),
+                parameters=PAGE,
             ),
             "post": _operation(
                 "registerConnector",
@@ -651,10 +665,10 @@ def _admin_paths() -> dict[str, dict[str, Any]]:
                 "A group's webhook records, the template first",
                 "webhooks",
                 _responses(
-                    {"200": _json(_ref("WebhookList"), "Every record of the group.")},
-                    "401 404 503",
+                    {"200": _json(_ref("WebhookList"), "A page of the group's records.")},
+                    "400 401 404 503",
                 ),
-                parameters=[GROUP_ID],
+                parameters=[GROUP_ID, *PAGE],
             )
         },
         "/api/v1/webhooks/{webhook_id}": {
@@ -699,7 +713,11 @@ def _admin_paths() -> dict[str, dict[str, Any]]:
                 "listMappings",
                 "The newest version of every mapping document",
                 "mappings",
-                _responses({"200": _json(_ref("MappingList"), "Every mapping.")}, "401 503"),
+                _responses(
+                    {"200": _json(_ref("MappingList"), "A page of mappings, by name.")},
+                    "400 401 503",
+                ),
+                parameters=PAGE,
             )
         },
         "/api/v1/mappings/{name}": {
@@ -739,8 +757,10 @@ def _admin_paths() -> dict[str, dict[str, Any]]:
                 "listMappingVersions",
                 "Every version of a mapping document, newest first",
                 "mappings",
-                _responses({"200": _json(_ref("MappingList"), "Every version.")}, "401 404 503"),
-                parameters=[MAPPING_NAME],
+                _responses(
+                    {"200": _json(_ref("MappingList"), "A page of versions.")}, "400 401 404 503"
+                ),
+                parameters=[MAPPING_NAME, *PAGE],
             )
         },
         "/api/v1/mappings/{name}/preview": {
@@ -851,7 +871,11 @@ def _admin_paths() -> dict[str, dict[str, Any]]:
                 "listTargets",
                 "The targets in use, each with the API usage it last reported",
                 "targets",
-                _responses({"200": _json(_ref("TargetList"), "Every target.")}, "401 503"),
+                _responses(
+                    {"200": _json(_ref("TargetList"), "A page of targets, the default first.")},
+                    "400 401 503",
+                ),
+                parameters=PAGE,
             )
         },
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
@@ -26,10 +27,12 @@ def _filters(source: Any) -> dict[str, str]:
 
 @bp.get("/events")
 def event_list() -> Any:
+    gw = gateway()
     filters = _filters(request.args)
+    read = partial(event_log.list_events, gw, filters)
     try:
-        rows, more = event_log.list_events(
-            gateway(), filters, PAGE, request.args.get("cursor") or None
+        rows, more = gw.paging(request.path).page(
+            read, event_log.event_key, PAGE, request.args.get("cursor")
         )
     except GatewayError as error:
         return _list_page(filters, error)

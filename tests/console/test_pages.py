@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import json
 import re
 from collections.abc import Callable
 from typing import Any
@@ -10,6 +12,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from gateway.connectors import sample_delivery
+from gateway.console import event_pages
 from gateway.console.mapping_pages import line_map, line_of, pretty
 from gateway.core import Gateway
 from gateway.verify import sign
@@ -402,6 +405,26 @@ def test_filters_narrow_the_log_and_bad_ones_are_explained(console: Console, set
     response = console.get("/admin/events?since=yesterday")
     assert response.status_code == 422
     assert "cannot parse" in response.text
+
+
+def test_older_events_page_on_and_a_made_up_cursor_is_explained(
+    console: Console, group_factory: Callable[..., Any], deliver: Callable[..., Any]
+) -> None:
+    group = group_factory(events=["inventory.moved"])
+    for number in range(event_pages.PAGE + 1):
+        event = {"id": f"e-{number}", "topic": "inventory.moved", "data": {"itemId": "A-1"}}
+        assert deliver(group, json.dumps(event).encode()).status_code == 200
+
+    newest = console.get("/admin/events").text
+    older = re.search(r'href="([^"]*cursor=[^"]*)">Older events', newest)
+    assert older, "the first page links to older events"
+    oldest = console.get(html.unescape(older.group(1)))
+    made_up = console.get("/admin/events?cursor=12")
+
+    assert 'href="/admin/events/1"' not in newest
+    assert 'href="/admin/events/1"' in oldest.text and "Older events" not in oldest.text
+    assert made_up.status_code == 400
+    assert "cursor is not one this list gave out" in made_up.text
 
 
 def test_replaying_one_event(console: Console, setup: Any, admin: Any) -> None:

@@ -50,6 +50,7 @@ MAPPING = {
         }
     ],
 }
+AUTHORIZATION = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 #: The seeded object a path parameter names, by the operation's path where it differs.
 NAMES = {"/api/v1/connectors/{name}": "xemelgo"}
 
@@ -95,7 +96,7 @@ def seeded(admin: Any, group_factory: Any, deliver: Any, worker: Any) -> dict[st
 
 @pytest.fixture
 def api_schema(app: Flask, seeded: dict[str, Any]) -> Any:
-    schema = schemathesis.openapi.from_wsgi(OPENAPI_PATH, app)
+    schema = schemathesis.openapi.from_wsgi(OPENAPI_PATH, app, headers=AUTHORIZATION)
 
     @schema.hook
     def flatmap_path_parameters(context: Any, path_parameters: dict[str, Any] | None) -> Any:
@@ -126,4 +127,4 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 )
 @schema.parametrize()
 def test_the_api_keeps_its_openapi_document(case: Any) -> None:
-    case.call_and_validate(headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, checks=CHECKS)
+    case.call_and_validate(headers=AUTHORIZATION, checks=CHECKS)

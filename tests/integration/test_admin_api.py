@@ -27,6 +27,27 @@ def test_every_admin_call_needs_the_bearer_token(client: Any, authorization: str
     assert response.get_json()["error"]["code"] == "unauthorized"
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("GET", "/api/v1/no-such-thing", 404),  # an unknown path
+        ("GET", "/api/v1/groups/some-id/no-such-thing", 404),  # unknown below a known one
+        ("GET", "/api/v1", 404),  # the prefix itself
+        ("GET", "/api/v1/", 404),
+        ("PUT", "/api/v1/events", 405),  # a known path, an unserved method
+    ],
+)
+def test_without_the_token_no_admin_path_says_whether_it_exists(
+    client: Any, admin: Any, method: str, path: str, status: int
+) -> None:
+    anonymous = client.open(path, method=method)
+    authorized = client.open(path, method=method, headers=admin.headers)
+
+    assert (anonymous.status_code, anonymous.get_json()["error"]["code"]) == (401, "unauthorized")
+    assert authorized.status_code == status
+    assert authorized.get_json()["error"]["message"]
+
+
 def test_creating_a_group_gives_its_callback_url_and_blank_template(admin: Any) -> None:
     response = admin.post(
         "/groups",

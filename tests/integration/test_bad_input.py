@@ -64,12 +64,14 @@ def test_a_mapping_cannot_be_named_with_a_nul_character(admin: Any) -> None:
     ("path", "status", "code"),
     [
         ("/groups?limit=%C2%B2", 400, "invalid_limit"),  # '²' passes str.isdigit
+        ("/groups?limit=" + "9" * 5000, 400, "invalid_limit"),  # past int()'s digits
         ("/events?limit=%C2%B2", 400, "invalid_limit"),
         ("/events?cursor=99999999999999999999999", 400, "invalid_cursor"),  # past bigint
         ("/events?cursor=%C2%B2", 400, "invalid_cursor"),
         ("/events/%C2%B2", 404, "not_found"),
         ("/mappings/items?version=%C2%B2", 400, "invalid_version"),
         ("/mappings/items?version=2147483648", 400, "invalid_version"),  # past integer
+        ("/mappings/items?version=" + "9" * 5000, 400, "invalid_version"),  # past int()'s digits
     ],
 )
 def test_numbers_that_are_not_ascii_or_do_not_fit_are_refused(

@@ -1,4 +1,4 @@
-"""The OpenAPI document: valid OpenAPI 3.1, served without a token, true to the routes Flask has."""
+"""The OpenAPI document: valid OpenAPI 3.1, served with the token, true to the routes Flask has."""
 
 from __future__ import annotations
 
@@ -25,8 +25,9 @@ from gateway.web import create_app
 PUBLIC_URL = "http://127.0.0.1:8000"
 #: Routes the document describes besides the admin API.
 OTHER_PREFIXES = ("/hooks/", "/healthz", "/readyz", "/metrics")
-#: Operations anyone may call: the document itself, the receive endpoint and operations.
-PUBLIC = {"getOpenApi", "receive", "receiveByPut", "healthz", "readyz", "metrics"}
+#: Operations anyone may call: the receive endpoint and operations.
+PUBLIC = {"receive", "receiveByPut", "healthz", "readyz", "metrics"}
+TOKEN = "t" * 24
 
 
 @pytest.fixture
@@ -36,7 +37,7 @@ def flask_app(tmp_path: Path) -> Iterator[Flask]:
         instance_path=tmp_path,
         database_url=f"sqlite:///{tmp_path / 'unused.db'}",
         public_url=PUBLIC_URL,
-        admin_token="t" * 24,
+        admin_token=TOKEN,
         secret_key=Fernet.generate_key().decode(),
     )
     gateway = Gateway(settings)
@@ -69,14 +70,16 @@ def test_the_document_is_valid_openapi_3_1(document: dict[str, Any]) -> None:
     assert document["openapi"].startswith("3.1")
 
 
-def test_it_is_served_without_the_token_and_says_so(flask_app: Flask) -> None:
-    response = flask_app.test_client().get(openapi.OPENAPI_PATH)
+def test_it_is_served_with_the_token_like_every_admin_call(flask_app: Flask) -> None:
+    client = flask_app.test_client()
+
+    response = client.get(openapi.OPENAPI_PATH, headers={"Authorization": f"Bearer {TOKEN}"})
 
     assert response.status_code == 200
     served = response.get_json()
     assert served == openapi.document(PUBLIC_URL)
     assert served["servers"] == [{"url": PUBLIC_URL}]
-    assert "without a token" in served["info"]["description"]
+    assert client.get(openapi.OPENAPI_PATH).status_code == 401
 
 
 def test_every_route_is_described_and_every_description_is_a_route(
@@ -156,3 +159,26 @@ def test_every_request_example_is_valid(document: dict[str, Any]) -> None:
         for media in operation.get("requestBody", {}).get("content", {}).values():
             name = media["schema"].get("$ref", "").rsplit("/", 1)[-1]
             assert media.get("example") == openapi.EXAMPLES.get(name), key
+
+
+def test_every_list_takes_limit_and_cursor_and_documents_their_400(
+    document: dict[str, Any],
+) -> None:
+    lists = {
+        key: operation
+        for key, operation in _operations(document).items()
+        if _answer_schema(operation).get("$ref", "").endswith("List")
+    }
+
+    assert len(lists) == 7
+    for key, operation in lists.items():
+        query = {p["name"] for p in operation["parameters"] if p["in"] == "query"}
+        assert {"limit", "cursor"} <= query, key
+        assert "400" in operation["responses"], key
+
+
+def _answer_schema(operation: dict[str, Any]) -> dict[str, Any]:
+    """The JSON schema of an operation's 200 answer, if it has one."""
+    answer = operation["responses"].get("200", {})
+    schema: dict[str, Any] = answer.get("content", {}).get("application/json", {}).get("schema", {})
+    return schema
