@@ -26,7 +26,7 @@ from werkzeug.wsgi import get_content_length, get_input_stream
 from gateway.config import Settings
 from gateway.connectors import Profile
 from gateway.core import Gateway
-from gateway.errors import BadRequest, PayloadTooLarge, StoreUnavailable
+from gateway.errors import BadRequest, PayloadTooLarge, StoreUnavailable, VerificationFailed
 from gateway.groups import accepted_secrets, find_by_token
 from gateway.inbox import GroupChanged, NewDelivery, Receipt, group_state
 from gateway.intake import IncomingEvent, split_delivery
@@ -70,15 +70,19 @@ class GroupCache:
     """Active groups by callback token, so that a delivery needs no read before its write.
 
     An entry may be stale: each delivery carries the group state it was verified against, and
-    the inbox stores it only if that state still holds when it commits.
+    the inbox stores it only if that state still holds when it commits. A delivery the stale
+    entry refuses never reaches that check, so the receive path reads the group again before
+    it refuses one (:meth:`Hooks._verified`).
     """
 
     def __init__(self, limit: int = 10_000) -> None:
         self._groups: dict[str, KnownGroup] = {}
         self._limit = limit
 
-    def find(self, gw: Gateway, token: str) -> KnownGroup:
-        return self._groups.get(token) or self.refresh(gw, token)
+    def find(self, gw: Gateway, token: str) -> tuple[KnownGroup, bool]:
+        """The group, and whether it was just read (False: from the cache, perhaps stale)."""
+        cached = self._groups.get(token)
+        return (cached, False) if cached else (self.refresh(gw, token), True)
 
     def refresh(self, gw: Gateway, token: str) -> KnownGroup:
         """Read the group again; NotFound (and no entry) once it is rotated out or disabled."""
@@ -126,10 +130,10 @@ class Hooks:
         started = time.perf_counter()
         group_label = "unknown"
         try:
-            group = self._groups.find(self._gw, token)
+            group, fresh = self._groups.find(self._gw, token)
             group_label = group.group.id
             request = _Request.of(environ, self._gw.settings)
-            receipt = self._store(token, group, request)
+            receipt = self._store(token, request, group, fresh)
         except Exception as exc:
             error = as_gateway_error(exc)
             _counter(DELIVERIES, group_label, error.code).inc()
@@ -145,14 +149,34 @@ class Hooks:
         RECEIVE_LATENCY.observe(time.perf_counter() - started)
         return 200, _receipt_json(receipt), {}
 
-    def _store(self, token: str, group: KnownGroup, request: _Request) -> Receipt:
+    def _store(self, token: str, request: _Request, group: KnownGroup, fresh: bool) -> Receipt:
         """Verify, parse and store; start over with the group read afresh if it has changed."""
         for _ in range(ATTEMPTS):
             try:
-                return self._gw.inbox.store(_verified_delivery(self._gw, group, request))
+                delivery = self._verified(token, request, group, fresh)
+                return self._gw.inbox.store(delivery)
             except GroupChanged:
-                group = self._groups.refresh(self._gw, token)
+                group, fresh = self._groups.refresh(self._gw, token), True
         raise StoreUnavailable("the webhook group kept changing; retry later")
+
+    def _verified(
+        self, token: str, request: _Request, group: KnownGroup, fresh: bool
+    ) -> NewDelivery:
+        """Verify against the group; if a cached one refuses, against the group as it is now.
+
+        Only a delivery that reaches the commit tells the cache its group changed; one signed
+        with a secret set since would be refused for as long as the entry lives. An unchanged
+        group's refusal stands, so a valid delivery never pays for the extra read.
+        """
+        try:
+            return _verified_delivery(self._gw, group, request)
+        except VerificationFailed:
+            if fresh:
+                raise
+            current = self._groups.refresh(self._gw, token)
+            if current.state == group.state:
+                raise
+            return _verified_delivery(self._gw, current, request)
 
 
 def _json(body: dict[str, Any]) -> bytes:
