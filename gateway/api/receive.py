@@ -19,8 +19,9 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask
+from gunicorn.http.errors import ParseException
 from prometheus_client import Counter
-from werkzeug.exceptions import MethodNotAllowed
+from werkzeug.exceptions import ClientDisconnected, MethodNotAllowed
 from werkzeug.wsgi import get_content_length, get_input_stream
 
 from gateway.config import Settings
@@ -50,6 +51,8 @@ MAX_CONTENT_TYPE = 200
 _COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
 #: Tries to store a delivery whose group changes under it before the sender is told to retry.
 ATTEMPTS = 3
+#: How much of the server's reason for refusing a chunked body an error message repeats.
+MAX_REASON = 200
 
 
 @dataclass(frozen=True)
@@ -292,9 +295,35 @@ def _read_body(environ: WSGIEnvironment, limit: int) -> bytes:
     declared = get_content_length(environ)
     if declared is not None and declared > limit:
         raise PayloadTooLarge(f"the body is {declared} bytes; the limit is {limit}")
-    body = get_input_stream(environ).read(limit + 1)
+    body = _read_input(environ, limit + 1)
     if len(body) > limit:
         raise PayloadTooLarge(f"the body is larger than the limit of {limit} bytes")
+    if declared is not None and len(body) < declared:
+        raise BadRequest(
+            f"the request body ended after {len(body)} of its {declared} bytes",
+            code="body_incomplete",
+        )
+    return body
+
+
+def _read_input(environ: WSGIEnvironment, size: int) -> bytes:
+    """Read the body, refusing one the server cannot read whole as the sender's fault (400).
+
+    PEP 3333 names no error for that, so each server raises its own: gunicorn a ParseException
+    for chunks it cannot parse and NoMoreData (an OSError) for a body cut short; werkzeug's
+    servers OSError or ClientDisconnected.
+    """
+    try:
+        body: bytes = get_input_stream(environ).read(size)
+    except ParseException as exc:
+        raise BadRequest(
+            f"the chunked request body is malformed: {str(exc)[:MAX_REASON]}",
+            code="body_malformed",
+        ) from exc
+    except (OSError, ClientDisconnected) as exc:
+        raise BadRequest(
+            "the request body ended before it was complete", code="body_incomplete"
+        ) from exc
     return body
 
 
