@@ -1,7 +1,8 @@
 """Requests a real gunicorn cannot read whole: each a 4xx with the contract's error body.
 
 Sent over raw sockets, as no HTTP client sends them, to one gunicorn started as the shipped
-configuration starts it.
+configuration starts it. Both gunicorn's own refusals (a request line or headers it will not
+parse) and the receive endpoint's (a body it cannot read) are covered.
 """
 
 from __future__ import annotations
@@ -118,4 +119,33 @@ def test_a_delivery_whose_body_cannot_be_read_whole_is_400(
     answer = _exchange(served.port, _post(served.hook, headers, body), end_of_input=end_of_input)
 
     _assert_error_body(answer, 400, code)
+    assert answer.closed
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "code"),
+    [
+        (
+            b"GET /healthz HTTP/1.1\r\nX-Big: " + b"a" * 40_000 + b"\r\n\r\n",
+            431,
+            "request_header_fields_too_large",
+        ),
+        (
+            b"GET /healthz HTTP/1.1\r\n"
+            + b"".join(b"X-H%d: 1\r\n" % i for i in range(201))
+            + b"\r\n",
+            431,
+            "request_header_fields_too_large",
+        ),
+        (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n", 414, "uri_too_long"),
+        (b"GET /healthz HTTP/1.1\r\nBad Name: x\r\n\r\n", 400, "bad_request"),
+    ],
+    ids=["header too large", "too many headers", "request line too long", "space in a name"],
+)
+def test_requests_gunicorn_refuses_get_the_contracts_error_body(
+    served: Served, request_bytes: bytes, status: int, code: str
+) -> None:
+    answer = _exchange(served.port, request_bytes)
+
+    _assert_error_body(answer, status, code)
     assert answer.closed
