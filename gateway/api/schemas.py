@@ -81,7 +81,13 @@ GROUP_UPDATE = _object(
 ROTATE_SECRET = _object(
     {
         "secret": {"type": "string", "minLength": 1, "maxLength": 1024},
-        "previous_valid_for_s": {"type": "integer", "minimum": 0, "maximum": 90 * 86400},
+        "previous_valid_for_s": {
+            "description": "How long the secret this one replaces is still accepted (0, or"
+            " omitted: not at all). A secret replaced before it stops being accepted now.",
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 90 * 86400,
+        },
     },
     ("secret",),
 )
