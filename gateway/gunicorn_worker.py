@@ -21,8 +21,8 @@ class JsonErrorWorker(GeventWorker):
     """gevent's worker, but for how gunicorn writes the errors it answers itself."""
 
     def init_process(self) -> None:
-        # The base worker's handle_error writes through this module function, and nothing
-        # else in a worker process calls it; in the worker process only, after the fork.
+        # Set after the fork, in the worker process: the base worker's handle_error writes
+        # through this module function, and nothing else there calls it.
         util.write_error = write_json_error
         super().init_process()
 
