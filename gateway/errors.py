@@ -45,6 +45,11 @@ class GatewayError(Exception):
         return {"error": error}
 
 
+def error_code(reason: str) -> str:
+    """An HTTP reason phrase as an error code: ``URI Too Long`` is ``uri_too_long``."""
+    return reason.lower().replace(" ", "_").replace("'", "")
+
+
 class BadRequest(GatewayError):
     """The request is malformed."""
 

@@ -170,11 +170,7 @@ def rotate_secret(gw: Gateway, group_id: str, secret: str, previous_valid_for_s:
     with gw.db.session() as session:
         group = _group(session, group_id)
         _check_secret(gw.connectors.get(group.connector), secret)
-        previous = group.secret_ciphertext
-        _set_secret(gw, group, secret)
-        if previous and previous_valid_for_s > 0:
-            group.previous_secret_ciphertext = previous
-            group.previous_secret_expires_at = now() + timedelta(seconds=previous_valid_for_s)
+        _set_secret(gw, group, secret, keep_previous_for_s=previous_valid_for_s)
         group.updated_at = now()
     return group
 
@@ -273,7 +269,19 @@ def _check_secret(profile: Any, secret: str | None) -> None:
         )
 
 
-def _set_secret(gw: Gateway, group: Group, secret: str | None) -> None:
+def _set_secret(
+    gw: Gateway, group: Group, secret: str | None, keep_previous_for_s: int = 0
+) -> None:
+    """Switch to ``secret``, keeping the one it replaces for ``keep_previous_for_s`` at most.
+
+    A secret kept from an earlier change is dropped either way: once rotated out twice, a
+    secret must stop working, whatever window its own rotation gave it.
+    """
+    kept = group.secret_ciphertext if keep_previous_for_s > 0 else None
+    group.previous_secret_ciphertext = kept
+    group.previous_secret_expires_at = (
+        now() + timedelta(seconds=keep_previous_for_s) if kept else None
+    )
     group.secret_ciphertext = gw.box.encrypt(secret) if secret else None
     group.secret_hint = hint(secret)
 

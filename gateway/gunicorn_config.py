@@ -32,7 +32,8 @@ __all__ = [
 
 bind = os.environ.get("GATEWAY_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GATEWAY_WEB_WORKERS", "2"))
-worker_class = "gevent"
+# gevent's worker, answering the requests gunicorn refuses itself with the JSON error body.
+worker_class = "gateway.gunicorn_worker.JsonErrorWorker"
 # Connections each worker serves at once; the rest wait in the listen backlog for a free one.
 # A low cap spreads keep-alive senders over the workers (a worker accepts whatever is pending
 # when it wakes) and keeps every worker's group commits full.
@@ -41,6 +42,7 @@ timeout = 30
 graceful_timeout = 20
 keepalive = 5
 # Room for large provider headers; the app answers oversized ones with a JSON 400 itself.
+# Past these limits gunicorn refuses the request (431, 414), in JSON through the worker class.
 limit_request_field_size = 32768
 limit_request_fields = 200
 limit_request_line = 8190

@@ -171,9 +171,13 @@ def _mac(key: bytes, content: bytes, algorithm: str = "sha256") -> bytes:
     return hmac.new(key, content, _ALGORITHMS[algorithm]).digest()
 
 
+def _matches(expected: Iterable[bytes], received: Sequence[bytes]) -> bool:
+    """Whether any received value equals any expected one, each comparison constant-time."""
+    return any(hmac.compare_digest(e, r) for e in expected for r in received)
+
+
 def _require_match(expected: Iterable[bytes], received: Sequence[bytes], code: str) -> None:
-    """Pass when any received value equals any expected one, each comparison constant-time."""
-    if not any(hmac.compare_digest(e, r) for e in expected for r in received):
+    if not _matches(expected, received):
         raise VerificationFailed("no accepted secret matches what was sent", code=code)
 
 
@@ -200,13 +204,36 @@ def _decode_digest(text: str, encoding: str, size: int) -> bytes:
     return raw
 
 
-def _v1_digests(signatures: Sequence[str], encoding: str) -> list[bytes]:
-    """Decode the v1 (HMAC-SHA256) signatures; a header with none has nothing for us to check."""
+def _require_v1_match(expected: Iterable[bytes], signatures: Sequence[str], encoding: str) -> None:
+    """Pass when one of the v1 (HMAC-SHA256) signatures is an expected digest.
+
+    Senders list one signature per active secret; a malformed one among them is one that does
+    not match, as the reference libraries read it. Only a lone signature's fault is reported.
+    """
     if not signatures:
         raise VerificationFailed(
             "the signature header has no v1 signature", code="signature_missing"
         )
-    return [_decode_digest(signature, encoding, 32) for signature in signatures]
+    if len(signatures) == 1:
+        received = [_decode_digest(signatures[0], encoding, 32)]
+        _require_match(expected, received, "signature_mismatch")
+        return
+    digests = [d for d in (_digest_or_none(s, encoding, 32) for s in signatures) if d is not None]
+    if not _matches(expected, digests):
+        malformed = len(signatures) - len(digests)
+        raise VerificationFailed(
+            f"none of the {len(signatures)} v1 signatures matches an accepted secret"
+            + (f" ({malformed} of them malformed)" if malformed else ""),
+            code="signature_mismatch",
+        )
+
+
+def _digest_or_none(text: str, encoding: str, size: int) -> bytes | None:
+    """A received signature decoded, or None when it is malformed."""
+    try:
+        return _decode_digest(text, encoding, size)
+    except VerificationFailed:
+        return None
 
 
 def _check_timestamp(text: str | None, spec: Mapping[str, Any], now: float) -> None:
@@ -294,10 +321,9 @@ def _stripe_check(spec: Mapping[str, Any], delivery: _Delivery) -> None:
             "the signature header has several t= values", code="timestamp_invalid"
         )
     _check_timestamp(stamps[0] if stamps else None, spec, delivery.now)
-    received = _v1_digests(fields.get("v1", []), "hex")
     content = f"{stamps[0]}.".encode() + delivery.body
     expected = (_mac(s.encode(), content) for s in delivery.secrets)
-    _require_match(expected, received, "signature_mismatch")
+    _require_v1_match(expected, fields.get("v1", []), "hex")
 
 
 def _stripe_sign(spec: Mapping[str, Any], secret: str, outgoing: _Outgoing) -> dict[str, str]:
@@ -359,10 +385,9 @@ def _sw_check(spec: Mapping[str, Any], delivery: _Delivery) -> None:
         )
     stamp = _header(delivery, names["timestamp_header"])
     _check_timestamp(stamp, spec, delivery.now)
-    received = _v1_digests(_sw_v1_entries(value), "base64")
     content = f"{message_id}.{stamp}.".encode() + delivery.body
     expected = (_mac(_sw_key(s), content) for s in delivery.secrets)
-    _require_match(expected, received, "signature_mismatch")
+    _require_v1_match(expected, _sw_v1_entries(value), "base64")
 
 
 def _sw_sign(spec: Mapping[str, Any], secret: str, outgoing: _Outgoing) -> dict[str, str]:

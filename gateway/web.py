@@ -11,7 +11,7 @@ from werkzeug.exceptions import HTTPException
 
 from gateway.config import Settings
 from gateway.core import Gateway
-from gateway.errors import BadRequest, GatewayError, StoreUnavailable
+from gateway.errors import BadRequest, GatewayError, StoreUnavailable, error_code
 from gateway.logs import configure as configure_logging
 
 log = logging.getLogger(__name__)
@@ -61,8 +61,7 @@ def error_headers(error: GatewayError) -> dict[str, str]:
 
 def http_error(error: HTTPException) -> GatewayError:
     """Werkzeug's HTTP errors (404, 405...) in the contract's terms."""
-    code = (error.name or "error").lower().replace(" ", "_").replace("'", "")
-    domain = GatewayError(error.description or error.name, code=code)
+    domain = GatewayError(error.description or error.name, code=error_code(error.name or "error"))
     domain.status = error.code or 500
     return domain
 

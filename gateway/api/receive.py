@@ -19,14 +19,15 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask
+from gunicorn.http.errors import ParseException
 from prometheus_client import Counter
-from werkzeug.exceptions import MethodNotAllowed
+from werkzeug.exceptions import ClientDisconnected, MethodNotAllowed
 from werkzeug.wsgi import get_content_length, get_input_stream
 
 from gateway.config import Settings
 from gateway.connectors import Profile
 from gateway.core import Gateway
-from gateway.errors import BadRequest, PayloadTooLarge, StoreUnavailable
+from gateway.errors import BadRequest, PayloadTooLarge, StoreUnavailable, VerificationFailed
 from gateway.groups import accepted_secrets, find_by_token
 from gateway.inbox import GroupChanged, NewDelivery, Receipt, group_state
 from gateway.intake import IncomingEvent, split_delivery
@@ -83,6 +84,8 @@ MAX_CONTENT_TYPE = 200
 _COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
 #: Tries to store a delivery whose group changes under it before the sender is told to retry.
 ATTEMPTS = 3
+#: How much of the server's reason for refusing a chunked body an error message repeats.
+MAX_REASON = 200
 
 
 @dataclass(frozen=True)
@@ -103,15 +106,19 @@ class GroupCache:
     """Active groups by callback token, so that a delivery needs no read before its write.
 
     An entry may be stale: each delivery carries the group state it was verified against, and
-    the inbox stores it only if that state still holds when it commits.
+    the inbox stores it only if that state still holds when it commits. A delivery the stale
+    entry refuses never reaches that check, so the receive path reads the group again before
+    it refuses one (:meth:`Hooks._verified`).
     """
 
     def __init__(self, limit: int = 10_000) -> None:
         self._groups: dict[str, KnownGroup] = {}
         self._limit = limit
 
-    def find(self, gw: Gateway, token: str) -> KnownGroup:
-        return self._groups.get(token) or self.refresh(gw, token)
+    def find(self, gw: Gateway, token: str) -> tuple[KnownGroup, bool]:
+        """The group, and whether it was just read (False: from the cache, perhaps stale)."""
+        cached = self._groups.get(token)
+        return (cached, False) if cached else (self.refresh(gw, token), True)
 
     def refresh(self, gw: Gateway, token: str) -> KnownGroup:
         """Read the group again; NotFound (and no entry) once it is rotated out or disabled."""
@@ -159,10 +166,10 @@ class Hooks:
         started = time.perf_counter()
         group_label = "unknown"
         try:
-            group = self._groups.find(self._gw, token)
+            group, fresh = self._groups.find(self._gw, token)
             group_label = group.group.id
             request = _Request.of(environ, self._gw.settings)
-            receipt = self._store(token, group, request)
+            receipt = self._store(token, request, group, fresh)
         except Exception as exc:
             error = as_gateway_error(exc)
             _counter(DELIVERIES, group_label, error.code).inc()
@@ -178,14 +185,34 @@ class Hooks:
         RECEIVE_LATENCY.observe(time.perf_counter() - started)
         return 200, _receipt_json(receipt), {}
 
-    def _store(self, token: str, group: KnownGroup, request: _Request) -> Receipt:
+    def _store(self, token: str, request: _Request, group: KnownGroup, fresh: bool) -> Receipt:
         """Verify, parse and store; start over with the group read afresh if it has changed."""
         for _ in range(ATTEMPTS):
             try:
-                return self._gw.inbox.store(_verified_delivery(self._gw, group, request))
+                delivery = self._verified(token, request, group, fresh)
+                return self._gw.inbox.store(delivery)
             except GroupChanged:
-                group = self._groups.refresh(self._gw, token)
+                group, fresh = self._groups.refresh(self._gw, token), True
         raise StoreUnavailable("the webhook group kept changing; retry later")
+
+    def _verified(
+        self, token: str, request: _Request, group: KnownGroup, fresh: bool
+    ) -> NewDelivery:
+        """Verify against the group; if a cached one refuses, against the group as it is now.
+
+        Only a delivery that reaches the commit tells the cache its group changed; one signed
+        with a secret set since would be refused for as long as the entry lives. An unchanged
+        group's refusal stands, so a valid delivery never pays for the extra read.
+        """
+        try:
+            return _verified_delivery(self._gw, group, request)
+        except VerificationFailed:
+            if fresh:
+                raise
+            current = self._groups.refresh(self._gw, token)
+            if current.state == group.state:
+                raise
+            return _verified_delivery(self._gw, current, request)
 
 
 def _json(body: dict[str, Any]) -> bytes:
@@ -301,9 +328,35 @@ def _read_body(environ: WSGIEnvironment, limit: int) -> bytes:
     declared = get_content_length(environ)
     if declared is not None and declared > limit:
         raise PayloadTooLarge(f"the body is {declared} bytes; the limit is {limit}")
-    body = get_input_stream(environ).read(limit + 1)
+    body = _read_input(environ, limit + 1)
     if len(body) > limit:
         raise PayloadTooLarge(f"the body is larger than the limit of {limit} bytes")
+    if declared is not None and len(body) < declared:
+        raise BadRequest(
+            f"the request body ended after {len(body)} of its {declared} bytes",
+            code="body_incomplete",
+        )
+    return body
+
+
+def _read_input(environ: WSGIEnvironment, size: int) -> bytes:
+    """Read the body, refusing one the server cannot read whole as the sender's fault (400).
+
+    PEP 3333 names no error for that, so each server raises its own: gunicorn a ParseException
+    for chunks it cannot parse and NoMoreData (an OSError) for a body cut short; werkzeug's
+    servers OSError or ClientDisconnected.
+    """
+    try:
+        body: bytes = get_input_stream(environ).read(size)
+    except ParseException as exc:
+        raise BadRequest(
+            f"the chunked request body is malformed: {str(exc)[:MAX_REASON]}",
+            code="body_malformed",
+        ) from exc
+    except (OSError, ClientDisconnected) as exc:
+        raise BadRequest(
+            "the request body ended before it was complete", code="body_incomplete"
+        ) from exc
     return body
 
 

@@ -12,7 +12,9 @@ NO_NUL = "^[^\\x00]*$"
 #: The largest value of a PostgreSQL integer column (mapping versions).
 MAX_INT32 = 2**31 - 1
 
-NAME = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NO_NUL}
+#: NO_NUL, and something to show: a name of blanks only reads as no name at all.
+NOT_BLANK = "^[^\\x00]*[^\\x00\\s][^\\x00]*$"
+NAME = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NOT_BLANK}
 EVENTS = {
     "type": "array",
     "items": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NO_NUL},
@@ -89,7 +91,13 @@ GROUP_UPDATE = _object(
 ROTATE_SECRET = _object(
     {
         "secret": {"type": "string", "minLength": 1, "maxLength": 1024},
-        "previous_valid_for_s": {"type": "integer", "minimum": 0, "maximum": 90 * 86400},
+        "previous_valid_for_s": {
+            "description": "How long the secret this one replaces is still accepted (0, or"
+            " omitted: not at all). A secret replaced before it stops being accepted now.",
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 90 * 86400,
+        },
     },
     ("secret",),
 )

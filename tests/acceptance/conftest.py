@@ -59,22 +59,33 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
+def launch_web(
+    settings: Settings, started: list[subprocess.Popen[bytes]], **env: str
+) -> tuple[str, subprocess.Popen[bytes]]:
+    """Start gunicorn on ``wsgi:app`` with the shipped gunicorn.conf.py, once it answers.
+
+    The process goes into ``started`` before it is waited for, so that the caller stops it
+    even when it never comes up.
+    """
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "wsgi:app", "--bind", f"127.0.0.1:{port}"],
+        cwd=ROOT,
+        env=process_env(settings, GATEWAY_PUBLIC_URL=url, **env),
+    )
+    started.append(process)
+    wait_until_up(url, process)
+    return url, process
+
+
 @pytest.fixture
 def start_web(settings: Settings) -> Iterator[Callable[..., tuple[str, subprocess.Popen[bytes]]]]:
-    """Start gunicorn on ``wsgi:app`` with the shipped gunicorn.conf.py; stopped at teardown."""
+    """Start gunicorn as :func:`launch_web` does; stopped at teardown."""
     started: list[subprocess.Popen[bytes]] = []
 
     def start(**env: str) -> tuple[str, subprocess.Popen[bytes]]:
-        port = _free_port()
-        url = f"http://127.0.0.1:{port}"
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "wsgi:app", "--bind", f"127.0.0.1:{port}"],
-            cwd=ROOT,
-            env=process_env(settings, GATEWAY_PUBLIC_URL=url, **env),
-        )
-        started.append(process)
-        wait_until_up(url, process)
-        return url, process
+        return launch_web(settings, started, **env)
 
     yield start
     for process in started:

@@ -86,6 +86,7 @@ GROUP_ERRORS = [
     ({"function": "nope"}, 422, "function"),
     ({"events": ["inventory.cycle_count", "not.a.topic"]}, 422, "events"),
     ({"name": ""}, 422, "name"),
+    ({"name": " \t "}, 422, "name"),  # blanks only
     ({"events": "inventory.cycle_count"}, 422, "events"),
     ({"unknown_field": 1}, 422, "$"),
     ({"secret": "too-short"}, 422, "secret"),  # Xemelgo secrets are 20 to 256 characters
@@ -111,6 +112,29 @@ def test_invalid_groups_are_refused_with_details(
     error = response.get_json()["error"]
     assert error["code"] == "validation_failed"
     assert path in [d["path"] for d in error["details"]]
+
+
+@pytest.mark.parametrize(
+    ("changes", "path"),
+    [
+        ({"name": ""}, "name"),
+        ({"name": " \t "}, "name"),  # blanks only
+        ({"events": ["not.a.topic"]}, "events"),
+        ({"connector": "xtnd"}, "$"),  # a group keeps its connector
+    ],
+)
+def test_invalid_group_changes_are_refused_with_details(
+    admin: Any, group_factory: Any, changes: dict[str, Any], path: str
+) -> None:
+    group = group_factory(name="kept")
+
+    response = admin.patch(f"/groups/{group['id']}", changes)
+
+    assert response.status_code == 422
+    error = response.get_json()["error"]
+    assert error["code"] == "validation_failed"
+    assert path in [d["path"] for d in error["details"]]
+    assert admin.get(f"/groups/{group['id']}").get_json()["name"] == "kept"
 
 
 def test_unknown_events_are_named(admin: Any) -> None:

@@ -7,10 +7,13 @@ takes digits ``int`` refuses; deeply nested JSON and JMESPath exhaust Python's r
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
 import pytest
+from gunicorn.http.errors import ChunkMissingTerminator, InvalidChunkSize, NoMoreData
+from werkzeug.exceptions import ClientDisconnected
 
 from gateway.connectors import shipped_profiles
 
@@ -186,4 +189,52 @@ def test_deliveries_the_database_cannot_hold_are_400_and_store_nothing(
     )
 
     assert_error(response, 400, code or "unsupported_content_type")
+    assert admin.get("/events").get_json()["items"] == []
+
+
+class _Unreadable:
+    """A request body whose reading fails as the WSGI server makes it fail."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def read(self, size: int = -1) -> bytes:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (_Unreadable(NoMoreData(b"")), "body_incomplete"),
+        (_Unreadable(InvalidChunkSize(b"zz")), "body_malformed"),
+        (_Unreadable(ChunkMissingTerminator(b"xx")), "body_malformed"),
+        (_Unreadable(ClientDisconnected()), "body_incomplete"),
+        (_Unreadable(ConnectionResetError()), "body_incomplete"),
+        (io.BytesIO(b'{"id": "d-1"'), "body_incomplete"),  # shorter than its Content-Length
+    ],
+    ids=[
+        "gunicorn: cut short",
+        "gunicorn: bad chunk size",
+        "gunicorn: bad chunk terminator",
+        "werkzeug: client gone",
+        "connection reset",
+        "fewer bytes than declared",
+    ],
+)
+def test_a_body_the_server_cannot_read_whole_is_400_and_stores_nothing(
+    client: Any, group_factory: Any, admin: Any, body: Any, code: str
+) -> None:
+    group = group_factory()
+
+    response = client.post(
+        f"/hooks/{group['token']}",
+        headers={"Content-Type": "application/json"},
+        environ_overrides={
+            "wsgi.input": body,
+            "wsgi.input_terminated": True,  # as gunicorn says: read to the end, not a length
+            "CONTENT_LENGTH": "100",
+        },
+    )
+
+    assert_error(response, 400, code)
     assert admin.get("/events").get_json()["items"] == []

@@ -381,6 +381,57 @@ def test_a_rotated_secret_keeps_the_previous_one_for_its_window(
     assert new.status_code == 200
 
 
+FIRST, SECOND, THIRD = (f"{n}-test-secret-0123456789abcdef" for n in ("first", "second", "third"))
+
+
+def _rotate(secret: str, window: int | None = None) -> tuple[str, str, dict[str, Any]]:
+    body: dict[str, Any] = {"secret": secret}
+    if window is not None:
+        body["previous_valid_for_s"] = window
+    return "POST", "/rotate-secret", body
+
+
+def _patch(secret: str) -> tuple[str, str, dict[str, Any]]:
+    return "PATCH", "", {"secret": secret}
+
+
+@pytest.mark.parametrize(
+    ("changes", "accepted"),
+    [
+        # only the secret just replaced may keep a window, never the one before it
+        ([_rotate(SECOND, 600), _rotate(THIRD, 0)], {THIRD}),
+        ([_rotate(SECOND, 600), _rotate(THIRD)], {THIRD}),  # no window given is none
+        ([_rotate(SECOND, 600), _rotate(THIRD, 600)], {SECOND, THIRD}),
+        ([_rotate(SECOND), _rotate(THIRD, 600)], {SECOND, THIRD}),
+        # a PATCH of the secret is a hard switch: it drops a rotation's window too
+        ([_rotate(SECOND, 600), _patch(THIRD)], {THIRD}),
+        ([_patch(SECOND), _patch(THIRD)], {THIRD}),
+    ],
+)
+def test_only_the_secret_just_replaced_stays_accepted(
+    group_factory: Any,
+    admin: Any,
+    deliver: Any,
+    changes: list[tuple[str, str, dict[str, Any]]],
+    accepted: set[str],
+) -> None:
+    group = group_factory(secret=FIRST)
+    for method, suffix, body in changes:
+        response = admin.call(method, f"/groups/{group['id']}{suffix}", json=body)
+        assert response.status_code == 200, response.get_json()
+
+    statuses = {
+        secret: deliver(
+            group, CYCLE_COUNT.replace(b"d-1", f"d-{n}".encode()), secret=secret
+        ).status_code
+        for n, secret in enumerate((FIRST, SECOND, THIRD))
+    }
+
+    assert statuses == {secret: 200 if secret in accepted else 401 for secret in statuses}
+    view = admin.get(f"/groups/{group['id']}").get_json()
+    assert (view["previous_secret_expires_at"] is not None) == (len(accepted) == 2)
+
+
 def test_an_unreachable_database_answers_503_so_the_sender_retries(tmp_path: Any) -> None:
     from cryptography.fernet import Fernet
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
 from gateway.models import Delivery
@@ -19,6 +20,9 @@ def _cycle_count(n: int) -> bytes:
         {"id": f"d-{n}", "eventTimestamp": 1765572297000 + n, "topic": "inventory.cycle_count"}
         | {"data": {"n": n}}
     ).encode()
+
+
+NEW_SECRET = "changed-test-secret-0123456789abcdef"
 
 
 def _stored(gw: Any) -> int:
@@ -84,3 +88,63 @@ def test_newly_registered_events_are_taken_from_a_cached_group(
     admin.patch(f"/groups/{group['id']}", {"events": ["inventory.cycle_count"]})
 
     assert deliver(group, _cycle_count(2)).get_json()["accepted"] == 1
+
+
+def _rotate(window: int) -> tuple[str, str, dict[str, Any]]:
+    return "POST", "/rotate-secret", {"secret": NEW_SECRET, "previous_valid_for_s": window}
+
+
+PATCH_SECRET = ("PATCH", "", {"secret": NEW_SECRET})
+DISABLE = ("PATCH", "", {"active": False})
+ENABLE = ("PATCH", "", {"active": True})
+
+
+@pytest.mark.parametrize(
+    ("first_secret", "changes"),
+    [
+        ("first-test-secret-0123456789abcdef", [_rotate(0)]),
+        ("first-test-secret-0123456789abcdef", [PATCH_SECRET]),
+        # created without a secret: the cached group answers secret_missing until re-read
+        (None, [PATCH_SECRET]),
+        # changed while disabled, then enabled again: the cached group was never told
+        ("first-test-secret-0123456789abcdef", [DISABLE, _rotate(0), ENABLE]),
+    ],
+    ids=["rotate-secret", "patch-secret", "secret-added", "changed-while-disabled"],
+)
+def test_the_first_delivery_signed_with_a_new_secret_is_accepted(
+    gw: Any,
+    group_factory: Any,
+    admin: Any,
+    deliver: Any,
+    first_secret: str | None,
+    changes: list[tuple[str, str, dict[str, Any]]],
+) -> None:
+    group = group_factory(secret=first_secret)
+    deliver(group, _cycle_count(1))  # caches the group, whether it is accepted or not
+    for method, suffix, body in changes:
+        assert admin.call(method, f"/groups/{group['id']}{suffix}", json=body).status_code == 200
+
+    assert deliver(group, _cycle_count(2), secret=NEW_SECRET).status_code == 200
+    assert deliver(group, _cycle_count(3)).status_code == 401
+    assert _stored(gw) == (2 if first_secret else 1)
+
+
+def test_a_cached_group_switched_to_no_verification_accepts_unsigned_deliveries(
+    group_factory: Any, admin: Any, deliver: Any
+) -> None:
+    group = group_factory(
+        connector="xtnd",
+        function="backend",
+        events=["OrderCreated"],
+        secret="xtnd-test-secret-0123456789",
+    )
+    assert deliver(group, _xtnd_order(1)).status_code == 200
+    admin.patch(f"/groups/{group['id']}", {"secret": "-"})  # XTND's "no secret" setting
+
+    assert deliver(group, _xtnd_order(2), signed=False).status_code == 200
+
+
+def _xtnd_order(n: int) -> bytes:
+    return json.dumps(
+        {"Properties": {"NotificationId": f"n-{n}"}, "Notifications": [{"Action": "OrderCreated"}]}
+    ).encode()

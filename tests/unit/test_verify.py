@@ -311,6 +311,28 @@ def test_stripe_signature_mismatch(header: str, secrets: tuple[str, ...], body: 
     assert error.code == "signature_mismatch"
 
 
+@pytest.mark.parametrize(
+    "malformed",
+    [
+        "v1=abcd",  # two bytes
+        "v1=",  # empty
+        "v1=not-hex",
+        f"v1={'ab' * 64}",  # too long for SHA-256
+    ],
+    ids=["short", "empty", "not-hex", "long"],
+)
+@pytest.mark.parametrize("valid_first", [False, True], ids=["malformed-first", "valid-first"])
+def test_stripe_a_malformed_signature_beside_the_right_one_does_not_matter(
+    malformed: str, valid_first: bool
+) -> None:
+    stamp, valid = stripe_header().split(",")
+    entries = [valid, malformed] if valid_first else [malformed, valid]
+    header = ",".join([stamp, *entries])
+    assert stripe.WebhookSignature.verify_header(BODY, header, SECRET)  # as the reference reads it
+
+    verify(STRIPE, [SECRET], {"stripe-signature": header}, BODY, now=NOW)
+
+
 def test_stripe_package_accepts_our_signature() -> None:
     headers = sign(STRIPE, SECRET, BODY)
     assert list(headers) == ["Stripe-Signature"]
@@ -433,6 +455,29 @@ def test_standard_webhooks_unusable_secret_is_secret_missing(secret: str) -> Non
     assert failure(SW, sw_headers(), secrets=(secret,)).code == "secret_missing"
 
 
+@pytest.mark.parametrize(
+    "malformed",
+    [
+        "v1,AAAA",  # three bytes
+        "v1,",  # empty
+        "v1,!!!!",  # not base64
+        f"v1,{b64(b'x' * 64)}",  # too long for SHA-256
+    ],
+    ids=["short", "empty", "not-base64", "long"],
+)
+@pytest.mark.parametrize("valid_first", [False, True], ids=["malformed-first", "valid-first"])
+def test_standard_webhooks_a_malformed_signature_beside_the_right_one_does_not_matter(
+    malformed: str, valid_first: bool
+) -> None:
+    now = int(time.time())  # the reference checks the timestamp against its own clock
+    headers = sw_headers(timestamp=now)
+    valid = headers["webhook-signature"]
+    headers["webhook-signature"] = f"{valid} {malformed}" if valid_first else f"{malformed} {valid}"
+    assert standardwebhooks.Webhook(SW_SECRET).verify(BODY, headers)  # as the reference reads it
+
+    verify(SW, [SW_SECRET], lower(headers), BODY, now=now)
+
+
 def test_standardwebhooks_package_accepts_our_signature() -> None:
     headers = sign(SW, SW_SECRET, BODY, message_id="msg_fixed")
     assert headers["webhook-id"] == "msg_fixed"
@@ -449,6 +494,41 @@ def test_standard_webhooks_sign_makes_a_message_id_when_none_is_given() -> None:
     assert first["webhook-id"].startswith("msg_")
     assert first["webhook-id"] != second["webhook-id"]
     standardwebhooks.Webhook(SW_KEY).verify(BODY, first)
+
+
+# --- several signatures --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("spec", "headers", "secrets", "message"),
+    [
+        (
+            STRIPE,
+            {"Stripe-Signature": f"{stripe_header(secret=OTHER_SECRET)},v1=abcd"},
+            (SECRET,),
+            "none of the 2 v1 signatures matches an accepted secret (1 of them malformed)",
+        ),
+        (
+            SW,
+            _with_signatures(sw_headers(), f"v1,AAAA v1,{b64(b'x' * 32)} v1,"),
+            (SW_SECRET,),
+            "none of the 3 v1 signatures matches an accepted secret (2 of them malformed)",
+        ),
+        (
+            SW,
+            _with_signatures(sw_headers(), f"v1,{b64(b'x' * 32)} v1,{b64(b'y' * 32)}"),
+            (SW_SECRET,),
+            "none of the 2 v1 signatures matches an accepted secret",
+        ),
+    ],
+    ids=["stripe", "standard-webhooks-malformed", "standard-webhooks-wrong"],
+)
+def test_several_signatures_none_of_which_matches_is_a_mismatch_that_says_so(
+    spec: dict[str, Any], headers: dict[str, str], secrets: tuple[str, ...], message: str
+) -> None:
+    error = failure(spec, headers, secrets=secrets)
+
+    assert (error.code, error.message) == ("signature_mismatch", message)
 
 
 # --- api-key and header-secret -------------------------------------------------------------
