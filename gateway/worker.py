@@ -29,6 +29,7 @@ from gateway.config import Settings
 from gateway.core import Gateway
 from gateway.errors import GatewayError, MappingError, NotFound, TransientTargetError
 from gateway.mapping import CompiledMapping, PlannedUpsert, event_context
+from gateway.mapping.functions import show
 from gateway.mapping_store import MappingStore
 from gateway.models import (
     Event,
@@ -40,7 +41,7 @@ from gateway.models import (
     WriteMark,
 )
 from gateway.routing import Route, compile_route, routes_for
-from gateway.staleness import is_older
+from gateway.staleness import compare
 from gateway.targets.base import UpsertRequest, UpsertResult
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,8 @@ class Planned:
     target: str
     result: UpsertResult | None = None
     stale: bool = False
+    #: What the stale-write guard has to say about this upsert, for the history.
+    note: str | None = None
 
 
 @dataclass
@@ -382,16 +385,29 @@ def _marks(session: Session, planned: list[Planned]) -> dict[tuple[str, str, str
 
 
 def _mark_stale(planned: list[Planned], marks: dict[tuple[str, str, str], Any]) -> None:
-    """Skip upserts older than what last wrote the record; later events in the batch count too."""
+    """Skip upserts older than what last wrote the record; later events in the batch count too.
+
+    A value that cannot be ordered against the last one (``gateway.staleness``) is written, and
+    its history says so.
+    """
     current = dict(marks)
     for p in planned:
-        if p.upsert.order_value is None:
+        value = p.upsert.order_value
+        if value is None:
             continue
         key = _record_key(p)
-        if key in current and is_older(p.upsert.order_value, current[key]):
-            p.stale = True
-        else:
-            current[key] = p.upsert.order_value
+        if key in current:
+            order = compare(value, current[key])
+            if order == -1:
+                p.stale = True
+                p.note = f"order_by value {show(value)} is older than {show(current[key])}"
+                continue
+            if order is None:
+                p.note = (
+                    f"order_by value {show(value)} cannot be ordered against"
+                    f" {show(current[key])}; written anyway"
+                )
+        current[key] = value
 
 
 def _due_upserts(outcomes: Iterable[Outcome], wanted: Any) -> dict[str, list[Planned]]:
@@ -499,7 +515,7 @@ def _result_rows(outcome: Outcome, now: datetime) -> list[dict[str, Any]]:
                 "external_id": p.upsert.external_id,
                 "outcome": _upsert_outcome(p),
                 "record_id": result.record_id if result else None,
-                "message": result.error if result else None,
+                "message": result.error if result and result.error else p.note,
             }
         )
     return rows

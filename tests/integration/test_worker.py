@@ -31,7 +31,7 @@ ITEM_MAPPING = {
 }
 
 
-def moved(item: str, location: str, at: int, **data: Any) -> bytes:
+def moved(item: str, location: str, at: Any, **data: Any) -> bytes:
     event = {
         "id": f"attempt-{item}-{at}",
         "eventTimestamp": at,
@@ -225,6 +225,46 @@ def test_out_of_order_events_in_one_batch_keep_the_newest(
 
     assert record(admin, "A-1")["Location__c"] == "Newest"
     assert statuses(admin) == ["delivered", "stale", "stale"]
+
+
+UNGUARDED_FIELDS = {"Location__c": "payload.data.location"}
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "expected", "message"),
+    [
+        # (ordering value of the first event, of the second, the second's status, its message)
+        (1765533600000, "2025-12-12T11:00:00Z", "delivered", None),  # ISO after epoch ms
+        (1765533600000, "2025-12-12T09:00:00+00:00", "stale", "is older than 1765533600000"),
+        ("2025-12-12T10:00:00Z", 1765537200, "delivered", None),  # epoch seconds after ISO
+        ("9", "10", "delivered", None),  # numeric strings compare as numbers
+        ("10", "9", "stale", 'order_by value "9" is older than "10"'),
+        (5, "not-a-time", "delivered", 'order_by value "not-a-time" cannot be ordered'),
+    ],
+)
+def test_the_stale_guard_orders_values_by_what_they_mean(
+    setup: dict[str, Any],
+    admin: Any,
+    deliver: Any,
+    worker: Any,
+    first: Any,
+    second: Any,
+    expected: str,
+    message: str | None,
+) -> None:
+    mapping = json.loads(json.dumps(ITEM_MAPPING))
+    mapping["upserts"][0]["fields"] = UNGUARDED_FIELDS
+    admin.put("/mappings/items", mapping)
+    deliver(setup["group"], moved("A-1", "First", first))
+    worker.drain()
+    deliver(setup["group"], moved("A-1", "Second", second))
+    worker.drain()
+
+    assert statuses(admin) == ["delivered", expected]
+    latest = admin.get("/events").get_json()["items"][0]["id"]
+    (row,) = admin.get(f"/events/{latest}").get_json()["history"]
+    assert (row["message"] is None) if message is None else (message in row["message"])
+    assert record(admin, "A-1")["Location__c"] == ("First" if expected == "stale" else "Second")
 
 
 # --- failures, retries, replay -----------------------------------------------------------
