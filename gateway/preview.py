@@ -2,6 +2,7 @@
 
 Nothing is written. A candidate document can be tried against the last N stored events of the
 types its webhook records take, showing per event what would change against the current version.
+Upserts the mapping skips are listed with the reason.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from gateway.errors import BadRequest, GatewayError, NotFound
 from gateway.mapping import (
     CompiledMapping,
     PlannedUpsert,
+    SkippedUpsert,
     compile_mapping,
     diff_plans,
     event_context,
@@ -135,14 +137,15 @@ def _preview_one(
         "event_type": sample["context"]["event"]["type"],
     }
     try:
-        planned = mapping.plan(sample["context"])
+        plan = mapping.explained_plan(sample["context"])
     except GatewayError as exc:
-        return {**result, "upserts": [], "error": exc.message}
-    result["upserts"] = [upsert_view(p) for p in planned]
+        return {**result, "upserts": [], "skipped": [], "error": exc.message}
+    result["upserts"] = [upsert_view(p) for p in plan.upserts]
+    result["skipped"] = [skipped_view(s) for s in plan.skipped]
     result["error"] = None
     if current is not None:
         try:
-            result["changes"] = diff_plans(current.plan(sample["context"]), planned)
+            result["changes"] = diff_plans(current.plan(sample["context"]), plan.upserts)
         except GatewayError as exc:
             result["changes"] = None
             result["current_error"] = exc.message
@@ -166,3 +169,7 @@ def upsert_view(planned: PlannedUpsert) -> dict[str, Any]:
         },
         "order_value": planned.order_value,
     }
+
+
+def skipped_view(skipped: SkippedUpsert) -> dict[str, Any]:
+    return {"key": skipped.key, "object": skipped.object, "reason": skipped.reason}

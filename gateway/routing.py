@@ -34,9 +34,11 @@ class Route:
         try:
             return self.filter.search(payload) is True
         except JMESPathError as exc:
-            raise MappingError(
+            error = MappingError(
                 f"filter {self.filter_source!r} of webhook record {self.label!r} failed: {exc}"
-            ) from exc
+            )
+            error.webhook_id = self.webhook_id
+            raise error from exc
 
 
 def compile_route(

@@ -180,7 +180,11 @@ HISTORY_ROW = _closed(
         "target": OPTIONAL_TEXT,
         "object": OPTIONAL_TEXT,
         "external_id": OPTIONAL_TEXT,
-        "outcome": OPTIONAL_TEXT,
+        "outcome": {
+            "type": ["string", "null"],
+            "description": "Per upsert: `created`, `updated`, `failed`, `retry`, `stale`, or "
+            "`skipped` (the message says why); null on a row for the whole event.",
+        },
         "record_id": OPTIONAL_TEXT,
         "message": OPTIONAL_TEXT,
     }
@@ -243,10 +247,27 @@ UPSERT = _closed(
     }
 )
 
+SKIPPED_UPSERT = _closed(
+    {
+        "key": TEXT,
+        "object": TEXT,
+        "reason": {
+            "type": "string",
+            "description": "Its `when` is not true, its parent was skipped, or its `for_each` "
+            "yields no items.",
+        },
+    }
+)
+
 PREVIEW_RESULT_FIELDS: dict[str, Any] = {
     "event_id": {"type": ["string", "null"]},
     "event_type": TEXT,
     "upserts": {"type": "array", "items": _ref("PlannedUpsert")},
+    "skipped": {
+        "type": "array",
+        "items": SKIPPED_UPSERT,
+        "description": "The mapping's upserts that make no record for this event, and why.",
+    },
     "error": {
         "type": ["string", "null"],
         "description": "Why the mapping cannot plan this event, if it cannot.",

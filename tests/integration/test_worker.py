@@ -31,11 +31,13 @@ ITEM_MAPPING = {
 }
 
 
-def moved(item: str, location: str, at: Any, **data: Any) -> bytes:
+def moved(
+    item: str, location: str | None, at: Any, topic: str = "inventory.moved", **data: Any
+) -> bytes:
     event = {
         "id": f"attempt-{item}-{at}",
         "eventTimestamp": at,
-        "topic": "inventory.moved",
+        "topic": topic,
         "data": {"itemId": item, "location": location, **data},
     }
     return json.dumps(event).encode()
@@ -422,6 +424,114 @@ def test_duplicates_cannot_be_replayed(setup: dict[str, Any], admin: Any, delive
     assert response.status_code == 409
 
 
+# --- what an event's history says --------------------------------------------------------
+
+#: ``items`` with a condition on the item and a child record attached to it.
+TAGGED_ITEMS = {
+    "name": "items",
+    "upserts": [
+        {**ITEM_MAPPING["upserts"][0], "when": "payload.data.location != null"},
+        {
+            "key": "tag",
+            "object": "Tag__c",
+            "external_id_field": "Tag_Id__c",
+            "external_id": "payload.data.tagId",
+            "parent": {"key": "item", "relationship": "Item__r"},
+            "fields": {"Reader__c": "payload.data.reader"},
+        },
+    ],
+}
+SKIPPED_TAGGED = [
+    ("item", "Item__c", "when `payload.data.location != null` is false"),
+    ("tag", "Tag__c", "its parent 'item' was skipped"),
+]
+
+
+def test_an_event_whose_upserts_are_all_skipped_is_delivered_and_its_history_says_why(
+    setup: dict[str, Any], admin: Any, deliver: Any, worker: Any
+) -> None:
+    admin.put("/mappings/items", TAGGED_ITEMS)
+    deliver(setup["group"], moved("A-1", None, 1, tagId="T-1", reader="R-7"))
+
+    worker.drain()
+
+    event_id = admin.get("/events").get_json()["items"][0]["id"]
+    event = admin.get(f"/events/{event_id}").get_json()
+    assert event["status"] == "delivered"
+    assert [
+        (h["upsert_key"], h["object"], h["message"], h["outcome"], h["external_id"])
+        for h in event["history"]
+    ] == [(key, obj, reason, "skipped", None) for key, obj, reason in SKIPPED_TAGGED]
+    for h in event["history"]:
+        assert (h["webhook_id"], h["mapping"]) == (
+            setup["record"]["id"],
+            {"name": "items", "version": 2},
+        )
+    assert admin.get("/records/Tag__c/T-1").status_code == 404  # never attached to no item
+
+
+def test_upserts_skipped_beside_ones_made_are_in_the_history_too(
+    setup: dict[str, Any], admin: Any, deliver: Any, worker: Any
+) -> None:
+    tag_only_with_reader = json.loads(json.dumps(TAGGED_ITEMS))
+    tag_only_with_reader["upserts"][1]["when"] = "payload.data.reader != null"
+    admin.put("/mappings/items", tag_only_with_reader)
+    deliver(setup["group"], moved("A-1", "Dock", 1, tagId="T-1"))
+
+    worker.drain()
+
+    event_id = admin.get("/events").get_json()["items"][0]["id"]
+    history = admin.get(f"/events/{event_id}").get_json()["history"]
+    assert [(h["upsert_key"], h["outcome"], h["message"]) for h in history] == [
+        ("item", "created", None),
+        ("tag", "skipped", "when `payload.data.reader != null` is false"),
+    ]
+
+
+FAILURES = [
+    # (how the record or mapping is broken, the history row's webhook_id?, mapping, upsert_key)
+    ({"mapping": "broken"}, True, {"name": "items", "version": 2}, "item"),
+    ({"record": {"mapping": None}}, True, None, None),
+    ({"record": {"filter": "abs(data.location)"}}, True, None, None),
+]
+
+
+@pytest.mark.parametrize(("broken", "names_record", "mapping", "upsert_key"), FAILURES)
+def test_a_failed_attempt_names_the_record_mapping_version_and_upsert_it_failed_on(
+    setup: dict[str, Any],
+    admin: Any,
+    deliver: Any,
+    worker: Any,
+    broken: dict[str, Any],
+    names_record: bool,
+    mapping: dict[str, Any] | None,
+    upsert_key: str | None,
+) -> None:
+    if "mapping" in broken:
+        missing_id = json.loads(json.dumps(ITEM_MAPPING))
+        missing_id["upserts"][0]["external_id"] = "payload.data.missing"
+        admin.put("/mappings/items", missing_id)
+    else:
+        admin.patch(f"/webhooks/{setup['record']['id']}", broken["record"])
+    deliver(setup["group"], moved("A-1", "Dock", 1))
+
+    worker.drain()
+
+    event_id = admin.get("/events").get_json()["items"][0]["id"]
+    event = admin.get(f"/events/{event_id}").get_json()
+    (row,) = event["history"]
+    assert (event["status"], row["status"], row["message"]) == (
+        "failed",
+        "failed",
+        event["last_error"],
+    )
+    assert (row["webhook_id"], row["mapping"], row["upsert_key"]) == (
+        setup["record"]["id"] if names_record else None,
+        mapping,
+        upsert_key,
+    )
+
+
 # --- preview -----------------------------------------------------------------------------
 
 
@@ -447,6 +557,7 @@ def test_preview_shows_upserts_for_a_payload_and_writes_nothing(admin: Any, setu
             "order_value": 1765572297000,
         }
     ]
+    assert answer["skipped"] == []
     assert admin.get("/records/Item__c/A-9").status_code == 404
 
 
@@ -459,6 +570,21 @@ def test_preview_of_a_stored_event(setup: Any, admin: Any, deliver: Any) -> None
     assert answer["event_id"] == event_id
     assert answer["upserts"][0]["external_id"] == "A-1"
     assert statuses(admin) == ["pending"]
+
+
+def test_preview_lists_skipped_upserts_with_the_reason(
+    setup: Any, admin: Any, deliver: Any
+) -> None:
+    admin.put("/mappings/items", TAGGED_ITEMS)
+    deliver(setup["group"], moved("A-1", None, 1, tagId="T-1"))
+    event_id = admin.get("/events").get_json()["items"][0]["id"]
+
+    answer = admin.post("/mappings/items/preview", {"event_id": event_id}).get_json()
+
+    assert answer["upserts"] == []
+    assert answer["skipped"] == [
+        {"key": key, "object": obj, "reason": reason} for key, obj, reason in SKIPPED_TAGGED
+    ]
 
 
 def test_a_candidate_is_previewed_against_recent_events_with_differences(
