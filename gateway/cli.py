@@ -193,22 +193,24 @@ def events_replay(
 ) -> None:
     """Queue events again: the ones named, or every one matching the filters."""
     from gateway import events as event_log
+    from gateway.models import EventStatus
 
     gw = _gateway()
     if event_ids:
-        for event_id in event_ids:
-            event_log.replay(gw, event_id)
-        click.echo(f"replayed {len(event_ids)} events")
-        return
-    filters = {
-        "group_id": group_id,
-        "type": event_type,
-        "status": status,
-        "since": since,
-        "until": until,
-    }
-    count = event_log.replay_matching(gw, {k: v for k, v in filters.items() if v})
-    click.echo(f"replayed {count} events")
+        statuses = [event_log.replay(gw, event_id).status for event_id in event_ids]
+        done = event_log.Replayed(len(statuses), statuses.count(EventStatus.IGNORED))
+    else:
+        filters = {
+            "group_id": group_id,
+            "type": event_type,
+            "status": status,
+            "since": since,
+            "until": until,
+        }
+        done = event_log.replay_matching(gw, {k: v for k, v in filters.items() if v})
+    click.echo(f"replayed {done.replayed} events")
+    if done.ignored:
+        click.echo(f"{done.ignored} stay ignored: their group does not register their type")
 
 
 @events.command("purge")

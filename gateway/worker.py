@@ -530,11 +530,14 @@ EMPTY_RESULT = dict.fromkeys(
 
 
 def _result_rows(outcome: Outcome, now: datetime) -> list[dict[str, Any]]:
-    """One history row per upsert of this attempt, made or skipped; else one for the event."""
+    """One history row per upsert of this attempt, made or skipped; else one for the event.
+
+    Attempts keep their numbers across replays (``Event.attempts_before_replay``).
+    """
     event = outcome.event
     base = {
         "event_id": event.id,
-        "attempt": event.attempts,
+        "attempt": event.attempts_before_replay + event.attempts,
         "at": now,
         "status": outcome.status,
     }

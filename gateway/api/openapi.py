@@ -171,7 +171,11 @@ EVENT_SUMMARY_FIELDS: dict[str, Any] = {
 
 HISTORY_ROW = _closed(
     {
-        "attempt": {"type": "integer"},
+        "attempt": {
+            "type": "integer",
+            "description": "The attempt's number; it keeps counting up across replays, while "
+            "the event's `attempts` counts the current retry budget.",
+        },
         "at": TIME,
         "status": TEXT,
         "webhook_id": OPTIONAL_TEXT,
@@ -785,7 +789,8 @@ def _admin_paths() -> dict[str, dict[str, Any]]:
         "/api/v1/events/{event_id}/replay": {
             "post": _operation(
                 "replayEvent",
-                "Process one event again",
+                "Process one event again (it stays ignored while its group does not register "
+                "its type)",
                 "events",
                 _responses(ok["event"], "401 404 409 503"),
                 parameters=[EVENT_ID],
@@ -799,8 +804,19 @@ def _admin_paths() -> dict[str, dict[str, Any]]:
                 _responses(
                     {
                         "200": _json(
-                            _closed({"replayed": {"type": "integer", "minimum": 0}}),
-                            "How many events were queued again.",
+                            _closed(
+                                {
+                                    "replayed": {"type": "integer", "minimum": 0},
+                                    "ignored": {
+                                        "type": "integer",
+                                        "minimum": 0,
+                                        "description": "How many of them stay `ignored`: their "
+                                        "group does not register their type (yet).",
+                                    },
+                                }
+                            ),
+                            "How many events were taken again; each is queued, or ignored as "
+                            "on receipt when its group does not register its type.",
                         )
                     },
                     "400 401 422 503",

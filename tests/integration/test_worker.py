@@ -315,7 +315,7 @@ def test_fix_the_mapping_and_replay_delivers_a_failed_event(
     replayed = admin.post("/events/replay", {"status": "failed"}).get_json()
     worker.drain()
 
-    assert replayed == {"replayed": 1}
+    assert replayed == {"replayed": 1, "ignored": 0}
     assert statuses(admin) == ["delivered"]
     assert record(admin, "A-1")["Location__c"] == "Dock"
 
@@ -424,6 +424,68 @@ def test_duplicates_cannot_be_replayed(setup: dict[str, Any], admin: Any, delive
     assert response.status_code == 409
 
 
+def ignored_move(setup: dict[str, Any], admin: Any, deliver: Any) -> str:
+    """An inventory.moved event received while its group did not register the type."""
+    group_id = setup["group"]["id"]
+    admin.patch(f"/groups/{group_id}", {"events": ["inventory.cycle_count"]})
+    deliver(setup["group"], moved("I-1", "Dock", 1))
+    event = admin.get("/events").get_json()["items"][0]
+    assert event["status"] == "ignored"
+    return str(event["id"])
+
+
+REPLAYS = {
+    "one": lambda admin, event_id: admin.post(f"/events/{event_id}/replay"),
+    "matching": lambda admin, event_id: admin.post("/events/replay", {"status": "ignored"}),
+}
+
+
+@pytest.mark.parametrize("replay", REPLAYS.values(), ids=REPLAYS.keys())
+def test_replaying_an_ignored_event_keeps_it_ignored_while_its_type_is_not_registered(
+    setup: dict[str, Any], admin: Any, deliver: Any, worker: Any, replay: Any
+) -> None:
+    event_id = ignored_move(setup, admin, deliver)
+
+    assert replay(admin, event_id).status_code == 200
+    worker.drain()
+
+    event = admin.get(f"/events/{event_id}").get_json()
+    assert event["status"] == "ignored"
+    assert event["last_error"] == (
+        "the group does not register 'inventory.moved'; add it to the group's events, then replay"
+    )
+    assert event["history"] == []
+
+
+@pytest.mark.parametrize("replay", REPLAYS.values(), ids=REPLAYS.keys())
+def test_replaying_an_ignored_event_whose_type_is_registered_since_processes_it(
+    setup: dict[str, Any], admin: Any, deliver: Any, worker: Any, replay: Any
+) -> None:
+    event_id = ignored_move(setup, admin, deliver)
+    admin.patch(f"/groups/{setup['group']['id']}", {"events": ["inventory.moved"]})
+
+    replay(admin, event_id)
+    worker.drain()
+
+    assert admin.get(f"/events/{event_id}").get_json()["status"] == "delivered"
+    assert record(admin, "I-1")["Location__c"] == "Dock"
+
+
+def test_a_bulk_replay_counts_the_events_that_stay_ignored(
+    setup: dict[str, Any], admin: Any, deliver: Any, worker: Any
+) -> None:
+    deliver(setup["group"], moved("A-1", "Dock", 1))
+    worker.drain()  # delivered while its type was registered
+    ignored_move(setup, admin, deliver)
+    deliver(setup["group"], moved("C-3", "Dock", 3, topic="inventory.cycle_count"))
+
+    answer = admin.post("/events/replay", {}).get_json()
+    worker.drain()
+
+    assert answer == {"replayed": 3, "ignored": 2}
+    assert statuses(admin) == ["ignored", "ignored", "unrouted"]
+
+
 # --- what an event's history says --------------------------------------------------------
 
 #: ``items`` with a condition on the item and a child record attached to it.
@@ -530,6 +592,26 @@ def test_a_failed_attempt_names_the_record_mapping_version_and_upsert_it_failed_
         mapping,
         upsert_key,
     )
+
+
+def test_attempt_numbers_keep_counting_across_replays(
+    setup: dict[str, Any], admin: Any, deliver: Any, worker: Any, flaky: Any
+) -> None:
+    flaky(outages=3)
+    worker.settings = worker.settings.with_overrides({"max_attempts": 2})
+    deliver(setup["group"], moved("A-1", "Dock", 1))
+    worker.drain()
+    event_id = admin.get("/events").get_json()["items"][0]["id"]
+    assert statuses(admin) == ["dead"]
+
+    admin.post(f"/events/{event_id}/replay")
+    worker.drain()
+
+    event = admin.get(f"/events/{event_id}").get_json()
+    assert event["status"] == "delivered"
+    assert event["attempts"] == 2  # the replay's own budget: one outage, then delivered
+    assert [h["attempt"] for h in event["history"]] == [1, 2, 3, 4]
+    assert [h["outcome"] for h in event["history"]] == ["retry", "retry", "retry", "created"]
 
 
 # --- preview -----------------------------------------------------------------------------
