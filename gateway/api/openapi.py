@@ -248,6 +248,23 @@ UPSERT = _closed(
             _closed({"relationship": TEXT, "external_id_field": TEXT, "external_id": TEXT})
         ),
         "order_value": ANY,
+        "stale": {
+            "type": ["boolean", "null"],
+            "description": "For a stored event: true when processing would skip this upsert as "
+            "older than what last wrote the record (`order_by`). Null for a bare payload, "
+            "which has no group and so no target to look in.",
+        },
+        "last_written": _nullable(
+            _closed(
+                {
+                    "order_value": {
+                        **ANY,
+                        "description": "The `order_by` value that last wrote the record.",
+                    },
+                    "event_id": NUMERIC_ID,
+                }
+            )
+        ),
     }
 )
 

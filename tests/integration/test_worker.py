@@ -637,6 +637,8 @@ def test_preview_shows_upserts_for_a_payload_and_writes_nothing(admin: Any, setu
             },
             "parent": None,
             "order_value": 1765572297000,
+            "stale": None,  # a bare payload has no group, so no target to check
+            "last_written": None,
         }
     ]
     assert answer["skipped"] == []
@@ -667,6 +669,30 @@ def test_preview_lists_skipped_upserts_with_the_reason(
     assert answer["skipped"] == [
         {"key": key, "object": obj, "reason": reason} for key, obj, reason in SKIPPED_TAGGED
     ]
+
+
+def test_preview_flags_an_upsert_processing_would_skip_as_stale(
+    setup: Any, admin: Any, deliver: Any, worker: Any
+) -> None:
+    deliver(setup["group"], moved("A-1", "Newer", 2000))
+    worker.drain()
+    deliver(setup["group"], moved("A-1", "Older", 1000))
+    older, newer = (e["id"] for e in admin.get("/events").get_json()["items"])
+
+    of_older = admin.post("/mappings/items/preview", {"event_id": older}).get_json()
+    of_newer = admin.post("/mappings/items/preview", {"event_id": newer}).get_json()
+
+    written = {"order_value": 2000, "event_id": newer}
+    assert (of_older["upserts"][0]["stale"], of_older["upserts"][0]["last_written"]) == (
+        True,
+        written,
+    )
+    assert (of_newer["upserts"][0]["stale"], of_newer["upserts"][0]["last_written"]) == (
+        False,
+        written,
+    )
+    assert statuses(admin) == ["delivered", "pending"]  # read only: nothing processed
+    assert record(admin, "A-1")["Location__c"] == "Newer"
 
 
 def test_a_candidate_is_previewed_against_recent_events_with_differences(
