@@ -206,6 +206,7 @@ def events_replay(
 ) -> None:
     """Queue events again: the ones named, or every one matching the filters."""
     from gateway import events as event_log
+    from gateway.models import EventStatus
 
     filters = {
         "group_id": group_id,
@@ -223,12 +224,13 @@ def events_replay(
         )
     gw = _gateway()
     if event_ids:
-        for event_id in event_ids:
-            event_log.replay(gw, event_id)
-        click.echo(f"replayed {len(event_ids)} events")
-        return
-    count = event_log.replay_matching(gw, given)
-    click.echo(f"replayed {count} events")
+        statuses = [event_log.replay(gw, event_id).status for event_id in event_ids]
+        done = event_log.Replayed(len(statuses), statuses.count(EventStatus.IGNORED))
+    else:
+        done = event_log.replay_matching(gw, given)
+    click.echo(f"replayed {done.replayed} events")
+    if done.ignored:
+        click.echo(f"{done.ignored} stay ignored: their group does not register their type")
 
 
 @events.command("purge")

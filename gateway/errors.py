@@ -123,6 +123,10 @@ class MappingError(GatewayError):
 
     status = 422
     code = "mapping_error"
+    #: What the error concerns, where known, so an event's history can name it: the webhook
+    #: record whose filter failed, or the mapping's upsert that could not be planned.
+    webhook_id: str | None = None
+    upsert_key: str | None = None
 
 
 class TargetError(GatewayError):

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, select, update
+from sqlalchemy.orm import Session
 
 from gateway.core import Gateway
 from gateway.errors import Conflict, Detail, NotFound, ValidationFailed
-from gateway.models import Delivery, Event, EventResult, EventStatus, Record
+from gateway.models import Delivery, Event, EventResult, EventStatus, Group, Record
 
 STATUSES = frozenset(s.value for s in EventStatus)
 #: Events a worker holds or that were never meant to run cannot be replayed.
@@ -90,6 +93,15 @@ def get_event(gw: Gateway, event_id: Any) -> tuple[Event, Delivery | None, list[
     return event, delivery, history
 
 
+@dataclass(frozen=True)
+class Replayed:
+    """What a replay did: how many events it took again, and how many of them stay ignored."""
+
+    replayed: int
+    #: Events whose group still does not register their type: ignored, as on receipt.
+    ignored: int
+
+
 def replay(gw: Gateway, event_id: Any) -> Event:
     key = parse_event_id(event_id)
     with gw.db.session() as session:
@@ -98,39 +110,83 @@ def replay(gw: Gateway, event_id: Any) -> Event:
             raise NotFound(f"no event {key}")
         if event.status in NOT_REPLAYABLE:
             raise Conflict(f"event {key} is {event.status} and cannot be replayed now")
-        _requeue(event)
+        _redecide(session, [(event.id, event.group_id, event.type)])
+        session.refresh(event)
     return event
 
 
-def replay_matching(gw: Gateway, filters: Mapping[str, Any], limit: int | None = None) -> int:
-    """Queue every event matching ``filters`` again; the number queued."""
-    ids = filtered(select(Event.id), filters).where(Event.status.not_in(NOT_REPLAYABLE))
+def replay_matching(gw: Gateway, filters: Mapping[str, Any], limit: int | None = None) -> Replayed:
+    """Take every event matching ``filters`` again, as :func:`replay` takes one."""
+    query = filtered(select(Event.id, Event.group_id, Event.type), filters).where(
+        Event.status.not_in(NOT_REPLAYABLE)
+    )
     if limit:
-        ids = ids.order_by(Event.id).limit(limit)
-    now = datetime.now(UTC)
+        query = query.order_by(Event.id).limit(limit)
     with gw.db.session() as session:
-        chosen = list(session.scalars(ids))
-        for start in range(0, len(chosen), 500):
-            session.execute(
-                update(Event)
-                .where(Event.id.in_(chosen[start : start + 500]))
-                .values(
-                    status=EventStatus.PENDING,
-                    attempts=0,
-                    next_attempt_at=now,
-                    processed_at=None,
-                    last_error=None,
-                )
-            )
-    return len(chosen)
+        chosen = session.execute(query).all()
+        ignored = _redecide(session, chosen)
+    return Replayed(len(chosen), ignored)
 
 
-def _requeue(event: Event) -> None:
-    event.status = EventStatus.PENDING
-    event.attempts = 0
-    event.next_attempt_at = datetime.now(UTC)
-    event.processed_at = None
-    event.last_error = None
+def _redecide(session: Session, events: Sequence[tuple[int, str, str]]) -> int:
+    """Queue each event (id, group, type) whose group registers its type, as the receive path
+    decides, and ignore the others; the number ignored.
+
+    A group deleted since decides nothing: its events are queued and fail saying so.
+    """
+    registered = _registered_types(session, {group_id for _, group_id, _ in events})
+    queued: list[int] = []
+    unregistered: dict[str, list[int]] = defaultdict(list)
+    for event_id, group_id, event_type in events:
+        types = registered.get(group_id)
+        if types is None or event_type in types:
+            queued.append(event_id)
+        else:
+            unregistered[event_type].append(event_id)
+    now = datetime.now(UTC)
+    _change(session, queued, _requeued(now))
+    for event_type, ids in unregistered.items():
+        _change(session, ids, _ignored(event_type, now))
+    return sum(len(ids) for ids in unregistered.values())
+
+
+def _registered_types(session: Session, group_ids: Iterable[str]) -> dict[str, frozenset[str]]:
+    query = select(Group.id, Group.events).where(Group.id.in_(list(group_ids)))
+    return {group_id: frozenset(types) for group_id, types in session.execute(query)}
+
+
+def _requeued(now: datetime) -> dict[str, Any]:
+    """Pending again with a fresh retry budget; the attempts so far stay counted for history."""
+    return {
+        "status": EventStatus.PENDING,
+        "attempts_before_replay": Event.attempts_before_replay + Event.attempts,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "processed_at": None,
+        "last_error": None,
+    }
+
+
+def _ignored(event_type: str, now: datetime) -> dict[str, Any]:
+    return {
+        "status": EventStatus.IGNORED,
+        "next_attempt_at": None,
+        "processed_at": now,
+        "last_error": (
+            f"the group does not register {event_type!r}; add it to the group's events, then replay"
+        ),
+    }
+
+
+def _change(session: Session, ids: Sequence[int], values: dict[str, Any]) -> None:
+    """Set ``values`` on the events ``ids`` unless a worker claimed one in the meantime."""
+    for start in range(0, len(ids), 500):
+        session.execute(
+            update(Event)
+            .where(Event.id.in_(ids[start : start + 500]), Event.status.not_in(NOT_REPLAYABLE))
+            .values(values)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def get_record(gw: Gateway, obj: str, external_id: str) -> Record:

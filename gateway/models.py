@@ -205,7 +205,13 @@ class Event(Base):
     payload: Mapped[Any]
     received_at: Mapped[datetime]
     occurred_at: Mapped[datetime | None]
+    #: Attempts since the event was received or last replayed: the retry budget
+    #: (``GATEWAY_MAX_ATTEMPTS``) counts these, so a replay starts it afresh.
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    #: Attempts made before the last replay. The history numbers an attempt
+    #: ``attempts_before_replay + attempts``, so its numbers keep counting up across replays.
+    #: A server default: the receive path's inserts leave it out.
+    attempts_before_replay: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     next_attempt_at: Mapped[datetime | None]
     claimed_by: Mapped[str | None] = mapped_column(String(100))
     claim_expires_at: Mapped[datetime | None]

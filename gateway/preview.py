@@ -2,6 +2,8 @@
 
 Nothing is written. A candidate document can be tried against the last N stored events of the
 types its webhook records take, showing per event what would change against the current version.
+Upserts the mapping skips are listed with the reason; for a stored event, each upsert says
+whether the stale-write guard would hold it back, from the record's stored write mark.
 """
 
 from __future__ import annotations
@@ -13,16 +15,19 @@ from typing import Any
 from sqlalchemy import select
 
 from gateway import events as event_log
+from gateway.bulk import rows_by_keys
 from gateway.core import Gateway
 from gateway.errors import BadRequest, GatewayError, NotFound
 from gateway.mapping import (
     CompiledMapping,
     PlannedUpsert,
+    SkippedUpsert,
     compile_mapping,
     diff_plans,
     event_context,
 )
-from gateway.models import Event, Group, Webhook
+from gateway.models import Event, Group, Webhook, WriteMark
+from gateway.staleness import is_older
 
 DEFAULT_LAST = 10
 
@@ -34,7 +39,9 @@ def preview(gw: Gateway, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
     if mapping is None:
         raise NotFound(f"no mapping named {name!r}; send a candidate 'document' to try one")
     samples = _samples(gw, name, body)
-    results = [_preview_one(sample, mapping, current if candidate else None) for sample in samples]
+    results = [
+        _preview_one(gw, sample, mapping, current if candidate else None) for sample in samples
+    ]
     answer: dict[str, Any] = {
         "mapping": {
             "name": name,
@@ -74,6 +81,7 @@ def _samples(gw: Gateway, name: str, body: Mapping[str, Any]) -> list[dict[str, 
         return [
             {
                 "event": None,
+                "target": None,  # no group, so no target whose write marks could be read
                 "context": event_context(
                     body["payload"],
                     id="preview",
@@ -114,6 +122,7 @@ def _stored_sample(gw: Gateway, event: Event) -> dict[str, Any]:
         group = session.get(Group, event.group_id)
     return {
         "event": event,
+        "target": (group.target if group else None) or gw.targets.default_name(),
         "context": event_context(
             event.payload,
             id=str(event.id),
@@ -127,7 +136,7 @@ def _stored_sample(gw: Gateway, event: Event) -> dict[str, Any]:
 
 
 def _preview_one(
-    sample: dict[str, Any], mapping: CompiledMapping, current: CompiledMapping | None
+    gw: Gateway, sample: dict[str, Any], mapping: CompiledMapping, current: CompiledMapping | None
 ) -> dict[str, Any]:
     event = sample["event"]
     result: dict[str, Any] = {
@@ -135,21 +144,39 @@ def _preview_one(
         "event_type": sample["context"]["event"]["type"],
     }
     try:
-        planned = mapping.plan(sample["context"])
+        plan = mapping.explained_plan(sample["context"])
     except GatewayError as exc:
-        return {**result, "upserts": [], "error": exc.message}
-    result["upserts"] = [upsert_view(p) for p in planned]
+        return {**result, "upserts": [], "skipped": [], "error": exc.message}
+    marks = None if sample["target"] is None else _write_marks(gw, sample["target"], plan.upserts)
+    result["upserts"] = [upsert_view(p, marks) for p in plan.upserts]
+    result["skipped"] = [skipped_view(s) for s in plan.skipped]
     result["error"] = None
     if current is not None:
         try:
-            result["changes"] = diff_plans(current.plan(sample["context"]), planned)
+            result["changes"] = diff_plans(current.plan(sample["context"]), plan.upserts)
         except GatewayError as exc:
             result["changes"] = None
             result["current_error"] = exc.message
     return result
 
 
-def upsert_view(planned: PlannedUpsert) -> dict[str, Any]:
+#: A record's write mark: the ordering value and the event that last wrote it.
+_Marks = dict[tuple[str, str], tuple[Any, int]]
+
+
+def _write_marks(gw: Gateway, target: str, planned: list[PlannedUpsert]) -> _Marks:
+    """The write marks of the records the guarded upserts would write, read only."""
+    keys = sorted({(target, p.object, p.external_id) for p in planned if p.order_value is not None})
+    if not keys:
+        return {}
+    columns = ("object", "external_id", "order_value", "event_id")
+    with gw.db.read_session() as session:
+        rows = rows_by_keys(session, WriteMark.__table__, keys, columns)
+        return {(obj, ext): (value, event_id) for obj, ext, value, event_id in rows}
+
+
+def upsert_view(planned: PlannedUpsert, marks: _Marks | None = None) -> dict[str, Any]:
+    """One upsert as the preview shows it; ``marks`` None when no write marks were read."""
     parent = planned.parent
     return {
         "key": planned.key,
@@ -165,4 +192,23 @@ def upsert_view(planned: PlannedUpsert) -> dict[str, Any]:
             "external_id": parent.external_id,
         },
         "order_value": planned.order_value,
+        **_staleness(planned, marks),
     }
+
+
+def _staleness(planned: PlannedUpsert, marks: _Marks | None) -> dict[str, Any]:
+    """Whether processing would hold the upsert back as stale: null when not known."""
+    if marks is None:
+        return {"stale": None, "last_written": None}
+    mark = None if planned.order_value is None else marks.get((planned.object, planned.external_id))
+    if mark is None:
+        return {"stale": False, "last_written": None}
+    value, event_id = mark
+    return {
+        "stale": is_older(planned.order_value, value),
+        "last_written": {"order_value": value, "event_id": str(event_id)},
+    }
+
+
+def skipped_view(skipped: SkippedUpsert) -> dict[str, Any]:
+    return {"key": skipped.key, "object": skipped.object, "reason": skipped.reason}

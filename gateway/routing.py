@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.errors import MappingError
 from gateway.mapping import Expression
 
 
@@ -25,7 +26,13 @@ class Route:
         """True when the record registers this type and its filter (on ``scope``) is true."""
         if event_type not in self.events:
             return False
-        return self.filter is None or self.filter.evaluate(scope) is True
+        if self.filter is None:
+            return True
+        try:
+            return self.filter.evaluate(scope) is True
+        except MappingError as exc:
+            exc.webhook_id = self.webhook_id  # the event's history names the failing record
+            raise
 
 
 def compile_route(

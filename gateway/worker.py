@@ -28,7 +28,8 @@ from gateway.bulk import insert_rows, rows_by_keys, update_rows
 from gateway.config import Settings
 from gateway.core import Gateway
 from gateway.errors import GatewayError, MappingError, NotFound, TransientTargetError
-from gateway.mapping import CompiledMapping, PlannedUpsert, event_context
+from gateway.mapping import CompiledMapping, PlannedUpsert, SkippedUpsert, event_context
+from gateway.mapping.functions import show
 from gateway.mapping_store import MappingStore
 from gateway.models import (
     Event,
@@ -40,7 +41,7 @@ from gateway.models import (
     WriteMark,
 )
 from gateway.routing import Route, compile_route, routes_for, why_unrouted
-from gateway.staleness import is_older
+from gateway.staleness import compare
 from gateway.targets.base import UpsertRequest, UpsertResult
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,18 @@ class Planned:
     target: str
     result: UpsertResult | None = None
     stale: bool = False
+    #: What the stale-write guard has to say about this upsert, for the history.
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """One upsert of a webhook record's mapping that the event makes no record for, and why."""
+
+    route: Route
+    mapping_version: int
+    upsert: SkippedUpsert
+    target: str
 
 
 @dataclass
@@ -68,6 +81,9 @@ class Outcome:
     message: str | None = None
     transient: bool = False
     planned: list[Planned] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    #: History columns naming what a failure before any upsert concerns, as far as known.
+    about: dict[str, Any] = field(default_factory=dict)
 
 
 class MappingsOfBatch:
@@ -255,7 +271,7 @@ class Worker:
         try:
             matched = routes_for(candidates, event.type, context)
         except MappingError as exc:
-            return _fail(outcome, exc.message)
+            return _fail(outcome, exc.message, {"webhook_id": exc.webhook_id})
         if not matched:
             outcome.status = EventStatus.UNROUTED
             outcome.message = why_unrouted(candidates, event.type)
@@ -264,14 +280,23 @@ class Worker:
         for route in matched:
             if not route.mapping_name:
                 return _fail(
-                    outcome, f"webhook record {route.label!r} has no mapping; attach one and replay"
+                    outcome,
+                    f"webhook record {route.label!r} has no mapping; attach one and replay",
+                    _about(route),
                 )
             try:
                 mapping = mappings.get(route.mapping_name, route.mapping_version)
-                upserts = mapping.plan(context)
-            except (MappingError, NotFound) as exc:
-                return _fail(outcome, f"webhook record {route.label!r}: {exc.message}")
-            outcome.planned += [Planned(event, route, mapping.version, u, target) for u in upserts]
+            except NotFound as exc:
+                about = _about(route, route.mapping_version)
+                return _fail(outcome, f"webhook record {route.label!r}: {exc.message}", about)
+            try:
+                plan = mapping.explained_plan(context)
+            except MappingError as exc:
+                about = _about(route, mapping.version, exc.upsert_key)
+                return _fail(outcome, f"webhook record {route.label!r}: {exc.message}", about)
+            version = mapping.version
+            outcome.planned += [Planned(event, route, version, u, target) for u in plan.upserts]
+            outcome.skipped += [Skipped(route, version, u, target) for u in plan.skipped]
         return outcome
 
     def _upsert_remote(self, outcomes: list[Outcome]) -> dict[str, tuple[int, int]]:
@@ -343,11 +368,25 @@ def _lease(due: ColumnElement[bool], limit: int, lease: dict[str, Any]) -> Any:
     )
 
 
-def _fail(outcome: Outcome, message: str) -> Outcome:
+def _fail(outcome: Outcome, message: str, about: dict[str, Any] | None = None) -> Outcome:
     outcome.status = EventStatus.FAILED
     outcome.message = message
     outcome.planned = []
+    outcome.skipped = []
+    outcome.about = about or {}
     return outcome
+
+
+def _about(
+    route: Route, mapping_version: int | None = None, upsert_key: str | None = None
+) -> dict[str, Any]:
+    """The history columns naming the webhook record, mapping version and upsert of a row."""
+    return {
+        "webhook_id": route.webhook_id,
+        "mapping_name": route.mapping_name,
+        "mapping_version": mapping_version,
+        "upsert_key": upsert_key,
+    }
 
 
 def _record_key(p: Planned) -> tuple[str, str, str]:
@@ -383,16 +422,29 @@ def _marks(session: Session, planned: list[Planned]) -> dict[tuple[str, str, str
 
 
 def _mark_stale(planned: list[Planned], marks: dict[tuple[str, str, str], Any]) -> None:
-    """Skip upserts older than what last wrote the record; later events in the batch count too."""
+    """Skip upserts older than what last wrote the record; later events in the batch count too.
+
+    A value that cannot be ordered against the last one (``gateway.staleness``) is written, and
+    its history says so.
+    """
     current = dict(marks)
     for p in planned:
-        if p.upsert.order_value is None:
+        value = p.upsert.order_value
+        if value is None:
             continue
         key = _record_key(p)
-        if key in current and is_older(p.upsert.order_value, current[key]):
-            p.stale = True
-        else:
-            current[key] = p.upsert.order_value
+        if key in current:
+            order = compare(value, current[key])
+            if order == -1:
+                p.stale = True
+                p.note = f"order_by value {show(value)} is older than {show(current[key])}"
+                continue
+            if order is None:
+                p.note = (
+                    f"order_by value {show(value)} cannot be ordered against"
+                    f" {show(current[key])}; written anyway"
+                )
+        current[key] = value
 
 
 def _due_upserts(outcomes: Iterable[Outcome], wanted: Any) -> dict[str, list[Planned]]:
@@ -479,31 +531,48 @@ EMPTY_RESULT = dict.fromkeys(
 
 
 def _result_rows(outcome: Outcome, now: datetime) -> list[dict[str, Any]]:
-    """One history row per upsert of this attempt, or one for the event when it had none."""
+    """One history row per upsert of this attempt, made or skipped; else one for the event.
+
+    Attempts keep their numbers across replays (``Event.attempts_before_replay``).
+    """
     event = outcome.event
-    base = {"event_id": event.id, "attempt": event.attempts, "at": now}
-    if not outcome.planned:  # nothing to upsert: the event's own row says why
-        return [{**base, **EMPTY_RESULT, "status": outcome.status, "message": outcome.message}]
-    rows = []
-    for p in outcome.planned:
-        result = p.result
-        rows.append(
-            {
-                **base,
-                "status": outcome.status,
-                "webhook_id": p.route.webhook_id,
-                "mapping_name": p.route.mapping_name,
-                "mapping_version": p.mapping_version,
-                "upsert_key": p.upsert.key,
-                "target": p.target,
-                "object": p.upsert.object,
-                "external_id": p.upsert.external_id,
-                "outcome": _upsert_outcome(p),
-                "record_id": result.record_id if result else None,
-                "message": result.error if result else None,
-            }
-        )
+    base = {
+        "event_id": event.id,
+        "attempt": event.attempts_before_replay + event.attempts,
+        "at": now,
+        "status": outcome.status,
+    }
+    rows = [_planned_row(base, p) for p in outcome.planned]
+    rows += [_skipped_row(base, s) for s in outcome.skipped]
+    if not rows:  # not routed, or failed before any upsert: the event's own row says why
+        rows.append({**base, **EMPTY_RESULT, **outcome.about, "message": outcome.message})
     return rows
+
+
+def _planned_row(base: dict[str, Any], p: Planned) -> dict[str, Any]:
+    result = p.result
+    return {
+        **base,
+        **_about(p.route, p.mapping_version, p.upsert.key),
+        "target": p.target,
+        "object": p.upsert.object,
+        "external_id": p.upsert.external_id,
+        "outcome": _upsert_outcome(p),
+        "record_id": result.record_id if result else None,
+        "message": result.error if result and result.error else p.note,
+    }
+
+
+def _skipped_row(base: dict[str, Any], s: Skipped) -> dict[str, Any]:
+    return {
+        **base,
+        **EMPTY_RESULT,
+        **_about(s.route, s.mapping_version, s.upsert.key),
+        "target": s.target,
+        "object": s.upsert.object,
+        "outcome": "skipped",
+        "message": s.upsert.reason,
+    }
 
 
 def _upsert_outcome(p: Planned) -> str:

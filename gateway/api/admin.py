@@ -290,8 +290,8 @@ def replay_event(event_id: str) -> Any:
 def replay_events() -> Any:
     body = _body(schemas.event_filter)
     filters = {k: body[k] for k in EVENT_FILTERS if body.get(k)}
-    count = event_log.replay_matching(gateway(), filters, body.get("limit"))
-    return jsonify(replayed=count)
+    done = event_log.replay_matching(gateway(), filters, body.get("limit"))
+    return jsonify(replayed=done.replayed, ignored=done.ignored)
 
 
 @bp.get("/records/<obj>/<path:external_id>")

@@ -175,7 +175,11 @@ EVENT_SUMMARY_FIELDS: dict[str, Any] = {
 
 HISTORY_ROW = _closed(
     {
-        "attempt": {"type": "integer"},
+        "attempt": {
+            "type": "integer",
+            "description": "The attempt's number; it keeps counting up across replays, while "
+            "the event's `attempts` counts the current retry budget.",
+        },
         "at": TIME,
         "status": TEXT,
         "webhook_id": OPTIONAL_TEXT,
@@ -184,7 +188,11 @@ HISTORY_ROW = _closed(
         "target": OPTIONAL_TEXT,
         "object": OPTIONAL_TEXT,
         "external_id": OPTIONAL_TEXT,
-        "outcome": OPTIONAL_TEXT,
+        "outcome": {
+            "type": ["string", "null"],
+            "description": "Per upsert: `created`, `updated`, `failed`, `retry`, `stale`, or "
+            "`skipped` (the message says why); null on a row for the whole event.",
+        },
         "record_id": OPTIONAL_TEXT,
         "message": OPTIONAL_TEXT,
     }
@@ -244,6 +252,35 @@ UPSERT = _closed(
             _closed({"relationship": TEXT, "external_id_field": TEXT, "external_id": TEXT})
         ),
         "order_value": ANY,
+        "stale": {
+            "type": ["boolean", "null"],
+            "description": "For a stored event: true when processing would skip this upsert as "
+            "older than what last wrote the record (`order_by`). Null for a bare payload, "
+            "which has no group and so no target to look in.",
+        },
+        "last_written": _nullable(
+            _closed(
+                {
+                    "order_value": {
+                        **ANY,
+                        "description": "The `order_by` value that last wrote the record.",
+                    },
+                    "event_id": NUMERIC_ID,
+                }
+            )
+        ),
+    }
+)
+
+SKIPPED_UPSERT = _closed(
+    {
+        "key": TEXT,
+        "object": TEXT,
+        "reason": {
+            "type": "string",
+            "description": "Its `when` is not true, its parent was skipped, or its `for_each` "
+            "yields no items.",
+        },
     }
 )
 
@@ -251,6 +288,11 @@ PREVIEW_RESULT_FIELDS: dict[str, Any] = {
     "event_id": {"type": ["string", "null"]},
     "event_type": TEXT,
     "upserts": {"type": "array", "items": _ref("PlannedUpsert")},
+    "skipped": {
+        "type": "array",
+        "items": SKIPPED_UPSERT,
+        "description": "The mapping's upserts that make no record for this event, and why.",
+    },
     "error": {
         "type": ["string", "null"],
         "description": "Why the mapping cannot plan this event, if it cannot.",
@@ -800,7 +842,8 @@ def _admin_paths() -> dict[str, dict[str, Any]]:
         "/api/v1/events/{event_id}/replay": {
             "post": _operation(
                 "replayEvent",
-                "Process one event again",
+                "Process one event again (it stays ignored while its group does not register "
+                "its type)",
                 "events",
                 _responses(ok["event"], "401 404 409 503"),
                 parameters=[EVENT_ID],
@@ -814,8 +857,19 @@ def _admin_paths() -> dict[str, dict[str, Any]]:
                 _responses(
                     {
                         "200": _json(
-                            _closed({"replayed": {"type": "integer", "minimum": 0}}),
-                            "How many events were queued again.",
+                            _closed(
+                                {
+                                    "replayed": {"type": "integer", "minimum": 0},
+                                    "ignored": {
+                                        "type": "integer",
+                                        "minimum": 0,
+                                        "description": "How many of them stay `ignored`: their "
+                                        "group does not register their type (yet).",
+                                    },
+                                }
+                            ),
+                            "How many events were taken again; each is queued, or ignored as "
+                            "on receipt when its group does not register its type.",
                         )
                     },
                     "400 401 422 503",

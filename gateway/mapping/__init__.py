@@ -28,7 +28,9 @@ from gateway.targets.base import ParentLink, UpsertRequest
 __all__ = [
     "CompiledMapping",
     "Expression",
+    "Plan",
     "PlannedUpsert",
+    "SkippedUpsert",
     "compile_mapping",
     "diff_plans",
     "event_context",
@@ -226,17 +228,35 @@ class PlannedUpsert:
         )
 
 
+@dataclass(frozen=True)
+class SkippedUpsert:
+    """An upsert of the mapping that makes no record for this event, and why, for the admin."""
+
+    key: str
+    object: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What one event asks of a mapping: the upserts to make and the upserts it skips."""
+
+    upserts: list[PlannedUpsert]
+    skipped: list[SkippedUpsert]
+
+
 class Expression:
     """A compiled expression that knows where it sits, so its errors say what failed.
 
     It evaluates with the mapping functions; check its source with expression_problems first.
     """
 
-    __slots__ = ("_tree", "_where")
+    __slots__ = ("_tree", "_where", "source")
 
     def __init__(self, source: str, where: str) -> None:
         self._tree = jmespath.compile(source).parsed
         self._where = where
+        self.source = source
 
     def evaluate(self, context: Mapping[str, Any]) -> Any:
         try:
@@ -285,33 +305,38 @@ class _Upsert:
 
     def plan(
         self, context: Mapping[str, Any], singles: Mapping[str, PlannedUpsert]
-    ) -> list[PlannedUpsert]:
-        """This upsert's records for one event; ``singles`` are the planned possible parents."""
+    ) -> list[PlannedUpsert] | SkippedUpsert:
+        """This upsert's records for one event or why it makes none (``singles``: the parents)."""
         link = None
         if self.parent is not None:
             parent = singles.get(self.parent[0])
-            if parent is None:  # the parent was skipped, so its children are too
-                return []
+            if parent is None:
+                # A child of a record this event does not write must not attach to it.
+                return self._skipped(f"its parent '{self.parent[0]}' was skipped")
             link = ParentLink(self.parent[1], parent.external_id_field, parent.external_id)
-        if not self._wanted(context):
-            return []
+        if self.when is not None:
+            verdict = self._verdict(self.when, context)
+            if verdict is not True:
+                return self._skipped(f"when `{self.when.source}` is {show(verdict)}")
         if self.for_each is None:
             return [self._record(context, link)]
-        return self._records(self.for_each.evaluate(context), context, link)
+        elements = self.for_each.evaluate(context)
+        if elements is None or elements == []:
+            return self._skipped(f"for_each `{self.for_each.source}` yields {show(elements)}")
+        return self._records(elements, context, link)
 
-    def _wanted(self, context: Mapping[str, Any]) -> bool:
-        if self.when is None:
-            return True
-        verdict = self.when.evaluate(context)
+    def _skipped(self, reason: str) -> SkippedUpsert:
+        return SkippedUpsert(self.key, self.object, reason)
+
+    def _verdict(self, when: Expression, context: Mapping[str, Any]) -> bool | None:
+        verdict = when.evaluate(context)
         if verdict is None or isinstance(verdict, bool):
-            return verdict is True
+            return verdict
         raise MappingError(f"upsert '{self.key}': when yields {show(verdict)}, not true or false")
 
     def _records(
         self, elements: Any, context: Mapping[str, Any], link: ParentLink | None
     ) -> list[PlannedUpsert]:
-        if elements is None:
-            return []
         if not isinstance(elements, list):
             raise MappingError(f"upsert '{self.key}': for_each yields {show(elements)}, not a list")
         scoped = dict(context)  # one shallow copy per upsert; the caller's context stays as is
@@ -374,14 +399,28 @@ class CompiledMapping:
 
         Raises :class:`MappingError`, naming the upsert, when the event cannot be mapped.
         """
-        planned: list[PlannedUpsert] = []
+        return self.explained_plan(context).upserts
+
+    def explained_plan(self, context: Mapping[str, Any]) -> Plan:
+        """:meth:`plan`, with every upsert that makes no record and why, so none goes unseen.
+
+        A :class:`MappingError` carries the ``upsert_key`` of the upsert that failed.
+        """
+        plan = Plan([], [])
         singles: dict[str, PlannedUpsert] = {}
         for upsert in self._upserts:
-            records = upsert.plan(context, singles)
-            if records and upsert.for_each is None:
+            try:
+                records = upsert.plan(context, singles)
+            except MappingError as exc:
+                exc.upsert_key = upsert.key
+                raise
+            if isinstance(records, SkippedUpsert):
+                plan.skipped.append(records)
+                continue
+            if upsert.for_each is None:
                 singles[upsert.key] = records[0]
-            planned.extend(records)
-        return planned
+            plan.upserts.extend(records)
+        return plan
 
 
 def compile_mapping(document: Mapping[str, Any], version: int = 1) -> CompiledMapping:

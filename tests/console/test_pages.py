@@ -388,6 +388,24 @@ def test_preview_shows_the_upserts_and_the_differences(console: Console, setup: 
     assert "<ins><code>1</code></ins>" in response.text
 
 
+def test_preview_says_why_an_upsert_is_skipped(console: Console, setup: Any) -> None:
+    skipping = {**MAPPING, "upserts": [{**MAPPING["upserts"][0], "when": "payload.missing"}]}
+    response = console.post(
+        "/admin/mappings/moves",
+        {
+            "document": pretty(skipping),
+            "action": "preview",
+            "source": "event",
+            "event_id": setup["event"]["id"],
+        },
+    )
+    assert response.status_code == 200, response.text
+    assert "No upserts for this event." in response.text
+    assert (
+        "Skipped Inventory_Item__c (upsert <code>item</code>): when `payload.missing` is null"
+    ) in response.text
+
+
 def test_preview_problems_are_shown_not_raised(console: Console) -> None:
     response = console.post(
         "/admin/mappings/moves", {"document": pretty(MAPPING), "action": "preview"}

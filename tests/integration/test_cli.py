@@ -99,6 +99,24 @@ def test_replaying_an_unknown_event_is_a_clear_error(gw: Any, monkeypatch: Any) 
     assert "Error: not_found: no event 424242" in result.output
 
 
+@pytest.mark.parametrize("by_id", [True, False], ids=["by id", "by status"])
+def test_replay_keeps_an_event_ignored_while_its_group_does_not_register_its_type(
+    run: Any, admin: Any, group_factory: Any, deliver: Any, by_id: bool
+) -> None:
+    group = group_factory(secret=SECRET, events=["inventory.cycle_count"])
+    body = {"id": "m-1", "eventTimestamp": 1, "topic": "inventory.moved", "data": {}}
+    deliver(group, json.dumps(body).encode())
+    (event,) = admin.get("/events").get_json()["items"]
+
+    result = run("events", "replay", *([event["id"]] if by_id else ["--status", "ignored"]))
+
+    assert result.output.splitlines() == [
+        "replayed 1 events",
+        "1 stay ignored: their group does not register their type",
+    ]
+    assert admin.get(f"/events/{event['id']}").get_json()["status"] == "ignored"
+
+
 # --- loading mappings --------------------------------------------------------------------
 
 STOCK = {

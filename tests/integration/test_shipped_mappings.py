@@ -470,8 +470,9 @@ def test_each_shipped_mapping_turns_its_signed_sample_into_the_expected_records(
     history = [row for e in events for row in e["history"] if row["mapping"] is not None]
     assert {row["mapping"]["name"] for row in history} == {mapping}
     assert {row["mapping"]["version"] for row in history} == {versions[mapping]}
-    assert {(row["object"], row["external_id"]) for row in history} == set(expected)
-    assert {row["outcome"] for row in history} <= {"created", "updated"}
+    written = [row for row in history if row["outcome"] != "skipped"]
+    assert {(row["object"], row["external_id"]) for row in written} == set(expected)
+    assert {row["outcome"] for row in written} <= {"created", "updated"}
 
 
 def test_a_xilnex_sale_with_three_lines_gives_one_order_and_three_lines_linked_to_it(
@@ -544,7 +545,12 @@ def test_xtnd_order_actions_move_the_status_without_blanking_what_earlier_ones_w
         for row in replayed["history"][len(first["history"]) :]
         if row["mapping"]
     }
-    assert outcomes == {("order", "stale"), ("order_details", "stale"), ("line", "updated")}
+    assert outcomes == {
+        ("order", "stale"),
+        ("order_details", "stale"),
+        ("line", "updated"),
+        ("delivery_change", "skipped"),  # its when is for OrderDeliveryDataChanged only
+    }
     order = record(admin, "Order__c", "3339887")
     assert order is not None
     assert order["fields"]["Status__c"] == "Picked"

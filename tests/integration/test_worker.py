@@ -31,11 +31,13 @@ ITEM_MAPPING = {
 }
 
 
-def moved(item: str, location: str, at: int, **data: Any) -> bytes:
+def moved(
+    item: str, location: str | None, at: Any, topic: str = "inventory.moved", **data: Any
+) -> bytes:
     event = {
         "id": f"attempt-{item}-{at}",
         "eventTimestamp": at,
-        "topic": "inventory.moved",
+        "topic": topic,
         "data": {"itemId": item, "location": location, **data},
     }
     return json.dumps(event).encode()
@@ -292,6 +294,46 @@ def test_out_of_order_events_in_one_batch_keep_the_newest(
     assert statuses(admin) == ["delivered", "stale", "stale"]
 
 
+UNGUARDED_FIELDS = {"Location__c": "payload.data.location"}
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "expected", "message"),
+    [
+        # (ordering value of the first event, of the second, the second's status, its message)
+        (1765533600000, "2025-12-12T11:00:00Z", "delivered", None),  # ISO after epoch ms
+        (1765533600000, "2025-12-12T09:00:00+00:00", "stale", "is older than 1765533600000"),
+        ("2025-12-12T10:00:00Z", 1765537200, "delivered", None),  # epoch seconds after ISO
+        ("9", "10", "delivered", None),  # numeric strings compare as numbers
+        ("10", "9", "stale", 'order_by value "9" is older than "10"'),
+        (5, "not-a-time", "delivered", 'order_by value "not-a-time" cannot be ordered'),
+    ],
+)
+def test_the_stale_guard_orders_values_by_what_they_mean(
+    setup: dict[str, Any],
+    admin: Any,
+    deliver: Any,
+    worker: Any,
+    first: Any,
+    second: Any,
+    expected: str,
+    message: str | None,
+) -> None:
+    mapping = json.loads(json.dumps(ITEM_MAPPING))
+    mapping["upserts"][0]["fields"] = UNGUARDED_FIELDS
+    admin.put("/mappings/items", mapping)
+    deliver(setup["group"], moved("A-1", "First", first))
+    worker.drain()
+    deliver(setup["group"], moved("A-1", "Second", second))
+    worker.drain()
+
+    assert statuses(admin) == ["delivered", expected]
+    latest = admin.get("/events").get_json()["items"][0]["id"]
+    (row,) = admin.get(f"/events/{latest}").get_json()["history"]
+    assert (row["message"] is None) if message is None else (message in row["message"])
+    assert record(admin, "A-1")["Location__c"] == ("First" if expected == "stale" else "Second")
+
+
 # --- failures, retries, replay -----------------------------------------------------------
 
 
@@ -338,7 +380,7 @@ def test_fix_the_mapping_and_replay_delivers_a_failed_event(
     replayed = admin.post("/events/replay", {"status": "failed"}).get_json()
     worker.drain()
 
-    assert replayed == {"replayed": 1}
+    assert replayed == {"replayed": 1, "ignored": 0}
     assert statuses(admin) == ["delivered"]
     assert record(admin, "A-1")["Location__c"] == "Dock"
 
@@ -447,6 +489,204 @@ def test_duplicates_cannot_be_replayed(setup: dict[str, Any], admin: Any, delive
     assert response.status_code == 409
 
 
+def ignored_move(setup: dict[str, Any], admin: Any, deliver: Any) -> str:
+    """An inventory.moved event received while its group did not register the type (its
+    record, which took the type, deleted first: a group keeps the types its records take)."""
+    group_id = setup["group"]["id"]
+    assert admin.delete(f"/webhooks/{setup['record']['id']}").status_code == 204
+    assert (
+        admin.patch(f"/groups/{group_id}", {"events": ["inventory.cycle_count"]}).status_code == 200
+    )
+    deliver(setup["group"], moved("I-1", "Dock", 1))
+    event = admin.get("/events").get_json()["items"][0]
+    assert event["status"] == "ignored"
+    return str(event["id"])
+
+
+REPLAYS = {
+    "one": lambda admin, event_id: admin.post(f"/events/{event_id}/replay"),
+    "matching": lambda admin, event_id: admin.post("/events/replay", {"status": "ignored"}),
+}
+
+
+@pytest.mark.parametrize("replay", REPLAYS.values(), ids=REPLAYS.keys())
+def test_replaying_an_ignored_event_keeps_it_ignored_while_its_type_is_not_registered(
+    setup: dict[str, Any], admin: Any, deliver: Any, worker: Any, replay: Any
+) -> None:
+    event_id = ignored_move(setup, admin, deliver)
+
+    assert replay(admin, event_id).status_code == 200
+    worker.drain()
+
+    event = admin.get(f"/events/{event_id}").get_json()
+    assert event["status"] == "ignored"
+    assert event["last_error"] == (
+        "the group does not register 'inventory.moved'; add it to the group's events, then replay"
+    )
+    assert event["history"] == []
+
+
+@pytest.mark.parametrize("replay", REPLAYS.values(), ids=REPLAYS.keys())
+def test_replaying_an_ignored_event_whose_type_is_registered_since_processes_it(
+    setup: dict[str, Any], admin: Any, deliver: Any, worker: Any, replay: Any
+) -> None:
+    event_id = ignored_move(setup, admin, deliver)
+    admin.patch(f"/groups/{setup['group']['id']}", {"events": ["inventory.moved"]})
+    admin.post(
+        f"/webhooks/{setup['group']['template_webhook_id']}/clone",
+        {"label": "Moves", "events": ["inventory.moved"], "mapping": "items"},
+    )
+
+    replay(admin, event_id)
+    worker.drain()
+
+    assert admin.get(f"/events/{event_id}").get_json()["status"] == "delivered"
+    assert record(admin, "I-1")["Location__c"] == "Dock"
+
+
+def test_a_bulk_replay_counts_the_events_that_stay_ignored(
+    setup: dict[str, Any], admin: Any, deliver: Any, worker: Any
+) -> None:
+    deliver(setup["group"], moved("A-1", "Dock", 1))
+    worker.drain()  # delivered while its type was registered
+    ignored_move(setup, admin, deliver)
+    deliver(setup["group"], moved("C-3", "Dock", 3, topic="inventory.cycle_count"))
+
+    answer = admin.post("/events/replay", {}).get_json()
+    worker.drain()
+
+    assert answer == {"replayed": 3, "ignored": 2}
+    assert statuses(admin) == ["ignored", "ignored", "unrouted"]
+
+
+# --- what an event's history says --------------------------------------------------------
+
+#: ``items`` with a condition on the item and a child record attached to it.
+TAGGED_ITEMS = {
+    "name": "items",
+    "upserts": [
+        {**ITEM_MAPPING["upserts"][0], "when": "payload.data.location != null"},
+        {
+            "key": "tag",
+            "object": "Tag__c",
+            "external_id_field": "Tag_Id__c",
+            "external_id": "payload.data.tagId",
+            "parent": {"key": "item", "relationship": "Item__r"},
+            "fields": {"Reader__c": "payload.data.reader"},
+        },
+    ],
+}
+SKIPPED_TAGGED = [
+    ("item", "Item__c", "when `payload.data.location != null` is false"),
+    ("tag", "Tag__c", "its parent 'item' was skipped"),
+]
+
+
+def test_an_event_whose_upserts_are_all_skipped_is_delivered_and_its_history_says_why(
+    setup: dict[str, Any], admin: Any, deliver: Any, worker: Any
+) -> None:
+    admin.put("/mappings/items", TAGGED_ITEMS)
+    deliver(setup["group"], moved("A-1", None, 1, tagId="T-1", reader="R-7"))
+
+    worker.drain()
+
+    event_id = admin.get("/events").get_json()["items"][0]["id"]
+    event = admin.get(f"/events/{event_id}").get_json()
+    assert event["status"] == "delivered"
+    assert [
+        (h["upsert_key"], h["object"], h["message"], h["outcome"], h["external_id"])
+        for h in event["history"]
+    ] == [(key, obj, reason, "skipped", None) for key, obj, reason in SKIPPED_TAGGED]
+    for h in event["history"]:
+        assert (h["webhook_id"], h["mapping"]) == (
+            setup["record"]["id"],
+            {"name": "items", "version": 2},
+        )
+    assert admin.get("/records/Tag__c/T-1").status_code == 404  # never attached to no item
+
+
+def test_upserts_skipped_beside_ones_made_are_in_the_history_too(
+    setup: dict[str, Any], admin: Any, deliver: Any, worker: Any
+) -> None:
+    tag_only_with_reader = json.loads(json.dumps(TAGGED_ITEMS))
+    tag_only_with_reader["upserts"][1]["when"] = "payload.data.reader != null"
+    admin.put("/mappings/items", tag_only_with_reader)
+    deliver(setup["group"], moved("A-1", "Dock", 1, tagId="T-1"))
+
+    worker.drain()
+
+    event_id = admin.get("/events").get_json()["items"][0]["id"]
+    history = admin.get(f"/events/{event_id}").get_json()["history"]
+    assert [(h["upsert_key"], h["outcome"], h["message"]) for h in history] == [
+        ("item", "created", None),
+        ("tag", "skipped", "when `payload.data.reader != null` is false"),
+    ]
+
+
+FAILURES = [
+    # (how the record or mapping is broken, the history row's webhook_id?, mapping, upsert_key)
+    ({"mapping": "broken"}, True, {"name": "items", "version": 2}, "item"),
+    ({"record": {"mapping": None}}, True, None, None),
+    ({"record": {"filter": "abs(data.location)"}}, True, None, None),
+]
+
+
+@pytest.mark.parametrize(("broken", "names_record", "mapping", "upsert_key"), FAILURES)
+def test_a_failed_attempt_names_the_record_mapping_version_and_upsert_it_failed_on(
+    setup: dict[str, Any],
+    admin: Any,
+    deliver: Any,
+    worker: Any,
+    broken: dict[str, Any],
+    names_record: bool,
+    mapping: dict[str, Any] | None,
+    upsert_key: str | None,
+) -> None:
+    if "mapping" in broken:
+        missing_id = json.loads(json.dumps(ITEM_MAPPING))
+        missing_id["upserts"][0]["external_id"] = "payload.data.missing"
+        admin.put("/mappings/items", missing_id)
+    else:
+        admin.patch(f"/webhooks/{setup['record']['id']}", broken["record"])
+    deliver(setup["group"], moved("A-1", "Dock", 1))
+
+    worker.drain()
+
+    event_id = admin.get("/events").get_json()["items"][0]["id"]
+    event = admin.get(f"/events/{event_id}").get_json()
+    (row,) = event["history"]
+    assert (event["status"], row["status"], row["message"]) == (
+        "failed",
+        "failed",
+        event["last_error"],
+    )
+    assert (row["webhook_id"], row["mapping"], row["upsert_key"]) == (
+        setup["record"]["id"] if names_record else None,
+        mapping,
+        upsert_key,
+    )
+
+
+def test_attempt_numbers_keep_counting_across_replays(
+    setup: dict[str, Any], admin: Any, deliver: Any, worker: Any, flaky: Any
+) -> None:
+    flaky(outages=3)
+    worker.settings = worker.settings.with_overrides({"max_attempts": 2})
+    deliver(setup["group"], moved("A-1", "Dock", 1))
+    worker.drain()
+    event_id = admin.get("/events").get_json()["items"][0]["id"]
+    assert statuses(admin) == ["dead"]
+
+    admin.post(f"/events/{event_id}/replay")
+    worker.drain()
+
+    event = admin.get(f"/events/{event_id}").get_json()
+    assert event["status"] == "delivered"
+    assert event["attempts"] == 2  # the replay's own budget: one outage, then delivered
+    assert [h["attempt"] for h in event["history"]] == [1, 2, 3, 4]
+    assert [h["outcome"] for h in event["history"]] == ["retry", "retry", "retry", "created"]
+
+
 # --- preview -----------------------------------------------------------------------------
 
 
@@ -470,8 +710,11 @@ def test_preview_shows_upserts_for_a_payload_and_writes_nothing(admin: Any, setu
             },
             "parent": None,
             "order_value": 1765572297000,
+            "stale": None,  # a bare payload has no group, so no target to check
+            "last_written": None,
         }
     ]
+    assert answer["skipped"] == []
     assert admin.get("/records/Item__c/A-9").status_code == 404
 
 
@@ -484,6 +727,45 @@ def test_preview_of_a_stored_event(setup: Any, admin: Any, deliver: Any) -> None
     assert answer["event_id"] == event_id
     assert answer["upserts"][0]["external_id"] == "A-1"
     assert statuses(admin) == ["pending"]
+
+
+def test_preview_lists_skipped_upserts_with_the_reason(
+    setup: Any, admin: Any, deliver: Any
+) -> None:
+    admin.put("/mappings/items", TAGGED_ITEMS)
+    deliver(setup["group"], moved("A-1", None, 1, tagId="T-1"))
+    event_id = admin.get("/events").get_json()["items"][0]["id"]
+
+    answer = admin.post("/mappings/items/preview", {"event_id": event_id}).get_json()
+
+    assert answer["upserts"] == []
+    assert answer["skipped"] == [
+        {"key": key, "object": obj, "reason": reason} for key, obj, reason in SKIPPED_TAGGED
+    ]
+
+
+def test_preview_flags_an_upsert_processing_would_skip_as_stale(
+    setup: Any, admin: Any, deliver: Any, worker: Any
+) -> None:
+    deliver(setup["group"], moved("A-1", "Newer", 2000))
+    worker.drain()
+    deliver(setup["group"], moved("A-1", "Older", 1000))
+    older, newer = (e["id"] for e in admin.get("/events").get_json()["items"])
+
+    of_older = admin.post("/mappings/items/preview", {"event_id": older}).get_json()
+    of_newer = admin.post("/mappings/items/preview", {"event_id": newer}).get_json()
+
+    written = {"order_value": 2000, "event_id": newer}
+    assert (of_older["upserts"][0]["stale"], of_older["upserts"][0]["last_written"]) == (
+        True,
+        written,
+    )
+    assert (of_newer["upserts"][0]["stale"], of_newer["upserts"][0]["last_written"]) == (
+        False,
+        written,
+    )
+    assert statuses(admin) == ["delivered", "pending"]  # read only: nothing processed
+    assert record(admin, "A-1")["Location__c"] == "Newer"
 
 
 def test_a_candidate_is_previewed_against_recent_events_with_differences(

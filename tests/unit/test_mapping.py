@@ -428,6 +428,63 @@ def test_when_false_skips_the_upsert_and_its_children(
 
 
 @pytest.mark.parametrize(
+    ("changes", "skipped"),
+    [
+        # (payload changes, each skipped upsert with its reason)
+        ({}, []),
+        (
+            {"OrderType": "ReturnOrder"},
+            [
+                ("order", "Order__c", "when `payload.Details.OrderType == 'NormalOrder'` is false"),
+                ("line", "Order_Line__c", "its parent 'order' was skipped"),
+            ],
+        ),
+        (
+            {"Order": {"Rows": []}},
+            [("line", "Order_Line__c", "for_each `payload.Details.Order.Rows` yields []")],
+        ),
+        (
+            {"Order": None},
+            [("line", "Order_Line__c", "for_each `payload.Details.Order.Rows` yields null")],
+        ),
+    ],
+)
+def test_an_explained_plan_says_why_each_skipped_upsert_makes_no_record(
+    xtnd_payload: dict[str, Any],
+    context_of: Callable[..., dict],
+    changes: dict[str, Any],
+    skipped: list[tuple[str, str, str]],
+) -> None:
+    xtnd_payload["Details"].update(changes)
+
+    explained = compile_mapping(EXAMPLE).explained_plan(context_of(xtnd_payload))
+
+    assert [(s.key, s.object, s.reason) for s in explained.skipped] == skipped
+    assert explained.upserts == compile_mapping(EXAMPLE).plan(context_of(xtnd_payload))
+
+
+def test_when_null_is_named_as_null(context_of: Callable[..., dict]) -> None:
+    document = single(when="payload.flag")
+
+    explained = compile_mapping(document).explained_plan(context_of({"id": "A-1"}))
+
+    assert [s.reason for s in explained.skipped] == ["when `payload.flag` is null"]
+
+
+def test_a_mapping_error_names_the_upsert_it_concerns(
+    xtnd_payload: dict[str, Any], context_of: Callable[..., dict]
+) -> None:
+    xtnd_payload["Details"]["Order"]["Rows"][0]["Position"] = None
+    document = copy.deepcopy(EXAMPLE)
+    document["upserts"][1]["external_id"] = "item.Position"
+
+    with pytest.raises(MappingError) as caught:
+        compile_mapping(document).plan(context_of(xtnd_payload))
+
+    assert caught.value.upsert_key == "line"
+
+
+@pytest.mark.parametrize(
     ("when", "planned"),
     [
         ("`true`", 1),
