@@ -138,7 +138,7 @@ class MappingFunctions(Functions):
     @signature({"types": ["string", "null"]}, {"types": ["number"], "variadic": True})
     def _func_substring(self, text: str | None, start: Any, *length: Any) -> str | None:
         if len(length) > 1:
-            raise FunctionError(f"substring() takes 2 or 3 arguments, got {2 + len(length)}")
+            raise FunctionError(arity_problem("substring", 2 + len(length)))
         if type(start) is not int:
             raise _fail("substring", start, "is not a whole number for start")
         if length and (type(length[0]) is not int or length[0] < 0):
@@ -153,6 +153,11 @@ class MappingFunctions(Functions):
 OPTIONS = jmespath.Options(custom_functions=MappingFunctions())
 
 
+#: Functions whose last argument may be left out, declared variadic for want of a JMESPath
+#: way to say "optional": at most one more argument than their signature lists.
+_OPTIONAL_LAST = frozenset({"substring"})
+
+
 def arity_problem(function: str, given: int) -> str | None:
     """Why ``function`` cannot be called with ``given`` arguments, or None when it can.
 
@@ -162,6 +167,10 @@ def arity_problem(function: str, given: int) -> str | None:
     if spec is None:
         return f"unknown function {function}()"
     expected = len(spec["signature"])
+    if function in _OPTIONAL_LAST and expected <= given <= expected + 1:
+        return None
+    if function in _OPTIONAL_LAST:
+        return f"{function}() takes {expected} or {expected + 1} arguments, got {given}"
     if spec["signature"][-1].get("variadic"):
         if given < expected:
             return f"{function}() takes at least {expected} arguments, got {given}"

@@ -196,6 +196,9 @@ def test_standard_to_number_keeps_answering_null() -> None:
         ("upper", 1, None),  # right
         ("concat", 5, None),  # variadic: any number from its minimum
         ("substring", 2, None),  # the optional length left out
+        ("substring", 3, None),
+        ("substring", 4, "substring() takes 2 or 3 arguments, got 4"),
+        ("substring", 1, "substring() takes 2 or 3 arguments, got 1"),
         ("join", 2, None),  # standard functions are known too
         ("upper", 2, "upper() takes 1 argument, got 2"),
         ("replace", 2, "replace() takes 3 arguments, got 2"),
