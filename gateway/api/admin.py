@@ -14,6 +14,7 @@ from gateway import events as event_log
 from gateway import groups, paging
 from gateway.api import openapi, schemas
 from gateway.errors import BadRequest, Detail, NotFound, Unauthorized, ValidationFailed
+from gateway.models import MappingVersion
 from gateway.preview import preview
 from gateway.targets import credentials
 from gateway.targets.usage import target_usage
@@ -226,11 +227,17 @@ def mapping_versions(name: str) -> Any:
 @bp.put("/mappings/<name>")
 def put_mapping(name: str) -> Any:
     gw = gateway()
-    existed = _exists(lambda: gw.mappings.get(name))
-    document, based_on = _as_edited(_body())
+    body = _body()
+    document, based_on = _as_edited(body)
+    try:
+        read = gw.mappings.get(name, based_on)
+    except NotFound:
+        read = None
+    if "document" in body:
+        _check_copy(body["document"], {"name": name, **document}, read)
     row, _changed = gw.mappings.put(name, document, based_on)
     response = jsonify(mapping_view(row))
-    response.status_code = 200 if existed else 201
+    response.status_code = 201 if read is None and based_on is None else 200
     return response
 
 
@@ -250,17 +257,28 @@ def _as_edited(body: dict[str, Any]) -> tuple[dict[str, Any], int | None]:
     return document, based_on
 
 
+def _check_copy(copy: Any, document: dict[str, Any], read: MappingVersion | None) -> None:
+    """Refuse an edit made to GET's ``document`` copy alone, which would be dropped unseen.
+
+    The fields beside the copy are what is stored: the copy must be left as it was read (the
+    version named, or the newest) or kept equal to them.
+    """
+    if copy == document or (read is not None and copy == read.document):
+        return
+    raise ValidationFailed(
+        "the document copy differs from the mapping's own fields",
+        details=[
+            Detail(
+                "document",
+                "edit the fields beside it (they are what is stored), or leave the copy out",
+            )
+        ],
+    )
+
+
 @bp.post("/mappings/<name>/preview")
 def preview_mapping(name: str) -> Any:
     return jsonify(preview(gateway(), name, _body(schemas.preview)))
-
-
-def _exists(lookup: Any) -> bool:
-    try:
-        lookup()
-    except NotFound:
-        return False
-    return True
 
 
 # --- events and records ------------------------------------------------------------------

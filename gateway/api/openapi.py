@@ -397,7 +397,10 @@ def _mapping_body(document: dict[str, Any]) -> dict[str, Any]:
             "description": "The version this change was made to: 409 if the mapping has a"
             " newer one.",
         },
-        "document": {"description": "Ignored: GET's copy of the document."},
+        "document": {
+            "description": "GET's copy of the document: as read, or equal to the fields beside"
+            " it (they are what is stored); 422 otherwise."
+        },
         "created_at": {"description": "Ignored: when the version read was made."},
     }
     return {

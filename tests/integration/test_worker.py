@@ -234,6 +234,18 @@ def test_a_mapping_read_by_get_can_be_changed_and_sent_back(admin: Any) -> None:
     assert response.get_json()["document"] == {**ITEM_MAPPING, "description": "Item moves"}
 
 
+def test_an_edit_made_to_the_document_copy_alone_is_refused_not_dropped(admin: Any) -> None:
+    admin.put("/mappings/items", ITEM_MAPPING)
+    shown = admin.get("/mappings/items").get_json()
+    shown["document"]["description"] = "edited in the copy"
+
+    response = admin.put("/mappings/items", shown)
+
+    assert response.status_code == 422
+    assert response.get_json()["error"]["details"][0]["path"] == "document"
+    assert admin.get("/mappings/items").get_json()["version"] == 1
+
+
 def test_a_change_made_to_an_older_version_is_a_conflict(admin: Any) -> None:
     admin.put("/mappings/items", ITEM_MAPPING)
     first = admin.get("/mappings/items").get_json()
