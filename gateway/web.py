@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, current_app, jsonify
-from werkzeug.exceptions import HTTPException
+from gunicorn.http.errors import ParseException
+from werkzeug.exceptions import ClientDisconnected, HTTPException
 
 from gateway.config import Settings
 from gateway.core import Gateway
@@ -64,6 +65,25 @@ def http_error(error: HTTPException) -> GatewayError:
     domain = GatewayError(error.description or error.name, code=error_code(error.name or "error"))
     domain.status = error.code or 500
     return domain
+
+
+#: What servers raise when a request body cannot be read whole; PEP 3333 names no error for
+#: it, so each has its own: gunicorn a ParseException for chunks it cannot parse and NoMoreData
+#: (an OSError) for a body cut short, werkzeug's servers OSError or ClientDisconnected. Caught
+#: around body reads only, where an OSError is the sender's doing.
+UNREADABLE_BODY = (ParseException, OSError, ClientDisconnected)
+#: How much of the server's reason for refusing a chunked body an error message repeats.
+MAX_REASON = 200
+
+
+def unreadable_body(error: Exception) -> BadRequest:
+    """One of UNREADABLE_BODY as the sender's fault (400)."""
+    if isinstance(error, ParseException):
+        return BadRequest(
+            f"the chunked request body is malformed: {str(error)[:MAX_REASON]}",
+            code="body_malformed",
+        )
+    return BadRequest("the request body ended before it was complete", code="body_incomplete")
 
 
 def as_gateway_error(error: Exception) -> GatewayError:

@@ -19,7 +19,7 @@ from gateway.preview import preview
 from gateway.targets import credentials
 from gateway.targets.usage import target_usage
 from gateway.validation import Schema, whole_number
-from gateway.web import gateway
+from gateway.web import UNREADABLE_BODY, gateway, unreadable_body
 
 PREFIX = "/api/v1"
 bp = Blueprint("admin", __name__, url_prefix=PREFIX)
@@ -52,7 +52,11 @@ def _refuse_nul_characters() -> None:
 
 
 def _body(schema: Schema | None = None) -> dict[str, Any]:
-    if not request.get_data(cache=True):
+    try:
+        raw = request.get_data(cache=True)
+    except UNREADABLE_BODY as exc:
+        raise unreadable_body(exc) from exc
+    if not raw:
         data: Any = {}
     else:
         data = request.get_json(silent=True, force=True)

@@ -19,9 +19,8 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask
-from gunicorn.http.errors import ParseException
 from prometheus_client import Counter
-from werkzeug.exceptions import ClientDisconnected, MethodNotAllowed
+from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.wsgi import get_content_length, get_input_stream
 
 from gateway.config import Settings
@@ -34,7 +33,13 @@ from gateway.intake import IncomingEvent, split_delivery
 from gateway.metrics import DELIVERIES, EVENTS_RECEIVED, RECEIVE_LATENCY
 from gateway.models import Group
 from gateway.verify import verify
-from gateway.web import as_gateway_error, error_headers, http_error
+from gateway.web import (
+    UNREADABLE_BODY,
+    as_gateway_error,
+    error_headers,
+    http_error,
+    unreadable_body,
+)
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -84,8 +89,6 @@ MAX_CONTENT_TYPE = 200
 _COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
 #: Tries to store a delivery whose group changes under it before the sender is told to retry.
 ATTEMPTS = 3
-#: How much of the server's reason for refusing a chunked body an error message repeats.
-MAX_REASON = 200
 
 
 @dataclass(frozen=True)
@@ -340,23 +343,11 @@ def _read_body(environ: WSGIEnvironment, limit: int) -> bytes:
 
 
 def _read_input(environ: WSGIEnvironment, size: int) -> bytes:
-    """Read the body, refusing one the server cannot read whole as the sender's fault (400).
-
-    PEP 3333 names no error for that, so each server raises its own: gunicorn a ParseException
-    for chunks it cannot parse and NoMoreData (an OSError) for a body cut short; werkzeug's
-    servers OSError or ClientDisconnected.
-    """
+    """Read the body, refusing one the server cannot read whole as the sender's fault (400)."""
     try:
         body: bytes = get_input_stream(environ).read(size)
-    except ParseException as exc:
-        raise BadRequest(
-            f"the chunked request body is malformed: {str(exc)[:MAX_REASON]}",
-            code="body_malformed",
-        ) from exc
-    except (OSError, ClientDisconnected) as exc:
-        raise BadRequest(
-            "the request body ended before it was complete", code="body_incomplete"
-        ) from exc
+    except UNREADABLE_BODY as exc:
+        raise unreadable_body(exc) from exc
     return body
 
 

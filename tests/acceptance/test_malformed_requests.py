@@ -2,7 +2,8 @@
 
 Sent over raw sockets, as no HTTP client sends them, to one gunicorn started as the shipped
 configuration starts it. Both gunicorn's own refusals (a request line or headers it will not
-parse) and the receive endpoint's (a body it cannot read) are covered.
+parse) and the gateway's (a body it cannot read, at a callback URL or in the admin API) are
+covered.
 """
 
 from __future__ import annotations
@@ -124,6 +125,27 @@ def test_a_delivery_whose_body_cannot_be_read_whole_is_400(
 
     _assert_error_body(answer, 400, code)
     assert answer.closed
+
+
+@pytest.mark.parametrize(
+    ("body", "end_of_input", "code"),
+    [
+        (b'10\r\n{"name": "g-', True, "body_incomplete"),
+        (b"zz\r\n{}\r\n0\r\n\r\n", False, "body_malformed"),
+        (b"2\r\n{}XX0\r\n\r\n", False, "body_malformed"),
+    ],
+    ids=["chunk cut short", "bad chunk size", "bad chunk terminator"],
+)
+def test_an_admin_request_whose_body_cannot_be_read_whole_is_400(
+    served: Served, body: bytes, end_of_input: bool, code: str
+) -> None:
+    headers = f"{CHUNKED}Authorization: Bearer {ADMIN_TOKEN}\r\n"
+
+    answer = _exchange(
+        served.port, _post("/api/v1/groups", headers, body), end_of_input=end_of_input
+    )
+
+    _assert_error_body(answer, 400, code)
 
 
 @pytest.mark.parametrize(
