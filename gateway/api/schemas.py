@@ -17,7 +17,7 @@ NOT_BLANK = "^[^\\x00]*[^\\x00\\s][^\\x00]*$"
 NAME = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NOT_BLANK}
 EVENTS = {
     "type": "array",
-    "items": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NO_NUL},
+    "items": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NOT_BLANK},
 }
 SECRET = {"type": ["string", "null"], "minLength": 1, "maxLength": 1024}
 FILTER_DESCRIPTION = (

@@ -87,6 +87,7 @@ GROUP_ERRORS = [
     ({"events": ["inventory.cycle_count", "not.a.topic"]}, 422, "events"),
     ({"name": ""}, 422, "name"),
     ({"name": " \t "}, 422, "name"),  # blanks only
+    ({"connector": "github", "events": [" "]}, 422, "events[0]"),  # open catalog, blank name
     ({"events": "inventory.cycle_count"}, 422, "events"),
     ({"unknown_field": 1}, 422, "$"),
     ({"secret": "too-short"}, 422, "secret"),  # Xemelgo secrets are 20 to 256 characters
@@ -421,6 +422,32 @@ def test_a_custom_connector_is_registered_and_usable(
     assert delivered.status_code == 200
     assert delivered.get_json()["accepted"] == 1
     assert admin.post("/connectors", profile).status_code == 409
+
+
+@pytest.mark.parametrize(
+    ("changes", "path"),
+    [
+        ({"title": " \t "}, "title"),
+        ({"functions": [{"name": "main", "events": ["ping", "  "]}]}, "functions[0].events[1]"),
+    ],
+    ids=["blank title", "blank event name"],
+)
+def test_a_custom_connector_with_blank_names_is_422(
+    admin: Any, changes: dict[str, Any], path: str
+) -> None:
+    profile = {
+        "name": "blank-names",
+        "title": "Blank names",
+        "functions": [{"name": "main", "events": ["ping"]}],
+        "verification": {"scheme": "none"},
+        "events": {"type": {"jmespath": "kind"}},
+        **changes,
+    }
+
+    response = admin.post("/connectors", profile)
+
+    assert response.status_code == 422
+    assert path in [d["path"] for d in response.get_json()["error"]["details"]]
 
 
 def test_an_invalid_custom_connector_is_422_with_details(admin: Any) -> None:
