@@ -48,41 +48,33 @@ if TYPE_CHECKING:
 PREFIX = "/hooks/"
 METHODS = ("POST", "PUT")
 ALLOW = "OPTIONS, POST, PUT"
-#: Never stored, whatever the connector: the common headers that carry a reusable credential
-#: (a key, a token, a shared secret or a session) of the sender, the browser or a proxy.
+#: Never stored, whatever the connector: headers that carry a reusable credential (a key, a
+#: token, a shared secret, a password or a session) of the sender, the browser or a proxy. A
+#: name is taken for one when it is listed here or contains one of CREDENTIAL_WORDS.
 #: Signature headers (``x-hub-signature-256``, ``stripe-signature``, ``webhook-signature``...)
 #: are kept: a signature is good for its own body only, and admins need it to debug rejections.
 #: A connector's own key headers are removed besides these (``Profile.credential_headers``).
-ALWAYS_REDACTED = frozenset(
-    {
-        "authorization",
-        "proxy-authorization",
-        "cookie",
-        "set-cookie",
-        "api-key",
-        "apikey",
-        "x-api-key",
-        "x-apikey",
-        "x-api-token",
-        "x-auth-token",
-        "x-access-token",
-        "x-token",
-        "x-secret",
-        "x-webhook-secret",
-        "x-webhook-token",
-        "x-hook-secret",
-        "x-gitlab-token",
-        "x-telegram-bot-api-secret-token",
-        "x-shopify-access-token",
-        "x-goog-api-key",
-        "x-functions-key",
-        "ocp-apim-subscription-key",
-        "x-amz-security-token",
-        "private-token",
-        "x-csrf-token",
-        "x-xsrf-token",
-    }
+CREDENTIAL_NAMES = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
+CREDENTIAL_WORDS = (
+    "token",  # x-auth-token, x-gitlab-token, x-amz-security-token, private-token...
+    "secret",  # x-webhook-secret, x-client-secret...
+    "password",
+    "passwd",
+    "session",
+    "credential",
+    "apikey",
+    "api-key",  # api-key, x-goog-api-key...
+    "subscription-key",
+    "functions-key",
 )
+
+
+@functools.lru_cache(maxsize=4096)
+def is_credential(name: str) -> bool:
+    """Whether a header (lower-cased name) may carry a credential; asked once per name."""
+    return name in CREDENTIAL_NAMES or any(word in name for word in CREDENTIAL_WORDS)
+
+
 #: The longest content type a delivery row holds.
 MAX_CONTENT_TYPE = 200
 #: Built once: ``json.dumps`` with options builds an encoder on every call.
@@ -361,7 +353,7 @@ def _stored_headers(headers: Mapping[str, str], profile: Profile) -> dict[str, s
     return {
         name: value
         for name, value in headers.items()
-        if name not in ALWAYS_REDACTED and name not in redacted
+        if not is_credential(name) and name not in redacted
     }
 
 

@@ -202,10 +202,20 @@ def test_credentials_are_removed_from_stored_headers(
         ("X-Gitlab-Token", False),
         ("Set-Cookie", False),
         ("Proxy-Authorization", False),
+        ("Access-Token", False),
+        ("Token", False),
+        ("X-Client-Secret", False),
+        ("X-Password", False),
+        ("X-Refresh-Token", False),
+        ("X-Session-Token", False),
+        ("X-Goog-Api-Key", False),
+        ("Ocp-Apim-Subscription-Key", False),
         # signatures are good for their own body only, and show why a delivery was refused
         ("X-Hub-Signature-256", True),
         ("Stripe-Signature", True),
         ("Webhook-Signature", True),
+        ("X-Shopify-Hmac-Sha256", True),
+        ("Webhook-Id", True),
     ],
 )
 def test_credential_headers_are_never_stored_and_signatures_are(
