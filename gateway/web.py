@@ -31,6 +31,9 @@ def create_app(
     app.extensions["gateway"] = gateway
     configure_logging(gateway.settings.log_format)
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    # A path with doubled slashes is not found, as any unknown path, rather than redirected to
+    # its merged form by an HTML page: every answer of the API is JSON.
+    app.url_map.merge_slashes = False
     _register_errors(app)
 
     from gateway import console

@@ -34,6 +34,7 @@ def test_every_admin_call_needs_the_bearer_token(client: Any, authorization: str
         ("GET", "/api/v1/groups/some-id/no-such-thing", 404),  # unknown below a known one
         ("GET", "/api/v1", 404),  # the prefix itself
         ("GET", "/api/v1/", 404),
+        ("GET", "/api/v1//groups", 404),  # doubled slashes: not found, not an HTML redirect
         ("PUT", "/api/v1/events", 405),  # a known path, an unserved method
     ],
 )
