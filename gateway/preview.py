@@ -18,6 +18,7 @@ from gateway import events as event_log
 from gateway.bulk import rows_by_keys
 from gateway.core import Gateway
 from gateway.errors import BadRequest, GatewayError, NotFound
+from gateway.groups import get_group
 from gateway.mapping import (
     CompiledMapping,
     PlannedUpsert,
@@ -78,22 +79,27 @@ def _samples(gw: Gateway, name: str, body: Mapping[str, Any]) -> list[dict[str, 
     if "payload" in body:
         if not body.get("event_type"):
             raise BadRequest("a payload needs its 'event_type'", code="event_type_required")
-        return [
-            {
-                "event": None,
-                "target": None,  # no group, so no target whose write marks could be read
-                "context": event_context(
-                    body["payload"],
-                    id="preview",
-                    type=body["event_type"],
-                    received_at=event_log.iso(datetime.now(UTC)) or "",
-                    group_id="",
-                    connector="",
-                    function="",
-                ),
-            }
-        ]
+        return [_payload_sample(gw, body)]
     return [_stored_sample(gw, e) for e in _recent_events(gw, name, body.get("last", DEFAULT_LAST))]
+
+
+def _payload_sample(gw: Gateway, body: Mapping[str, Any]) -> dict[str, Any]:
+    """A payload as if received now; by the group named, when one is (``event.group_id``,
+    ``connector`` and ``function`` then filled, and its target's write marks read)."""
+    group = get_group(gw, body["group_id"]) if body.get("group_id") else None
+    return {
+        "event": None,
+        "target": (group.target or gw.targets.default_name()) if group else None,
+        "context": event_context(
+            body["payload"],
+            id="preview",
+            type=body["event_type"],
+            received_at=event_log.iso(datetime.now(UTC)) or "",
+            group_id=group.id if group else "",
+            connector=group.connector if group else "",
+            function=group.function if group else "",
+        ),
+    }
 
 
 def _recent_events(gw: Gateway, name: str, last: int) -> list[Event]:

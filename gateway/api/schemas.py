@@ -126,6 +126,11 @@ PREVIEW = {
         "event_id": {"type": ["string", "integer"]},
         "event_type": {"type": "string", "minLength": 1},
         "payload": {},
+        "group_id": {
+            "type": "string",
+            "pattern": NO_NUL,
+            "description": "With a payload: preview it as if this group had received it.",
+        },
         "document": {"type": "object"},
         "last": {"type": "integer", "minimum": 1, "maximum": 200},
     },

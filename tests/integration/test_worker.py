@@ -730,6 +730,40 @@ def test_preview_shows_upserts_for_a_payload_and_writes_nothing(admin: Any, setu
     assert admin.get("/records/Item__c/A-9").status_code == 404
 
 
+def test_a_payload_previewed_as_a_groups_sees_the_group_and_its_write_marks(
+    setup: Any, admin: Any, deliver: Any, worker: Any
+) -> None:
+    deliver(setup["group"], moved("A-1", "Newer", 2000))
+    worker.drain()
+    group = setup["group"]
+    older = json.loads(moved("A-1", "Older", 1000))
+    with_connector = json.loads(json.dumps(ITEM_MAPPING))
+    with_connector["upserts"][0]["fields"]["Topic__c"] = "join('/', [event.connector, event.type])"
+
+    answer = admin.post(
+        "/mappings/items/preview",
+        {
+            "event_type": "inventory.moved",
+            "payload": older,
+            "group_id": group["id"],
+            "document": with_connector,
+        },
+    ).get_json()
+
+    (upsert,) = answer["upserts"]
+    assert upsert["fields"]["Topic__c"] == "xemelgo/inventory.moved"
+    assert upsert["stale"] is True
+
+
+def test_a_payload_previewed_as_an_unknown_groups_is_404(admin: Any, setup: Any) -> None:
+    response = admin.post(
+        "/mappings/items/preview",
+        {"event_type": "inventory.moved", "payload": {}, "group_id": "no-such-group"},
+    )
+
+    assert response.status_code == 404
+
+
 def test_preview_of_a_stored_event(setup: Any, admin: Any, deliver: Any) -> None:
     deliver(setup["group"], moved("A-1", "Dock", 1))
     event_id = admin.get("/events").get_json()["items"][0]["id"]
