@@ -172,7 +172,7 @@ _Marks = dict[tuple[str, str], tuple[Any, int]]
 
 def _write_marks(gw: Gateway, target: str, planned: list[PlannedUpsert]) -> _Marks:
     """The write marks of the records the guarded upserts would write, read only."""
-    keys = sorted({(target, p.object, p.external_id) for p in planned if p.order_value is not None})
+    keys = sorted({(target, p.object, p.external_id) for p in planned if p.guarded})
     if not keys:
         return {}
     columns = ("object", "external_id", "order_value", "event_id")
@@ -206,7 +206,7 @@ def _staleness(planned: PlannedUpsert, marks: _Marks | None) -> dict[str, Any]:
     """Whether processing would hold the upsert back as stale: null when not known."""
     if marks is None:
         return {"stale": None, "last_written": None}
-    mark = None if planned.order_value is None else marks.get((planned.object, planned.external_id))
+    mark = marks.get((planned.object, planned.external_id)) if planned.guarded else None
     if mark is None:
         return {"stale": False, "last_written": None}
     value, event_id = mark

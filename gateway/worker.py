@@ -413,7 +413,7 @@ def _lock_id(key: tuple[str, str, str]) -> int:
 
 def _marks(session: Session, planned: list[Planned]) -> dict[tuple[str, str, str], Any]:
     """The ordering value that last wrote each record the batch will touch."""
-    keys = sorted({_record_key(p) for p in planned if p.upsert.order_value is not None})
+    keys = sorted({_record_key(p) for p in planned if p.upsert.guarded})
     columns = ("target", "object", "external_id", "order_value")
     return {
         (t, o, x): value
@@ -424,15 +424,22 @@ def _marks(session: Session, planned: list[Planned]) -> dict[tuple[str, str, str
 def _mark_stale(planned: list[Planned], marks: dict[tuple[str, str, str], Any]) -> None:
     """Skip upserts older than what last wrote the record; later events in the batch count too.
 
-    A value that cannot be ordered against the last one (``gateway.staleness``) is written, and
-    its history says so.
+    A value that cannot be ordered against the last one (``gateway.staleness``), or a null one,
+    is written, and its history says so.
     """
     current = dict(marks)
     for p in planned:
-        value = p.upsert.order_value
-        if value is None:
+        if not p.upsert.guarded:
             continue
+        value = p.upsert.order_value
         key = _record_key(p)
+        if value is None:
+            if key in current:
+                p.note = (
+                    f"order_by yields null, so this write was not checked against"
+                    f" {show(current[key])}, the value that last wrote the record"
+                )
+            continue
         if key in current:
             order = compare(value, current[key])
             if order == -1:

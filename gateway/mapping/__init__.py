@@ -215,6 +215,8 @@ class PlannedUpsert:
     parent: ParentLink | None
     #: What ``order_by`` yielded (the stale-write guard's value); None without ``order_by``.
     order_value: Any
+    #: Whether the upsert has an ``order_by`` at all, whatever it yielded for this event.
+    guarded: bool = False
 
     def request(self, source_event_id: str | None) -> UpsertRequest:
         """The target's form of this upsert, remembering which event asked for it."""
@@ -358,6 +360,7 @@ class _Upsert:
             fields={name: expression.evaluate(context) for name, expression in self.fields},
             parent=link,
             order_value=self._order_value(context),
+            guarded=self.order_by is not None,
         )
 
     def _external_id(self, context: Mapping[str, Any]) -> str:

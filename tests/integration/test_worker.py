@@ -319,6 +319,7 @@ UNGUARDED_FIELDS = {"Location__c": "payload.data.location"}
         ("9", "10", "delivered", None),  # numeric strings compare as numbers
         ("10", "9", "stale", 'order_by value "9" is older than "10"'),
         (5, "not-a-time", "delivered", 'order_by value "not-a-time" cannot be ordered'),
+        (5, None, "delivered", "order_by yields null, so this write was not checked against 5"),
     ],
 )
 def test_the_stale_guard_orders_values_by_what_they_mean(
@@ -812,6 +813,20 @@ def test_preview_flags_an_upsert_processing_would_skip_as_stale(
     )
     assert statuses(admin) == ["delivered", "pending"]  # read only: nothing processed
     assert record(admin, "A-1")["Location__c"] == "Newer"
+
+
+def test_preview_shows_what_last_wrote_a_record_an_unordered_event_would_write(
+    setup: Any, admin: Any, deliver: Any, worker: Any
+) -> None:
+    deliver(setup["group"], moved("A-1", "Timed", 2000))
+    worker.drain()
+    deliver(setup["group"], moved("A-1", "Untimed", None))
+    untimed, timed = (e["id"] for e in admin.get("/events").get_json()["items"])
+
+    (upsert,) = admin.post("/mappings/items/preview", {"event_id": untimed}).get_json()["upserts"]
+
+    assert (upsert["order_value"], upsert["stale"]) == (None, False)  # written, unchecked
+    assert upsert["last_written"] == {"order_value": 2000, "event_id": timed}
 
 
 def test_a_candidate_is_previewed_against_recent_events_with_differences(

@@ -380,6 +380,7 @@ def test_the_documented_example_plans_an_order_and_its_lines(
             fields={"Status__c": "OrderPicked", "Warehouse__c": "ADR-1"},
             parent=None,
             order_value="2024-05-01T10:00:00.000Z",
+            guarded=True,
         ),
         PlannedUpsert(
             key="line",
