@@ -70,11 +70,17 @@ def db() -> None:
 @click.option("--revision", default="head", show_default=True)
 def db_upgrade(revision: str) -> None:
     """Apply schema migrations (safe to run on every start)."""
-    from gateway.migrate import upgrade
+    from gateway.migrate import current_revision, upgrade
 
     gw = _gateway()
+    where = gw.db.url.render_as_string(hide_password=True)
+    before = current_revision(gw.db)
     upgrade(gw.db, revision)
-    click.echo(f"database at {gw.db.url.render_as_string(hide_password=True)} is up to date")
+    after = current_revision(gw.db)
+    if before == after:
+        click.echo(f"database at {where} is up to date (revision {after})")
+    else:
+        click.echo(f"database at {where} upgraded from revision {before or 'none'} to {after}")
 
 
 # --- processes ---------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from importlib import resources
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 
 from gateway.db import Database
 
@@ -22,3 +23,9 @@ def alembic_config(database: Database) -> Config:
 def upgrade(database: Database, revision: str = "head") -> None:
     """Bring the schema to ``revision``; safe to run on every start."""
     command.upgrade(alembic_config(database), revision)
+
+
+def current_revision(database: Database) -> str | None:
+    """The schema revision the database is at; None before the first migration."""
+    with database.engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from gateway import cli
+from gateway.core import Gateway
 
 SECRET = "cli-test-secret-0123456789abcdef"
 
@@ -40,6 +41,20 @@ def failed_events(admin: Any, group_factory: Any, deliver: Any, worker: Any) -> 
         deliver(group, json.dumps(body).encode())
     worker.drain()
     return [e["id"] for e in admin.get("/events?status=failed").get_json()["items"]]
+
+
+def test_db_upgrade_says_whether_it_applied_migrations(
+    run: Any, gw: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    empty = Gateway(gw.settings.with_overrides({"database_url": f"sqlite:///{tmp_path}/new.db"}))
+    monkeypatch.setattr(cli, "_gateway", lambda: empty)
+
+    first = run("db", "upgrade").output
+    again = run("db", "upgrade").output
+
+    head = first.strip().rsplit(" ", 1)[-1]
+    assert "upgraded from revision none to " in first
+    assert again.strip().endswith(f"is up to date (revision {head})")
 
 
 def test_replay_by_status_queues_every_matching_event(
