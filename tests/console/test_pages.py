@@ -371,17 +371,22 @@ def test_a_new_mapping_name_must_be_a_valid_one(console: Console) -> None:
     )
 
 
-def test_preview_shows_the_upserts_and_the_differences(console: Console, setup: Any) -> None:
-    changed = {**MAPPING, "upserts": [{**MAPPING["upserts"][0], "fields": {"Qty__c": "`1`"}}]}
-    response = console.post(
+def preview_on_event(console: Console, document: dict[str, Any], event_id: str) -> Any:
+    """The editor's Preview of ``document`` (unsaved) on one stored event."""
+    return console.post(
         "/admin/mappings/moves",
         {
-            "document": pretty(changed),
+            "document": pretty(document),
             "action": "preview",
             "source": "event",
-            "event_id": setup["event"]["id"],
+            "event_id": event_id,
         },
     )
+
+
+def test_preview_shows_the_upserts_and_the_differences(console: Console, setup: Any) -> None:
+    changed = {**MAPPING, "upserts": [{**MAPPING["upserts"][0], "fields": {"Qty__c": "`1`"}}]}
+    response = preview_on_event(console, changed, setup["event"]["id"])
     assert response.status_code == 200, response.text
     assert "Differences from version 1" in response.text
     assert "<del><code>&#34;SKU-TEST-0001&#34;</code></del>" in response.text
@@ -390,15 +395,7 @@ def test_preview_shows_the_upserts_and_the_differences(console: Console, setup: 
 
 def test_preview_says_why_an_upsert_is_skipped(console: Console, setup: Any) -> None:
     skipping = {**MAPPING, "upserts": [{**MAPPING["upserts"][0], "when": "payload.missing"}]}
-    response = console.post(
-        "/admin/mappings/moves",
-        {
-            "document": pretty(skipping),
-            "action": "preview",
-            "source": "event",
-            "event_id": setup["event"]["id"],
-        },
-    )
+    response = preview_on_event(console, skipping, setup["event"]["id"])
     assert response.status_code == 200, response.text
     assert "No upserts for this event." in response.text
     assert (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -459,15 +460,28 @@ def test_transient_failures_retry_until_the_limit_then_dead(
     assert target.calls == min(outages + 1, max_attempts)
 
 
-def test_a_dead_event_is_replayed_when_the_target_is_back(
+@pytest.fixture
+def dead_event(
     setup: dict[str, Any], admin: Any, deliver: Any, worker: Any, flaky: Any
+) -> Callable[..., str]:
+    """The id of an event that died: the target was down ``outages`` times, more than the
+    worker's ``max_attempts``."""
+
+    def make(outages: int, max_attempts: int) -> str:
+        flaky(outages=outages)
+        worker.settings = worker.settings.with_overrides({"max_attempts": max_attempts})
+        deliver(setup["group"], moved("A-1", "Dock", 1))
+        worker.drain()
+        assert statuses(admin) == ["dead"]
+        return str(admin.get("/events").get_json()["items"][0]["id"])
+
+    return make
+
+
+def test_a_dead_event_is_replayed_when_the_target_is_back(
+    admin: Any, worker: Any, dead_event: Any
 ) -> None:
-    flaky(outages=1)
-    worker.settings = worker.settings.with_overrides({"max_attempts": 1})
-    deliver(setup["group"], moved("A-1", "Dock", 1))
-    worker.drain()
-    event_id = admin.get("/events").get_json()["items"][0]["id"]
-    assert statuses(admin) == ["dead"]
+    event_id = dead_event(outages=1, max_attempts=1)
 
     assert admin.post(f"/events/{event_id}/replay").status_code == 200
     worker.drain()
@@ -681,14 +695,9 @@ def test_a_failed_attempt_names_the_record_mapping_version_and_upsert_it_failed_
 
 
 def test_attempt_numbers_keep_counting_across_replays(
-    setup: dict[str, Any], admin: Any, deliver: Any, worker: Any, flaky: Any
+    admin: Any, worker: Any, dead_event: Any
 ) -> None:
-    flaky(outages=3)
-    worker.settings = worker.settings.with_overrides({"max_attempts": 2})
-    deliver(setup["group"], moved("A-1", "Dock", 1))
-    worker.drain()
-    event_id = admin.get("/events").get_json()["items"][0]["id"]
-    assert statuses(admin) == ["dead"]
+    event_id = dead_event(outages=3, max_attempts=2)
 
     admin.post(f"/events/{event_id}/replay")
     worker.drain()
