@@ -15,6 +15,7 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 from cryptography.fernet import Fernet
@@ -175,3 +176,62 @@ def test_requests_gunicorn_refuses_get_the_contracts_error_body(
 
     _assert_error_body(answer, status, code)
     assert answer.closed
+
+
+UNKNOWN_HOOK = "/hooks/no-such-callback-token"
+SECOND_REQUEST = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [(UNKNOWN_HOOK, 404), ("/api/v1/groups", 401)],
+    ids=["unknown token", "admin API without a token"],
+)
+def test_a_malformed_body_left_unread_ends_the_connection_without_a_second_answer(
+    served: Served, path: str, status: int
+) -> None:
+    request = _post(path, CHUNKED, b"zz\r\n{}\r\n0\r\n\r\n") + SECOND_REQUEST
+
+    with socket.create_connection(("127.0.0.1", served.port), timeout=10) as sock:
+        sock.sendall(request)
+        with sock.makefile("rb") as stream:
+            answers = _read_statuses(stream, 1)
+            rest = stream.read()
+
+    assert answers == [status]
+    assert rest == b""
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status"),
+    [
+        (UNKNOWN_HOOK, b'{"id": "d-1"}', 404),
+        (None, b"{" + b" " * (1024 * 1024 + 1) + b"}", 413),
+    ],
+    ids=["unknown token", "body over the limit"],
+)
+def test_an_answer_given_before_the_body_was_read_keeps_the_connection(
+    served: Served, path: str | None, body: bytes, status: int
+) -> None:
+    request = _post(path or served.hook, f"Content-Length: {len(body)}\r\n", body)
+
+    with socket.create_connection(("127.0.0.1", served.port), timeout=10) as sock:
+        sock.sendall(request + SECOND_REQUEST)
+        with sock.makefile("rb") as stream:
+            answers = _read_statuses(stream, 2)
+
+    assert answers == [status, 200]
+
+
+def _read_statuses(stream: BinaryIO, count: int) -> list[int]:
+    """The statuses of the next ``count`` answers on a connection, each read whole."""
+    statuses = []
+    for _ in range(count):
+        statuses.append(int(stream.readline().split()[1]))
+        length = 0
+        while (line := stream.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        stream.read(length)
+    return statuses
