@@ -38,9 +38,29 @@ __all__ = [
     "validate_document",
 ]
 
+
+class _Interpreter(TreeInterpreter):
+    """JMESPath's interpreter, with ordering comparisons of unlike values null, as the JMESPath
+    specification has them: jmespath raises Python's TypeError for a string against a number."""
+
+    def visit_comparator(self, node: Any, value: Any) -> Any:
+        operator = node["value"]
+        if operator not in _ORDERING:
+            return super().visit_comparator(node, value)
+        left = self.visit(node["children"][0], value)
+        right = self.visit(node["children"][1], value)
+        if (is_number(left) and is_number(right)) or (
+            isinstance(left, str) and isinstance(right, str)
+        ):
+            return self.COMPARATOR_FUNC[operator](left, right)
+        return None
+
+
+_ORDERING = frozenset({"lt", "lte", "gt", "gte"})
+
 #: One interpreter for every evaluation: ``ParsedResult.search`` builds a new one per call, which
 #: costs more than evaluating a typical field. It holds no per-evaluation state.
-_INTERPRETER = TreeInterpreter(OPTIONS)
+_INTERPRETER = _Interpreter(OPTIONS)
 _VALIDATOR = Draft202012Validator(
     json.loads(files(__package__).joinpath("schema.json").read_text(encoding="utf-8"))
 )
@@ -265,6 +285,11 @@ class Expression:
             return _INTERPRETER.visit(self._tree, context)
         except JMESPathError as exc:
             raise MappingError(f"{self._where}: {exc}") from exc
+        except (TypeError, ValueError, ArithmeticError) as exc:
+            # What jmespath's own functions and slices let through for some values (max_by
+            # over mixed types, a slice step of 0, ceil of an infinite number): still only
+            # this event's problem, never the worker's.
+            raise MappingError(f"{self._where}: cannot be evaluated here ({exc})") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,7 +342,7 @@ class _Upsert:
                 return self._skipped(f"its parent '{self.parent[0]}' was skipped")
             link = ParentLink(self.parent[1], parent.external_id_field, parent.external_id)
         if self.when is not None:
-            verdict = self._verdict(self.when, context)
+            verdict = self.when.evaluate(context)
             if verdict is not True:
                 return self._skipped(f"when `{self.when.source}` is {show(verdict)}")
         if self.for_each is None:
@@ -329,12 +354,6 @@ class _Upsert:
 
     def _skipped(self, reason: str) -> SkippedUpsert:
         return SkippedUpsert(self.key, self.object, reason)
-
-    def _verdict(self, when: Expression, context: Mapping[str, Any]) -> bool | None:
-        verdict = when.evaluate(context)
-        if verdict is None or isinstance(verdict, bool):
-            return verdict
-        raise MappingError(f"upsert '{self.key}': when yields {show(verdict)}, not true or false")
 
     def _records(
         self, elements: Any, context: Mapping[str, Any], link: ParentLink | None
@@ -357,15 +376,25 @@ class _Upsert:
             object=self.object,
             external_id_field=self.external_id_field,
             external_id=self._external_id(context),
-            fields={name: expression.evaluate(context) for name, expression in self.fields},
+            fields=self._fields(context),
             parent=link,
             order_value=self._order_value(context),
             guarded=self.order_by is not None,
         )
 
+    def _fields(self, context: Mapping[str, Any]) -> dict[str, Any]:
+        fields = {name: expression.evaluate(context) for name, expression in self.fields}
+        for name, value in fields.items():
+            if _holds_non_finite(value):
+                raise MappingError(
+                    f"upsert '{self.key}': fields.{name} yields {show(value)}: JSON has no"
+                    " infinite or NaN numbers, so no target can store it"
+                )
+        return fields
+
     def _external_id(self, context: Mapping[str, Any]) -> str:
         value = self.external_id.evaluate(context)
-        if isinstance(value, str) and value:
+        if isinstance(value, str) and value and not value.isspace():
             return value
         if is_number(value) and math.isfinite(value):
             return as_text(value)
@@ -373,6 +402,8 @@ class _Upsert:
             raise MappingError(f"upsert '{self.key}': external id is null")
         if value == "":
             raise MappingError(f"upsert '{self.key}': external id is empty")
+        if isinstance(value, str):
+            raise MappingError(f"upsert '{self.key}': external id is blank ({show(value)})")
         raise MappingError(
             f"upsert '{self.key}': external id is {show(value)}, not a string or number"
         )
@@ -381,11 +412,22 @@ class _Upsert:
         if self.order_by is None:
             return None
         value = self.order_by.evaluate(context)
-        if value is None or isinstance(value, str) or is_number(value):
+        if value is None or isinstance(value, str) or (is_number(value) and math.isfinite(value)):
             return value
         raise MappingError(
-            f"upsert '{self.key}': order_by yields {show(value)}, not a number or string"
+            f"upsert '{self.key}': order_by yields {show(value)}, not a finite number or a string"
         )
+
+
+def _holds_non_finite(value: Any) -> bool:
+    """Whether a value is, or holds, a float JSON cannot write (sums and products can overflow)."""
+    if type(value) is float:
+        return not math.isfinite(value)
+    if isinstance(value, list):
+        return any(map(_holds_non_finite, value))
+    if isinstance(value, dict):
+        return any(map(_holds_non_finite, value.values()))
+    return False
 
 
 @dataclass(frozen=True)
@@ -444,11 +486,12 @@ def event_context(
     id: str,
     type: str,
     received_at: str,
-    group_id: str,
-    connector: str,
-    function: str,
+    group_id: str | None,
+    connector: str | None,
+    function: str | None,
 ) -> dict[str, Any]:
-    """The object every expression is evaluated against (MAPPINGS.md)."""
+    """The object every expression is evaluated against (MAPPINGS.md); a payload previewed
+    without a group has no group, connector or function: null."""
     return {
         "payload": payload,
         "event": {

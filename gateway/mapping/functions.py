@@ -68,6 +68,14 @@ def _instant(function: str, value: Any) -> datetime:
     raise _fail(function, value, "is neither epoch milliseconds nor ISO-8601 text")
 
 
+def _number_of(text: str) -> int | float | None:
+    """The number a text matching _NUMBER_TEXT writes; None when too large to be finite."""
+    if text.lstrip("+-").isdigit():
+        return int(text)
+    parsed = float(text)
+    return parsed if math.isfinite(parsed) else None
+
+
 class MappingFunctions(Functions):
     """The standard JMESPath functions plus the ones documented in the README."""
 
@@ -122,12 +130,21 @@ class MappingFunctions(Functions):
             return value
         if not isinstance(value, str) or not _NUMBER_TEXT.fullmatch(value):
             raise _fail("number", value, "is not a number")
-        if value.lstrip("+-").isdigit():
-            return int(value)
-        parsed = float(value)
-        if not math.isfinite(parsed):
+        parsed = _number_of(value)
+        if parsed is None:
             raise _fail("number", value, "is too large for a number")
         return parsed
+
+    @signature({"types": []})
+    def _func_to_number(self, value: Any) -> int | float | None:
+        """JMESPath's ``to_number``, but null for text that is not a number as JSON writes one:
+        jmespath's takes whatever Python does, ``"nan"``, ``"inf"`` and ``"1e400"`` included,
+        and JSON cannot carry what those give to a record."""
+        if is_number(value):
+            return value
+        if isinstance(value, str) and _NUMBER_TEXT.fullmatch(value):
+            return _number_of(value)
+        return None
 
     @signature({"types": ["string", "null"]}, {"types": ["string"]})
     def _func_split(self, text: str | None, separator: str) -> list[str] | None:

@@ -499,10 +499,17 @@ def test_when(when: str, planned: int) -> None:
     assert len(plan(single(when=when), {"id": "A-1", "flag": True})) == planned
 
 
-@pytest.mark.parametrize("verdict", ["'yes'", "`1`", "payload", "`[true]`"])
-def test_when_must_yield_a_boolean(verdict: str) -> None:
-    with pytest.raises(MappingError, match=r"^upsert 'rec': when yields .+, not true or false$"):
-        plan(single(when=verdict), {"id": "A-1"})
+@pytest.mark.parametrize(
+    ("verdict", "shown"),
+    [("'yes'", '"yes"'), ("`1`", "1"), ("payload", '{"id": "A-1"}'), ("`[true]`", "[true]")],
+)
+def test_when_skips_the_upsert_unless_it_is_true(
+    verdict: str, shown: str, context_of: Callable[..., dict]
+) -> None:
+    explained = compile_mapping(single(when=verdict)).explained_plan(context_of({"id": "A-1"}))
+
+    assert explained.upserts == []
+    assert [s.reason for s in explained.skipped] == [f"when `{verdict}` is {shown}"]
 
 
 def test_when_is_evaluated_once_per_event_before_for_each() -> None:
@@ -600,7 +607,7 @@ def test_null_fields_are_sent_as_null() -> None:
         (42.0, "42"),  # a whole float without its .0
         (12.5, "12.5"),
         (0, "0"),  # zero is an id, not a missing one
-        (" ", " "),  # text is taken as it is
+        (" A-1 ", " A-1 "),  # text is taken as it is, unless blank
     ],
 )
 def test_external_ids_are_text(value: Any, external_id: str) -> None:
@@ -612,6 +619,8 @@ def test_external_ids_are_text(value: Any, external_id: str) -> None:
     [
         (None, "upsert 'rec': external id is null"),
         ("", "upsert 'rec': external id is empty"),
+        ("   ", "upsert 'rec': external id is blank (\"   \")"),
+        ("\t\n", "upsert 'rec': external id is blank (\"\\t\\n\")"),
         (True, "upsert 'rec': external id is true, not a string or number"),
         (["A"], "upsert 'rec': external id is [\"A\"], not a string or number"),
         ({"id": 1}, "upsert 'rec': external id is {\"id\": 1}, not a string or number"),
@@ -622,6 +631,80 @@ def test_an_external_id_that_is_no_id_fails_the_event(value: Any, message: str) 
     with pytest.raises(MappingError) as caught:
         plan(single(), {"id": value})
     assert caught.value.message == message
+
+
+@pytest.mark.parametrize(
+    ("expression", "payload", "message"),
+    [
+        (
+            "sum(payload.amounts)",
+            {"amounts": [1e308, 1e308]},
+            "upsert 'rec': fields.Total__c yields Infinity: JSON has no infinite or NaN"
+            " numbers, so no target can store it",
+        ),
+        (
+            "[payload.a, multiply]",
+            {"a": 1e308},
+            None,  # no non-finite value: a plain list is written as it is
+        ),
+        (
+            "[sum(payload.amounts)]",
+            {"amounts": [1e308, 1e308]},
+            "upsert 'rec': fields.Total__c yields [Infinity]: JSON has no infinite or NaN"
+            " numbers, so no target can store it",
+        ),
+    ],
+    ids=["overflowing sum", "finite list", "list holding an overflow"],
+)
+def test_a_field_that_yields_a_number_json_cannot_write_fails_the_event(
+    expression: str, payload: dict[str, Any], message: str | None
+) -> None:
+    document = single(external_id="'A-1'", fields={"Total__c": expression})
+    if message is None:
+        assert plan(document, payload)[0].fields == {"Total__c": [1e308, None]}
+        return
+    with pytest.raises(MappingError) as caught:
+        plan(document, payload)
+    assert caught.value.message == message
+
+
+def test_an_order_by_that_overflows_fails_the_event() -> None:
+    document = single(order_by="sum(payload.versions)")
+    with pytest.raises(MappingError, match=r"^upsert 'rec': order_by yields Infinity, not a fin"):
+        plan(document, {"id": "A-1", "versions": [1e308, 1e308]})
+
+
+@pytest.mark.parametrize(
+    ("expression", "payload", "expected"),
+    [
+        ("payload.n > `5`", {"n": "x"}, None),  # jmespath itself raises TypeError here
+        ("payload.n < `5`", {"n": True}, None),
+        ("payload.n >= payload.m", {"n": [1], "m": [0]}, None),
+        ("payload.n > `5`", {"n": 6}, True),
+        ("payload.n < 'b'", {"n": "a"}, True),
+        ("payload.n == `5`", {"n": "5"}, False),
+    ],
+)
+def test_ordering_unlike_values_yields_null_as_the_jmespath_specification_says(
+    expression: str, payload: dict[str, Any], expected: Any
+) -> None:
+    document = single(external_id="'A-1'", fields={"Verdict__c": expression})
+    assert plan(document, payload)[0].fields["Verdict__c"] is expected
+
+
+@pytest.mark.parametrize(
+    "expression",
+    ["max_by(payload.rows, &v)", "payload.rows[::0]", "floor(payload.nan)"],
+    ids=["max_by over mixed types", "slice step of zero", "floor of NaN"],
+)
+def test_an_expression_python_cannot_evaluate_fails_the_event_not_the_worker(
+    expression: str,
+) -> None:
+    document = single(external_id="'A-1'", fields={"X__c": expression})
+    payload = {"rows": [{"v": 1}, {"v": "a"}], "nan": float("nan")}
+
+    with pytest.raises(MappingError, match=r"^upsert 'rec': fields\.X__c: cannot be evaluated"):
+        plan(document, payload)
 
 
 def test_the_documented_example_fails_an_order_without_number(
@@ -693,7 +776,7 @@ def test_order_by_is_evaluated_per_element() -> None:
 
 @pytest.mark.parametrize("version", [True, [1], {"v": 1}])
 def test_order_by_must_yield_a_number_or_string(version: Any) -> None:
-    with pytest.raises(MappingError, match=r"^upsert 'rec': order_by yields .+, not a number or"):
+    with pytest.raises(MappingError, match=r"^upsert 'rec': order_by yields .+, not a finite num"):
         plan(single(order_by="payload.version"), {"id": "A", "version": version})
 
 
