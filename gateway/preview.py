@@ -73,6 +73,12 @@ def _candidate(name: str, document: Any) -> CompiledMapping | None:
 
 
 def _samples(gw: Gateway, name: str, body: Mapping[str, Any]) -> list[dict[str, Any]]:
+    if "event_id" in body and ("payload" in body or "event_type" in body):
+        raise BadRequest(
+            "preview a stored event ('event_id') or a payload ('event_type' and 'payload'),"
+            " not both",
+            code="ambiguous_sample",
+        )
     if "event_id" in body:
         event, _, _ = event_log.get_event(gw, body["event_id"])
         return [_stored_sample(gw, event)]
@@ -80,6 +86,8 @@ def _samples(gw: Gateway, name: str, body: Mapping[str, Any]) -> list[dict[str, 
         if not body.get("event_type"):
             raise BadRequest("a payload needs its 'event_type'", code="event_type_required")
         return [_payload_sample(gw, body)]
+    if "event_type" in body:
+        raise BadRequest("an 'event_type' needs its 'payload'", code="payload_required")
     return [_stored_sample(gw, e) for e in _recent_events(gw, name, body.get("last", DEFAULT_LAST))]
 
 
@@ -95,9 +103,9 @@ def _payload_sample(gw: Gateway, body: Mapping[str, Any]) -> dict[str, Any]:
             id="preview",
             type=body["event_type"],
             received_at=event_log.iso(datetime.now(UTC)) or "",
-            group_id=group.id if group else "",
-            connector=group.connector if group else "",
-            function=group.function if group else "",
+            group_id=group.id if group else None,
+            connector=group.connector if group else None,
+            function=group.function if group else None,
         ),
     }
 

@@ -128,6 +128,11 @@ class Worker:
             except GatewayError as exc:
                 log.warning("worker %s: %s", self.id, exc.message)
                 handled = 0
+            except Exception:
+                # A bug must not stop the queue: the batch's leases expire and it is claimed
+                # again, each event at most max_attempts times (see claim).
+                log.exception("worker %s: unexpected error; its batch will be retried", self.id)
+                handled = 0
             if handled == 0:
                 stop.wait(self.settings.worker_poll_s)
         log.info("worker %s stopped", self.id)
@@ -165,6 +170,11 @@ class Worker:
         Both are found in the queue index (status, due time) in its own order, so a claim reads
         about as many rows as it takes. In id order it would walk past every settled event older
         than the first due one: after a large backlog drains, most of the table.
+
+        An expired lease is an attempt that never finished: its worker stopped, or held the
+        batch past ``claim_timeout_s``. Its history says so, and an event whose attempts are
+        all used up that way is dead rather than claimed again, so that one event that takes
+        its worker down cannot do so forever.
         """
         now = datetime.now(UTC)
         wanted = limit or self.settings.worker_batch_size
@@ -174,14 +184,21 @@ class Worker:
             "claim_expires_at": now + timedelta(seconds=self.settings.claim_timeout_s),
             "attempts": Event.attempts + 1,
         }
-        events: list[Event] = []
+        expired = and_(Event.status == EventStatus.PROCESSING, Event.claim_expires_at < now)
+        exhausted = Event.attempts >= self.settings.max_attempts
         with self.gw.db.session() as session:
-            for due in (
-                and_(Event.status == EventStatus.PROCESSING, Event.claim_expires_at < now),
-                and_(Event.status == EventStatus.PENDING, Event.next_attempt_at <= now),
-            ):
-                if len(events) < wanted:
-                    events += session.scalars(_lease(due, wanted - len(events), lease))
+            given_up = list(
+                session.scalars(
+                    _lease(and_(expired, exhausted), wanted, {**_GIVEN_UP, "processed_at": now})
+                )
+            )
+            events = list(session.scalars(_lease(and_(expired, ~exhausted), wanted, lease)))
+            unfinished = [_unfinished_row(e, now, 0, EventStatus.DEAD) for e in given_up]
+            unfinished += [_unfinished_row(e, now, 1, EventStatus.PENDING) for e in events]
+            insert_rows(session, EventResult.__table__, unfinished)
+            if len(events) < wanted:
+                pending = and_(Event.status == EventStatus.PENDING, Event.next_attempt_at <= now)
+                events += session.scalars(_lease(pending, wanted - len(events), lease))
         return sorted(events, key=lambda e: e.id)
 
     # --- processing ----------------------------------------------------------------------
@@ -189,7 +206,7 @@ class Worker:
     def process(self, events: Sequence[Event]) -> None:
         groups, routes = self._configuration({e.group_id for e in events})
         mappings = MappingsOfBatch(self.gw.mappings)
-        outcomes = [self._plan(event, groups, routes, mappings) for event in events]
+        outcomes = [self._plan_or_fail(event, groups, routes, mappings) for event in events]
         planned = [p for o in outcomes for p in o.planned]
         if self.gw.db.is_sqlite:
             # One host, and SQLite already serialises writers: call remote targets before
@@ -246,6 +263,22 @@ class Worker:
                     )
                 )
         return groups, routes
+
+    def _plan_or_fail(
+        self,
+        event: Event,
+        groups: dict[str, Group],
+        routes: dict[str, list[Route]],
+        mappings: MappingsOfBatch,
+    ) -> Outcome:
+        """:meth:`_plan`, with an error nobody foresaw failing this event alone, not the batch."""
+        try:
+            return self._plan(event, groups, routes, mappings)
+        except Exception:
+            log.exception("worker %s: unexpected error planning event %s", self.id, event.id)
+            return _fail(
+                Outcome(event), "an unexpected error occurred while mapping it; it has been logged"
+            )
 
     def _plan(
         self,
@@ -366,6 +399,33 @@ def _lease(due: ColumnElement[bool], limit: int, lease: dict[str, Any]) -> Any:
         .returning(Event)
         .execution_options(synchronize_session=False)
     )
+
+
+#: What an event whose last attempt never finished becomes when it has no attempt left.
+_GIVEN_UP = {
+    "status": EventStatus.DEAD,
+    "last_error": "its last attempt never finished and no attempt is left; replay it once the"
+    " cause is found (the worker's log has it)",
+    "claimed_by": None,
+    "claim_expires_at": None,
+    "next_attempt_at": None,
+}
+
+
+def _unfinished_row(event: Event, now: datetime, leased_since: int, status: str) -> dict[str, Any]:
+    """The history row of an attempt that never finished; ``leased_since``: attempts counted
+    since it began (1 when the event was just leased again)."""
+    attempt = event.attempts_before_replay + event.attempts - leased_since
+    ending = "no attempt is left" if status == EventStatus.DEAD else "it is tried again"
+    return {
+        **EMPTY_RESULT,
+        "event_id": event.id,
+        "attempt": attempt,
+        "at": now,
+        "status": status,
+        "message": f"attempt {attempt} never finished: its worker stopped, or held it past the"
+        f" claim timeout; {ending}",
+    }
 
 
 def _fail(outcome: Outcome, message: str, about: dict[str, Any] | None = None) -> Outcome:

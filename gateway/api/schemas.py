@@ -121,6 +121,11 @@ WEBHOOK_UPDATE = _object(
     }
 )
 PREVIEW = {
+    "description": "What to preview, one of: a stored event (`event_id`); a payload as if"
+    " received now (`event_type` and `payload`, and `group_id` to receive it as that group's,"
+    " else the event has no group, connector or function: null); neither, the last `last`"
+    " events the mapping's webhook records take. Both an event and a payload is 400"
+    " `ambiguous_sample`. `document` previews a candidate instead of the saved mapping.",
     "type": "object",
     "properties": {
         "event_id": {"type": ["string", "integer"]},

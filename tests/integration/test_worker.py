@@ -774,6 +774,39 @@ def test_a_payload_previewed_as_an_unknown_groups_is_404(admin: Any, setup: Any)
     assert response.status_code == 404
 
 
+def test_a_payload_previewed_without_a_group_has_no_group_connector_or_function(
+    admin: Any, setup: Any
+) -> None:
+    seen = json.loads(json.dumps(ITEM_MAPPING))
+    seen["upserts"][0]["fields"] = {"Seen__c": "[event.group_id, event.connector, event.function]"}
+
+    answer = admin.post(
+        "/mappings/items/preview",
+        {"event_type": "inventory.moved", "payload": {"data": {"itemId": "A-1"}}, "document": seen},
+    ).get_json()
+
+    assert answer["upserts"][0]["fields"] == {"Seen__c": [None, None, None]}
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"event_id": "1", "event_type": "inventory.moved", "payload": {}}, "ambiguous_sample"),
+        ({"event_id": "1", "payload": {}}, "ambiguous_sample"),
+        ({"payload": {}}, "event_type_required"),
+        ({"event_type": "inventory.moved"}, "payload_required"),
+    ],
+    ids=["event and payload", "event and bare payload", "payload alone", "event type alone"],
+)
+def test_a_preview_must_say_plainly_what_it_previews(
+    admin: Any, setup: Any, body: dict[str, Any], code: str
+) -> None:
+    response = admin.post("/mappings/items/preview", body)
+
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == code
+
+
 def test_preview_of_a_stored_event(setup: Any, admin: Any, deliver: Any) -> None:
     deliver(setup["group"], moved("A-1", "Dock", 1))
     event_id = admin.get("/events").get_json()["items"][0]["id"]
@@ -914,3 +947,135 @@ def test_a_claim_takes_expired_leases_first_then_events_in_the_order_they_fall_d
     assert [e.id for e in worker.claim(2)] == [expired, due_first]
     assert [e.id for e in worker.claim(2)] == [due]
     assert worker.claim(2) == []
+
+
+def _expire_lease(gw: Any, event_id: str, attempts: int) -> None:
+    """Leave an event as a worker that died mid-attempt leaves it: leased, the lease run out."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+
+    from gateway.models import Event
+
+    expired = datetime.now(UTC) - timedelta(seconds=1)
+    with gw.db.session() as session:
+        session.execute(
+            update(Event)
+            .where(Event.id == int(event_id))
+            .values(status="processing", claim_expires_at=expired, attempts=attempts)
+        )
+
+
+@pytest.mark.parametrize(
+    ("attempts", "status", "messages"),
+    [
+        (
+            1,
+            "delivered",
+            [
+                "attempt 1 never finished: its worker stopped, or held it past the claim"
+                " timeout; it is tried again",
+                None,
+            ],
+        ),
+        (
+            3,
+            "dead",
+            [
+                "attempt 3 never finished: its worker stopped, or held it past the claim"
+                " timeout; no attempt is left"
+            ],
+        ),
+    ],
+    ids=["attempts left", "none left"],
+)
+def test_an_attempt_that_never_finished_is_in_the_history_and_counts_towards_the_limit(
+    setup: dict[str, Any],
+    admin: Any,
+    deliver: Any,
+    worker: Any,
+    gw: Any,
+    attempts: int,
+    status: str,
+    messages: list[str | None],
+) -> None:
+    worker.settings = worker.settings.with_overrides({"max_attempts": 3})
+    deliver(setup["group"], moved("A-1", "Dock", 1))
+    event_id = admin.get("/events").get_json()["items"][0]["id"]
+    _expire_lease(gw, event_id, attempts)
+
+    worker.drain()
+
+    event = admin.get(f"/events/{event_id}").get_json()
+    assert event["status"] == status
+    assert [h["message"] for h in event["history"]] == messages
+    assert [h["attempt"] for h in event["history"]] == list(
+        range(attempts, attempts + len(messages))
+    )
+
+
+def test_an_unforeseen_error_planning_one_event_fails_it_alone(
+    setup: dict[str, Any],
+    admin: Any,
+    deliver: Any,
+    worker: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from gateway.mapping.functions import MappingFunctions
+
+    def broken(self: Any, value: Any) -> str:
+        if value == "Bay 13":
+            raise RuntimeError("a bug in a mapping function")
+        return f"{value}"
+
+    monkeypatch.setitem(MappingFunctions.FUNCTION_TABLE["upper"], "function", broken)
+    mapping = json.loads(json.dumps(ITEM_MAPPING))
+    mapping["upserts"][0]["fields"]["Location__c"] = "upper(payload.data.location)"
+    assert admin.put("/mappings/items", mapping).status_code == 200
+    for n, location in enumerate(["Dock", "Bay 13", "Yard"]):
+        deliver(setup["group"], moved(f"A-{n}", location, n + 1))
+
+    worker.drain()
+
+    assert statuses(admin) == ["delivered", "failed", "delivered"]
+    failed = admin.get("/events", query_string={"status": "failed"}).get_json()["items"][0]
+    assert admin.get(f"/events/{failed['id']}").get_json()["history"][0]["message"] == (
+        "an unexpected error occurred while mapping it; it has been logged"
+    )
+
+
+def test_the_worker_loop_outlives_an_unforeseen_error(
+    setup: dict[str, Any],
+    admin: Any,
+    deliver: Any,
+    worker: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+
+    deliver(setup["group"], moved("A-1", "Dock", 1))
+    worker.settings = worker.settings.with_overrides({"worker_poll_s": 0.01})
+    real_claim = worker.claim
+    calls = []
+
+    def claim_failing_once(limit: int | None = None) -> Any:
+        calls.append(limit)
+        if len(calls) == 1:
+            raise RuntimeError("a bug while claiming")
+        return real_claim(limit)
+
+    monkeypatch.setattr(worker, "claim", claim_failing_once)
+    stop = threading.Event()
+    loop = threading.Thread(target=worker.run, args=(stop,))
+    loop.start()
+    try:
+        for _ in range(500):
+            if statuses(admin) == ["delivered"]:
+                break
+            stop.wait(0.01)
+    finally:
+        stop.set()
+        loop.join(10)
+
+    assert statuses(admin) == ["delivered"]
+    assert not loop.is_alive()
