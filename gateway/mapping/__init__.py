@@ -169,7 +169,7 @@ def _expression_problems(upsert: Mapping[str, Any], where: str) -> Iterator[Deta
     sources += [(f"fields.{name}", source) for name, source in fields.items()]
     for part, source in sources:
         if isinstance(source, str) and source:
-            for problem in expression_problems(source):
+            for problem in expression_problems(source) or _name_problems(source):
                 yield Detail(f"{where}.{part}", problem)
     id_field = upsert.get("external_id_field")
     if isinstance(id_field, str) and id_field in fields:
@@ -191,6 +191,61 @@ def expression_problems(source: str) -> list[str]:
     return [problem for problem in map(_call_problem, _nodes(tree)) if problem]
 
 
+#: What a mapping expression can start from (MAPPINGS.md), and what ``event`` holds. A bare
+#: ``null`` is a name too, but one that yields null as the literal would: ``x != null`` works.
+_ROOTS = frozenset({"payload", "event", "item", "null"})
+_EVENT_ATTRIBUTES = ("id", "type", "received_at", "group_id", "connector", "function")
+#: Nodes whose first child is evaluated against the object at hand, the others against what
+#: the first yields; and nodes whose children are all evaluated against the object at hand.
+_CHAINS = frozenset(
+    {"subexpression", "index_expression", "projection", "value_projection"}
+    | {"filter_projection", "pipe", "flatten"}
+)
+_SPREADS = frozenset(
+    {"function_expression", "comparator", "or_expression", "and_expression"}
+    | {"not_expression", "multi_select_list", "multi_select_dict", "key_val_pair"}
+)
+
+
+def _name_problems(source: str) -> list[str]:
+    """Names a mapping expression starts from that the evaluation object does not have.
+
+    They would yield null for every event, silently: a typo (``payloda.id``,
+    ``event.recieved_at``, ``Details.OrderNumber`` without ``payload.``) never worth keeping.
+    """
+    problems = []
+    for node in _rooted(jmespath.compile(source).parsed):
+        name = node["value"] if node["type"] == "field" else None
+        if name in ("true", "false"):
+            problems.append(f"bare {name} is a name, which yields null; the literal is `{name}`")
+        elif name is not None and name not in _ROOTS:
+            problems.append(f"starts from '{name}', which is not payload, event or item")
+        elif node["type"] == "subexpression" and _is_field(node["children"][0], "event"):
+            attribute = node["children"][1]
+            if attribute["type"] == "field" and attribute["value"] not in _EVENT_ATTRIBUTES:
+                problems.append(
+                    f"event has no '{attribute['value']}' (it has {', '.join(_EVENT_ATTRIBUTES)})"
+                )
+    return problems
+
+
+def _rooted(node: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+    """The nodes evaluated against the evaluation object itself."""
+    yield node
+    if node["type"] in _CHAINS:
+        children = node["children"][:1]
+    elif node["type"] in _SPREADS:
+        children = node["children"]
+    else:  # literals, @, indexes, slices; &expressions are evaluated against list elements
+        return
+    for child in children:
+        yield from _rooted(child)
+
+
+def _is_field(node: Mapping[str, Any], name: str) -> bool:
+    return node["type"] == "field" and node["value"] == name
+
+
 def _nodes(node: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
     yield node
     for child in node.get("children", ()):
@@ -208,7 +263,15 @@ def _parent_problems(
     upsert: Mapping[str, Any], where: str, earlier: Mapping[str, tuple[int, Mapping[str, Any]]]
 ) -> Iterator[Detail]:
     parent = upsert.get("parent")
-    if not isinstance(parent, Mapping) or not isinstance(parent.get("key"), str):
+    if not isinstance(parent, Mapping):
+        return
+    relationship, fields = parent.get("relationship"), upsert.get("fields")
+    if isinstance(fields, Mapping) and isinstance(relationship, str) and relationship in fields:
+        yield Detail(
+            f"{where}.fields.{relationship}",
+            "is the parent's relationship field; the parent link sets it",
+        )
+    if not isinstance(parent.get("key"), str):
         return
     key = parent["key"]
     if key not in earlier:

@@ -210,6 +210,12 @@ def test_the_documented_example_is_valid() -> None:
             "upserts[1].parent.key",
             "upsert 'order' has for_each, so there is no single record to point at",
         ),
+        (
+            "upserts.1.fields.Order__r",  # the link and a field would write one field twice
+            "payload.Details.OrderNumber",
+            "upserts[1].fields.Order__r",
+            "is the parent's relationship field; the parent link sets it",
+        ),
         # keys
         ("upserts.1.key", "order", "upserts[1].key", "'order' is already the key of upserts[0]"),
         # expressions: JMESPath's own parse error, and calls it would only fail on evaluation
@@ -240,11 +246,53 @@ def test_the_documented_example_is_valid() -> None:
             "upserts[0].fields.Status__c",
             "upper() takes 1 argument, got 2",
         ),
+        # names: what an expression starts from, which would otherwise yield null for good
+        (
+            "upserts.0.external_id",
+            "payloda.Details.OrderNumber",
+            "upserts[0].external_id",
+            "starts from 'payloda', which is not payload, event or item",
+        ),
+        (
+            "upserts.0.fields.Status__c",
+            "upper(Details.Status)",
+            "upserts[0].fields.Status__c",
+            "starts from 'Details', which is not payload, event or item",
+        ),
+        (
+            "upserts.0.order_by",
+            "event.recieved_at",
+            "upserts[0].order_by",
+            "event has no 'recieved_at' (it has id, type, received_at, group_id, connector,"
+            " function)",
+        ),
+        (
+            "upserts.0.when",
+            "payload.Details.Rush == true",
+            "upserts[0].when",
+            "bare true is a name, which yields null; the literal is `true`",
+        ),
     ],
 )
 def test_validation_problem(path: str, value: Any, where: str, message: str) -> None:
     found = problems(edited(EXAMPLE, path, value))
     assert [problem for problem in found if problem[0] == where and message in problem[1]], found
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        "payload.Details.Order.Rows[?Position > `1`].ProductNumber",  # fields of each row
+        "sort_by(payload.Details.Order.Rows, &Position)[0].ProductNumber",
+        "{number: payload.Details.OrderNumber, at: event.received_at}",
+        "payload.Details | OrderNumber",
+        "payload.Details.Warehouse != null",  # bare null yields null, as the literal would
+        "@.payload.Details.OrderNumber",
+        "`1`",
+    ],
+)
+def test_names_inside_an_expression_are_not_taken_for_where_it_starts(expression: str) -> None:
+    validate_document(edited(EXAMPLE, "upserts.0.fields.Status__c", expression))
 
 
 def test_a_document_that_is_not_an_object() -> None:
@@ -643,7 +691,7 @@ def test_an_external_id_that_is_no_id_fails_the_event(value: Any, message: str) 
             " numbers, so no target can store it",
         ),
         (
-            "[payload.a, multiply]",
+            "[payload.a, payload.missing]",
             {"a": 1e308},
             None,  # no non-finite value: a plain list is written as it is
         ),
