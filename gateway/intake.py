@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import math
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from jmespath.parser import ParsedResult
 
 from gateway.connectors import DEFAULT_CONTENT_TYPES, Profile
 from gateway.errors import InvalidPayload, UnsupportedContentType
+from gateway.validation import finite_float, refuse_constant
 
 #: Longer event types are refused: they are stored, indexed and shown in lists.
 MAX_TYPE_LENGTH = 200
@@ -122,19 +122,8 @@ def _parse(text: str) -> Any:
         raise InvalidPayload(f"the body is not valid JSON: {exc}") from exc
 
 
-def _refuse_constant(name: str) -> float:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"the number {text[:40]} is out of range")
-    return value
-
-
 #: Built once: ``json.loads`` with options builds a decoder (and its scanner) on every call.
-_STRICT_JSON = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
+_STRICT_JSON = json.JSONDecoder(parse_constant=refuse_constant, parse_float=finite_float)
 
 
 @dataclass(frozen=True)

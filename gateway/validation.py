@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -29,6 +31,40 @@ def whole_number(text: str, maximum: int) -> int | None:
         return None
     number = int(text)
     return number if number <= maximum else None
+
+
+def strict_json(text: str | bytes) -> Any:
+    """JSON an admin wrote, refusing what ``json.loads`` lets through silently: a key given
+    twice in one object (only the last would count), NaN and infinite numbers. ValueError
+    (JSONDecodeError, with its position, for bad syntax) says what is wrong."""
+    return json.loads(
+        text,
+        object_pairs_hook=_object_of_unique_keys,
+        parse_constant=refuse_constant,
+        parse_float=finite_float,
+    )
+
+
+def _object_of_unique_keys(pairs: Sequence[tuple[str, Any]]) -> dict[str, Any]:
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        keys = [key for key, _ in pairs]
+        twice = next(key for index, key in enumerate(keys) if key in keys[:index])
+        raise ValueError(f"the key {json.dumps(twice)} appears twice in one object")
+    return found
+
+
+def refuse_constant(name: str) -> float:
+    """A ``parse_constant`` hook: NaN, Infinity and -Infinity are not JSON."""
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def finite_float(text: str) -> float:
+    """A ``parse_float`` hook: a number too large for a float is refused, not infinite."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
 
 
 def details_of(errors: Iterable[ValidationError]) -> list[Detail]:

@@ -18,7 +18,7 @@ from gateway.models import MappingVersion
 from gateway.preview import preview
 from gateway.targets import credentials
 from gateway.targets.usage import target_usage
-from gateway.validation import Schema, whole_number
+from gateway.validation import Schema, strict_json, whole_number
 from gateway.web import UNREADABLE_BODY, gateway, unreadable_body
 
 PREFIX = "/api/v1"
@@ -56,12 +56,10 @@ def _body(schema: Schema | None = None) -> dict[str, Any]:
         raw = request.get_data(cache=True)
     except UNREADABLE_BODY as exc:
         raise unreadable_body(exc) from exc
-    if not raw:
-        data: Any = {}
-    else:
-        data = request.get_json(silent=True, force=True)
-        if data is None:
-            raise BadRequest("the body is not valid JSON", code="invalid_json")
+    try:
+        data = strict_json(raw) if raw else {}
+    except ValueError as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}", code="invalid_json") from exc
     if not isinstance(data, dict):
         raise BadRequest("the body must be a JSON object", code="invalid_json")
     return schema.validate(data) if schema else data

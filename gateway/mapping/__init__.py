@@ -243,7 +243,7 @@ def _rooted(node: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
 
 
 def _is_field(node: Mapping[str, Any], name: str) -> bool:
-    return node["type"] == "field" and node["value"] == name
+    return bool(node["type"] == "field" and node["value"] == name)
 
 
 def _nodes(node: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:

@@ -17,11 +17,35 @@ import yaml
 
 from gateway.errors import Detail, ValidationFailed
 from gateway.mapping import validate_document
+from gateway.validation import strict_json
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, but a key given twice in one mapping is an error, as YAML says it
+    is: PyYAML keeps the last, so the first would silently not count."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[str] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, str):
+                continue  # the base class refuses what a document cannot hold
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {json.dumps(key)} appears twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # safe: _Loader is a SafeLoader
+
 
 _PARSERS: dict[str, Callable[[str], Any]] = {
-    ".json": json.loads,
-    ".yaml": yaml.safe_load,
-    ".yml": yaml.safe_load,
+    ".json": strict_json,
+    ".yaml": _yaml,
+    ".yml": _yaml,
 }
 
 

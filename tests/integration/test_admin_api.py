@@ -159,10 +159,20 @@ def test_open_catalogs_accept_other_event_names(admin: Any) -> None:
 
 
 @pytest.mark.parametrize(
-    "body",
-    [b"{not json", b"[1, 2]", b'"text"'],
+    ("body", "message"),
+    [
+        (b"{not json", "Expecting property name enclosed in double quotes: line 1 column 2"),
+        (b"[1, 2]", "the body must be a JSON object"),
+        (b'"text"', "the body must be a JSON object"),
+        # what json.loads takes silently: the first "name" would simply not count
+        (b'{"name": "a", "name": "b"}', 'the key "name" appears twice in one object'),
+        (b'{"limit": NaN}', "NaN is not a JSON number"),
+        (b'{"limit": 1e999}', "the number 1e999 is out of range"),
+        (b'{"name": "caf\xe9"}', "the body is not valid JSON"),
+    ],
+    ids=["syntax", "list", "string", "key twice", "NaN", "infinite", "not UTF-8"],
 )
-def test_bodies_that_are_not_json_objects_are_400(client: Any, body: bytes) -> None:
+def test_bodies_that_are_not_json_objects_are_400(client: Any, body: bytes, message: str) -> None:
     response = client.post(
         "/api/v1/groups",
         data=body,
@@ -170,7 +180,9 @@ def test_bodies_that_are_not_json_objects_are_400(client: Any, body: bytes) -> N
     )
 
     assert response.status_code == 400
-    assert response.get_json()["error"]["code"] == "invalid_json"
+    error = response.get_json()["error"]
+    assert error["code"] == "invalid_json"
+    assert message in error["message"]
 
 
 def test_groups_list_show_change_and_delete(admin: Any, group_factory: Any) -> None:

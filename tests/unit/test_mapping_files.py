@@ -126,6 +126,18 @@ def problems_and_message(directory: Path) -> tuple[list[tuple[str, str]], str]:
             "name: \x00",
             "cannot be parsed: unacceptable character #x0000: special characters are not allowed",
         ),
+        # a key given twice: the parsers would keep the last without a word
+        (
+            "twice.yaml",
+            "name: x\nupserts: []\nname: y\n",
+            'cannot be parsed: line 3, column 1: the key "name" appears twice',
+        ),
+        (
+            "twice.json",
+            '{"name": "x", "upserts": [], "name": "y"}',
+            'cannot be parsed: the key "name" appears twice in one object',
+        ),
+        ("nan.json", '{"name": NaN}', "cannot be parsed: NaN is not a JSON number"),
         ("list.json", '["xtnd-orders"]', "must hold one mapping (an object)"),
         ("empty.yaml", "", "must hold one mapping (an object)"),
         ("latin1.json", b'{"name": "caf\xe9"}', "cannot be parsed: 'utf-8' codec"),
