@@ -26,6 +26,7 @@ from gateway.mapping import (
     compile_mapping,
     diff_plans,
     event_context,
+    validate_document,
 )
 from gateway.models import Event, Group, Webhook, WriteMark
 from gateway.staleness import is_older
@@ -69,6 +70,7 @@ def _candidate(name: str, document: Any) -> CompiledMapping | None:
         return None
     if "name" not in document:
         document = {"name": name, **document}
+    validate_document(document)
     return compile_mapping(document, version=0)
 
 

@@ -77,8 +77,14 @@ def validate_document(document: Any, *, name: str | None = None) -> None:
 
     ``name`` is the name the document is saved under; the document must carry the same one.
     """
+    _check(document, name, lint=True)
+
+
+def _check(document: Any, name: str | None, *, lint: bool) -> None:
+    """``lint``: also what would only fail or yield null once evaluated (unknown functions,
+    wrong arity, names an expression cannot start from), which compiling does not need."""
     problems = list(
-        dict.fromkeys([*_schema_problems(document), *_semantic_problems(document, name)])
+        dict.fromkeys([*_schema_problems(document), *_semantic_problems(document, name, lint=lint)])
     )
     if problems:
         count = f"{len(problems)} problem{'s' * (len(problems) != 1)}"
@@ -133,7 +139,7 @@ def _schema_message(error: ValidationError) -> str:
     return error.message
 
 
-def _semantic_problems(document: Any, name: str | None) -> Iterator[Detail]:
+def _semantic_problems(document: Any, name: str | None, *, lint: bool) -> Iterator[Detail]:
     """What the schema cannot say: names, expressions, keys and parent links."""
     if not isinstance(document, Mapping):
         return
@@ -148,7 +154,7 @@ def _semantic_problems(document: Any, name: str | None) -> Iterator[Detail]:
         if not isinstance(upsert, Mapping):
             continue
         where = f"upserts[{index}]"
-        yield from _expression_problems(upsert, where)
+        yield from _expression_problems(upsert, where, lint=lint)
         yield from _parent_problems(upsert, where, earlier)
         key = upsert.get("key")
         if not isinstance(key, str):
@@ -161,7 +167,7 @@ def _semantic_problems(document: Any, name: str | None) -> Iterator[Detail]:
             earlier[key] = (index, upsert)
 
 
-def _expression_problems(upsert: Mapping[str, Any], where: str) -> Iterator[Detail]:
+def _expression_problems(upsert: Mapping[str, Any], where: str, *, lint: bool) -> Iterator[Detail]:
     fields = upsert.get("fields")
     if not isinstance(fields, Mapping):
         fields = {}
@@ -169,7 +175,8 @@ def _expression_problems(upsert: Mapping[str, Any], where: str) -> Iterator[Deta
     sources += [(f"fields.{name}", source) for name, source in fields.items()]
     for part, source in sources:
         if isinstance(source, str) and source:
-            for problem in expression_problems(source) or _name_problems(source):
+            problems = expression_problems(source) if lint else _parse_problems(source)
+            for problem in problems or (_name_problems(source) if lint else []):
                 yield Detail(f"{where}.{part}", problem)
     id_field = upsert.get("external_id_field")
     if isinstance(id_field, str) and id_field in fields:
@@ -184,11 +191,19 @@ def expression_problems(source: str) -> list[str]:
     JMESPath only notices bad calls while evaluating; an admin should hear of them on save, for
     a mapping's expressions and a webhook record's filter alike.
     """
+    problems = _parse_problems(source)
+    if problems:
+        return problems
+    tree = jmespath.compile(source).parsed
+    return [problem for problem in map(_call_problem, _nodes(tree)) if problem]
+
+
+def _parse_problems(source: str) -> list[str]:
     try:
-        tree = jmespath.compile(source).parsed
+        jmespath.compile(source)
     except JMESPathError as exc:
         return [str(exc)]
-    return [problem for problem in map(_call_problem, _nodes(tree)) if problem]
+    return []
 
 
 #: What a mapping expression can start from (MAPPINGS.md), and what ``event`` holds. A bare
@@ -532,8 +547,13 @@ class CompiledMapping:
 
 
 def compile_mapping(document: Mapping[str, Any], version: int = 1) -> CompiledMapping:
-    """Validate ``document`` and compile every expression once, for the whole of this version."""
-    validate_document(document)
+    """Compile every expression once, for the whole of this version.
+
+    Only what compiling needs is checked here (the format, expressions that parse, keys and
+    parent links), not all that :func:`validate_document` checks on save: a version saved
+    before a check was added must go on compiling, and its events fail, if at all, one by one.
+    """
+    _check(document, None, lint=False)
     own = copy.deepcopy(dict(document))  # later edits to the caller's dict must not leak in
     return CompiledMapping(
         name=own["name"],

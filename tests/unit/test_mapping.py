@@ -295,6 +295,26 @@ def test_names_inside_an_expression_are_not_taken_for_where_it_starts(expression
     validate_document(edited(EXAMPLE, "upserts.0.fields.Status__c", expression))
 
 
+@pytest.mark.parametrize(
+    "expression",
+    ["payloda.name", "numbr(payload.name)", "upper(payload.name, 'x')", "payload.x == true"],
+    ids=["unknown name", "unknown function", "wrong arity", "bare true"],
+)
+def test_a_version_saved_before_a_check_was_added_still_compiles(expression: str) -> None:
+    document = single(fields={"Name": expression})
+    with pytest.raises(ValidationFailed):
+        validate_document(document)
+
+    compiled = compile_mapping(document)
+
+    assert compiled.version == 1
+
+
+def test_compiling_still_refuses_what_it_cannot_compile() -> None:
+    with pytest.raises(ValidationFailed, match="1 problem"):
+        compile_mapping(single(fields={"Name": "payload.("}))
+
+
 def test_a_document_that_is_not_an_object() -> None:
     assert problems(["xtnd-orders"]) == [("", 'must be an object, not ["xtnd-orders"]')]
 
