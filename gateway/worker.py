@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -221,13 +221,15 @@ class Worker:
                 _mark_stale(local, _marks(session, local))
                 self._finish(session, outcomes, usage)
             return
-        with self.gw.db.session() as session:
-            # Workers on many hosts: hold each target record's lock from the stale check to
-            # the commit, so two events for one record are never applied concurrently.
-            _lock_records(session, planned)
-            _mark_stale(planned, _marks(session, planned))
-            usage = self._upsert_remote(outcomes)
-            self._finish(session, outcomes, usage)
+        for part in _lock_sized(outcomes, RECORD_LOCKS_PER_TRANSACTION):
+            planned = [p for o in part for p in o.planned]
+            with self.gw.db.session() as session:
+                # Workers on many hosts: hold each target record's lock from the stale check
+                # to the commit, so two events for one record are never applied concurrently.
+                _lock_records(session, planned)
+                _mark_stale(planned, _marks(session, planned))
+                usage = self._upsert_remote(part)
+                self._finish(session, part, usage)
 
     def _finish(
         self, session: Session, outcomes: list[Outcome], usage: dict[str, tuple[int, int]]
@@ -451,6 +453,28 @@ def _about(
 
 def _record_key(p: Planned) -> tuple[str, str, str]:
     return (p.target, p.upsert.object, p.upsert.external_id)
+
+
+#: Record locks one PostgreSQL transaction takes at most, unless one event needs more. All
+#: sessions share the server's lock table (max_locks_per_transaction x max_connections: 6,400
+#: by default), and a batch that touches 15,000 records would fill it whatever its size in events.
+RECORD_LOCKS_PER_TRANSACTION = 1000
+
+
+def _lock_sized(outcomes: list[Outcome], budget: int) -> Iterator[list[Outcome]]:
+    """The batch's outcomes in runs, in order, each touching at most ``budget`` records (an
+    event is never split: its upserts commit together)."""
+    run: list[Outcome] = []
+    records: set[tuple[str, str, str]] = set()
+    for outcome in outcomes:
+        mine = {_record_key(p) for p in outcome.planned}
+        if run and len(records | mine) > budget:
+            yield run
+            run, records = [], set()
+        run.append(outcome)
+        records |= mine
+    if run:
+        yield run
 
 
 def _lock_records(session: Session, planned: list[Planned]) -> None:

@@ -1079,3 +1079,42 @@ def test_the_worker_loop_outlives_an_unforeseen_error(
 
     assert statuses(admin) == ["delivered"]
     assert not loop.is_alive()
+
+
+def test_on_postgresql_no_transaction_locks_more_records_than_its_budget(
+    setup: dict[str, Any],
+    admin: Any,
+    deliver: Any,
+    worker: Any,
+    gw: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import gateway.worker as worker_module
+
+    if gw.db.is_sqlite:
+        pytest.skip("SQLite serialises writers itself: no record locks")
+    locked: list[int] = []
+    real_lock = worker_module._lock_records
+
+    def counting_lock(session: Any, planned: list[Any]) -> None:
+        locked.append(len({worker_module._record_key(p) for p in planned}))
+        real_lock(session, planned)
+
+    monkeypatch.setattr(worker_module, "RECORD_LOCKS_PER_TRANSACTION", 3)
+    monkeypatch.setattr(worker_module, "_lock_records", counting_lock)
+    for at in range(1, 11):  # ten records, the last three written twice, newest last
+        deliver(setup["group"], moved(f"A-{at % 7}", f"loc-{at}", at))
+
+    worker.drain()
+
+    assert locked == [3, 3, 3, 1], locked
+    assert set(statuses(admin)) == {"delivered"}
+    assert [record(admin, f"A-{n}")["Location__c"] for n in range(7)] == [
+        "loc-7",
+        "loc-8",
+        "loc-9",
+        "loc-10",
+        "loc-4",
+        "loc-5",
+        "loc-6",
+    ]
