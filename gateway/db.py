@@ -165,15 +165,28 @@ class Database:
             self.read_engine.dispose()
 
 
+#: What the database says when a table is missing: SQLite's message, PostgreSQL's SQLSTATE.
+_NO_SUCH_TABLE = "no such table"
+_UNDEFINED_TABLE = "42P01"
+NOT_MIGRATED = (
+    "the database has no gateway schema, or an older one than this release needs: run"
+    " `gateway db upgrade`"
+)
+
+
 @contextlib.contextmanager
 def translate_outage() -> Iterator[None]:
-    """Turn 'cannot reach or lock the database' into the domain's StoreUnavailable."""
+    """Turn 'cannot reach or lock the database' into the domain's StoreUnavailable, and say so
+    when the reason is a schema never migrated: senders retry a 503 until it is."""
     try:
         yield
-    except OperationalError as exc:
-        raise StoreUnavailable() from exc
     except DBAPIError as exc:
-        if exc.connection_invalidated:
+        original = exc.orig
+        if _NO_SUCH_TABLE in str(original) or getattr(original, "sqlstate", None) == (
+            _UNDEFINED_TABLE
+        ):
+            raise StoreUnavailable(NOT_MIGRATED, code="schema_not_migrated") from exc
+        if isinstance(exc, OperationalError) or exc.connection_invalidated:
             raise StoreUnavailable() from exc
         raise
 

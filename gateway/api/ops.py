@@ -6,7 +6,10 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, jsonify
 
+from gateway.db import NOT_MIGRATED
+from gateway.errors import StoreUnavailable
 from gateway.metrics import render
+from gateway.migrate import schema_is_current
 from gateway.web import gateway
 
 bp = Blueprint("ops", __name__)
@@ -19,7 +22,11 @@ def healthz() -> Any:
 
 @bp.get("/readyz")
 def readyz() -> Any:
-    gateway().db.ping()  # StoreUnavailable -> 503 with the error body
+    """Ready when the database answers and its schema is the one this release needs."""
+    database = gateway().db
+    database.ping()  # StoreUnavailable -> 503 with the error body
+    if not schema_is_current(database):
+        raise StoreUnavailable(NOT_MIGRATED, code="schema_not_migrated")
     return jsonify(status="ready", database="ok")
 
 

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import func, select, update
+from sqlalchemy import create_engine, func, make_url, select, update
 
+from gateway.config import Settings
+from gateway.core import Gateway
+from gateway.db import Database
+from gateway.migrate import upgrade
 from gateway.models import Delivery, Event
 from gateway.retention import purge
+from gateway.web import create_app
+from tests.conftest import ADMIN_TOKEN, BACKENDS
 
 SECRET = "operations-test-secret-0123456789"
 
@@ -172,3 +181,50 @@ def test_the_oldest_pending_age_counts_from_when_the_event_fell_due(
 
 def test_readyz_reflects_the_database(client: Any) -> None:
     assert client.get("/readyz").get_json() == {"status": "ready", "database": "ok"}
+
+
+@pytest.fixture(params=BACKENDS)
+def unmigrated_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database of each backend that no migration has touched yet."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'fresh.db'}"
+        return
+    server = make_url(request.getfixturevalue("postgres_url"))
+    name = f"fresh_{uuid.uuid4().hex[:12]}"
+    admin_engine = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin_engine.connect() as connection:
+        connection.exec_driver_sql(f"CREATE DATABASE {name}")
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin_engine.connect() as connection:
+            connection.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
+        admin_engine.dispose()
+
+
+@pytest.mark.parametrize("revision", [None, "0003"], ids=["never migrated", "a migration behind"])
+def test_readyz_and_the_api_say_the_schema_needs_migrating_until_it_is(
+    unmigrated_url: str, settings: Settings, revision: str | None
+) -> None:
+    database = Database(unmigrated_url)
+    if revision:
+        upgrade(database, revision)
+    gw = Gateway(settings.with_overrides({"database_url": unmigrated_url}))
+    client = create_app(gateway=gw).test_client()
+    try:
+        ready = client.get("/readyz")
+        listed = client.get("/api/v1/groups", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+
+        assert ready.status_code == 503
+        assert ready.get_json()["error"]["code"] == "schema_not_migrated"
+        assert "gateway db upgrade" in ready.get_json()["error"]["message"]
+        if revision is None:  # tables missing altogether: every call says why, not just 503
+            assert listed.status_code == 503
+            assert listed.get_json()["error"]["code"] == "schema_not_migrated"
+
+        upgrade(database)
+
+        assert client.get("/readyz").status_code == 200
+    finally:
+        gw.close()
+        database.dispose()
