@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from gateway.core import Gateway
 from gateway.errors import Conflict, Detail, NotFound, ValidationFailed
-from gateway.models import Delivery, Event, EventResult, EventStatus, Group, Record
+from gateway.models import Delivery, Event, EventResult, EventStatus, Group, Record, iso
 
 STATUSES = frozenset(s.value for s in EventStatus)
 #: Events a worker holds or that were never meant to run cannot be replayed.
@@ -195,13 +195,6 @@ def get_record(gw: Gateway, obj: str, external_id: str) -> Record:
     if record is None:
         raise NotFound(f"no {obj} record with external id {external_id!r}")
     return record
-
-
-def iso(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
-    return aware.isoformat().replace("+00:00", "Z")
 
 
 def event_summary(event: Event) -> dict[str, Any]:

@@ -8,7 +8,7 @@ and keyed by opaque ids.
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
@@ -54,6 +54,14 @@ class _SQLiteDateTime(sqlite.DATETIME):
             return general(value) if general else value
 
         return process
+
+
+def iso(value: datetime | None) -> str | None:
+    """A stored time as the API shows it: UTC with a Z, naive SQLite values included."""
+    if value is None:
+        return None
+    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+    return aware.isoformat().replace("+00:00", "Z")
 
 
 #: Timestamps: aware on PostgreSQL; on SQLite, UTC text (the gateway writes UTC only).

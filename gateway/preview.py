@@ -28,7 +28,7 @@ from gateway.mapping import (
     event_context,
     validate_document,
 )
-from gateway.models import Event, Group, Webhook, WriteMark
+from gateway.models import Event, Group, Webhook, WriteMark, iso
 from gateway.staleness import is_older
 
 DEFAULT_LAST = 10
@@ -104,7 +104,7 @@ def _payload_sample(gw: Gateway, body: Mapping[str, Any]) -> dict[str, Any]:
             body["payload"],
             id="preview",
             type=body["event_type"],
-            received_at=event_log.iso(datetime.now(UTC)) or "",
+            received_at=iso(datetime.now(UTC)) or "",
             group_id=group.id if group else None,
             connector=group.connector if group else None,
             function=group.function if group else None,
@@ -143,7 +143,7 @@ def _stored_sample(gw: Gateway, event: Event) -> dict[str, Any]:
             event.payload,
             id=str(event.id),
             type=event.type,
-            received_at=event_log.iso(event.received_at) or "",
+            received_at=iso(event.received_at) or "",
             group_id=event.group_id,
             connector=group.connector if group else "",
             function=group.function if group else "",

@@ -14,7 +14,7 @@ from gateway import events as event_log
 from gateway import groups, paging
 from gateway.api import openapi, schemas
 from gateway.errors import BadRequest, Detail, NotFound, Unauthorized, ValidationFailed
-from gateway.models import MappingVersion
+from gateway.models import MappingVersion, iso
 from gateway.preview import preview
 from gateway.targets import credentials
 from gateway.targets.usage import target_usage
@@ -200,7 +200,7 @@ def mapping_view(row: Any) -> dict[str, Any]:
         "name": row.name,
         "version": row.version,
         "document": row.document,
-        "created_at": event_log.iso(row.created_at),
+        "created_at": iso(row.created_at),
     }
 
 

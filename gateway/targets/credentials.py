@@ -16,7 +16,7 @@ from typing import Any
 
 from gateway.db import Database
 from gateway.errors import Detail, NotFound, ValidationFailed
-from gateway.models import TargetCredentials
+from gateway.models import TargetCredentials, iso
 from gateway.secrets import SecretBox, hint
 
 #: The variables a Salesforce target reads; stored ones win over the environment's.
@@ -101,7 +101,7 @@ def view(stored: StoredCredentials) -> dict[str, Any]:
     return {
         "target": stored.target,
         "variables": {name: hint(value) for name, value in sorted(stored.values.items())},
-        "updated_at": stored.updated_at.isoformat().replace("+00:00", "Z"),
+        "updated_at": iso(stored.updated_at),
     }
 
 

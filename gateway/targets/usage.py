@@ -7,8 +7,7 @@ from typing import Any
 from sqlalchemy import select
 
 from gateway.core import Gateway
-from gateway.events import iso
-from gateway.models import Group, TargetUsage
+from gateway.models import Group, TargetUsage, iso
 
 
 def target_usage(gw: Gateway) -> list[dict[str, Any]]:

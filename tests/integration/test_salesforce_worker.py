@@ -228,6 +228,14 @@ def test_credentials_are_kept_for_remote_targets_only(admin: Any) -> None:
     assert response.status_code == 422
 
 
+def test_stored_credentials_show_when_they_changed_in_utc(admin: Any) -> None:
+    stored = admin.put("/targets/salesforce:eu/credentials", {"SALESFORCE_USERNAME": "u@e.com"})
+    shown = admin.get("/targets/salesforce:eu/credentials").get_json()
+
+    assert shown["updated_at"] == stored.get_json()["updated_at"]
+    assert shown["updated_at"].endswith("Z")
+
+
 def test_stored_credentials_are_encrypted_write_only_and_used_by_the_worker(
     admin: Any,
     order_group: Any,
