@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Flask, current_app, jsonify
 from gunicorn.http.errors import ParseException
-from werkzeug.exceptions import ClientDisconnected, HTTPException
+from werkzeug.exceptions import ClientDisconnected, HTTPException, MethodNotAllowed
 
 from gateway.config import Settings
 from gateway.core import Gateway
@@ -105,4 +105,7 @@ def as_gateway_error(error: Exception) -> GatewayError:
 def _register_errors(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _any(error: Exception) -> Any:
-        return error_response(as_gateway_error(error))
+        response = error_response(as_gateway_error(error))
+        if isinstance(error, MethodNotAllowed) and error.valid_methods:
+            response.headers["Allow"] = ", ".join(error.valid_methods)  # RFC 9110 wants it
+        return response

@@ -49,6 +49,23 @@ def test_without_the_token_no_admin_path_says_whether_it_exists(
     assert authorized.get_json()["error"]["message"]
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("PUT", "/api/v1/events", {"GET", "HEAD", "OPTIONS"}),
+        ("POST", "/healthz", {"GET", "HEAD", "OPTIONS"}),
+        ("GET", "/hooks/some-token", {"OPTIONS", "POST", "PUT"}),
+    ],
+)
+def test_a_method_not_allowed_says_which_are(
+    client: Any, admin: Any, method: str, path: str, allowed: set[str]
+) -> None:
+    response = client.open(path, method=method, headers=admin.headers)
+
+    assert response.status_code == 405
+    assert {m.strip() for m in response.headers["Allow"].split(",")} == allowed
+
+
 def test_creating_a_group_gives_its_callback_url_and_blank_template(admin: Any) -> None:
     response = admin.post(
         "/groups",
