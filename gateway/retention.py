@@ -1,7 +1,9 @@
 """Retention: old delivered events and their raw deliveries are purged in batches.
 
 Failed and dead events are kept until they are replayed or purged explicitly: they are the
-ones an admin still has to act on.
+ones an admin still has to act on. The newest event and the newest delivery are always kept:
+SQLite numbers a new row from the largest id in its table, so purging them would hand their
+ids out again, and a record's ``source_event_id`` or a log line would name the wrong event.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Select, delete, exists, select
+from sqlalchemy import Select, delete, exists, func, select
 from sqlalchemy.orm import Session
 
 from gateway.core import Gateway
@@ -50,7 +52,11 @@ def _purge_events(gw: Gateway, cutoff: datetime, statuses: tuple[str, ...]) -> i
         session.execute(delete(EventResult).where(EventResult.event_id.in_(ids)))
         session.execute(delete(Event).where(Event.id.in_(ids)))
 
-    old = select(Event.id).where(Event.received_at < cutoff, Event.status.in_(statuses))
+    old = select(Event.id).where(
+        Event.received_at < cutoff,
+        Event.status.in_(statuses),
+        Event.id < select(func.max(Event.id)).scalar_subquery(),
+    )
     return _in_batches(gw, old.order_by(Event.id), drop)
 
 
@@ -61,6 +67,7 @@ def _purge_deliveries(gw: Gateway, cutoff: datetime) -> int:
     orphaned = (
         select(Delivery.id)
         .where(Delivery.received_at < cutoff)
+        .where(Delivery.id < select(func.max(Delivery.id)).scalar_subquery())
         .where(~exists().where(Event.delivery_id == Delivery.id))
     )
     return _in_batches(gw, orphaned.order_by(Delivery.id), drop)

@@ -84,6 +84,26 @@ def test_purge_can_include_failed_events(events_of_every_kind: Any, gw: Any) -> 
     assert _statuses(gw) == ["pending"]
 
 
+def test_purge_keeps_the_newest_event_and_delivery_so_no_id_is_handed_out_twice(
+    group_factory: Any, deliver: Any, gw: Any, admin: Any, worker: Any
+) -> None:
+    group = group_factory(secret=SECRET, events=["inventory.moved"])
+    for n in range(3):
+        deliver(group, _moved(n))
+    worker.drain()  # unrouted: settled
+    before = admin.get("/events").get_json()["items"]
+    _age_everything(gw, days=40)
+
+    purged = purge(gw, timedelta(days=0), include_failed=True)
+    deliver(group, _moved(3))
+
+    assert (purged.events, purged.deliveries) == (2, 2)
+    after = admin.get("/events").get_json()["items"]
+    assert [e["id"] for e in after[1:]] == [before[0]["id"]]  # the newest was kept
+    assert int(after[0]["id"]) > max(int(e["id"]) for e in before)
+    assert int(after[0]["delivery_id"]) > max(int(e["delivery_id"]) for e in before)
+
+
 def test_the_purge_command_uses_the_retention_setting(
     events_of_every_kind: Any, gw: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
