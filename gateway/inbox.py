@@ -8,6 +8,7 @@ commit) and then wakes every request in it. Nothing is acknowledged before its c
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import threading
@@ -20,7 +21,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
 from gateway.db import Database, JsonText, translate_outage
 from gateway.driver import DriverQuery, DriverStatement
@@ -28,6 +29,8 @@ from gateway.errors import StoreUnavailable
 from gateway.greenlets import gate_factory, let_ready_requests_run
 from gateway.intake import IncomingEvent
 from gateway.models import Delivery, Event, EventStatus, Group
+
+log = logging.getLogger(__name__)
 
 #: How often the watchdog looks for deliveries past their commit deadline.
 WATCH_INTERVAL_S = 0.1
@@ -248,6 +251,7 @@ class Inbox:
             batch = [self._queue.get()]
             let_ready_requests_run()
             outcomes = self._commit(batch, top_up=True)
+            _log_commit(batch, outcomes)  # first: a sender's answer never precedes its line
             # Woken after the commit has let go of the write lock, which other processes await.
             for (_, slot), outcome in zip(batch, outcomes, strict=True):
                 self._resolve(slot, outcome)
@@ -382,6 +386,36 @@ def _event_row(delivery: NewDelivery, delivery_id: int, incoming: IncomingEvent)
         "attempts": 0,
         "next_attempt_at": delivery.received_at if registered else None,
     }
+
+
+def _log_commit(batch: list[_Queued], outcomes: list[Receipt | Exception]) -> None:
+    """One line per commit (not per delivery, which would cost the receive path more than a
+    tenth of its time): the deliveries stored, and what a failed commit failed with."""
+    stored = [(d, o) for (d, _), o in zip(batch, outcomes, strict=True) if isinstance(o, Receipt)]
+    if stored:
+        ids = [str(receipt.delivery_id) for _, receipt in stored]
+        log.info(
+            "stored %d deliveries: %s",
+            len(ids),
+            " ".join(ids),
+            extra={
+                "delivery_ids": ids,
+                "group_ids": sorted({d.group_id for d, _ in stored}),
+                "events": sum(len(d.events) for d, _ in stored),
+            },
+        )
+    failures = [o for o in outcomes if isinstance(o, StoreUnavailable)]
+    if failures:
+        cause = failures[0].__cause__
+        log.warning(
+            "%d deliveries not stored (told 503): %s%s",
+            len(failures),
+            failures[0].message,
+            f" ({' '.join(str(cause).split())[:300]})" if cause else "",
+            # A database's refusal says it all; anything else is a bug worth its traceback.
+            exc_info=None if cause is None or isinstance(cause, DBAPIError) else cause,
+            extra={"deliveries": len(failures)},
+        )
 
 
 def _receipts(

@@ -8,10 +8,19 @@ from __future__ import annotations
 
 import logging
 import sys
+from datetime import UTC, datetime
 
 from pythonjsonlogger.json import JsonFormatter
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class _JsonLines(JsonFormatter):
+    """JSON lines whose ``time`` is an ISO 8601 instant in UTC, as every time in the API is."""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        moment = datetime.fromtimestamp(record.created, UTC)
+        return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def configure(log_format: str, level: int = logging.INFO) -> None:
@@ -23,7 +32,7 @@ def configure(log_format: str, level: int = logging.INFO) -> None:
     handler._gateway = True  # type: ignore[attr-defined]
     if log_format == "json":
         handler.setFormatter(
-            JsonFormatter(
+            _JsonLines(
                 "%(asctime)s %(levelname)s %(name)s %(message)s",
                 rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
             )

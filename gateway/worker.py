@@ -699,8 +699,8 @@ def _log(worker_id: str, outcomes: list[Outcome]) -> None:
                 outcome.status,
                 outcome.message,
                 extra={
-                    "event_id": outcome.event.id,
-                    "delivery_id": outcome.event.delivery_id,
+                    "event_id": str(outcome.event.id),  # as the API writes ids
+                    "delivery_id": str(outcome.event.delivery_id),
                     "group_id": outcome.event.group_id,
                     "status": outcome.status,
                 },

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -149,9 +150,14 @@ def test_json_logs_carry_the_event_and_delivery_ids(
     assert batch["events"] == 1
     assert batch["failed"] == 1
     failure = next(line for line in lines if line["level"] == "WARNING")
-    assert str(failure["delivery_id"]) == delivery_id
-    assert failure["event_id"]
+    assert failure["delivery_id"] == delivery_id  # text, as the API writes ids
+    assert failure["event_id"] == admin.get("/events").get_json()["items"][0]["id"]
     assert "has no mapping" in failure["message"]
+    stored = next(line for line in lines if line["message"].startswith("stored 1 deliveries"))
+    assert stored["logger"] == "gateway.inbox"
+    assert stored["delivery_ids"] == [delivery_id]
+    assert stored["group_ids"] == [group["id"]]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", x["time"]) for x in lines)
 
 
 def test_metrics_show_deliveries_and_the_queue(
