@@ -118,6 +118,13 @@ class StoreUnavailable(GatewayError):
     code = "database_unavailable"
 
 
+class SecretKeyMismatch(StoreUnavailable):
+    """The stored secrets cannot be decrypted with GATEWAY_SECRET_KEY: it is not the key they
+    were stored with (another host's, or a new one). Nothing can be verified until it is."""
+
+    code = "secret_key_mismatch"
+
+
 class MappingError(GatewayError):
     """A mapping could not be applied to this event."""
 

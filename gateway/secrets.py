@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import base64
 import functools
+import logging
 
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from gateway.errors import SecretKeyMismatch
+
+log = logging.getLogger(__name__)
 
 
 class SecretBox:
@@ -27,7 +32,11 @@ class SecretBox:
         try:
             return self._fernet.decrypt(ciphertext.encode()).decode()
         except InvalidToken as exc:
-            raise ValueError("a stored secret cannot be decrypted with GATEWAY_SECRET_KEY") from exc
+            # A 503, so that senders retry until the right key is back; said loudly, since
+            # every delivery to every group fails the same way meanwhile.
+            error = SecretKeyMismatch()
+            log.error("%s", error.message)
+            raise error from exc
 
 
 def fernet_key(key: str) -> bytes:

@@ -442,6 +442,39 @@ def test_only_the_secret_just_replaced_stays_accepted(
     assert (view["previous_secret_expires_at"] is not None) == (len(accepted) == 2)
 
 
+def test_a_secret_key_other_than_the_one_secrets_were_stored_with_answers_503(
+    group_factory: Any, settings: Any, admin: Any
+) -> None:
+    from cryptography.fernet import Fernet
+
+    from gateway.core import Gateway
+    from gateway.verify import sign
+    from gateway.web import create_app
+
+    group = group_factory()
+    other_key = settings.with_overrides({"secret_key": Fernet.generate_key().decode()})
+    other = Gateway(other_key)
+    try:
+        spec = other.connectors.get(group["connector"]).verification
+        signed = sign(spec, group["secret"], CYCLE_COUNT)
+        response = (
+            create_app(gateway=other)
+            .test_client()
+            .post(
+                f"/hooks/{group['token']}",
+                data=CYCLE_COUNT,
+                headers={"Content-Type": "application/json", **signed},
+            )
+        )
+    finally:
+        other.close()
+
+    assert response.status_code == 503
+    assert response.get_json()["error"]["code"] == "secret_key_mismatch"
+    assert response.headers["Retry-After"]
+    assert admin.get("/events").get_json()["items"] == []
+
+
 def test_an_unreachable_database_answers_503_so_the_sender_retries(tmp_path: Any) -> None:
     from cryptography.fernet import Fernet
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from cryptography.fernet import Fernet
 
+from gateway.errors import SecretKeyMismatch
 from gateway.secrets import SecretBox, hint
 
 
@@ -25,8 +26,9 @@ def test_secrets_round_trip_and_are_not_stored_in_clear(key: str) -> None:
 def test_another_key_cannot_decrypt() -> None:
     ciphertext = SecretBox("one passphrase").encrypt("shh")
 
-    with pytest.raises(ValueError, match="cannot be decrypted"):
+    with pytest.raises(SecretKeyMismatch, match="cannot be decrypted") as caught:
         SecretBox("another passphrase").decrypt(ciphertext)
+    assert caught.value.status == 503  # senders retry until the right key is back
 
 
 @pytest.mark.parametrize(
