@@ -16,9 +16,10 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import BigInteger, ColumnElement, and_, column, func, select, update, values
@@ -206,7 +207,8 @@ class Worker:
     def process(self, events: Sequence[Event]) -> None:
         groups, routes = self._configuration({e.group_id for e in events})
         mappings = MappingsOfBatch(self.gw.mappings)
-        outcomes = [self._plan_or_fail(event, groups, routes, mappings) for event in events]
+        plan = partial(self._plan, groups=groups, routes=routes, mappings=mappings)
+        outcomes = [self._plan_or_fail(event, plan) for event in events]
         planned = [p for o in outcomes for p in o.planned]
         if self.gw.db.is_sqlite:
             # One host, and SQLite already serialises writers: call remote targets before
@@ -266,16 +268,10 @@ class Worker:
                 )
         return groups, routes
 
-    def _plan_or_fail(
-        self,
-        event: Event,
-        groups: dict[str, Group],
-        routes: dict[str, list[Route]],
-        mappings: MappingsOfBatch,
-    ) -> Outcome:
-        """:meth:`_plan`, with an error nobody foresaw failing this event alone, not the batch."""
+    def _plan_or_fail(self, event: Event, plan: Callable[[Event], Outcome]) -> Outcome:
+        """``plan(event)``, with an error nobody foresaw failing this event alone, not the batch."""
         try:
-            return self._plan(event, groups, routes, mappings)
+            return plan(event)
         except Exception:
             log.exception("worker %s: unexpected error planning event %s", self.id, event.id)
             return _fail(
