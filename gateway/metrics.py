@@ -23,6 +23,7 @@ from prometheus_client.registry import REGISTRY, Collector
 from sqlalchemy import func, select
 
 from gateway.db import Database
+from gateway.errors import StoreUnavailable
 from gateway.models import Event, EventStatus, TargetUsage
 
 DELIVERIES = Counter(
@@ -53,12 +54,23 @@ class QueueCollector(Collector):
         self._db = database
 
     def collect(self) -> Iterator[Any]:
-        with self._db.read_session() as session:
-            yield from _queue_depth(session)
-            yield _oldest_pending_age(session)
-            yield _retrying(session)
-            yield _recent_latency(session)
-            yield _target_usage(session)
+        """The gauges, and ``gateway_database_up``: during an outage only that, at 0, so that
+        a scrape still shows the counters, which matter most then (the 503s by group)."""
+        try:
+            with self._db.read_session() as session:
+                gauges = [
+                    *_queue_depth(session),
+                    _oldest_pending_age(session),
+                    _retrying(session),
+                    _recent_latency(session),
+                    _target_usage(session),
+                ]
+        except StoreUnavailable:
+            gauges = []
+        up = GaugeMetricFamily("gateway_database_up", "Whether the database answered the scrape")
+        up.add_metric([], 1 if gauges else 0)
+        yield from gauges
+        yield up
 
 
 def _queue_depth(session: Any) -> Iterator[Any]:

@@ -498,3 +498,7 @@ def test_an_unreachable_database_answers_503_so_the_sender_retries(tmp_path: Any
     assert response.headers["Retry-After"]
     assert client.get("/readyz").status_code == 503
     assert client.get("/healthz").status_code == 200
+    metrics = client.get("/metrics")  # the counters still, which an outage makes matter most
+    assert metrics.status_code == 200
+    assert "gateway_database_up 0.0" in metrics.get_data(as_text=True)
+    assert 'outcome="database_unavailable"' in metrics.get_data(as_text=True)
