@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 import time
@@ -13,20 +14,86 @@ from typing import Any, TypeVar
 from cryptography.fernet import Fernet
 from dotenv import dotenv_values
 
+from gateway.errors import ConfigurationError
+
 MiB = 1024 * 1024
+LOG_FORMATS = ("text", "json")
 N = TypeVar("N", int, float)
 
 
-def _number(env: Mapping[str, str], name: str, default: N) -> N:
-    """``env[name]`` as the type of ``default``; a clear error names the variable."""
+def _number(env: Mapping[str, str], name: str, default: N, minimum: N, *, above: bool = False) -> N:
+    """``env[name]`` as the type of ``default``, at least ``minimum`` (or ``above`` it).
+
+    A value out of range is refused at startup, naming the variable, rather than meaning
+    something nobody asked for later (a body limit of 0 refusing every delivery, a poll of 0
+    spinning the CPU).
+    """
     raw = env.get(name)
     if raw is None or raw == "":
         return default
+    kind = "a whole number" if isinstance(default, int) else "a number"
     try:
-        return type(default)(raw)
-    except ValueError as exc:
-        kind = "a whole number" if isinstance(default, int) else "a number"
-        raise ValueError(f"{name} must be {kind}, not {raw!r}") from exc
+        value = type(default)(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be {kind}, not {raw!r}") from None
+    if not math.isfinite(value):
+        raise ConfigurationError(f"{name} must be {kind}, not {raw!r}")
+    if value < minimum or (above and value == minimum):
+        bound = f"more than {minimum:g}" if above else f"at least {minimum:g}"
+        raise ConfigurationError(f"{name} must be {bound}, not {raw!r}")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = env.get(name) or default
+    if value not in choices:
+        allowed = f"{', '.join(choices[:-1])} or {choices[-1]}"
+        raise ConfigurationError(f"{name} must be {allowed}, not {value!r}")
+    return value
+
+
+def _target(env: Mapping[str, str]) -> str:
+    """``GATEWAY_TARGET``, refused unless the target registry can open a target of that name."""
+    from gateway.targets import TARGET_NAMES, is_target_name
+
+    value = env.get("GATEWAY_TARGET") or "local"
+    if not is_target_name(value):
+        raise ConfigurationError(f"GATEWAY_TARGET must be {TARGET_NAMES}, not {value!r}")
+    return value
+
+
+#: Database URL schemes the gateway has drivers and migrations for.
+DATABASE_SCHEMES = ("sqlite", "sqlite+pysqlite", "postgresql+psycopg")
+#: Other spellings of PostgreSQL, whose default drivers are not installed.
+POSTGRESQL_ALIASES = ("postgres", "postgresql", "postgresql+psycopg2", "postgresql+asyncpg")
+DATABASE_URL_FORMS = "sqlite:///PATH and postgresql+psycopg://user:password@host/db"
+
+
+def _database_url(env: Mapping[str, str], instance: Path) -> str:
+    """``GATEWAY_DATABASE_URL``, refused unless it names a database the gateway can drive.
+
+    The URL's text is never repeated in a message: it may hold a password.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    url = env.get("GATEWAY_DATABASE_URL") or f"sqlite:///{instance / 'gateway.db'}"
+    try:
+        scheme = make_url(url).drivername
+    except ArgumentError:
+        raise ConfigurationError(
+            f"GATEWAY_DATABASE_URL cannot be read as a database URL; use {DATABASE_URL_FORMS}"
+        ) from None
+    if scheme in POSTGRESQL_ALIASES:
+        raise ConfigurationError(
+            f"GATEWAY_DATABASE_URL names {scheme}://; use postgresql+psycopg://"
+            " for PostgreSQL (the psycopg 3 driver the gateway ships with)"
+        )
+    if scheme not in DATABASE_SCHEMES:
+        raise ConfigurationError(
+            f"GATEWAY_DATABASE_URL names {scheme}://; only {DATABASE_URL_FORMS} are supported"
+        )
+    return url
 
 
 @dataclass(frozen=True)
@@ -63,30 +130,33 @@ class Settings:
     def from_env(
         cls, env: Mapping[str, str] | None = None, instance_path: Path | None = None
     ) -> Settings:
-        """Read settings from ``env`` (default: ``.env`` overlaid by the process environment)."""
+        """Read settings from ``env`` (default: :func:`environment`).
+
+        Raises ConfigurationError, naming the variable, for a value the gateway cannot use.
+        """
         if env is None:
-            env = {**_dotenv(), **os.environ}
+            env = environment()
         instance = Path(env.get("GATEWAY_INSTANCE_PATH") or instance_path or "instance").resolve()
         return cls(
             instance_path=instance,
-            database_url=env.get("GATEWAY_DATABASE_URL") or f"sqlite:///{instance / 'gateway.db'}",
+            database_url=_database_url(env, instance),
             public_url=(env.get("GATEWAY_PUBLIC_URL") or cls.public_url).rstrip("/"),
             admin_token=env.get("GATEWAY_ADMIN_TOKEN") or None,
             secret_key=env.get("GATEWAY_SECRET_KEY") or None,
-            max_body_bytes=_number(env, "GATEWAY_MAX_BODY_BYTES", MiB),
-            max_header_bytes=_number(env, "GATEWAY_MAX_HEADER_BYTES", 16 * 1024),
-            target=env.get("GATEWAY_TARGET") or "local",
-            log_format=env.get("GATEWAY_LOG_FORMAT") or "text",
-            inbox_max_batch=_number(env, "GATEWAY_INBOX_MAX_BATCH", 128),
-            commit_timeout_s=_number(env, "GATEWAY_COMMIT_TIMEOUT_S", 4.0),
-            worker_batch_size=_number(env, "GATEWAY_WORKER_BATCH_SIZE", 1000),
-            worker_poll_s=_number(env, "GATEWAY_WORKER_POLL_S", 0.5),
-            claim_timeout_s=_number(env, "GATEWAY_CLAIM_TIMEOUT_S", 120.0),
-            max_attempts=_number(env, "GATEWAY_MAX_ATTEMPTS", 8),
-            retry_base_s=_number(env, "GATEWAY_RETRY_BASE_S", 2.0),
-            retry_max_s=_number(env, "GATEWAY_RETRY_MAX_S", 3600.0),
-            batch_window_s=_number(env, "GATEWAY_BATCH_WINDOW_S", 0.5),
-            retention_days=_number(env, "GATEWAY_RETENTION_DAYS", 30),
+            max_body_bytes=_number(env, "GATEWAY_MAX_BODY_BYTES", MiB, 1),
+            max_header_bytes=_number(env, "GATEWAY_MAX_HEADER_BYTES", 16 * 1024, 1),
+            target=_target(env),
+            log_format=_choice(env, "GATEWAY_LOG_FORMAT", "text", LOG_FORMATS),
+            inbox_max_batch=_number(env, "GATEWAY_INBOX_MAX_BATCH", 128, 1),
+            commit_timeout_s=_number(env, "GATEWAY_COMMIT_TIMEOUT_S", 4.0, 0.0, above=True),
+            worker_batch_size=_number(env, "GATEWAY_WORKER_BATCH_SIZE", 1000, 1),
+            worker_poll_s=_number(env, "GATEWAY_WORKER_POLL_S", 0.5, 0.0, above=True),
+            claim_timeout_s=_number(env, "GATEWAY_CLAIM_TIMEOUT_S", 120.0, 0.0, above=True),
+            max_attempts=_number(env, "GATEWAY_MAX_ATTEMPTS", 8, 1),
+            retry_base_s=_number(env, "GATEWAY_RETRY_BASE_S", 2.0, 0.0),
+            retry_max_s=_number(env, "GATEWAY_RETRY_MAX_S", 3600.0, 0.0),
+            batch_window_s=_number(env, "GATEWAY_BATCH_WINDOW_S", 0.5, 0.0),
+            retention_days=_number(env, "GATEWAY_RETENTION_DAYS", 30, 0),
             env=dict(env),
         )
 
@@ -108,6 +178,11 @@ class Settings:
             self.instance_path / "secret-key", lambda: Fernet.generate_key().decode()
         )
         return replace(self, admin_token=token, secret_key=key)
+
+
+def environment() -> dict[str, str]:
+    """The environment the gateway is configured by: ``.env``, overlaid by the process's own."""
+    return {**_dotenv(), **os.environ}
 
 
 def _dotenv() -> dict[str, str]:

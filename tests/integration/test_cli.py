@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -216,3 +217,86 @@ def test_a_jmespath_syntax_error_keeps_its_pointer_under_the_expression(
         '    "payload.["',
         "              ^",
     ]
+
+
+# --- configuration -----------------------------------------------------------------------
+
+#: Every command, as an admin types it; each must refuse to start on a bad configuration.
+COMMANDS = [
+    ["token"],
+    ["db", "upgrade"],
+    ["worker", "--once"],
+    ["mappings", "load", "."],
+    ["events", "replay", "--status", "failed"],
+    ["events", "purge"],
+    ["send", "some-group"],
+]
+
+
+@pytest.fixture
+def configured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Invoke ``gateway ...`` in an empty directory with just the GATEWAY_* variables given."""
+    monkeypatch.chdir(tmp_path)
+    for name in [n for n in os.environ if n.startswith("GATEWAY_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("GATEWAY_INSTANCE_PATH", str(tmp_path / "instance"))
+
+    def invoke(args: list[str], **env: str) -> Any:
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        return CliRunner().invoke(cli.main, args)
+
+    return invoke
+
+
+def _refused(result: Any) -> list[str]:
+    """The lines of a command that stopped with a message, not with a traceback."""
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == 1, result.output
+    return list(result.output.splitlines())
+
+
+@pytest.mark.parametrize("args", COMMANDS, ids=" ".join)
+def test_every_command_stops_on_a_bad_setting_with_one_line_naming_it(
+    configured: Any, args: list[str]
+) -> None:
+    result = configured(args, GATEWAY_MAX_BODY_BYTES="abc")
+
+    assert _refused(result) == [
+        "Error: configuration_error: GATEWAY_MAX_BODY_BYTES must be a whole number, not 'abc'"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"GATEWAY_RETENTION_DAYS": "x"}, "GATEWAY_RETENTION_DAYS must be a whole number"),
+        ({"GATEWAY_WORKER_BATCH_SIZE": "0"}, "GATEWAY_WORKER_BATCH_SIZE must be at least 1"),
+        ({"GATEWAY_LOG_FORMAT": "xml"}, "GATEWAY_LOG_FORMAT must be text or json"),
+        ({"GATEWAY_TARGET": "nowhere"}, "GATEWAY_TARGET must be local, salesforce or"),
+        ({"GATEWAY_DATABASE_URL": "notaurl"}, "GATEWAY_DATABASE_URL cannot be read as a"),
+        (
+            {"GATEWAY_DATABASE_URL": "postgres://u:pw@127.0.0.1/db"},
+            "GATEWAY_DATABASE_URL names postgres://; use postgresql+psycopg://",
+        ),
+        (
+            {"GATEWAY_DATABASE_URL": "mysql://u:pw@127.0.0.1/db"},
+            "GATEWAY_DATABASE_URL names mysql://; only sqlite:///PATH and"
+            " postgresql+psycopg://user:password@host/db are supported",
+        ),
+    ],
+)
+def test_a_bad_setting_is_named_with_what_it_should_be(
+    configured: Any, env: dict[str, str], message: str
+) -> None:
+    (line,) = _refused(configured(["token"], **env))
+
+    assert line.startswith(f"Error: configuration_error: {message}")
+
+
+def test_settings_in_the_dotenv_file_are_checked_too(configured: Any, tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("GATEWAY_MAX_ATTEMPTS=0\n", encoding="utf-8")
+
+    (line,) = _refused(configured(["token"]))
+
+    assert line == "Error: configuration_error: GATEWAY_MAX_ATTEMPTS must be at least 1, not '0'"
