@@ -170,12 +170,22 @@ class Settings:
         The embedded default must run with no configuration at all, and restarts must keep the
         same token and key, so both are generated once and kept beside the database.
         """
-        self.instance_path.mkdir(parents=True, exist_ok=True)
+        try:
+            self.instance_path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"GATEWAY_INSTANCE_PATH: cannot create the directory {self.instance_path}:"
+                f" {exc.strerror}"
+            ) from exc
         token = self.admin_token or _read_or_create(
-            self.instance_path / "admin-token", lambda: secrets.token_urlsafe(32)
+            self.instance_path / "admin-token",
+            lambda: secrets.token_urlsafe(32),
+            "GATEWAY_ADMIN_TOKEN",
         )
         key = self.secret_key or _read_or_create(
-            self.instance_path / "secret-key", lambda: Fernet.generate_key().decode()
+            self.instance_path / "secret-key",
+            lambda: Fernet.generate_key().decode(),
+            "GATEWAY_SECRET_KEY",
         )
         return replace(self, admin_token=token, secret_key=key)
 
@@ -192,18 +202,35 @@ def _dotenv() -> dict[str, str]:
     return {k: v for k, v in dotenv_values(path).items() if v is not None}
 
 
-def _read_or_create(path: Path, make: Callable[[], str]) -> str:
-    """Create ``path`` with a fresh value unless another process already did; return its value."""
+def _read_or_create(path: Path, make: Callable[[], str], variable: str) -> str:
+    """Create ``path`` with a fresh value unless another process already did; return its value.
+
+    ``variable`` is the setting that makes the file unnecessary, for the messages.
+    """
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        for _ in range(50):
-            value = path.read_text().strip()
-            if value:
-                return value
-            time.sleep(0.01)
-        raise RuntimeError(f"{path} exists but is empty") from None
+        return _read_created(path, variable)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"GATEWAY_INSTANCE_PATH: cannot create {path}: {exc.strerror}"
+        ) from exc
     value = make()
     with os.fdopen(fd, "w") as handle:
         handle.write(value + "\n")
     return value
+
+
+def _read_created(path: Path, variable: str) -> str:
+    """The value another process wrote into ``path``, once it has (it may be writing it now)."""
+    for _ in range(50):
+        try:
+            value = path.read_text().strip()
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read {path}: {exc.strerror}") from exc
+        if value:
+            return value
+        time.sleep(0.01)
+    raise ConfigurationError(
+        f"{path} is empty; delete it to have a new one generated, or set {variable}"
+    )

@@ -300,3 +300,46 @@ def test_settings_in_the_dotenv_file_are_checked_too(configured: Any, tmp_path: 
     (line,) = _refused(configured(["token"]))
 
     assert line == "Error: configuration_error: GATEWAY_MAX_ATTEMPTS must be at least 1, not '0'"
+
+
+@pytest.mark.parametrize(
+    ("where", "reason"),
+    [
+        ("a-file", "cannot create the directory {path}: File exists"),
+        ("a-file/instance", "cannot create the directory {path}: Not a directory"),
+        ("/proc/gateway-instance", "cannot create the directory {path}: No such file or directory"),
+        # refused to root too (EPERM), and to others (EACCES)
+        ("/sys/gateway-instance", "cannot create the directory {path}: "),
+        # it exists, but nothing can be created in it
+        ("/proc", "cannot create {path}/admin-token: No such file or directory"),
+    ],
+)
+def test_an_instance_path_that_cannot_hold_the_instance_is_named(
+    configured: Any, tmp_path: Path, where: str, reason: str
+) -> None:
+    (tmp_path / "a-file").write_text("", encoding="utf-8")
+    path = tmp_path / where
+
+    (line,) = _refused(configured(["token"], GATEWAY_INSTANCE_PATH=str(path)))
+
+    assert line.startswith(
+        f"Error: configuration_error: GATEWAY_INSTANCE_PATH: {reason.format(path=path)}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "variable"),
+    [("admin-token", "GATEWAY_ADMIN_TOKEN"), ("secret-key", "GATEWAY_SECRET_KEY")],
+)
+def test_an_empty_generated_file_is_named_with_the_way_out(
+    configured: Any, tmp_path: Path, name: str, variable: str
+) -> None:
+    (tmp_path / "instance").mkdir()
+    (tmp_path / "instance" / name).write_text("", encoding="utf-8")
+
+    (line,) = _refused(configured(["token"]))
+
+    assert line.startswith(
+        f"Error: configuration_error: {tmp_path / 'instance' / name} is empty;"
+        f" delete it to have a new one generated, or set {variable}"
+    )
