@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from gateway import cli
 from gateway.core import Gateway
+from tests.postgres import _free_port
 
 SECRET = "cli-test-secret-0123456789abcdef"
 
@@ -343,3 +344,45 @@ def test_an_empty_generated_file_is_named_with_the_way_out(
         f"Error: configuration_error: {tmp_path / 'instance' / name} is empty;"
         f" delete it to have a new one generated, or set {variable}"
     )
+
+
+def test_db_upgrade_names_the_database_it_cannot_reach_without_its_password(
+    configured: Any,
+) -> None:
+    where = f"postgresql+psycopg://gateway:***@127.0.0.1:{_free_port()}/gateway"
+
+    lines = _refused(
+        configured(["db", "upgrade"], GATEWAY_DATABASE_URL=where.replace("***", "hunter2"))
+    )
+
+    assert lines[0] == f"Error: database_unavailable: the database at {where} cannot be reached"
+    assert "Connection refused" in "\n".join(lines[1:])  # the driver's reason, indented
+    assert all(line.startswith("  ") for line in lines[1:])
+    assert "hunter2" not in "\n".join(lines)
+
+
+def test_db_upgrade_names_a_sqlite_file_it_cannot_open(configured: Any) -> None:
+    lines = _refused(configured(["db", "upgrade"], GATEWAY_DATABASE_URL="sqlite:////proc/gw.db"))
+
+    assert lines == [
+        "Error: database_unavailable: the database at sqlite:////proc/gw.db cannot be opened",
+        "  unable to open database file",
+    ]
+
+
+def test_a_sqlite_directory_that_cannot_be_created_is_named(configured: Any) -> None:
+    (line,) = _refused(configured(["token"], GATEWAY_DATABASE_URL="sqlite:////proc/gw/gw.db"))
+
+    assert line == (
+        "Error: configuration_error: GATEWAY_DATABASE_URL: cannot create the directory"
+        " /proc/gw: No such file or directory"
+    )
+
+
+def test_db_upgrade_to_a_revision_that_does_not_exist_is_refused(configured: Any) -> None:
+    lines = _refused(configured(["db", "upgrade", "--revision", "bogus"]))
+
+    assert lines == [
+        "Error: migration_failed: cannot upgrade the database to revision 'bogus':"
+        " Can't locate revision identified by 'bogus'"
+    ]
