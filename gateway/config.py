@@ -21,7 +21,15 @@ LOG_FORMATS = ("text", "json")
 N = TypeVar("N", int, float)
 
 
-def _number(env: Mapping[str, str], name: str, default: N, minimum: N, *, above: bool = False) -> N:
+def _number(
+    env: Mapping[str, str],
+    name: str,
+    default: N,
+    minimum: N,
+    *,
+    above: bool = False,
+    maximum: N | None = None,
+) -> N:
     """``env[name]`` as the type of ``default``, at least ``minimum`` (or ``above`` it).
 
     A value out of range is refused at startup, naming the variable, rather than meaning
@@ -41,6 +49,8 @@ def _number(env: Mapping[str, str], name: str, default: N, minimum: N, *, above:
     if value < minimum or (above and value == minimum):
         bound = f"more than {minimum:g}" if above else f"at least {minimum:g}"
         raise ConfigurationError(f"{name} must be {bound}, not {raw!r}")
+    if maximum is not None and value > maximum:
+        raise ConfigurationError(f"{name} must be at most {maximum:g}, not {raw!r}")
     return value
 
 
@@ -188,6 +198,45 @@ class Settings:
             "GATEWAY_SECRET_KEY",
         )
         return replace(self, admin_token=token, secret_key=key)
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """What gunicorn reads: where to listen, how many processes, and connections each serves.
+
+    Apart from :class:`Settings` because gunicorn's master reads them, and it should not load
+    what only the application needs.
+    """
+
+    bind: str = "127.0.0.1:8000"
+    workers: int = 2
+    connections: int = 16
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ServerSettings:
+        """Read ``GATEWAY_BIND`` (or ``PORT``) and ``GATEWAY_WEB_*`` from ``env``.
+
+        Raises ConfigurationError, naming the variable, for a value gunicorn cannot use.
+        """
+        if env is None:
+            env = environment()
+        return cls(
+            bind=_bind(env),
+            workers=_number(env, "GATEWAY_WEB_WORKERS", 2, 1),
+            connections=_number(env, "GATEWAY_WEB_CONNECTIONS", 16, 1),
+        )
+
+
+def _bind(env: Mapping[str, str]) -> str:
+    """``GATEWAY_BIND``; else every interface on ``PORT`` where a platform sets one; else loopback.
+
+    Platforms that run the Procfile (Heroku and its likes) say which port to serve on in
+    ``PORT`` and route to it from outside, so loopback would be unreachable there.
+    """
+    if env.get("GATEWAY_BIND"):
+        return env["GATEWAY_BIND"]
+    port = _number(env, "PORT", 0, 1, maximum=65535)
+    return f"0.0.0.0:{port}" if port else ServerSettings.bind
 
 
 def environment() -> dict[str, str]:
