@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 
 class SecretBox:
-    """Encrypts secrets with the gateway's key (``GATEWAY_SECRET_KEY``, a Fernet key)."""
+    """Encrypts secrets with the gateway's key (``GATEWAY_SECRET_KEY``: see :func:`fernet_key`)."""
 
     def __init__(self, key: str) -> None:
         if not key:
