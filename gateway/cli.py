@@ -87,8 +87,12 @@ def db_upgrade(revision: str) -> None:
 
 
 @main.command()
-@click.option("--bind", default=None, help="host:port (default GATEWAY_BIND or 127.0.0.1:8000)")
-@click.option("--workers", type=int, default=None, help="web processes")
+@click.option(
+    "--bind",
+    default=None,
+    help="host:port (default GATEWAY_BIND, else 0.0.0.0:$PORT if PORT is set, else 127.0.0.1:8000)",
+)
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="web processes")
 def serve(bind: str | None, workers: int | None) -> None:
     """Serve the web app under gunicorn."""
     command = _gunicorn(bind, workers)
@@ -113,7 +117,11 @@ def worker(once: bool) -> None:
 
 
 @main.command()
-@click.option("--bind", default=None, help="host:port (default GATEWAY_BIND or 127.0.0.1:8000)")
+@click.option(
+    "--bind",
+    default=None,
+    help="host:port (default GATEWAY_BIND, else 0.0.0.0:$PORT if PORT is set, else 127.0.0.1:8000)",
+)
 @click.option("--mappings", "mappings_dir", default="mappings", show_default=True)
 def run(bind: str | None, mappings_dir: str) -> None:
     """Everything on the embedded default: migrate, load mappings, serve and work."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 import time
@@ -13,20 +14,96 @@ from typing import Any, TypeVar
 from cryptography.fernet import Fernet
 from dotenv import dotenv_values
 
+from gateway.errors import ConfigurationError
+
 MiB = 1024 * 1024
+LOG_FORMATS = ("text", "json")
 N = TypeVar("N", int, float)
 
 
-def _number(env: Mapping[str, str], name: str, default: N) -> N:
-    """``env[name]`` as the type of ``default``; a clear error names the variable."""
+def _number(
+    env: Mapping[str, str],
+    name: str,
+    default: N,
+    minimum: N,
+    *,
+    above: bool = False,
+    maximum: N | None = None,
+) -> N:
+    """``env[name]`` as the type of ``default``, at least ``minimum`` (or ``above`` it).
+
+    A value out of range is refused at startup, naming the variable, rather than meaning
+    something nobody asked for later (a body limit of 0 refusing every delivery, a poll of 0
+    spinning the CPU).
+    """
     raw = env.get(name)
     if raw is None or raw == "":
         return default
+    kind = "a whole number" if isinstance(default, int) else "a number"
     try:
-        return type(default)(raw)
-    except ValueError as exc:
-        kind = "a whole number" if isinstance(default, int) else "a number"
-        raise ValueError(f"{name} must be {kind}, not {raw!r}") from exc
+        value = type(default)(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be {kind}, not {raw!r}") from None
+    if not math.isfinite(value):
+        raise ConfigurationError(f"{name} must be {kind}, not {raw!r}")
+    if value < minimum or (above and value == minimum):
+        bound = f"more than {minimum:g}" if above else f"at least {minimum:g}"
+        raise ConfigurationError(f"{name} must be {bound}, not {raw!r}")
+    if maximum is not None and value > maximum:
+        raise ConfigurationError(f"{name} must be at most {maximum:g}, not {raw!r}")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = env.get(name) or default
+    if value not in choices:
+        allowed = f"{', '.join(choices[:-1])} or {choices[-1]}"
+        raise ConfigurationError(f"{name} must be {allowed}, not {value!r}")
+    return value
+
+
+def _target(env: Mapping[str, str]) -> str:
+    """``GATEWAY_TARGET``, refused unless the target registry can open a target of that name."""
+    from gateway.targets import TARGET_NAMES, is_target_name
+
+    value = env.get("GATEWAY_TARGET") or "local"
+    if not is_target_name(value):
+        raise ConfigurationError(f"GATEWAY_TARGET must be {TARGET_NAMES}, not {value!r}")
+    return value
+
+
+#: Database URL schemes the gateway has drivers and migrations for.
+DATABASE_SCHEMES = ("sqlite", "sqlite+pysqlite", "postgresql+psycopg")
+#: Other spellings of PostgreSQL, whose default drivers are not installed.
+POSTGRESQL_ALIASES = ("postgres", "postgresql", "postgresql+psycopg2", "postgresql+asyncpg")
+DATABASE_URL_FORMS = "sqlite:///PATH and postgresql+psycopg://user:password@host/db"
+
+
+def _database_url(env: Mapping[str, str], instance: Path) -> str:
+    """``GATEWAY_DATABASE_URL``, refused unless it names a database the gateway can drive.
+
+    The URL's text is never repeated in a message: it may hold a password.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    url = env.get("GATEWAY_DATABASE_URL") or f"sqlite:///{instance / 'gateway.db'}"
+    try:
+        scheme = make_url(url).drivername
+    except ArgumentError:
+        raise ConfigurationError(
+            f"GATEWAY_DATABASE_URL cannot be read as a database URL; use {DATABASE_URL_FORMS}"
+        ) from None
+    if scheme in POSTGRESQL_ALIASES:
+        raise ConfigurationError(
+            f"GATEWAY_DATABASE_URL names {scheme}://; use postgresql+psycopg://"
+            " for PostgreSQL (the psycopg 3 driver the gateway ships with)"
+        )
+    if scheme not in DATABASE_SCHEMES:
+        raise ConfigurationError(
+            f"GATEWAY_DATABASE_URL names {scheme}://; only {DATABASE_URL_FORMS} are supported"
+        )
+    return url
 
 
 @dataclass(frozen=True)
@@ -63,30 +140,33 @@ class Settings:
     def from_env(
         cls, env: Mapping[str, str] | None = None, instance_path: Path | None = None
     ) -> Settings:
-        """Read settings from ``env`` (default: ``.env`` overlaid by the process environment)."""
+        """Read settings from ``env`` (default: :func:`environment`).
+
+        Raises ConfigurationError, naming the variable, for a value the gateway cannot use.
+        """
         if env is None:
-            env = {**_dotenv(), **os.environ}
+            env = environment()
         instance = Path(env.get("GATEWAY_INSTANCE_PATH") or instance_path or "instance").resolve()
         return cls(
             instance_path=instance,
-            database_url=env.get("GATEWAY_DATABASE_URL") or f"sqlite:///{instance / 'gateway.db'}",
+            database_url=_database_url(env, instance),
             public_url=(env.get("GATEWAY_PUBLIC_URL") or cls.public_url).rstrip("/"),
             admin_token=env.get("GATEWAY_ADMIN_TOKEN") or None,
             secret_key=env.get("GATEWAY_SECRET_KEY") or None,
-            max_body_bytes=_number(env, "GATEWAY_MAX_BODY_BYTES", MiB),
-            max_header_bytes=_number(env, "GATEWAY_MAX_HEADER_BYTES", 16 * 1024),
-            target=env.get("GATEWAY_TARGET") or "local",
-            log_format=env.get("GATEWAY_LOG_FORMAT") or "text",
-            inbox_max_batch=_number(env, "GATEWAY_INBOX_MAX_BATCH", 128),
-            commit_timeout_s=_number(env, "GATEWAY_COMMIT_TIMEOUT_S", 4.0),
-            worker_batch_size=_number(env, "GATEWAY_WORKER_BATCH_SIZE", 1000),
-            worker_poll_s=_number(env, "GATEWAY_WORKER_POLL_S", 0.5),
-            claim_timeout_s=_number(env, "GATEWAY_CLAIM_TIMEOUT_S", 120.0),
-            max_attempts=_number(env, "GATEWAY_MAX_ATTEMPTS", 8),
-            retry_base_s=_number(env, "GATEWAY_RETRY_BASE_S", 2.0),
-            retry_max_s=_number(env, "GATEWAY_RETRY_MAX_S", 3600.0),
-            batch_window_s=_number(env, "GATEWAY_BATCH_WINDOW_S", 0.5),
-            retention_days=_number(env, "GATEWAY_RETENTION_DAYS", 30),
+            max_body_bytes=_number(env, "GATEWAY_MAX_BODY_BYTES", MiB, 1),
+            max_header_bytes=_number(env, "GATEWAY_MAX_HEADER_BYTES", 16 * 1024, 1),
+            target=_target(env),
+            log_format=_choice(env, "GATEWAY_LOG_FORMAT", "text", LOG_FORMATS),
+            inbox_max_batch=_number(env, "GATEWAY_INBOX_MAX_BATCH", 128, 1),
+            commit_timeout_s=_number(env, "GATEWAY_COMMIT_TIMEOUT_S", 4.0, 0.0, above=True),
+            worker_batch_size=_number(env, "GATEWAY_WORKER_BATCH_SIZE", 1000, 1),
+            worker_poll_s=_number(env, "GATEWAY_WORKER_POLL_S", 0.5, 0.0, above=True),
+            claim_timeout_s=_number(env, "GATEWAY_CLAIM_TIMEOUT_S", 120.0, 0.0, above=True),
+            max_attempts=_number(env, "GATEWAY_MAX_ATTEMPTS", 8, 1),
+            retry_base_s=_number(env, "GATEWAY_RETRY_BASE_S", 2.0, 0.0),
+            retry_max_s=_number(env, "GATEWAY_RETRY_MAX_S", 3600.0, 0.0),
+            batch_window_s=_number(env, "GATEWAY_BATCH_WINDOW_S", 0.5, 0.0),
+            retention_days=_number(env, "GATEWAY_RETENTION_DAYS", 30, 0),
             env=dict(env),
         )
 
@@ -100,14 +180,68 @@ class Settings:
         The embedded default must run with no configuration at all, and restarts must keep the
         same token and key, so both are generated once and kept beside the database.
         """
-        self.instance_path.mkdir(parents=True, exist_ok=True)
+        try:
+            self.instance_path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"GATEWAY_INSTANCE_PATH: cannot create the directory {self.instance_path}:"
+                f" {exc.strerror}"
+            ) from exc
         token = self.admin_token or _read_or_create(
-            self.instance_path / "admin-token", lambda: secrets.token_urlsafe(32)
+            self.instance_path / "admin-token",
+            lambda: secrets.token_urlsafe(32),
+            "GATEWAY_ADMIN_TOKEN",
         )
         key = self.secret_key or _read_or_create(
-            self.instance_path / "secret-key", lambda: Fernet.generate_key().decode()
+            self.instance_path / "secret-key",
+            lambda: Fernet.generate_key().decode(),
+            "GATEWAY_SECRET_KEY",
         )
         return replace(self, admin_token=token, secret_key=key)
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """What gunicorn reads: where to listen, how many processes, and connections each serves.
+
+    Apart from :class:`Settings` because gunicorn's master reads them, and it should not load
+    what only the application needs.
+    """
+
+    bind: str = "127.0.0.1:8000"
+    workers: int = 2
+    connections: int = 16
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ServerSettings:
+        """Read ``GATEWAY_BIND`` (or ``PORT``) and ``GATEWAY_WEB_*`` from ``env``.
+
+        Raises ConfigurationError, naming the variable, for a value gunicorn cannot use.
+        """
+        if env is None:
+            env = environment()
+        return cls(
+            bind=_bind(env),
+            workers=_number(env, "GATEWAY_WEB_WORKERS", 2, 1),
+            connections=_number(env, "GATEWAY_WEB_CONNECTIONS", 16, 1),
+        )
+
+
+def _bind(env: Mapping[str, str]) -> str:
+    """``GATEWAY_BIND``; else every interface on ``PORT`` where a platform sets one; else loopback.
+
+    Platforms that run the Procfile (Heroku and its likes) say which port to serve on in
+    ``PORT`` and route to it from outside, so loopback would be unreachable there.
+    """
+    if env.get("GATEWAY_BIND"):
+        return env["GATEWAY_BIND"]
+    port = _number(env, "PORT", 0, 1, maximum=65535)
+    return f"0.0.0.0:{port}" if port else ServerSettings.bind
+
+
+def environment() -> dict[str, str]:
+    """The environment the gateway is configured by: ``.env``, overlaid by the process's own."""
+    return {**_dotenv(), **os.environ}
 
 
 def _dotenv() -> dict[str, str]:
@@ -117,18 +251,35 @@ def _dotenv() -> dict[str, str]:
     return {k: v for k, v in dotenv_values(path).items() if v is not None}
 
 
-def _read_or_create(path: Path, make: Callable[[], str]) -> str:
-    """Create ``path`` with a fresh value unless another process already did; return its value."""
+def _read_or_create(path: Path, make: Callable[[], str], variable: str) -> str:
+    """Create ``path`` with a fresh value unless another process already did; return its value.
+
+    ``variable`` is the setting that makes the file unnecessary, for the messages.
+    """
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        for _ in range(50):
-            value = path.read_text().strip()
-            if value:
-                return value
-            time.sleep(0.01)
-        raise RuntimeError(f"{path} exists but is empty") from None
+        return _read_created(path, variable)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"GATEWAY_INSTANCE_PATH: cannot create {path}: {exc.strerror}"
+        ) from exc
     value = make()
     with os.fdopen(fd, "w") as handle:
         handle.write(value + "\n")
     return value
+
+
+def _read_created(path: Path, variable: str) -> str:
+    """The value another process wrote into ``path``, once it has (it may be writing it now)."""
+    for _ in range(50):
+        try:
+            value = path.read_text().strip()
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read {path}: {exc.strerror}") from exc
+        if value:
+            return value
+        time.sleep(0.01)
+    raise ConfigurationError(
+        f"{path} is empty; delete it to have a new one generated, or set {variable}"
+    )

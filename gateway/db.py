@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.errors import StoreUnavailable
+from gateway.errors import ConfigurationError, StoreUnavailable
 from gateway.greenlets import cooperative
 
 #: How long a writer waits for SQLite's write lock before the database counts as unavailable.
@@ -230,7 +230,13 @@ def _begin_waiting(begin: Callable[[], Any]) -> None:
 def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
     parsed = make_url(url)
     if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        directory = Path(parsed.database).parent
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"GATEWAY_DATABASE_URL: cannot create the directory {directory}: {exc.strerror}"
+            ) from exc
     engine = create_engine(
         url,
         connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_S},

@@ -50,6 +50,12 @@ def error_code(reason: str) -> str:
     return reason.lower().replace(" ", "_").replace("'", "")
 
 
+class ConfigurationError(GatewayError):
+    """The gateway's configuration is invalid; every command stops before doing anything."""
+
+    code = "configuration_error"
+
+
 class BadRequest(GatewayError):
     """The request is malformed."""
 

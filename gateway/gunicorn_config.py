@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from typing import Any
+
+from gateway.config import ServerSettings
+from gateway.errors import ConfigurationError
 
 __all__ = [
     "bind",
@@ -30,14 +34,21 @@ __all__ = [
     "workers",
 ]
 
-bind = os.environ.get("GATEWAY_BIND", "127.0.0.1:8000")
-workers = int(os.environ.get("GATEWAY_WEB_WORKERS", "2"))
+try:
+    # The same environment as the gateway's settings: .env, overlaid by the process's own.
+    _server = ServerSettings.from_env()
+except ConfigurationError as _error:
+    # gunicorn would show a traceback for an error raised while it loads this module.
+    sys.exit(f"Error: {_error.code}: {_error.message}")
+
+bind = _server.bind
+workers = _server.workers
 # gevent's worker, answering the requests gunicorn refuses itself with the JSON error body.
 worker_class = "gateway.gunicorn_worker.JsonErrorWorker"
 # Connections each worker serves at once; the rest wait in the listen backlog for a free one.
 # A low cap spreads keep-alive senders over the workers (a worker accepts whatever is pending
 # when it wakes) and keeps every worker's group commits full.
-worker_connections = int(os.environ.get("GATEWAY_WEB_CONNECTIONS", "16"))
+worker_connections = _server.connections
 timeout = 30
 graceful_timeout = 20
 keepalive = 5

@@ -20,11 +20,12 @@ import socket
 from typing import Any
 
 from gunicorn import util
+from gunicorn.errors import AppImportError
 from gunicorn.http.body import Body
 from gunicorn.http.errors import ParseException
 from gunicorn.workers.ggevent import GeventWorker
 
-from gateway.errors import GatewayError, error_code
+from gateway.errors import ConfigurationError, GatewayError, error_code
 
 
 class JsonErrorWorker(GeventWorker):
@@ -35,6 +36,17 @@ class JsonErrorWorker(GeventWorker):
         # through this module function, and nothing else there calls it.
         util.write_error = write_json_error
         super().init_process()
+
+    def load_wsgi(self) -> None:
+        """Load the app; on a bad configuration, make gunicorn stop with its one line.
+
+        gunicorn halts at once on an app that cannot be loaded, printing the error's text
+        alone; any other error would be logged with its traceback first.
+        """
+        try:
+            super().load_wsgi()
+        except ConfigurationError as error:
+            raise AppImportError(f"Error: {error.code}: {error.message}") from error
 
     def handle_request(self, listener_name: Any, req: Any, sock: Any, addr: Any) -> bool:
         """Serve one request; then end the connection if what is left of its body is not

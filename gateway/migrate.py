@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+from collections.abc import Iterator
 from importlib import resources
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util.exc import CommandError
+from sqlalchemy.exc import OperationalError
 
 from gateway.db import Database, translate_outage
+from gateway.errors import Detail, GatewayError, StoreUnavailable
 
 
 def _scripts_config() -> Config:
@@ -29,12 +34,19 @@ def alembic_config(database: Database) -> Config:
 
 def upgrade(database: Database, revision: str = "head") -> None:
     """Bring the schema to ``revision``; safe to run on every start."""
-    command.upgrade(alembic_config(database), revision)
+    with reaching(database):
+        try:
+            command.upgrade(alembic_config(database), revision)
+        except CommandError as exc:
+            raise GatewayError(
+                f"cannot upgrade the database to revision {revision!r}: {exc}",
+                code="migration_failed",
+            ) from exc
 
 
 def current_revision(database: Database) -> str | None:
     """The schema revision the database is at; None before the first migration."""
-    with database.engine.connect() as connection:
+    with reaching(database), database.engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
 
 
@@ -46,5 +58,25 @@ def head_revision() -> str | None:
 
 def schema_is_current(database: Database) -> bool:
     """Whether the database's schema is the one this release needs (``gateway db upgrade``)."""
-    with translate_outage():
-        return current_revision(database) == head_revision()
+    # Not current_revision: its error names the database, and this one answers /readyz.
+    with translate_outage(), database.engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision() == head_revision()
+
+
+@contextlib.contextmanager
+def reaching(database: Database) -> Iterator[None]:
+    """Say which database cannot be reached, and the driver's reason, without its password.
+
+    Migrating is what an admin runs first against a new database: it is where a wrong host,
+    port or path shows, so the message says where it looked.
+    """
+    try:
+        yield
+    except OperationalError as exc:
+        where = database.url.render_as_string(hide_password=True)
+        failed = "opened" if database.is_sqlite else "reached"
+        reasons = [line.strip() for line in str(exc.orig).splitlines() if line.strip()]
+        raise StoreUnavailable(
+            f"the database at {where} cannot be {failed}",
+            details=[Detail("", reason) for reason in reasons],
+        ) from exc

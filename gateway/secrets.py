@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 
 class SecretBox:
-    """Encrypts secrets with the gateway's key (``GATEWAY_SECRET_KEY``, a Fernet key)."""
+    """Encrypts secrets with the gateway's key (``GATEWAY_SECRET_KEY``: see :func:`fernet_key`)."""
 
     def __init__(self, key: str) -> None:
         if not key:

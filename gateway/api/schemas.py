@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.targets import TARGET_NAME
 from gateway.targets.credentials import SALESFORCE_VARIABLES
 from gateway.validation import Schema
 
@@ -47,7 +48,7 @@ MAPPING_REF = {
 TARGET = {
     "type": ["string", "null"],
     "maxLength": 100,
-    "pattern": "^(local|salesforce(:[A-Za-z0-9_]+)?)$",
+    "pattern": f"^({TARGET_NAME.pattern})$",
 }
 FILTER_TEXT = {"type": "string", "pattern": NO_NUL}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import datetime
 
@@ -12,6 +13,16 @@ from gateway.errors import TargetError
 from gateway.targets.base import Target
 from gateway.targets.credentials import CredentialStore, environment_for
 from gateway.targets.local import LocalTarget
+
+#: The targets there are: the local store, and Salesforce orgs, each profile reading its own
+#: ``SALESFORCE_<PROFILE>_*`` variables.
+TARGET_NAME = re.compile(r"local|salesforce(:[A-Za-z0-9_]+)?")
+TARGET_NAMES = "local, salesforce or salesforce:<profile>"
+
+
+def is_target_name(name: str) -> bool:
+    """Whether ``name`` is a target the registry can open (its settings aside)."""
+    return TARGET_NAME.fullmatch(name) is not None
 
 
 class TargetRegistry:
@@ -42,9 +53,9 @@ class TargetRegistry:
 
     def remote(self, name: str) -> Target:
         """The remote target ``name``, rebuilt when its stored credentials have changed."""
-        kind, _, profile = name.partition(":")
-        if kind != "salesforce":
-            raise TargetError(f"unknown target {name!r}; use local or salesforce[:profile]")
+        if not is_target_name(name) or name == "local":
+            raise TargetError(f"unknown target {name!r}; use {TARGET_NAMES}")
+        _, _, profile = name.partition(":")
         stored = self._credentials.get(name)
         version = stored.updated_at if stored else None
         with self._lock:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from click.testing import CliRunner
 
 from gateway import cli
 from gateway.core import Gateway
+from tests.postgres import _free_port
 
 SECRET = "cli-test-secret-0123456789abcdef"
 
@@ -215,4 +217,172 @@ def test_a_jmespath_syntax_error_keeps_its_pointer_under_the_expression(
         "  stock.json: upserts[0].external_id: Invalid jmespath expression: Incomplete expression:",
         '    "payload.["',
         "              ^",
+    ]
+
+
+# --- configuration -----------------------------------------------------------------------
+
+#: Every command, as an admin types it; each must refuse to start on a bad configuration.
+COMMANDS = [
+    ["token"],
+    ["db", "upgrade"],
+    ["worker", "--once"],
+    ["mappings", "load", "."],
+    ["events", "replay", "--status", "failed"],
+    ["events", "purge"],
+    ["send", "some-group"],
+]
+
+
+@pytest.fixture
+def configured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Invoke ``gateway ...`` in an empty directory with just the GATEWAY_* variables given."""
+    monkeypatch.chdir(tmp_path)
+    for name in [n for n in os.environ if n.startswith("GATEWAY_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("GATEWAY_INSTANCE_PATH", str(tmp_path / "instance"))
+
+    def invoke(args: list[str], **env: str) -> Any:
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        return CliRunner().invoke(cli.main, args)
+
+    return invoke
+
+
+def _refused(result: Any) -> list[str]:
+    """The lines of a command that stopped with a message, not with a traceback."""
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == 1, result.output
+    return list(result.output.splitlines())
+
+
+@pytest.mark.parametrize("args", COMMANDS, ids=" ".join)
+def test_every_command_stops_on_a_bad_setting_with_one_line_naming_it(
+    configured: Any, args: list[str]
+) -> None:
+    result = configured(args, GATEWAY_MAX_BODY_BYTES="abc")
+
+    assert _refused(result) == [
+        "Error: configuration_error: GATEWAY_MAX_BODY_BYTES must be a whole number, not 'abc'"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"GATEWAY_RETENTION_DAYS": "x"}, "GATEWAY_RETENTION_DAYS must be a whole number"),
+        ({"GATEWAY_WORKER_BATCH_SIZE": "0"}, "GATEWAY_WORKER_BATCH_SIZE must be at least 1"),
+        ({"GATEWAY_LOG_FORMAT": "xml"}, "GATEWAY_LOG_FORMAT must be text or json"),
+        ({"GATEWAY_TARGET": "nowhere"}, "GATEWAY_TARGET must be local, salesforce or"),
+        ({"GATEWAY_DATABASE_URL": "notaurl"}, "GATEWAY_DATABASE_URL cannot be read as a"),
+        (
+            {"GATEWAY_DATABASE_URL": "postgres://u:pw@127.0.0.1/db"},
+            "GATEWAY_DATABASE_URL names postgres://; use postgresql+psycopg://",
+        ),
+        (
+            {"GATEWAY_DATABASE_URL": "mysql://u:pw@127.0.0.1/db"},
+            "GATEWAY_DATABASE_URL names mysql://; only sqlite:///PATH and"
+            " postgresql+psycopg://user:password@host/db are supported",
+        ),
+    ],
+)
+def test_a_bad_setting_is_named_with_what_it_should_be(
+    configured: Any, env: dict[str, str], message: str
+) -> None:
+    (line,) = _refused(configured(["token"], **env))
+
+    assert line.startswith(f"Error: configuration_error: {message}")
+
+
+def test_settings_in_the_dotenv_file_are_checked_too(configured: Any, tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("GATEWAY_MAX_ATTEMPTS=0\n", encoding="utf-8")
+
+    (line,) = _refused(configured(["token"]))
+
+    assert line == "Error: configuration_error: GATEWAY_MAX_ATTEMPTS must be at least 1, not '0'"
+
+
+@pytest.mark.parametrize(
+    ("where", "reason"),
+    [
+        ("a-file", "cannot create the directory {path}: File exists"),
+        ("a-file/instance", "cannot create the directory {path}: Not a directory"),
+        ("/proc/gateway-instance", "cannot create the directory {path}: No such file or directory"),
+        # refused to root too (EPERM), and to others (EACCES)
+        ("/sys/gateway-instance", "cannot create the directory {path}: "),
+        # it exists, but nothing can be created in it
+        ("/proc", "cannot create {path}/admin-token: No such file or directory"),
+    ],
+)
+def test_an_instance_path_that_cannot_hold_the_instance_is_named(
+    configured: Any, tmp_path: Path, where: str, reason: str
+) -> None:
+    (tmp_path / "a-file").write_text("", encoding="utf-8")
+    path = tmp_path / where
+
+    (line,) = _refused(configured(["token"], GATEWAY_INSTANCE_PATH=str(path)))
+
+    assert line.startswith(
+        f"Error: configuration_error: GATEWAY_INSTANCE_PATH: {reason.format(path=path)}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "variable"),
+    [("admin-token", "GATEWAY_ADMIN_TOKEN"), ("secret-key", "GATEWAY_SECRET_KEY")],
+)
+def test_an_empty_generated_file_is_named_with_the_way_out(
+    configured: Any, tmp_path: Path, name: str, variable: str
+) -> None:
+    (tmp_path / "instance").mkdir()
+    (tmp_path / "instance" / name).write_text("", encoding="utf-8")
+
+    (line,) = _refused(configured(["token"]))
+
+    assert line.startswith(
+        f"Error: configuration_error: {tmp_path / 'instance' / name} is empty;"
+        f" delete it to have a new one generated, or set {variable}"
+    )
+
+
+def test_db_upgrade_names_the_database_it_cannot_reach_without_its_password(
+    configured: Any,
+) -> None:
+    where = f"postgresql+psycopg://gateway:***@127.0.0.1:{_free_port()}/gateway"
+
+    lines = _refused(
+        configured(["db", "upgrade"], GATEWAY_DATABASE_URL=where.replace("***", "hunter2"))
+    )
+
+    assert lines[0] == f"Error: database_unavailable: the database at {where} cannot be reached"
+    assert "Connection refused" in "\n".join(lines[1:])  # the driver's reason, indented
+    assert all(line.startswith("  ") for line in lines[1:])
+    assert "hunter2" not in "\n".join(lines)
+
+
+def test_db_upgrade_names_a_sqlite_file_it_cannot_open(configured: Any) -> None:
+    lines = _refused(configured(["db", "upgrade"], GATEWAY_DATABASE_URL="sqlite:////proc/gw.db"))
+
+    assert lines == [
+        "Error: database_unavailable: the database at sqlite:////proc/gw.db cannot be opened",
+        "  unable to open database file",
+    ]
+
+
+def test_a_sqlite_directory_that_cannot_be_created_is_named(configured: Any) -> None:
+    (line,) = _refused(configured(["token"], GATEWAY_DATABASE_URL="sqlite:////proc/gw/gw.db"))
+
+    assert line == (
+        "Error: configuration_error: GATEWAY_DATABASE_URL: cannot create the directory"
+        " /proc/gw: No such file or directory"
+    )
+
+
+def test_db_upgrade_to_a_revision_that_does_not_exist_is_refused(configured: Any) -> None:
+    lines = _refused(configured(["db", "upgrade", "--revision", "bogus"]))
+
+    assert lines == [
+        "Error: migration_failed: cannot upgrade the database to revision 'bogus':"
+        " Can't locate revision identified by 'bogus'"
     ]

@@ -1,0 +1,83 @@
+"""gunicorn started on a bad configuration stops at once with one line, not a traceback.
+
+Both ways of starting it: ``gateway serve``'s config module with the app factory, and the
+``gunicorn wsgi:app`` of the Procfile with the shipped ``gunicorn.conf.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.acceptance.conftest import ROOT
+from tests.postgres import _free_port
+
+SERVE = [
+    "--config",
+    "python:gateway.gunicorn_config",
+    "gateway.web:create_app()",
+]
+PROCFILE = ["wsgi:app"]
+
+
+def _gunicorn(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_") and k != "PORT"}
+    clean.update(
+        PYTHONPATH=str(ROOT),
+        GATEWAY_INSTANCE_PATH=str(tmp_path / "instance"),
+        GATEWAY_BIND=f"127.0.0.1:{_free_port()}",
+        GATEWAY_WEB_WORKERS="1",
+    )
+    clean.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "gunicorn", *args],
+        cwd=ROOT if args == PROCFILE else tmp_path,  # wsgi.py and gunicorn.conf.py are there
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args", [SERVE, PROCFILE], ids=["serve", "procfile"])
+@pytest.mark.parametrize(
+    ("variable", "value", "line"),
+    [
+        # read by gunicorn's master, before it listens
+        ("GATEWAY_WEB_WORKERS", "abc", "GATEWAY_WEB_WORKERS must be a whole number, not 'abc'"),
+        # read by the app each worker loads
+        (
+            "GATEWAY_TARGET",
+            "nowhere",
+            "GATEWAY_TARGET must be local, salesforce or salesforce:<profile>, not 'nowhere'",
+        ),
+        ("GATEWAY_MAX_BODY_BYTES", "0", "GATEWAY_MAX_BODY_BYTES must be at least 1, not '0'"),
+    ],
+)
+def test_gunicorn_on_a_bad_setting_fails_to_boot_naming_it(
+    tmp_path: Path, args: list[str], variable: str, value: str, line: str
+) -> None:
+    ran = _gunicorn(args, tmp_path, **{variable: value})
+
+    assert ran.returncode != 0
+    assert f"Error: configuration_error: {line}\n" in ran.stderr
+    assert "Traceback" not in ran.stderr
+
+
+@pytest.mark.slow
+def test_gunicorn_on_an_unusable_instance_path_fails_to_boot_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+
+    ran = _gunicorn(SERVE, tmp_path, GATEWAY_INSTANCE_PATH=str(tmp_path / "a-file"))
+
+    assert ran.returncode != 0
+    assert (
+        "Error: configuration_error: GATEWAY_INSTANCE_PATH: cannot create the directory"
+        f" {tmp_path / 'a-file'}: File exists\n"
+    ) in ran.stderr
+    assert "Traceback" not in ran.stderr

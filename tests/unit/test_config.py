@@ -1,0 +1,112 @@
+"""Settings: every value is checked where it is read, and a bad one names its variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateway.config import Settings
+from gateway.errors import ConfigurationError, GatewayError
+
+
+def _settings(tmp_path: Path, **env: str) -> Settings:
+    return Settings.from_env({"GATEWAY_INSTANCE_PATH": str(tmp_path), **env})
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        # not numbers at all
+        ("GATEWAY_MAX_BODY_BYTES", "abc", "must be a whole number, not 'abc'"),
+        ("GATEWAY_RETENTION_DAYS", "x", "must be a whole number, not 'x'"),
+        ("GATEWAY_MAX_ATTEMPTS", "2.5", "must be a whole number, not '2.5'"),
+        ("GATEWAY_COMMIT_TIMEOUT_S", "soon", "must be a number, not 'soon'"),
+        ("GATEWAY_CLAIM_TIMEOUT_S", "nan", "must be a number, not 'nan'"),
+        ("GATEWAY_RETRY_MAX_S", "inf", "must be a number, not 'inf'"),
+        # sizes and counts of nothing
+        ("GATEWAY_MAX_BODY_BYTES", "0", "must be at least 1, not '0'"),
+        ("GATEWAY_MAX_HEADER_BYTES", "-1", "must be at least 1, not '-1'"),
+        ("GATEWAY_INBOX_MAX_BATCH", "0", "must be at least 1, not '0'"),
+        ("GATEWAY_WORKER_BATCH_SIZE", "0", "must be at least 1, not '0'"),
+        ("GATEWAY_MAX_ATTEMPTS", "0", "must be at least 1, not '0'"),
+        # a past retention age
+        ("GATEWAY_RETENTION_DAYS", "-1", "must be at least 0, not '-1'"),
+        # timeouts and polls that would never wait, or spin
+        ("GATEWAY_COMMIT_TIMEOUT_S", "0", "must be more than 0, not '0'"),
+        ("GATEWAY_WORKER_POLL_S", "0", "must be more than 0, not '0'"),
+        ("GATEWAY_CLAIM_TIMEOUT_S", "-5", "must be more than 0, not '-5'"),
+        # waits that may be none, but not negative
+        ("GATEWAY_RETRY_BASE_S", "-1", "must be at least 0, not '-1'"),
+        ("GATEWAY_RETRY_MAX_S", "-0.5", "must be at least 0, not '-0.5'"),
+        ("GATEWAY_BATCH_WINDOW_S", "-0.1", "must be at least 0, not '-0.1'"),
+        # choices
+        ("GATEWAY_LOG_FORMAT", "xml", "must be text or json, not 'xml'"),
+        (
+            "GATEWAY_TARGET",
+            "nowhere",
+            "must be local, salesforce or salesforce:<profile>, not 'nowhere'",
+        ),
+        (
+            "GATEWAY_TARGET",
+            "salesforce:eu-west",
+            "must be local, salesforce or salesforce:<profile>, not 'salesforce:eu-west'",
+        ),
+    ],
+)
+def test_a_bad_value_is_refused_naming_its_variable(
+    tmp_path: Path, variable: str, value: str, message: str
+) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        _settings(tmp_path, **{variable: value})
+
+    assert raised.value.message == f"{variable} {message}"
+    assert isinstance(raised.value, GatewayError)
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        # not a URL: its text is not repeated, it may hold a password
+        ("notaurl", "cannot be read as a database URL"),
+        ("postgres://u:pw@127.0.0.1/db", "names postgres://; use postgresql+psycopg://"),
+        ("postgresql://u:pw@127.0.0.1/db", "names postgresql://; use postgresql+psycopg://"),
+        ("postgresql+psycopg2://u@127.0.0.1/db", "names postgresql+psycopg2://; use"),
+        ("mysql://u:pw@127.0.0.1/db", "names mysql://; only sqlite:///PATH and"),
+    ],
+)
+def test_a_database_url_the_gateway_cannot_use_is_refused(
+    tmp_path: Path, url: str, message: str
+) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        _settings(tmp_path, GATEWAY_DATABASE_URL=url)
+
+    assert raised.value.message.startswith(f"GATEWAY_DATABASE_URL {message}")
+    assert "pw" not in raised.value.message
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "field", "read"),
+    [
+        ("GATEWAY_MAX_BODY_BYTES", "1", "max_body_bytes", 1),  # the smallest limit
+        ("GATEWAY_RETENTION_DAYS", "0", "retention_days", 0),  # purge every settled event
+        ("GATEWAY_RETRY_BASE_S", "0", "retry_base_s", 0.0),  # retry at once
+        ("GATEWAY_BATCH_WINDOW_S", "0", "batch_window_s", 0.0),  # never wait for a burst
+        ("GATEWAY_COMMIT_TIMEOUT_S", "0.25", "commit_timeout_s", 0.25),
+        ("GATEWAY_MAX_ATTEMPTS", "", "max_attempts", 8),  # empty is unset
+        ("GATEWAY_LOG_FORMAT", "json", "log_format", "json"),
+        ("GATEWAY_TARGET", "salesforce", "target", "salesforce"),
+        ("GATEWAY_TARGET", "salesforce:eu_2", "target", "salesforce:eu_2"),
+        (
+            "GATEWAY_DATABASE_URL",
+            "postgresql+psycopg://u@127.0.0.1/db",
+            "database_url",
+            "postgresql+psycopg://u@127.0.0.1/db",
+        ),
+        ("GATEWAY_DATABASE_URL", "sqlite://", "database_url", "sqlite://"),
+    ],
+)
+def test_values_in_range_are_read(
+    tmp_path: Path, variable: str, value: str, field: str, read: object
+) -> None:
+    assert getattr(_settings(tmp_path, **{variable: value}), field) == read
