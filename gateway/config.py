@@ -211,6 +211,8 @@ class ServerSettings:
     bind: str = "127.0.0.1:8000"
     workers: int = 2
     connections: int = 16
+    #: gunicorn's own lines (starting, booting workers, errors) follow the gateway's format.
+    log_format: str = "text"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServerSettings:
@@ -224,6 +226,7 @@ class ServerSettings:
             bind=_bind(env),
             workers=_number(env, "GATEWAY_WEB_WORKERS", 2, 1),
             connections=_number(env, "GATEWAY_WEB_CONNECTIONS", 16, 1),
+            log_format=_choice(env, "GATEWAY_LOG_FORMAT", "text", LOG_FORMATS),
         )
 
 

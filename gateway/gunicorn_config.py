@@ -16,6 +16,7 @@ from typing import Any
 
 from gateway.config import ServerSettings
 from gateway.errors import ConfigurationError
+from gateway.logs import gunicorn_logging
 
 __all__ = [
     "bind",
@@ -26,6 +27,7 @@ __all__ = [
     "limit_request_field_size",
     "limit_request_fields",
     "limit_request_line",
+    "logconfig_dict",
     "on_exit",
     "on_starting",
     "timeout",
@@ -49,6 +51,7 @@ worker_class = "gateway.gunicorn_worker.JsonErrorWorker"
 # A low cap spreads keep-alive senders over the workers (a worker accepts whatever is pending
 # when it wakes) and keeps every worker's group commits full.
 worker_connections = _server.connections
+logconfig_dict = gunicorn_logging(_server.log_format)
 timeout = 30
 graceful_timeout = 20
 keepalive = 5

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 from datetime import UTC, datetime
+from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
 
@@ -23,6 +24,30 @@ class _JsonLines(JsonFormatter):
         return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def json_lines() -> logging.Formatter:
+    """The JSON formatter, for the gateway's loggers and gunicorn's alike."""
+    return _JsonLines(
+        "%(asctime)s %(levelname)s %(name)s %(message)s",
+        rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+    )
+
+
+def gunicorn_logging(log_format: str) -> dict[str, Any]:
+    """gunicorn's ``logconfig_dict``: its own loggers in the gateway's format (text: its own)."""
+    if log_format != "json":
+        return {}
+    handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
+    logger = {"handlers": ["json"], "level": "INFO", "propagate": False}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "gateway.logs.json_lines"}},
+        "handlers": {"json": handler},
+        "loggers": {"gunicorn.error": logger, "gunicorn.access": logger},
+        "root": {"level": "INFO", "handlers": ["json"]},  # replaces gunicorn's text default
+    }
+
+
 def configure(log_format: str, level: int = logging.INFO) -> None:
     """Give the ``gateway`` loggers one stderr handler in the chosen format (idempotent)."""
     logger = logging.getLogger("gateway")
@@ -31,12 +56,7 @@ def configure(log_format: str, level: int = logging.INFO) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler._gateway = True  # type: ignore[attr-defined]
     if log_format == "json":
-        handler.setFormatter(
-            _JsonLines(
-                "%(asctime)s %(levelname)s %(name)s %(message)s",
-                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
-            )
-        )
+        handler.setFormatter(json_lines())
     else:
         handler.setFormatter(logging.Formatter(TEXT_FORMAT))
     logger.addHandler(handler)
