@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 import requests
+from click.core import ParameterSource
 
 from gateway.config import Settings
 from gateway.core import Gateway
@@ -129,8 +130,13 @@ def run(bind: str | None, mappings_dir: str) -> None:
 
     gw = _gateway()
     upgrade(gw.db)
+    chosen = click.get_current_context().get_parameter_source("mappings_dir")
     if Path(mappings_dir).is_dir():
         _load_mappings(gw, Path(mappings_dir))
+    elif chosen is ParameterSource.DEFAULT:  # run from elsewhere than a clone: nothing to load
+        click.echo(f"no {mappings_dir}/ directory here: no mapping loaded")
+    else:
+        raise click.BadParameter(f"{mappings_dir!r} is not a directory", param_hint="--mappings")
     click.echo(f"admin token: {gw.settings.admin_token}")
     click.echo(f"admin API:   {gw.settings.public_url}/api/v1  (Authorization: Bearer <token>)")
     processes = [
@@ -189,7 +195,10 @@ def mappings_load(directory: Path) -> None:
 def _load_mappings(gw: Gateway, directory: Path) -> None:
     from gateway.mapping.files import load_mapping_files
 
-    for path, document in load_mapping_files(directory):
+    loaded = load_mapping_files(directory)
+    if not loaded:
+        click.echo(f"no mapping files (.json, .yaml, .yml) in {directory}: nothing loaded")
+    for path, document in loaded:
         row, changed = gw.mappings.put(document["name"], document)
         state = "new version" if changed else "unchanged"
         click.echo(f"{path.name}: {row.name} v{row.version} ({state})")

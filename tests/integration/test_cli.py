@@ -167,6 +167,28 @@ def test_loading_mappings_makes_a_version_only_when_a_file_changed(
     assert again.output == "stock.json: stock v1 (unchanged)\n"
 
 
+def test_loading_a_directory_without_mapping_files_says_nothing_was_loaded(
+    run: Any, tmp_path: Path
+) -> None:
+    (tmp_path / "notes.txt").write_text("not a mapping", encoding="utf-8")
+
+    result = run("mappings", "load", str(tmp_path))
+
+    assert result.output == f"no mapping files (.json, .yaml, .yml) in {tmp_path}: nothing loaded\n"
+
+
+def test_gateway_run_refuses_a_mappings_directory_that_is_not_one(
+    gw: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(cli, "_gateway", lambda: gw)
+
+    result = CliRunner().invoke(cli.main, ["run", "--mappings", str(tmp_path / "mapings")])
+
+    assert result.exit_code == 2
+    assert "Invalid value for --mappings:" in result.output
+    assert "is not a directory" in result.output
+
+
 def test_loading_mappings_names_every_problem_of_every_bad_file_and_loads_none(
     gw: Any, monkeypatch: pytest.MonkeyPatch, admin: Any, mappings_dir: Path
 ) -> None:
