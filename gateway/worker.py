@@ -123,19 +123,24 @@ class Worker:
 
     def run(self, stop: threading.Event) -> None:
         log.info("worker %s started", self.id)
+        failures = 0
         while not stop.is_set():
             try:
                 handled = self.run_once()
+                failures = 0
             except GatewayError as exc:
-                log.warning("worker %s: %s", self.id, exc.message)
+                failures += 1
+                cause = " ".join(str(exc.__cause__ or "").split())[:300]
+                log.warning("worker %s: %s%s", self.id, exc.message, f" ({cause})" if cause else "")
                 handled = 0
             except Exception:
                 # A bug must not stop the queue: the batch's leases expire and it is claimed
                 # again, each event at most max_attempts times (see claim).
+                failures += 1
                 log.exception("worker %s: unexpected error; its batch will be retried", self.id)
                 handled = 0
             if handled == 0:
-                stop.wait(self.settings.worker_poll_s)
+                stop.wait(_idle_wait(self.settings.worker_poll_s, failures))
         log.info("worker %s stopped", self.id)
 
     def run_once(self) -> int:
@@ -379,6 +384,16 @@ class Worker:
 
 
 # --- pure helpers ------------------------------------------------------------------------
+
+
+#: The longest a worker waits between tries while the database keeps failing.
+MAX_FAILING_WAIT_S = 10.0
+
+
+def _idle_wait(poll_s: float, failures: int) -> float:
+    """The poll interval, doubling with each failure in a row up to MAX_FAILING_WAIT_S: an
+    outage should not fill the log with a line every poll, nor a recovery wait long."""
+    return min(MAX_FAILING_WAIT_S, poll_s * 2 ** min(failures, 32)) if failures else poll_s
 
 
 def _lease(due: ColumnElement[bool], limit: int, lease: dict[str, Any]) -> Any:

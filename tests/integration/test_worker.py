@@ -1118,3 +1118,16 @@ def test_on_postgresql_no_transaction_locks_more_records_than_its_budget(
         "loc-5",
         "loc-6",
     ]
+
+
+@pytest.mark.parametrize(
+    ("failures", "wait"),
+    [(0, 0.5), (1, 1.0), (3, 4.0), (5, 10.0), (100_000, 10.0)],
+    ids=["working", "one failure", "three in a row", "capped", "a long outage"],
+)
+def test_a_failing_worker_waits_longer_between_tries_up_to_a_cap(
+    failures: int, wait: float
+) -> None:
+    from gateway.worker import _idle_wait
+
+    assert _idle_wait(0.5, failures) == wait
