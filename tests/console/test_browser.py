@@ -48,6 +48,7 @@ class Ui:
     """What an admin does on the pages: open, fill, tick, press; each press waits for the page."""
 
     def __init__(self, driver: Any, base_url: str) -> None:
+        from selenium.common.exceptions import WebDriverException
         from selenium.webdriver.common.by import By
         from selenium.webdriver.support import expected_conditions
         from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -55,6 +56,7 @@ class Ui:
         self.driver, self.base_url = driver, base_url
         self.by, self.ec, self.select_class = By, expected_conditions, Select
         self.wait = WebDriverWait(driver, WAIT_S)
+        self.settling = WebDriverWait(driver, WAIT_S, ignored_exceptions=(WebDriverException,))
 
     def open(self, path: str) -> None:
         self.driver.get(self.base_url + path)
@@ -83,7 +85,10 @@ class Ui:
         """Press the button called ``label`` and wait for the page it leads to."""
         xpath = f"//main//button[normalize-space()='{label}']"
         old = self.find("html")
-        self.driver.find_element(self.by.XPATH, xpath).click()
+        # Found and clicked in one go, again while the page is still settling: a button found
+        # a moment before its node is replaced cannot be clicked ("does not belong to the
+        # document").
+        self.settling.until(lambda driver: driver.find_element(self.by.XPATH, xpath).click() or 1)
         if confirm:
             self.wait.until(self.ec.alert_is_present()).accept()
         self.wait.until(self.ec.staleness_of(old))
