@@ -28,6 +28,8 @@ from gateway.greenlets import cooperative
 
 #: How long a writer waits for SQLite's write lock before the database counts as unavailable.
 BUSY_TIMEOUT_S = 30.0
+#: How long a new PostgreSQL connection may take before the database counts as unavailable.
+CONNECT_TIMEOUT_S = 5
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     # FULL: every acknowledged delivery is on disk before we answer, even across power loss.
@@ -71,6 +73,11 @@ class Database:
                 max_overflow=20,
                 pool_recycle=1800,
                 json_serializer=serialize_json,
+                # A host that drops packets would hold a connection attempt for minutes, past
+                # every sender's timeout; the URL's own connect_timeout wins where it has one.
+                connect_args={"connect_timeout": CONNECT_TIMEOUT_S}
+                if "connect_timeout" not in self.url.query
+                else {},
             )
             self.read_engine = self.engine
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)

@@ -254,3 +254,27 @@ def test_readyz_and_the_api_say_the_schema_needs_migrating_until_it_is(
     finally:
         gw.close()
         database.dispose()
+
+
+def test_a_postgresql_server_that_never_answers_is_unavailable_within_the_connect_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import socket
+    import time
+
+    import gateway.db
+    from gateway.errors import StoreUnavailable
+
+    monkeypatch.setattr(gateway.db, "CONNECT_TIMEOUT_S", 1)
+    with socket.socket() as silent:  # takes connections (the kernel does), answers nothing
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        database = Database(f"postgresql+psycopg://nobody@127.0.0.1:{port}/none")
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable):
+            database.ping()
+        waited = time.monotonic() - started
+        database.dispose()
+
+    assert waited < 10
