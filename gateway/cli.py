@@ -264,7 +264,8 @@ def events_replay(
     help="default GATEWAY_RETENTION_DAYS",
 )
 @click.option("--include-failed", is_flag=True, help="also failed and dead events")
-def events_purge(older_than_days: int | None, include_failed: bool) -> None:
+@click.option("--dry-run", is_flag=True, help="only count what would be purged")
+def events_purge(older_than_days: int | None, include_failed: bool, dry_run: bool) -> None:
     """Delete settled events and their raw deliveries older than the retention age."""
     from datetime import timedelta
 
@@ -272,8 +273,9 @@ def events_purge(older_than_days: int | None, include_failed: bool) -> None:
 
     gw = _gateway()
     days = gw.settings.retention_days if older_than_days is None else older_than_days
-    purged = purge(gw, timedelta(days=days), include_failed=include_failed)
-    click.echo(f"purged {purged.events} events and {purged.deliveries} deliveries")
+    purged = purge(gw, timedelta(days=days), include_failed=include_failed, dry_run=dry_run)
+    done = "would purge" if dry_run else "purged"
+    click.echo(f"{done} {purged.events} events and {purged.deliveries} deliveries")
 
 
 # --- trying a setup without the provider -------------------------------------------------

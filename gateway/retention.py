@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Select, delete, exists, func, select
+from sqlalchemy import ColumnElement, Select, and_, delete, exists, func, not_, select
 from sqlalchemy.orm import Session
 
 from gateway.core import Gateway
@@ -36,40 +36,53 @@ class Purged:
     deliveries: int
 
 
-def purge(gw: Gateway, older_than: timedelta, *, include_failed: bool = False) -> Purged:
-    """Delete settled events received before ``now - older_than``, then orphaned deliveries.
+def purge(
+    gw: Gateway, older_than: timedelta, *, include_failed: bool = False, dry_run: bool = False
+) -> Purged:
+    """Delete settled events received before ``now - older_than``, then orphaned deliveries;
+    with ``dry_run``, only count what would go.
 
     Each batch is its own short transaction, so receiving and processing go on meanwhile.
     """
     cutoff = datetime.now(UTC) - older_than
     statuses = SETTLED + NEEDS_ACTION if include_failed else SETTLED
-    events = _purge_events(gw, cutoff, statuses)
-    return Purged(events=events, deliveries=_purge_deliveries(gw, cutoff))
-
-
-def _purge_events(gw: Gateway, cutoff: datetime, statuses: tuple[str, ...]) -> int:
-    def drop(session: Session, ids: list[int]) -> None:
-        session.execute(delete(EventResult).where(EventResult.event_id.in_(ids)))
-        session.execute(delete(Event).where(Event.id.in_(ids)))
-
-    old = select(Event.id).where(
+    purgeable = and_(
         Event.received_at < cutoff,
         Event.status.in_(statuses),
         Event.id < select(func.max(Event.id)).scalar_subquery(),
     )
-    return _in_batches(gw, old.order_by(Event.id), drop)
+    old_deliveries = and_(
+        Delivery.received_at < cutoff,
+        Delivery.id < select(func.max(Delivery.id)).scalar_subquery(),
+    )
+    if dry_run:
+        # A delivery goes once no event of it stays: none, or all of them purgeable.
+        staying = and_(Event.delivery_id == Delivery.id, not_(purgeable))
+        with gw.db.read_session() as session:
+            events = session.scalar(select(func.count()).where(purgeable)) or 0
+            deliveries = session.scalar(
+                select(func.count()).where(old_deliveries, ~exists().where(staying))
+            )
+        return Purged(events=events, deliveries=deliveries or 0)
+    return Purged(
+        events=_purge_events(gw, purgeable),
+        deliveries=_purge_deliveries(gw, old_deliveries),
+    )
 
 
-def _purge_deliveries(gw: Gateway, cutoff: datetime) -> int:
+def _purge_events(gw: Gateway, purgeable: ColumnElement[bool]) -> int:
+    def drop(session: Session, ids: list[int]) -> None:
+        session.execute(delete(EventResult).where(EventResult.event_id.in_(ids)))
+        session.execute(delete(Event).where(Event.id.in_(ids)))
+
+    return _in_batches(gw, select(Event.id).where(purgeable).order_by(Event.id), drop)
+
+
+def _purge_deliveries(gw: Gateway, old: ColumnElement[bool]) -> int:
     def drop(session: Session, ids: list[int]) -> None:
         session.execute(delete(Delivery).where(Delivery.id.in_(ids)))
 
-    orphaned = (
-        select(Delivery.id)
-        .where(Delivery.received_at < cutoff)
-        .where(Delivery.id < select(func.max(Delivery.id)).scalar_subquery())
-        .where(~exists().where(Event.delivery_id == Delivery.id))
-    )
+    orphaned = select(Delivery.id).where(old, ~exists().where(Event.delivery_id == Delivery.id))
     return _in_batches(gw, orphaned.order_by(Delivery.id), drop)
 
 

@@ -85,6 +85,21 @@ def test_purge_can_include_failed_events(events_of_every_kind: Any, gw: Any) -> 
     assert _statuses(gw) == ["pending"]
 
 
+@pytest.mark.parametrize("include_failed", [False, True])
+def test_a_dry_run_counts_what_the_purge_then_deletes_and_deletes_nothing(
+    events_of_every_kind: Any, gw: Any, include_failed: bool
+) -> None:
+    before = (_count(gw, Event), _count(gw, Delivery))
+
+    counted = purge(gw, timedelta(days=30), include_failed=include_failed, dry_run=True)
+    kept = (_count(gw, Event), _count(gw, Delivery))
+    purged = purge(gw, timedelta(days=30), include_failed=include_failed)
+
+    assert kept == before
+    assert counted == purged
+    assert purged.events > 0
+
+
 def test_purge_keeps_the_newest_event_and_delivery_so_no_id_is_handed_out_twice(
     group_factory: Any, deliver: Any, gw: Any, admin: Any, worker: Any
 ) -> None:
