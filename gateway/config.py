@@ -74,8 +74,10 @@ def _target(env: Mapping[str, str]) -> str:
 
 #: Database URL schemes the gateway has drivers and migrations for.
 DATABASE_SCHEMES = ("sqlite", "sqlite+pysqlite", "postgresql+psycopg")
-#: Other spellings of PostgreSQL, whose default drivers are not installed.
-POSTGRESQL_ALIASES = ("postgres", "postgresql", "postgresql+psycopg2", "postgresql+asyncpg")
+#: PostgreSQL without a driver named, as platforms hand URLs out: psycopg 3 is the one shipped.
+POSTGRESQL_SPELLINGS = ("postgres", "postgresql")
+#: PostgreSQL drivers the gateway does not ship.
+OTHER_POSTGRESQL_DRIVERS = ("postgresql+psycopg2", "postgresql+asyncpg", "postgresql+pg8000")
 DATABASE_URL_FORMS = "sqlite:///PATH and postgresql+psycopg://user:password@host/db"
 
 
@@ -89,12 +91,15 @@ def _database_url(env: Mapping[str, str], instance: Path) -> str:
 
     url = env.get("GATEWAY_DATABASE_URL") or f"sqlite:///{instance / 'gateway.db'}"
     try:
-        scheme = make_url(url).drivername
+        parsed = make_url(url)
     except ArgumentError:
         raise ConfigurationError(
             f"GATEWAY_DATABASE_URL cannot be read as a database URL; use {DATABASE_URL_FORMS}"
         ) from None
-    if scheme in POSTGRESQL_ALIASES:
+    scheme = parsed.drivername
+    if scheme in POSTGRESQL_SPELLINGS:
+        return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    if scheme in OTHER_POSTGRESQL_DRIVERS:
         raise ConfigurationError(
             f"GATEWAY_DATABASE_URL names {scheme}://; use postgresql+psycopg://"
             " for PostgreSQL (the psycopg 3 driver the gateway ships with)"

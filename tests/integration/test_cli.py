@@ -299,8 +299,8 @@ def test_every_command_stops_on_a_bad_setting_with_one_line_naming_it(
         ({"GATEWAY_TARGET": "nowhere"}, "GATEWAY_TARGET must be local, salesforce or"),
         ({"GATEWAY_DATABASE_URL": "notaurl"}, "GATEWAY_DATABASE_URL cannot be read as a"),
         (
-            {"GATEWAY_DATABASE_URL": "postgres://u:pw@127.0.0.1/db"},
-            "GATEWAY_DATABASE_URL names postgres://; use postgresql+psycopg://",
+            {"GATEWAY_DATABASE_URL": "postgresql+psycopg2://u:pw@127.0.0.1/db"},
+            "GATEWAY_DATABASE_URL names postgresql+psycopg2://; use postgresql+psycopg://",
         ),
         (
             {"GATEWAY_DATABASE_URL": "mysql://u:pw@127.0.0.1/db"},

@@ -65,13 +65,27 @@ def test_a_bad_value_is_refused_naming_its_variable(
 
 
 @pytest.mark.parametrize(
+    "url",
+    [
+        "postgres://u:p%40ss@127.0.0.1:5433/db?sslmode=disable",
+        "postgresql://u:p%40ss@127.0.0.1:5433/db?sslmode=disable",
+    ],
+    ids=["postgres", "postgresql"],
+)
+def test_postgresql_urls_without_a_driver_use_the_shipped_one(tmp_path: Path, url: str) -> None:
+    settings = _settings(tmp_path, GATEWAY_DATABASE_URL=url)
+
+    assert settings.database_url == (
+        "postgresql+psycopg://u:p%40ss@127.0.0.1:5433/db?sslmode=disable"
+    )
+
+
+@pytest.mark.parametrize(
     ("url", "message"),
     [
         # not a URL: its text is not repeated, it may hold a password
         ("notaurl", "cannot be read as a database URL"),
-        ("postgres://u:pw@127.0.0.1/db", "names postgres://; use postgresql+psycopg://"),
-        ("postgresql://u:pw@127.0.0.1/db", "names postgresql://; use postgresql+psycopg://"),
-        ("postgresql+psycopg2://u@127.0.0.1/db", "names postgresql+psycopg2://; use"),
+        ("postgresql+psycopg2://u:pw@127.0.0.1/db", "names postgresql+psycopg2://; use"),
         ("mysql://u:pw@127.0.0.1/db", "names mysql://; only sqlite:///PATH and"),
     ],
 )
