@@ -16,7 +16,7 @@ from click.core import ParameterSource
 
 from gateway.config import Settings
 from gateway.core import Gateway
-from gateway.errors import GatewayError
+from gateway.errors import ConfigurationError, GatewayError
 
 
 def _gateway() -> Gateway:
@@ -56,7 +56,13 @@ def main() -> None:
     """Inbound webhook listener and mapping gateway."""
     from gateway.logs import configure
 
-    configure(Settings.from_env().log_format)
+    try:
+        log_format = Settings.from_env().log_format
+    except ConfigurationError:
+        # The command itself reads the settings and says what is wrong; until then, and for
+        # --help, which an admin may need to fix it, logs are text.
+        log_format = "text"
+    configure(log_format)
 
 
 # --- database ----------------------------------------------------------------------------

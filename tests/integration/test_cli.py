@@ -290,6 +290,16 @@ def test_every_command_stops_on_a_bad_setting_with_one_line_naming_it(
     ]
 
 
+@pytest.mark.parametrize("args", COMMANDS, ids=" ".join)
+def test_help_still_works_on_a_bad_setting_so_that_it_can_be_fixed(
+    configured: Any, args: list[str]
+) -> None:
+    result = configured([*args[:2], "--help"], GATEWAY_MAX_BODY_BYTES="abc")
+
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("Usage: ")
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [
