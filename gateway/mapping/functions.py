@@ -54,12 +54,16 @@ def _instant(function: str, value: Any) -> datetime:
     """Epoch milliseconds or ISO-8601 text as an aware UTC datetime; naive text is UTC."""
     if isinstance(value, str):
         try:
-            parsed = datetime.fromisoformat(value)
-            if parsed.tzinfo is None:
-                return parsed.replace(tzinfo=UTC)
-            return parsed.astimezone(UTC)
-        except (ValueError, OverflowError) as exc:
+            # RFC 3339 allows a lower-case t and z; Python reads only the t.
+            parsed = datetime.fromisoformat(value[:-1] + "Z" if value.endswith("z") else value)
+        except ValueError as exc:
             raise _fail(function, value, "is not an ISO-8601 date or time") from exc
+        if parsed.tzinfo is None:
+            return parsed.replace(tzinfo=UTC)
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError as exc:
+            raise _fail(function, value, "is out of range once in UTC") from exc
     if is_number(value):
         try:
             return _EPOCH + timedelta(milliseconds=value)

@@ -55,6 +55,7 @@ def search(expression: str, value: Any = None) -> Any:
         ("sf_date(v)", "2024-05-01T00:30:00+02:00", "2024-04-30"),
         ("sf_date(v)", "2024-05-01T23:30:00", "2024-05-01"),  # naive is UTC
         ("sf_date(v)", "2024-05-01T23:30:00Z", "2024-05-01"),
+        ("sf_date(v)", "2024-05-01t23:30:00z", "2024-05-01"),  # RFC 3339 allows lower case
         ("sf_date(v)", None, None),
         # sf_datetime: milliseconds kept, always UTC with a Z
         ("sf_datetime(v)", 1714557600123, "2024-05-01T10:00:00.123Z"),
@@ -135,6 +136,11 @@ def test_function_results(expression: str, value: Any, expected: Any) -> None:
         ("sf_datetime(v)", [1], "sf_datetime(): [1] is neither epoch milliseconds"),
         ("sf_datetime(v)", 1e20, "sf_datetime(): 1e+20 is out of range for epoch milliseconds"),
         ("sf_datetime(v)", "2024-13-01", "is not an ISO-8601 date or time"),
+        (
+            "sf_datetime(v)",
+            "0001-01-01T00:00:00+01:00",  # an ISO time, but before year 1 in UTC
+            'sf_datetime(): "0001-01-01T00:00:00+01:00" is out of range once in UTC',
+        ),
         # case and trim take text only (JMESPath's own type check)
         ("upper(v)", 42, "In function upper(), invalid type for value: 42"),
         ("lower(v)", ["A"], "In function lower(), invalid type for value: ['A']"),
