@@ -392,7 +392,7 @@ def _log_commit(batch: list[_Queued], outcomes: list[Receipt | Exception]) -> No
     """One line per commit (not per delivery, which would cost the receive path more than a
     tenth of its time): the deliveries stored, and what a failed commit failed with."""
     stored = [(d, o) for (d, _), o in zip(batch, outcomes, strict=True) if isinstance(o, Receipt)]
-    if stored:
+    if stored and log.isEnabledFor(logging.INFO):  # its fields are not built for nothing
         ids = [str(receipt.delivery_id) for _, receipt in stored]
         log.info(
             "stored %d deliveries: %s",

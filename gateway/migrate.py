@@ -46,7 +46,12 @@ def upgrade(database: Database, revision: str = "head") -> None:
 
 def current_revision(database: Database) -> str | None:
     """The schema revision the database is at; None before the first migration."""
-    with reaching(database), database.engine.connect() as connection:
+    with reaching(database):
+        return _revision(database)
+
+
+def _revision(database: Database) -> str | None:
+    with database.engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
 
 
@@ -59,8 +64,8 @@ def head_revision() -> str | None:
 def schema_is_current(database: Database) -> bool:
     """Whether the database's schema is the one this release needs (``gateway db upgrade``)."""
     # Not current_revision: its error names the database, and this one answers /readyz.
-    with translate_outage(), database.engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision() == head_revision()
+    with translate_outage():
+        return _revision(database) == head_revision()
 
 
 @contextlib.contextmanager
