@@ -72,7 +72,9 @@ class Target(Protocol):
     def upsert(self, requests: Sequence[UpsertRequest]) -> list[UpsertResult]:
         """Apply ``requests`` in order; one result per request, same order.
 
-        A failure of the whole call that may pass later (the target unreachable, over its API
-        limit) raises :class:`gateway.errors.TransientTargetError` instead of returning results.
+        A failure before anything was applied that may pass later (the target unreachable,
+        over its API limit) raises :class:`gateway.errors.TransientTargetError` instead of
+        returning results; once some records are applied, such a failure is the result of each
+        record it kept from being applied, so the applied ones are not sent again.
         """
         ...

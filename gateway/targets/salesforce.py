@@ -236,16 +236,26 @@ class SalesforceTarget:
             self._session.close()
 
     def upsert(self, requests: Sequence[UpsertRequest]) -> list[UpsertResult]:
-        """Apply ``requests`` call by call; a fault of the whole call raises instead.
+        """Apply ``requests`` call by call; a fault of the first call raises instead.
 
-        One batch at a time: the target is shared by the process, and its session with it.
+        A fault of a later call ends the batch there: what the earlier calls applied keeps its
+        results, so those events are settled and not sent again, and every record not yet
+        applied gets the fault as its result. One batch at a time: the target is shared by the
+        process, and its session with it.
         """
         with self._lock:
             self._refuse_while_paused()
             results: dict[int, UpsertResult] = {}
-            for call in _plan(requests):
-                for record, result in zip(call, self._send(call), strict=True):
-                    results.update(dict.fromkeys(record.positions, result))
+            calls = _plan(requests)
+            for made, call in enumerate(calls):
+                try:
+                    _answer(results, call, self._send(call))
+                except TargetError as exc:
+                    if made == 0:
+                        raise
+                    unsent = [record for rest in calls[made:] for record in rest]
+                    _answer(results, unsent, [_not_applied(exc)] * len(unsent))
+                    break
             return [results[position] for position in range(len(requests))]
 
     def _refuse_while_paused(self) -> None:
@@ -525,6 +535,21 @@ def _item_result(answer: Mapping[str, Any]) -> UpsertResult:
         return UpsertResult(ok=True, created=created, record_id=answer.get("id"))
     errors = answer.get("errors") or [{"statusCode": "UNKNOWN", "message": "no reason given"}]
     return _rejected("; ".join(_error_text(error) for error in errors))
+
+
+def _answer(
+    results: dict[int, UpsertResult], records: list[_Record], answers: list[UpsertResult]
+) -> None:
+    """Give each request of ``records`` its record's result, by the request's batch position."""
+    for record, result in zip(records, answers, strict=True):
+        results.update(dict.fromkeys(record.positions, result))
+
+
+def _not_applied(exc: TargetError) -> UpsertResult:
+    """The result of a record whose call failed as a whole, after earlier calls went through."""
+    return UpsertResult(
+        ok=False, error=exc.message, transient=isinstance(exc, TransientTargetError)
+    )
 
 
 def _rejected(error: str) -> UpsertResult:

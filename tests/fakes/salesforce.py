@@ -96,6 +96,8 @@ UNAVAILABLE = Fault(
     503, [{"message": "Server temporarily unavailable.", "errorCode": "SERVER_UNAVAILABLE"}]
 )
 DROPPED = Fault(drop=True)
+#: No fault: the request is answered as usual, for a fault meant for a later request.
+ANSWERED = Fault()
 
 
 def slow(seconds: float) -> Fault:

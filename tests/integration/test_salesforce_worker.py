@@ -14,7 +14,13 @@ import pytest
 
 from gateway.config import Settings
 from gateway.models import TargetCredentials
-from tests.fakes.salesforce import REQUEST_LIMIT_EXCEEDED, FakeSalesforce, SObject
+from tests.fakes.salesforce import (
+    ANSWERED,
+    REQUEST_LIMIT_EXCEEDED,
+    UNAVAILABLE,
+    FakeSalesforce,
+    SObject,
+)
 from tests.payloads import xtnd_delivery
 
 ORDERS = {
@@ -107,6 +113,12 @@ def statuses(admin: Any) -> dict[str, int]:
             return counts
 
 
+def outcomes(admin: Any, event_id: str) -> list[tuple[str, str]]:
+    """An event's history: each upsert's object and outcome."""
+    history = admin.get(f"/events/{event_id}").get_json()["history"]
+    return [(row["object"], row["outcome"]) for row in history]
+
+
 def test_a_burst_of_1000_events_costs_at_most_6_api_calls(
     group: dict[str, Any], deliver: Any, worker: Any, gw: Any, admin: Any, fake: FakeSalesforce
 ) -> None:
@@ -160,6 +172,29 @@ def test_a_record_salesforce_rejects_fails_only_its_event_with_the_message(
     failed = admin.get("/events?status=failed").get_json()["items"][0]
     assert "INVALID_FIELD" in failed["last_error"]
     assert "No_Such_Field__c" in failed["last_error"]
+
+
+def test_an_outage_after_the_first_call_retries_only_the_events_it_stopped(
+    group: dict[str, Any], deliver: Any, worker: Any, admin: Any, fake: FakeSalesforce
+) -> None:
+    deliver(group, delivery(1, 1))
+    deliver(group, delivery(2, 1, Rows=[{"Position": 10, "ProductNumber": "P-1"}]))
+    fake.fail_next(ANSWERED, UNAVAILABLE)  # the orders go through, the line's call does not
+
+    worker.run_once()
+
+    assert statuses(admin) == {"delivered": 1, "pending": 1}
+    assert sorted(
+        outcomes(admin, event["id"]) for event in admin.get("/events").get_json()["items"]
+    ) == [
+        [("Order__c", "created"), ("Order_Line__c", "retry")],
+        [("Order__c", "created"), ("Order_Line__c", "skipped")],  # it has no lines
+    ]
+
+    worker.drain()
+
+    assert statuses(admin) == {"delivered": 2}
+    assert len(fake.records["Order_Line__c"]) == 1
 
 
 def test_over_the_api_limit_events_wait_and_the_org_is_not_hammered(
