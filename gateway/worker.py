@@ -7,6 +7,7 @@ status, so processing an event twice changes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -217,16 +218,18 @@ class Worker:
         planned = [p for o in outcomes for p in o.planned]
         if self.gw.db.is_sqlite:
             # One host, and SQLite already serialises writers: call remote targets before
-            # taking the write lock, so deliveries never wait on a CRM; the local store's
-            # stale check happens under the write lock.
+            # taking the write lock, so deliveries never wait on a CRM, but under the records
+            # lock, so other workers' remote writes wait; the local store's stale check
+            # happens under the write lock.
             remote = [p for p in planned if not self.gw.targets.is_local(p.target)]
-            with self.gw.db.read_session() as session:
-                _mark_stale(remote, _marks(session, remote))
-            usage = self._upsert_remote(outcomes)
-            with self.gw.db.session() as session:
-                local = [p for p in planned if self.gw.targets.is_local(p.target)]
-                _mark_stale(local, _marks(session, local))
-                self._finish(session, outcomes, usage)
+            with self.gw.db.records_lock() if remote else contextlib.nullcontext():
+                with self.gw.db.read_session() as session:
+                    _mark_stale(remote, _marks(session, remote))
+                usage = self._upsert_remote(outcomes)
+                with self.gw.db.session() as session:
+                    local = [p for p in planned if self.gw.targets.is_local(p.target)]
+                    _mark_stale(local, _marks(session, local))
+                    self._finish(session, outcomes, usage)
             return
         for part in _lock_sized(outcomes, RECORD_LOCKS_PER_TRANSACTION):
             planned = [p for o in part for p in o.planned]

@@ -7,19 +7,24 @@ talks to it.
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from gateway.config import Settings
+from gateway.core import Gateway
 from gateway.models import TargetCredentials
+from gateway.worker import Worker
 from tests.fakes.salesforce import (
     ANSWERED,
     REQUEST_LIMIT_EXCEEDED,
     UNAVAILABLE,
     FakeSalesforce,
     SObject,
+    slow,
 )
 from tests.payloads import xtnd_delivery
 
@@ -195,6 +200,36 @@ def test_an_outage_after_the_first_call_retries_only_the_events_it_stopped(
 
     assert statuses(admin) == {"delivered": 2}
     assert len(fake.records["Order_Line__c"]) == 1
+
+
+def test_an_older_event_never_overwrites_a_newer_one_sent_by_another_worker(
+    order_group: Any,
+    deliver: Any,
+    admin: Any,
+    gw: Gateway,
+    settings: Settings,
+    fake: FakeSalesforce,
+) -> None:
+    group = order_group()
+    guarded = ORDERS["upserts"][0] | {"order_by": "payload.Details.Version"}
+    admin.put("/mappings/sf-orders", ORDERS | {"upserts": [guarded]})
+    older, newer = Worker(Gateway(settings), "older"), Worker(gw, "newer")
+    deliver(group, xtnd_delivery("1", [{"OrderNumber": "O-1", "Warehouse": "OLD", "Version": 1}]))
+    older_batch = older.claim()
+    deliver(group, xtnd_delivery("2", [{"OrderNumber": "O-1", "Warehouse": "NEW", "Version": 2}]))
+    newer_batch = newer.claim()
+    fake.fail_next(slow(0.5))  # the older event's call reaches Salesforce last, unless it waits
+
+    sending = threading.Thread(target=older.process, args=(older_batch,))
+    sending.start()
+    while fake.api_used == 0:
+        time.sleep(0.01)
+    newer.process(newer_batch)
+    sending.join()
+    older.gw.close()
+
+    (order,) = fake.find("Order__c", "Order_Number__c", "O-1")
+    assert order["Warehouse__c"] == "NEW"
 
 
 def test_over_the_api_limit_events_wait_and_the_org_is_not_hammered(
