@@ -49,6 +49,8 @@ T = TypeVar("T")
 
 #: Most records Salesforce takes in one sObject Collections call.
 COLLECTION_LIMIT = 200
+#: Sending too fast, as a proxy or Salesforce's edge may answer: worth a retry, like a 5xx.
+TOO_MANY_REQUESTS = 429
 
 API_USAGE = Gauge(
     "gateway_salesforce_api_usage",
@@ -320,7 +322,7 @@ class SalesforceTarget:
                 f"Salesforce API request limit exceeded; calls paused for {self.pause_s:.0f} s"
             ) from exc
         except SalesforceGeneralError as exc:
-            if exc.status < 500:
+            if exc.status < 500 and exc.status != TOO_MANY_REQUESTS:
                 raise
             raise TransientTargetError(f"Salesforce answered HTTP {exc.status}") from exc
         except (RequestsConnectionError, Timeout, ChunkedEncodingError) as exc:

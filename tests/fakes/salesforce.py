@@ -89,6 +89,8 @@ SESSION_EXPIRED = Fault(
 REQUEST_LIMIT_EXCEEDED = Fault(
     403, [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
 )
+#: What a proxy or Salesforce's edge answers a client sending too fast.
+TOO_MANY_REQUESTS = Fault(429, "Too Many Requests")
 SERVER_ERROR = Fault(
     500, [{"message": "An unexpected error occurred.", "errorCode": "UNKNOWN_EXCEPTION"}]
 )

@@ -28,6 +28,7 @@ from tests.fakes.salesforce import (
     REQUEST_LIMIT_EXCEEDED,
     SERVER_ERROR,
     SESSION_EXPIRED,
+    TOO_MANY_REQUESTS,
     UNAVAILABLE,
     Credentials,
     FakeSalesforce,
@@ -517,6 +518,7 @@ def test_the_request_limit_pauses_the_target(
 @pytest.mark.parametrize(
     "fault",
     [
+        pytest.param(TOO_MANY_REQUESTS, id="429"),
         pytest.param(SERVER_ERROR, id="500"),
         pytest.param(UNAVAILABLE, id="503"),
         pytest.param(slow(5), id="timeout"),  # longer than SALESFORCE_TIMEOUT_S
