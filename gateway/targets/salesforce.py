@@ -49,6 +49,9 @@ T = TypeVar("T")
 
 #: Most records Salesforce takes in one sObject Collections call.
 COLLECTION_LIMIT = 200
+#: Record errors that pass by themselves: another transaction held the record (or its parent),
+#: and Salesforce's advice is to send it again.
+RETRYABLE_RECORD_ERRORS = frozenset({"UNABLE_TO_LOCK_ROW"})
 #: Sending too fast, as a proxy or Salesforce's edge may answer: worth a retry, like a 5xx.
 TOO_MANY_REQUESTS = 429
 
@@ -281,7 +284,7 @@ class SalesforceTarget:
                 lambda sf: getattr(sf, request.object).upsert(path, body, raw_response=True)
             )
         except SalesforceError as exc:
-            return _rejected(_describe(exc))
+            return _refused(exc)
         if response.status_code == 204:  # an update before API 46.0: no body
             return UpsertResult(ok=True, created=False)
         answer = response.json()
@@ -299,7 +302,7 @@ class SalesforceTarget:
                 self._call(lambda sf: sf.restful(path, method="PATCH", data=payload)),
             )
         except SalesforceError as exc:
-            return [_rejected(_describe(exc))] * len(requests)
+            return [_refused(exc)] * len(requests)
         return [_item_result(answer) for answer in answers]
 
     def _call(self, call: Callable[[Salesforce], T]) -> T:
@@ -536,7 +539,7 @@ def _item_result(answer: Mapping[str, Any]) -> UpsertResult:
         created = bool(answer.get("created"))
         return UpsertResult(ok=True, created=created, record_id=answer.get("id"))
     errors = answer.get("errors") or [{"statusCode": "UNKNOWN", "message": "no reason given"}]
-    return _rejected("; ".join(_error_text(error) for error in errors))
+    return _rejected("; ".join(_error_text(error) for error in errors), _error_codes(errors))
 
 
 def _answer(
@@ -554,8 +557,14 @@ def _not_applied(exc: TargetError) -> UpsertResult:
     )
 
 
-def _rejected(error: str) -> UpsertResult:
-    return UpsertResult(ok=False, transient=False, error=error)
+def _refused(exc: SalesforceError) -> UpsertResult:
+    return _rejected(_describe(exc), _error_codes(exc.content))
+
+
+def _rejected(error: str, codes: set[str]) -> UpsertResult:
+    """A refused record: for good, unless every reason is one that passes by itself."""
+    transient = bool(codes) and codes <= RETRYABLE_RECORD_ERRORS
+    return UpsertResult(ok=False, transient=transient, error=error)
 
 
 def _describe(exc: SalesforceError) -> str:
@@ -571,7 +580,7 @@ def _describe(exc: SalesforceError) -> str:
 
 def _error_text(error: Mapping[str, Any]) -> str:
     """``CODE: message (fields: A, B)``; errorCode for one record, statusCode in collections."""
-    code = error.get("statusCode") or error.get("errorCode") or "UNKNOWN"
+    code = _error_code(error)
     fields = error.get("fields") or []
     suffix = f" (fields: {', '.join(fields)})" if fields else ""
     return f"{code}: {error.get('message', '')}{suffix}"
@@ -580,7 +589,11 @@ def _error_text(error: Mapping[str, Any]) -> str:
 def _error_codes(content: Any) -> set[str]:
     if not isinstance(content, list):
         return set()
-    return {str(error.get("errorCode")) for error in content if isinstance(error, dict)}
+    return {_error_code(error) for error in content if isinstance(error, Mapping)}
+
+
+def _error_code(error: Mapping[str, Any]) -> str:
+    return str(error.get("statusCode") or error.get("errorCode") or "UNKNOWN")
 
 
 def _json_ready(value: Any) -> Any:

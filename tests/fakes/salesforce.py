@@ -144,6 +144,8 @@ class FakeSalesforce:
         self.api_used = 0
         self.api_limit = 15000
         self._faults: deque[Fault] = deque()
+        #: Records another transaction holds, by object and external id: see :meth:`lock`.
+        self._locked: set[tuple[str, Any]] = set()
         self._tokens: set[str] = set()
         self._next_id = 0
         self._lock = threading.Lock()
@@ -253,6 +255,12 @@ class FakeSalesforce:
             record = {"Id": self._new_id(self.objects[sobject]), **fields}
             self.records[sobject].append(record)
         return str(record["Id"])
+
+    def lock(self, sobject: str, external_id: Any, locked: bool = True) -> None:
+        """Hold a record as a long transaction in the org would: its upserts are refused with
+        UNABLE_TO_LOCK_ROW until it is unlocked (``locked=False``)."""
+        with self._lock:
+            (self._locked.add if locked else self._locked.discard)((sobject, external_id))
 
     def find(self, sobject: str, field_name: str, value: Any) -> list[dict[str, Any]]:
         return [r for r in self.records[sobject] if r.get(field_name) == value]
@@ -396,6 +404,10 @@ class FakeSalesforce:
         """Create or update one record; returns (created, id) or raises the refusal."""
         values = self._resolve(sobject, body)
         matches = self.find(sobject.name, field_name, value)
+        if (sobject.name, value) in self._locked:
+            ids = ", ".join(m["Id"] for m in matches)
+            message = f"unable to obtain exclusive access to this record or 1 records: {ids}"
+            raise _Refusal(400, "UNABLE_TO_LOCK_ROW", message)
         if len(matches) > 1:
             raise _Ambiguous(field_name, [m["Id"] for m in matches])
         if matches:

@@ -348,6 +348,24 @@ def test_a_refused_record_fails_alone_and_for_good(
     assert fine.ok
 
 
+@pytest.mark.parametrize("batch_size", [1, 2], ids=["single-record", "collection"])
+def test_a_record_locked_in_the_org_is_retried_alone(
+    connect: Callable[..., SalesforceTarget], fake: FakeSalesforce, batch_size: int
+) -> None:
+    target = connect()
+    batch = [account(f"A-{i}") for i in range(batch_size)]
+    target.upsert(batch)
+    fake.lock("Account", "A-0")
+
+    [locked, *others] = target.upsert(batch)
+
+    assert (locked.ok, locked.transient) == (False, True)
+    assert locked.error is not None and locked.error.startswith("UNABLE_TO_LOCK_ROW: ")
+    assert all(r.ok for r in others)
+    fake.lock("Account", "A-0", locked=False)
+    assert all(r.ok for r in target.upsert(batch))
+
+
 # -- relationships ----------------------------------------------------------------------------
 
 
