@@ -219,7 +219,8 @@ class SalesforceTarget:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
-        #: How long to stop calling after Salesforce says the org's API limit is reached.
+        #: How long to stop calling after Salesforce says the org's API limit is reached, and
+        #: to stop logging in after it refuses a login.
         self.pause_s = pause_s
         #: HTTP requests sent, logins included, so tests and benchmarks can hold the budget.
         self.api_calls = 0
@@ -227,6 +228,8 @@ class SalesforceTarget:
         self.api_usage: tuple[int, int] | None = None
         self._clock = clock
         self._paused_until = float("-inf")
+        self._login_refused_until = float("-inf")
+        self._login_refusal = ""
         self._owns_session = session is None
         self._session = session or Session()
         self._client: Salesforce | None = None
@@ -264,10 +267,22 @@ class SalesforceTarget:
             return [results[position] for position in range(len(requests))]
 
     def _refuse_while_paused(self) -> None:
-        remaining = self._paused_until - self._clock()
-        if remaining > 0:
+        """Refuse a batch, without a call, while the org's limit or a refused login holds.
+
+        Each batch logging in again with credentials Salesforce refused would soon lock the
+        integration user out (after ten failures, by default), even once they are fixed.
+        """
+        now = self._clock()
+        if self._paused_until > now:
             raise TransientTargetError(
-                f"Salesforce API request limit reached; calls paused for another {remaining:.0f} s"
+                "Salesforce API request limit reached; calls paused for another "
+                f"{self._paused_until - now:.0f} s"
+            )
+        if self._login_refused_until > now:
+            raise TargetError(
+                f"{self._login_refusal}; the login is tried again in "
+                f"{self._login_refused_until - now:.0f} s, or as soon as the stored "
+                "credentials change"
             )
 
     def _send(self, records: list[_Record]) -> list[UpsertResult]:
@@ -313,9 +328,12 @@ class SalesforceTarget:
         try:
             return self._with_session(call)
         except SalesforceAuthenticationFailed as exc:
-            transient = isinstance(exc.code, int) and exc.code >= 500
-            error = TransientTargetError if transient else TargetError
-            raise error(f"Salesforce login failed: {exc.code}: {exc.auth_message}") from exc
+            message = f"Salesforce login failed: {exc.code}: {exc.auth_message}"
+            if isinstance(exc.code, int) and exc.code >= 500:
+                raise TransientTargetError(message) from exc
+            self._login_refused_until = self._clock() + self.pause_s
+            self._login_refusal = message
+            raise TargetError(message) from exc
         except SalesforceRefusedRequest as exc:
             if "REQUEST_LIMIT_EXCEEDED" not in _error_codes(exc.content):
                 raise

@@ -187,6 +187,36 @@ def test_a_refused_login_is_an_error_the_admin_must_fix(
     assert not isinstance(raised.value, TransientTargetError)
 
 
+@pytest.mark.parametrize(
+    ("mode", "env"),
+    [
+        pytest.param("password", {"SALESFORCE_PASSWORD": "wrong"}, id="password"),
+        pytest.param("client_credentials", {"SALESFORCE_CONSUMER_SECRET": "wrong"}, id="oauth"),
+    ],
+)
+def test_a_refused_login_is_not_tried_again_by_every_batch(
+    connect: Callable[..., SalesforceTarget],
+    fake: FakeSalesforce,
+    mode: str,
+    env: dict[str, str],
+) -> None:
+    now = [1000.0]
+    target = connect(mode, env, clock=lambda: now[0], pause_s=300)
+    with pytest.raises(TargetError, match="login failed"):
+        target.upsert([account("A-1")])
+
+    now[0] += 299
+    with pytest.raises(TargetError, match=r"login failed.*tried again in 1 s") as raised:
+        target.upsert([account("A-1")])
+    assert not isinstance(raised.value, TransientTargetError)
+    assert target.api_calls == 1
+
+    now[0] += 2
+    with pytest.raises(TargetError, match="login failed"):
+        target.upsert([account("A-1")])
+    assert target.api_calls == 2
+
+
 def test_an_untrusted_certificate_is_an_error_naming_the_ca_bundle(
     connect: Callable[..., SalesforceTarget], fake: FakeSalesforce
 ) -> None:
