@@ -343,18 +343,16 @@ class Worker:
         usage: dict[str, tuple[int, int]] = {}
         by_target = _due_upserts(outcomes, lambda name: not self.gw.targets.is_local(name))
         for name, planned in by_target.items():
+            target = None
             try:
                 target = self.gw.targets.remote(name)
                 results = target.upsert([_request(p) for p in planned])
-            except TransientTargetError as exc:
-                _transient(planned, exc.message)
-                continue
             except GatewayError as exc:
-                results = [UpsertResult(ok=False, error=exc.message)] * len(planned)
-            else:
-                reported = getattr(target, "api_usage", None)
-                if reported is not None:
-                    usage[name] = reported
+                results = [_refused(exc)] * len(planned)
+            # Read after a refused batch too: over the org's limit is when the admin looks.
+            reported = getattr(target, "api_usage", None)
+            if reported is not None:
+                usage[name] = reported
             for p, result in zip(planned, results, strict=True):
                 p.result = result
         return usage
@@ -563,9 +561,10 @@ def _due_upserts(outcomes: Iterable[Outcome], wanted: Any) -> dict[str, list[Pla
     return by_target
 
 
-def _transient(planned: list[Planned], message: str) -> None:
-    for p in planned:
-        p.result = UpsertResult(ok=False, error=message, transient=True)
+def _refused(exc: GatewayError) -> UpsertResult:
+    """Each upsert's result when its target refused the batch as a whole."""
+    transient = isinstance(exc, TransientTargetError)
+    return UpsertResult(ok=False, error=exc.message, transient=transient)
 
 
 def _request(p: Planned) -> UpsertRequest:

@@ -248,6 +248,20 @@ def test_over_the_api_limit_events_wait_and_the_org_is_not_hammered(
     assert sum(fake.calls.values()) == calls_after_limit  # paused: no further call
 
 
+def test_api_usage_is_shown_when_the_org_refused_the_batch_over_its_limit(
+    group: dict[str, Any], deliver: Any, worker: Any, admin: Any, fake: FakeSalesforce
+) -> None:
+    deliver(group, delivery(1, 2))
+    fake.api_used = fake.api_limit - 1
+    fake.fail_next(REQUEST_LIMIT_EXCEEDED)
+
+    worker.run_once()
+
+    targets = admin.get("/targets").get_json()["items"]
+    usage = next(t for t in targets if t["name"] == "salesforce")["api_usage"]
+    assert (usage["used"], usage["limit"]) == (15000, 15000)
+
+
 def test_api_usage_is_shown_in_metrics_and_the_admin_api(
     group: dict[str, Any], deliver: Any, worker: Any, admin: Any, client: Any
 ) -> None:
