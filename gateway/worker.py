@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from gateway.bulk import insert_rows, rows_by_keys, update_rows
 from gateway.config import Settings
 from gateway.core import Gateway
-from gateway.errors import GatewayError, MappingError, NotFound, TransientTargetError
+from gateway.errors import GatewayError, MappingError, NotFound
 from gateway.mapping import CompiledMapping, PlannedUpsert, SkippedUpsert, event_context
 from gateway.mapping.functions import show
 from gateway.mapping_store import MappingStore
@@ -82,6 +82,8 @@ class Outcome:
     status: str = EventStatus.DELIVERED
     message: str | None = None
     transient: bool = False
+    #: The soonest a retry can pass, as the targets said (a pause over an API limit).
+    retry_after_s: float = 0.0
     planned: list[Planned] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     #: History columns naming what a failure before any upsert concerns, as far as known.
@@ -348,7 +350,7 @@ class Worker:
                 target = self.gw.targets.remote(name)
                 results = target.upsert([_request(p) for p in planned])
             except GatewayError as exc:
-                results = [_refused(exc)] * len(planned)
+                results = [UpsertResult.refused(exc)] * len(planned)
             # Read after a refused batch too: over the org's limit is when the admin looks.
             reported = getattr(target, "api_usage", None)
             if reported is not None:
@@ -561,12 +563,6 @@ def _due_upserts(outcomes: Iterable[Outcome], wanted: Any) -> dict[str, list[Pla
     return by_target
 
 
-def _refused(exc: GatewayError) -> UpsertResult:
-    """Each upsert's result when its target refused the batch as a whole."""
-    transient = isinstance(exc, TransientTargetError)
-    return UpsertResult(ok=False, error=exc.message, transient=transient)
-
-
 def _request(p: Planned) -> UpsertRequest:
     return p.upsert.request(str(p.event.id))
 
@@ -584,6 +580,7 @@ def _settle(outcome: Outcome, settings: Settings) -> None:
     elif transient:
         outcome.transient = True
         outcome.message = "; ".join(_describe(p) for p in transient)
+        outcome.retry_after_s = max(p.result.retry_after_s for p in transient if p.result)
         exhausted = outcome.event.attempts >= settings.max_attempts
         outcome.status = EventStatus.DEAD if exhausted else EventStatus.PENDING
     elif outcome.planned and all(p.stale for p in outcome.planned):
@@ -605,14 +602,13 @@ def _retry_delay(attempts: int, settings: Settings) -> float:
 def _event_changes(outcome: Outcome, now: datetime, settings: Settings) -> dict[str, Any]:
     event = outcome.event
     retry = outcome.status == EventStatus.PENDING
+    delay = max(_retry_delay(event.attempts, settings), outcome.retry_after_s)
     return {
         "id": event.id,
         "status": outcome.status,
         "last_error": outcome.message if outcome.status != EventStatus.DELIVERED else None,
         "processed_at": None if retry else now,
-        "next_attempt_at": (
-            now + timedelta(seconds=_retry_delay(event.attempts, settings)) if retry else None
-        ),
+        "next_attempt_at": now + timedelta(seconds=delay) if retry else None,
         "claimed_by": None,
         "claim_expires_at": None,
     }

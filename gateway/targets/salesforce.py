@@ -262,7 +262,7 @@ class SalesforceTarget:
                     if made == 0:
                         raise
                     unsent = [record for rest in calls[made:] for record in rest]
-                    _answer(results, unsent, [_not_applied(exc)] * len(unsent))
+                    _answer(results, unsent, [UpsertResult.refused(exc)] * len(unsent))
                     break
             return [results[position] for position in range(len(requests))]
 
@@ -274,9 +274,10 @@ class SalesforceTarget:
         """
         now = self._clock()
         if self._paused_until > now:
+            remaining = self._paused_until - now
             raise TransientTargetError(
-                "Salesforce API request limit reached; calls paused for another "
-                f"{self._paused_until - now:.0f} s"
+                f"Salesforce API request limit reached; calls paused for another {remaining:.0f} s",
+                retry_after_s=remaining,
             )
         if self._login_refused_until > now:
             raise TargetError(
@@ -340,7 +341,8 @@ class SalesforceTarget:
             self._paused_until = self._clock() + self.pause_s
             logger.warning("Salesforce API limit reached; pausing calls for %.0f s", self.pause_s)
             raise TransientTargetError(
-                f"Salesforce API request limit exceeded; calls paused for {self.pause_s:.0f} s"
+                f"Salesforce API request limit exceeded; calls paused for {self.pause_s:.0f} s",
+                retry_after_s=self.pause_s,
             ) from exc
         except SalesforceGeneralError as exc:
             if exc.status < 500 and exc.status != TOO_MANY_REQUESTS:
@@ -566,13 +568,6 @@ def _answer(
     """Give each request of ``records`` its record's result, by the request's batch position."""
     for record, result in zip(records, answers, strict=True):
         results.update(dict.fromkeys(record.positions, result))
-
-
-def _not_applied(exc: TargetError) -> UpsertResult:
-    """The result of a record whose call failed as a whole, after earlier calls went through."""
-    return UpsertResult(
-        ok=False, error=exc.message, transient=isinstance(exc, TransientTargetError)
-    )
 
 
 def _refused(exc: SalesforceError) -> UpsertResult:

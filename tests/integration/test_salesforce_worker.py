@@ -10,6 +10,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -246,6 +247,21 @@ def test_over_the_api_limit_events_wait_and_the_org_is_not_hammered(
     assert statuses(admin) == {"pending": 5}
     assert "limit reached" in admin.get("/events").get_json()["items"][0]["last_error"]
     assert sum(fake.calls.values()) == calls_after_limit  # paused: no further call
+
+
+def test_over_the_api_limit_events_wait_for_the_pause_without_spending_attempts(
+    group: dict[str, Any], deliver: Any, worker: Any, admin: Any, fake: FakeSalesforce
+) -> None:
+    deliver(group, delivery(1, 2))
+    fake.fail_next(REQUEST_LIMIT_EXCEEDED)
+
+    worker.run_once()
+
+    assert worker.run_once() == 0  # nothing is due before the pause ends
+    for event in admin.get("/events").get_json()["items"]:
+        waited = datetime.fromisoformat(event["next_attempt_at"]) - datetime.now(UTC)
+        assert (event["status"], event["attempts"]) == ("pending", 1)
+        assert waited > timedelta(seconds=290)
 
 
 def test_api_usage_is_shown_when_the_org_refused_the_batch_over_its_limit(
