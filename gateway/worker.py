@@ -60,6 +60,8 @@ class Planned:
     target: str
     result: UpsertResult | None = None
     stale: bool = False
+    #: An earlier attempt of the event applied this very upsert: it is not sent again.
+    applied: bool = False
     #: What the stale-write guard has to say about this upsert, for the history.
     note: str | None = None
 
@@ -218,6 +220,7 @@ class Worker:
         plan = partial(self._plan, groups=groups, routes=routes, mappings=mappings)
         outcomes = [self._plan_or_fail(event, plan) for event in events]
         planned = [p for o in outcomes for p in o.planned]
+        _mark_applied(planned, self._applied_before(planned))
         if self.gw.db.is_sqlite:
             # One host, and SQLite already serialises writers: call remote targets before
             # taking the write lock, so deliveries never wait on a CRM, but under the records
@@ -339,6 +342,28 @@ class Worker:
             outcome.planned += [Planned(event, route, version, u, target) for u in plan.upserts]
             outcome.skipped += [Skipped(route, version, u, target) for u in plan.skipped]
         return outcome
+
+    def _applied_before(self, planned: list[Planned]) -> dict[tuple[Any, ...], EventResult]:
+        """The upserts that earlier attempts of retried events applied, since their last replay.
+
+        A batch a target failed part-way through leaves some of an event's upserts applied and
+        others to retry; sending those again would apply them twice, and would overwrite
+        whatever another event wrote to the record meanwhile.
+        """
+        replayed_after = {
+            p.event.id: p.event.attempts_before_replay for p in planned if p.event.attempts > 1
+        }
+        if not replayed_after:
+            return {}
+        query = select(EventResult).where(
+            EventResult.event_id.in_(replayed_after),
+            EventResult.outcome.in_(("created", "updated")),
+        )
+        with self.gw.db.read_session() as session:
+            rows = session.scalars(query).all()
+        return {
+            _applied_key(row): row for row in rows if row.attempt > replayed_after[row.event_id]
+        }
 
     def _upsert_remote(self, outcomes: list[Outcome]) -> dict[str, tuple[int, int]]:
         """Send each remote target its upserts; the API usage each one reported back."""
@@ -527,7 +552,7 @@ def _mark_stale(planned: list[Planned], marks: dict[tuple[str, str, str], Any]) 
     """
     current = dict(marks)
     for p in planned:
-        if not p.upsert.guarded:
+        if not p.upsert.guarded or p.applied:
             continue
         value = p.upsert.order_value
         key = _record_key(p)
@@ -552,13 +577,32 @@ def _mark_stale(planned: list[Planned], marks: dict[tuple[str, str, str], Any]) 
         current[key] = value
 
 
+def _applied_key(row: EventResult) -> tuple[Any, ...]:
+    """What makes two attempts' upserts the same: event, webhook record, mapping version,
+    upsert and record (see :func:`_planned_key`)."""
+    record = (row.target, row.object, row.external_id)
+    return (row.event_id, row.webhook_id, row.mapping_version, row.upsert_key, *record)
+
+
+def _planned_key(p: Planned) -> tuple[Any, ...]:
+    return (p.event.id, p.route.webhook_id, p.mapping_version, p.upsert.key, *_record_key(p))
+
+
+def _mark_applied(planned: list[Planned], applied: dict[tuple[Any, ...], EventResult]) -> None:
+    for p in planned:
+        earlier = applied.get(_planned_key(p))
+        if earlier is not None:
+            p.applied = True
+            p.note = f"applied by attempt {earlier.attempt} ({earlier.outcome}); not sent again"
+
+
 def _due_upserts(outcomes: Iterable[Outcome], wanted: Any) -> dict[str, list[Planned]]:
     by_target: dict[str, list[Planned]] = defaultdict(list)
     for outcome in outcomes:
         if outcome.status != EventStatus.DELIVERED:
             continue
         for p in outcome.planned:
-            if not p.stale and wanted(p.target):
+            if not p.stale and not p.applied and wanted(p.target):
                 by_target[p.target].append(p)
     return by_target
 
@@ -678,7 +722,7 @@ def _skipped_row(base: dict[str, Any], s: Skipped) -> dict[str, Any]:
 def _upsert_outcome(p: Planned) -> str:
     if p.stale:
         return "stale"
-    if p.result is None:
+    if p.result is None:  # applied by an earlier attempt, or skipped as its event failed
         return "skipped"
     if not p.result.ok:
         return "retry" if p.result.transient else "failed"

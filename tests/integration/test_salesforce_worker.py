@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -201,6 +202,26 @@ def test_an_outage_after_the_first_call_retries_only_the_events_it_stopped(
 
     assert statuses(admin) == {"delivered": 2}
     assert len(fake.records["Order_Line__c"]) == 1
+
+
+def test_a_retry_does_not_send_again_what_an_earlier_attempt_applied(
+    group: dict[str, Any], deliver: Any, worker: Any, admin: Any, fake: FakeSalesforce
+) -> None:
+    deliver(group, delivery(1, 1, Rows=[{"Position": 10, "ProductNumber": "P-1"}]))
+    fake.fail_next(ANSWERED, UNAVAILABLE)  # the order goes through, its line's call does not
+
+    worker.drain()
+
+    (event,) = admin.get("/events").get_json()["items"]
+    history = admin.get(f"/events/{event['id']}").get_json()["history"]
+    assert event["status"] == "delivered"
+    assert [(row["attempt"], row["object"], row["outcome"], row["message"]) for row in history] == [
+        (1, "Order__c", "created", None),
+        (1, "Order_Line__c", "retry", "Salesforce answered HTTP 503"),
+        (2, "Order__c", "skipped", "applied by attempt 1 (created); not sent again"),
+        (2, "Order_Line__c", "created", None),
+    ]
+    assert fake.calls == Counter({"sobject_upsert": 3})  # the order, the line twice
 
 
 def test_an_older_event_never_overwrites_a_newer_one_sent_by_another_worker(
