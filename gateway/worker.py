@@ -375,7 +375,7 @@ class Worker:
                 target = self.gw.targets.remote(name)
                 results = target.upsert([_request(p) for p in planned])
             except GatewayError as exc:
-                results = [UpsertResult.refused(exc)] * len(planned)
+                results = [UpsertResult.from_error(exc)] * len(planned)
             # Read after a refused batch too: over the org's limit is when the admin looks.
             reported = getattr(target, "api_usage", None)
             if reported is not None:

@@ -67,7 +67,7 @@ class UpsertResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def refused(cls, exc: GatewayError) -> UpsertResult:
+    def from_error(cls, exc: GatewayError) -> UpsertResult:
         """The result of an upsert whose whole batch or call failed with ``exc``."""
         if isinstance(exc, TransientTargetError):
             return cls(ok=False, error=exc.message, transient=True, retry_after_s=exc.retry_after_s)

@@ -262,7 +262,7 @@ class SalesforceTarget:
                     if made == 0:
                         raise
                     unsent = [record for rest in calls[made:] for record in rest]
-                    _answer(results, unsent, [UpsertResult.refused(exc)] * len(unsent))
+                    _answer(results, unsent, [UpsertResult.from_error(exc)] * len(unsent))
                     break
             return [results[position] for position in range(len(requests))]
 
