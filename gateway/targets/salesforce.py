@@ -516,10 +516,31 @@ def _plan(requests: Sequence[UpsertRequest]) -> list[list[_Record]]:
             else:
                 group[request.external_id] = _Record(request, [position])
         for group in groups.values():
-            records = list(group.values())
-            calls += [
-                records[i : i + COLLECTION_LIMIT] for i in range(0, len(records), COLLECTION_LIMIT)
-            ]
+            calls += _calls(list(group.values()))
+    return calls
+
+
+def _calls(records: list[_Record]) -> list[list[_Record]]:
+    """One object's records in calls of up to 200, in order.
+
+    A unique external id field matches "A-1" to "a-1" unless the org made it case-sensitive,
+    and Salesforce refuses a collection naming one record twice: ids that differ in case only
+    go in separate calls, the later one in a later call.
+    """
+    calls: list[list[_Record]] = []
+    call_of: dict[str, int] = {}
+    first_open = 0  # calls before it are full
+    for record in records:
+        folded = record.request.external_id.casefold()
+        index = max(call_of.get(folded, -1) + 1, first_open)
+        while index < len(calls) and len(calls[index]) == COLLECTION_LIMIT:
+            index += 1
+        if index == len(calls):
+            calls.append([])
+        calls[index].append(record)
+        call_of[folded] = index
+        while first_open < len(calls) and len(calls[first_open]) == COLLECTION_LIMIT:
+            first_open += 1
     return calls
 
 

@@ -55,6 +55,15 @@ class SObject:
     lookups: dict[str, str] = field(default_factory=dict)
     #: The first three characters of its record ids, as Salesforce's key prefixes.
     key_prefix: str = "a00"
+    #: External id fields whose Unique attribute is case-sensitive; the others match "ABC" to
+    #: "abc", as Salesforce's default for a unique field ("treat as duplicate values") does.
+    case_sensitive: frozenset[str] = frozenset()
+
+    def id_key(self, field_name: str, value: Any) -> Any:
+        """What upserts match ``value`` of external id ``field_name`` by."""
+        if field_name in self.case_sensitive or not isinstance(value, str):
+            return value
+        return value.casefold()
 
 
 @dataclass(frozen=True)
@@ -381,7 +390,7 @@ class FakeSalesforce:
             return 400, [{"errorCode": "EXCEEDED_ID_LIMIT", "message": message}]
         if payload.get("allOrNone"):
             return 400, [{"errorCode": "INVALID_INPUT", "message": "fake: allOrNone is false only"}]
-        seen = Counter(item.get(field_name) for item in items)
+        seen = Counter(sobject.id_key(field_name, item.get(field_name)) for item in items)
         return 200, [self._collection_item(sobject, field_name, item, seen) for item in items]
 
     def _collection_item(
@@ -390,7 +399,7 @@ class FakeSalesforce:
         value = item.get(field_name)
         body = {k: v for k, v in item.items() if k not in ("attributes", field_name)}
         try:
-            if seen[value] > 1:
+            if seen[sobject.id_key(field_name, value)] > 1:
                 message = f"Duplicate external id specified: {value}"
                 raise _Refusal(400, "DUPLICATE_VALUE", message, [field_name])
             created, record_id = self._apply(sobject, field_name, value, body)
@@ -403,7 +412,7 @@ class FakeSalesforce:
     ) -> tuple[bool, str]:
         """Create or update one record; returns (created, id) or raises the refusal."""
         values = self._resolve(sobject, body)
-        matches = self.find(sobject.name, field_name, value)
+        matches = self._matching(sobject, field_name, value)
         if (sobject.name, value) in self._locked:
             ids = ", ".join(m["Id"] for m in matches)
             message = f"unable to obtain exclusive access to this record or 1 records: {ids}"
@@ -437,7 +446,7 @@ class FakeSalesforce:
 
     def _parent_id(self, parent: str, reference: dict[str, Any]) -> str:
         (field_name, value), *_ = reference.items()
-        matches = self.find(parent, field_name, value)
+        matches = self._matching(self.objects[parent], field_name, value)
         if not matches:
             message = (
                 f"Foreign key external ID: {value} not found for field {field_name} "
@@ -445,6 +454,15 @@ class FakeSalesforce:
             )
             raise _Refusal(400, "INVALID_FIELD", message)
         return str(matches[0]["Id"])
+
+    def _matching(self, sobject: SObject, field_name: str, value: Any) -> list[dict[str, Any]]:
+        """The records an upsert or a relationship by this external id value reaches."""
+        key = sobject.id_key(field_name, value)
+        return [
+            r
+            for r in self.records[sobject.name]
+            if sobject.id_key(field_name, r.get(field_name)) == key
+        ]
 
     def _new_token(self) -> str:
         token = "00DFAKE!" + secrets.token_urlsafe(24)

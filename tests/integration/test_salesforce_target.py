@@ -470,6 +470,20 @@ def test_a_batch_goes_as_one_collection_with_results_per_record(
     }
 
 
+def test_external_ids_differing_in_case_only_never_share_a_call(
+    connect: Callable[..., SalesforceTarget], fake: FakeSalesforce
+) -> None:
+    # A unique external id field matches "A-1" to "a-1" unless it is made case-sensitive, and
+    # Salesforce refuses a collection naming one record twice.
+    batch = [account("A-1", Name="First"), account("a-1", Name="Second"), account("B-1")]
+
+    results = connect().upsert(batch)
+
+    assert [(r.ok, r.created) for r in results] == [(True, True), (True, False), (True, True)]
+    assert [r["Name"] for r in fake.find("Account", "External_Id__c", "A-1")] == ["Second"]
+    assert fake.calls == Counter({"soap_login": 1, "collection_upsert": 1, "sobject_upsert": 1})
+
+
 def test_a_collection_for_an_unknown_object_fails_every_record_in_it(
     connect: Callable[..., SalesforceTarget],
 ) -> None:
