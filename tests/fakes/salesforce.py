@@ -21,7 +21,7 @@ import ssl
 import sys
 import tempfile
 import threading
-from collections import Counter, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -153,6 +153,9 @@ class FakeSalesforce:
         self.api_used = 0
         self.api_limit = 15000
         self._faults: deque[Fault] = deque()
+        #: Records by object, external id field and the key upserts match by, so that an
+        #: upsert finds its record without reading them all.
+        self._by_external_id: dict[tuple[str, str, Any], list[dict[str, Any]]] = defaultdict(list)
         #: Records another transaction holds, by object and external id: see :meth:`lock`.
         self._locked: set[tuple[str, Any]] = set()
         self._tokens: set[str] = set()
@@ -262,7 +265,7 @@ class FakeSalesforce:
         """Store a record directly, e.g. a second one with the same external id."""
         with self._lock:
             record = {"Id": self._new_id(self.objects[sobject]), **fields}
-            self.records[sobject].append(record)
+            self._store(self.objects[sobject], record)
         return str(record["Id"])
 
     def lock(self, sobject: str, external_id: Any, locked: bool = True) -> None:
@@ -420,14 +423,14 @@ class FakeSalesforce:
         if len(matches) > 1:
             raise _Ambiguous(field_name, [m["Id"] for m in matches])
         if matches:
-            matches[0].update(values)
+            self._update(sobject, matches[0], values)
             return False, matches[0]["Id"]
         missing = [name for name in sobject.required if values.get(name) in (None, "")]
         if missing:
             message = f"Required fields are missing: [{', '.join(missing)}]"
             raise _Refusal(400, "REQUIRED_FIELD_MISSING", message, missing)
         record = {"Id": self._new_id(sobject), field_name: value, **values}
-        self.records[sobject.name].append(record)
+        self._store(sobject, record)
         return True, record["Id"]
 
     def _resolve(self, sobject: SObject, body: dict[str, Any]) -> dict[str, Any]:
@@ -457,12 +460,26 @@ class FakeSalesforce:
 
     def _matching(self, sobject: SObject, field_name: str, value: Any) -> list[dict[str, Any]]:
         """The records an upsert or a relationship by this external id value reaches."""
-        key = sobject.id_key(field_name, value)
-        return [
-            r
-            for r in self.records[sobject.name]
-            if sobject.id_key(field_name, r.get(field_name)) == key
-        ]
+        if field_name not in sobject.external_ids:
+            return self.find(sobject.name, field_name, value)
+        return list(self._by_external_id[self._id_entry(sobject, field_name, value)])
+
+    def _store(self, sobject: SObject, record: dict[str, Any]) -> None:
+        self.records[sobject.name].append(record)
+        for name in sobject.external_ids:
+            self._by_external_id[self._id_entry(sobject, name, record.get(name))].append(record)
+
+    def _update(self, sobject: SObject, record: dict[str, Any], values: dict[str, Any]) -> None:
+        """Update a record, moving it in the index when one of its external ids changes."""
+        for name in sobject.external_ids:
+            if name in values:
+                self._by_external_id[self._id_entry(sobject, name, record.get(name))].remove(record)
+                self._by_external_id[self._id_entry(sobject, name, values[name])].append(record)
+        record.update(values)
+
+    @staticmethod
+    def _id_entry(sobject: SObject, field_name: str, value: Any) -> tuple[str, str, Any]:
+        return (sobject.name, field_name, sobject.id_key(field_name, value))
 
     def _new_token(self) -> str:
         token = "00DFAKE!" + secrets.token_urlsafe(24)
