@@ -389,3 +389,18 @@ def test_stored_credentials_are_encrypted_write_only_and_used_by_the_worker(
     assert len(fake.records["Order__c"]) == 2
     assert admin.delete("/targets/salesforce:eu/credentials").status_code == 204
     assert admin.get("/targets/salesforce:eu/credentials").status_code == 404
+
+
+def test_changed_credentials_are_used_by_the_next_batch_without_a_restart(
+    admin: Any, group: dict[str, Any], deliver: Any, worker: Any, fake: FakeSalesforce
+) -> None:
+    deliver(group, delivery(1, 1))
+    worker.drain()  # logged in with the environment's session id
+    fake.expire_sessions()
+    renewed = {"SALESFORCE_SESSION_ID": fake.issue_token(), "SALESFORCE_INSTANCE_URL": fake.origin}
+    admin.put("/targets/salesforce/credentials", renewed)
+    deliver(group, delivery(2, 1))
+
+    worker.drain()
+
+    assert statuses(admin) == {"delivered": 2}
