@@ -60,8 +60,10 @@ class Database:
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self._lock_path: str | None = None
+        self._records_lock_path: str | None = None
         if self.is_sqlite and self.url.database and self.url.database != ":memory:":
             self._lock_path = f"{self.url.database}-writers.lock"
+            self._records_lock_path = f"{self.url.database}-records.lock"
         if self.is_sqlite:
             self.engine = _sqlite_engine(url, immediate=True)
             self.read_engine = _sqlite_engine(url, immediate=False)
@@ -104,27 +106,20 @@ class Database:
         the moment it is free. SQLite's own lock still decides: without this one (PostgreSQL,
         or a lock file that cannot be opened) writers are as safe, only slower.
         """
-        fd = self._lock_file()
-        try:
+        with _file_lock(self._lock_path):
             yield
-        finally:
-            if fd is not None:
-                os.close(fd)
 
-    def _lock_file(self) -> int | None:
-        """Open and lock the writers' lock file; None when there is none to use."""
-        if self._lock_path is None:
-            return None
-        try:
-            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError:
-            return None
-        try:
-            _flock(fd)
-        except OSError:
-            os.close(fd)
-            return None
-        return fd
+    @contextlib.contextmanager
+    def records_lock(self) -> Iterator[None]:
+        """On SQLite, line up workers of every process from a batch's stale-write check against
+        remote targets to the commit of its results.
+
+        Remote calls are made outside SQLite's write lock, so that deliveries never wait on a
+        CRM; without this lock, two workers could both find a record unwritten and the older
+        event's call could reach the CRM last. PostgreSQL locks each record instead.
+        """
+        with _file_lock(self._records_lock_path):
+            yield
 
     @contextlib.contextmanager
     def driver_transaction(self) -> Iterator[Any]:
@@ -196,6 +191,34 @@ def translate_outage() -> Iterator[None]:
         if isinstance(exc, OperationalError) or exc.connection_invalidated:
             raise StoreUnavailable() from exc
         raise
+
+
+@contextlib.contextmanager
+def _file_lock(path: str | None) -> Iterator[None]:
+    """Hold an exclusive lock on ``path``; nothing is held when it is None or cannot be opened
+    or locked."""
+    fd = _locked_file(path)
+    try:
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def _locked_file(path: str | None) -> int | None:
+    """Open and lock ``path``; None when there is none to use."""
+    if path is None:
+        return None
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        return None
+    try:
+        _flock(fd)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
 
 
 def _flock(fd: int) -> None:

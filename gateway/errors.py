@@ -156,3 +156,8 @@ class TransientTargetError(TargetError):
 
     code = "target_unavailable"
     transient = True
+
+    def __init__(self, message: str | None = None, *, retry_after_s: float = 0.0) -> None:
+        super().__init__(message)
+        #: The soonest a retry can pass (the target's own pause), when it knows one.
+        self.retry_after_s = retry_after_s

@@ -7,6 +7,7 @@ status, so processing an event twice changes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -28,7 +29,7 @@ from sqlalchemy.orm import Session
 from gateway.bulk import insert_rows, rows_by_keys, update_rows
 from gateway.config import Settings
 from gateway.core import Gateway
-from gateway.errors import GatewayError, MappingError, NotFound, TransientTargetError
+from gateway.errors import GatewayError, MappingError, NotFound
 from gateway.mapping import CompiledMapping, PlannedUpsert, SkippedUpsert, event_context
 from gateway.mapping.functions import show
 from gateway.mapping_store import MappingStore
@@ -59,6 +60,8 @@ class Planned:
     target: str
     result: UpsertResult | None = None
     stale: bool = False
+    #: An earlier attempt of the event applied this very upsert: it is not sent again.
+    applied: bool = False
     #: What the stale-write guard has to say about this upsert, for the history.
     note: str | None = None
 
@@ -81,6 +84,8 @@ class Outcome:
     status: str = EventStatus.DELIVERED
     message: str | None = None
     transient: bool = False
+    #: The soonest a retry can pass, as the targets said (a pause over an API limit).
+    retry_after_s: float = 0.0
     planned: list[Planned] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     #: History columns naming what a failure before any upsert concerns, as far as known.
@@ -215,18 +220,21 @@ class Worker:
         plan = partial(self._plan, groups=groups, routes=routes, mappings=mappings)
         outcomes = [self._plan_or_fail(event, plan) for event in events]
         planned = [p for o in outcomes for p in o.planned]
+        _mark_applied(planned, self._applied_before(planned))
         if self.gw.db.is_sqlite:
             # One host, and SQLite already serialises writers: call remote targets before
-            # taking the write lock, so deliveries never wait on a CRM; the local store's
-            # stale check happens under the write lock.
+            # taking the write lock, so deliveries never wait on a CRM, but under the records
+            # lock, so other workers' remote writes wait; the local store's stale check
+            # happens under the write lock.
             remote = [p for p in planned if not self.gw.targets.is_local(p.target)]
-            with self.gw.db.read_session() as session:
-                _mark_stale(remote, _marks(session, remote))
-            usage = self._upsert_remote(outcomes)
-            with self.gw.db.session() as session:
-                local = [p for p in planned if self.gw.targets.is_local(p.target)]
-                _mark_stale(local, _marks(session, local))
-                self._finish(session, outcomes, usage)
+            with self.gw.db.records_lock() if remote else contextlib.nullcontext():
+                with self.gw.db.read_session() as session:
+                    _mark_stale(remote, _marks(session, remote))
+                usage = self._upsert_remote(outcomes)
+                with self.gw.db.session() as session:
+                    local = [p for p in planned if self.gw.targets.is_local(p.target)]
+                    _mark_stale(local, _marks(session, local))
+                    self._finish(session, outcomes, usage)
             return
         for part in _lock_sized(outcomes, RECORD_LOCKS_PER_TRANSACTION):
             planned = [p for o in part for p in o.planned]
@@ -335,23 +343,43 @@ class Worker:
             outcome.skipped += [Skipped(route, version, u, target) for u in plan.skipped]
         return outcome
 
+    def _applied_before(self, planned: list[Planned]) -> dict[tuple[Any, ...], EventResult]:
+        """The upserts that earlier attempts of retried events applied, since their last replay.
+
+        A batch a target failed part-way through leaves some of an event's upserts applied and
+        others to retry; sending those again would apply them twice, and would overwrite
+        whatever another event wrote to the record meanwhile.
+        """
+        replayed_after = {
+            p.event.id: p.event.attempts_before_replay for p in planned if p.event.attempts > 1
+        }
+        if not replayed_after:
+            return {}
+        query = select(EventResult).where(
+            EventResult.event_id.in_(replayed_after),
+            EventResult.outcome.in_(("created", "updated")),
+        )
+        with self.gw.db.read_session() as session:
+            rows = session.scalars(query).all()
+        return {
+            _applied_key(row): row for row in rows if row.attempt > replayed_after[row.event_id]
+        }
+
     def _upsert_remote(self, outcomes: list[Outcome]) -> dict[str, tuple[int, int]]:
         """Send each remote target its upserts; the API usage each one reported back."""
         usage: dict[str, tuple[int, int]] = {}
         by_target = _due_upserts(outcomes, lambda name: not self.gw.targets.is_local(name))
         for name, planned in by_target.items():
+            target = None
             try:
                 target = self.gw.targets.remote(name)
                 results = target.upsert([_request(p) for p in planned])
-            except TransientTargetError as exc:
-                _transient(planned, exc.message)
-                continue
             except GatewayError as exc:
-                results = [UpsertResult(ok=False, error=exc.message)] * len(planned)
-            else:
-                reported = getattr(target, "api_usage", None)
-                if reported is not None:
-                    usage[name] = reported
+                results = [UpsertResult.from_error(exc)] * len(planned)
+            # Read after a refused batch too: over the org's limit is when the admin looks.
+            reported = getattr(target, "api_usage", None)
+            if reported is not None:
+                usage[name] = reported
             for p, result in zip(planned, results, strict=True):
                 p.result = result
         return usage
@@ -524,7 +552,7 @@ def _mark_stale(planned: list[Planned], marks: dict[tuple[str, str, str], Any]) 
     """
     current = dict(marks)
     for p in planned:
-        if not p.upsert.guarded:
+        if not p.upsert.guarded or p.applied:
             continue
         value = p.upsert.order_value
         key = _record_key(p)
@@ -549,20 +577,34 @@ def _mark_stale(planned: list[Planned], marks: dict[tuple[str, str, str], Any]) 
         current[key] = value
 
 
+def _applied_key(row: EventResult) -> tuple[Any, ...]:
+    """What makes two attempts' upserts the same: event, webhook record, mapping version,
+    upsert and record (see :func:`_planned_key`)."""
+    record = (row.target, row.object, row.external_id)
+    return (row.event_id, row.webhook_id, row.mapping_version, row.upsert_key, *record)
+
+
+def _planned_key(p: Planned) -> tuple[Any, ...]:
+    return (p.event.id, p.route.webhook_id, p.mapping_version, p.upsert.key, *_record_key(p))
+
+
+def _mark_applied(planned: list[Planned], applied: dict[tuple[Any, ...], EventResult]) -> None:
+    for p in planned:
+        earlier = applied.get(_planned_key(p))
+        if earlier is not None:
+            p.applied = True
+            p.note = f"applied by attempt {earlier.attempt} ({earlier.outcome}); not sent again"
+
+
 def _due_upserts(outcomes: Iterable[Outcome], wanted: Any) -> dict[str, list[Planned]]:
     by_target: dict[str, list[Planned]] = defaultdict(list)
     for outcome in outcomes:
         if outcome.status != EventStatus.DELIVERED:
             continue
         for p in outcome.planned:
-            if not p.stale and wanted(p.target):
+            if not p.stale and not p.applied and wanted(p.target):
                 by_target[p.target].append(p)
     return by_target
-
-
-def _transient(planned: list[Planned], message: str) -> None:
-    for p in planned:
-        p.result = UpsertResult(ok=False, error=message, transient=True)
 
 
 def _request(p: Planned) -> UpsertRequest:
@@ -582,6 +624,7 @@ def _settle(outcome: Outcome, settings: Settings) -> None:
     elif transient:
         outcome.transient = True
         outcome.message = "; ".join(_describe(p) for p in transient)
+        outcome.retry_after_s = max(p.result.retry_after_s for p in transient if p.result)
         exhausted = outcome.event.attempts >= settings.max_attempts
         outcome.status = EventStatus.DEAD if exhausted else EventStatus.PENDING
     elif outcome.planned and all(p.stale for p in outcome.planned):
@@ -603,14 +646,13 @@ def _retry_delay(attempts: int, settings: Settings) -> float:
 def _event_changes(outcome: Outcome, now: datetime, settings: Settings) -> dict[str, Any]:
     event = outcome.event
     retry = outcome.status == EventStatus.PENDING
+    delay = max(_retry_delay(event.attempts, settings), outcome.retry_after_s)
     return {
         "id": event.id,
         "status": outcome.status,
         "last_error": outcome.message if outcome.status != EventStatus.DELIVERED else None,
         "processed_at": None if retry else now,
-        "next_attempt_at": (
-            now + timedelta(seconds=_retry_delay(event.attempts, settings)) if retry else None
-        ),
+        "next_attempt_at": now + timedelta(seconds=delay) if retry else None,
         "claimed_by": None,
         "claim_expires_at": None,
     }
@@ -680,7 +722,7 @@ def _skipped_row(base: dict[str, Any], s: Skipped) -> dict[str, Any]:
 def _upsert_outcome(p: Planned) -> str:
     if p.stale:
         return "stale"
-    if p.result is None:
+    if p.result is None:  # applied by an earlier attempt, or skipped as its event failed
         return "skipped"
     if not p.result.ok:
         return "retry" if p.result.transient else "failed"

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from gateway.errors import GatewayError, TransientTargetError
+
 
 @dataclass(frozen=True)
 class ParentLink:
@@ -60,7 +62,16 @@ class UpsertResult:
     error: str | None = None
     #: True when a retry may succeed (limits, timeouts, 5xx), False when the admin must fix.
     transient: bool = False
+    #: For a transient failure, the soonest a retry can pass, when the target knows one.
+    retry_after_s: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_error(cls, exc: GatewayError) -> UpsertResult:
+        """The result of an upsert whose whole batch or call failed with ``exc``."""
+        if isinstance(exc, TransientTargetError):
+            return cls(ok=False, error=exc.message, transient=True, retry_after_s=exc.retry_after_s)
+        return cls(ok=False, error=exc.message)
 
 
 class Target(Protocol):
@@ -72,7 +83,9 @@ class Target(Protocol):
     def upsert(self, requests: Sequence[UpsertRequest]) -> list[UpsertResult]:
         """Apply ``requests`` in order; one result per request, same order.
 
-        A failure of the whole call that may pass later (the target unreachable, over its API
-        limit) raises :class:`gateway.errors.TransientTargetError` instead of returning results.
+        A failure before anything was applied that may pass later (the target unreachable,
+        over its API limit) raises :class:`gateway.errors.TransientTargetError` instead of
+        returning results; once some records are applied, such a failure is the result of each
+        record it kept from being applied, so the applied ones are not sent again.
         """
         ...

@@ -49,6 +49,11 @@ T = TypeVar("T")
 
 #: Most records Salesforce takes in one sObject Collections call.
 COLLECTION_LIMIT = 200
+#: Record errors that pass by themselves: another transaction held the record (or its parent),
+#: and Salesforce's advice is to send it again.
+RETRYABLE_RECORD_ERRORS = frozenset({"UNABLE_TO_LOCK_ROW"})
+#: Sending too fast, as a proxy or Salesforce's edge may answer: worth a retry, like a 5xx.
+TOO_MANY_REQUESTS = 429
 
 API_USAGE = Gauge(
     "gateway_salesforce_api_usage",
@@ -214,7 +219,8 @@ class SalesforceTarget:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
-        #: How long to stop calling after Salesforce says the org's API limit is reached.
+        #: How long to stop calling after Salesforce says the org's API limit is reached, and
+        #: to stop logging in after it refuses a login.
         self.pause_s = pause_s
         #: HTTP requests sent, logins included, so tests and benchmarks can hold the budget.
         self.api_calls = 0
@@ -222,6 +228,8 @@ class SalesforceTarget:
         self.api_usage: tuple[int, int] | None = None
         self._clock = clock
         self._paused_until = float("-inf")
+        self._login_refused_until = float("-inf")
+        self._login_refusal = ""
         self._owns_session = session is None
         self._session = session or Session()
         self._client: Salesforce | None = None
@@ -236,23 +244,46 @@ class SalesforceTarget:
             self._session.close()
 
     def upsert(self, requests: Sequence[UpsertRequest]) -> list[UpsertResult]:
-        """Apply ``requests`` call by call; a fault of the whole call raises instead.
+        """Apply ``requests`` call by call; a fault of the first call raises instead.
 
-        One batch at a time: the target is shared by the process, and its session with it.
+        A fault of a later call ends the batch there: what the earlier calls applied keeps its
+        results, so those events are settled and not sent again, and every record not yet
+        applied gets the fault as its result. One batch at a time: the target is shared by the
+        process, and its session with it.
         """
         with self._lock:
             self._refuse_while_paused()
             results: dict[int, UpsertResult] = {}
-            for call in _plan(requests):
-                for record, result in zip(call, self._send(call), strict=True):
-                    results.update(dict.fromkeys(record.positions, result))
+            calls = _plan(requests)
+            for made, call in enumerate(calls):
+                try:
+                    _answer(results, call, self._send(call))
+                except TargetError as exc:
+                    if made == 0:
+                        raise
+                    unsent = [record for rest in calls[made:] for record in rest]
+                    _answer(results, unsent, [UpsertResult.from_error(exc)] * len(unsent))
+                    break
             return [results[position] for position in range(len(requests))]
 
     def _refuse_while_paused(self) -> None:
-        remaining = self._paused_until - self._clock()
-        if remaining > 0:
+        """Refuse a batch, without a call, while the org's limit or a refused login holds.
+
+        Each batch logging in again with credentials Salesforce refused would soon lock the
+        integration user out (after ten failures, by default), even once they are fixed.
+        """
+        now = self._clock()
+        if self._paused_until > now:
+            remaining = self._paused_until - now
             raise TransientTargetError(
-                f"Salesforce API request limit reached; calls paused for another {remaining:.0f} s"
+                f"Salesforce API request limit reached; calls paused for another {remaining:.0f} s",
+                retry_after_s=remaining,
+            )
+        if self._login_refused_until > now:
+            raise TargetError(
+                f"{self._login_refusal}; the login is tried again in "
+                f"{self._login_refused_until - now:.0f} s, or as soon as the stored "
+                "credentials change"
             )
 
     def _send(self, records: list[_Record]) -> list[UpsertResult]:
@@ -269,7 +300,7 @@ class SalesforceTarget:
                 lambda sf: getattr(sf, request.object).upsert(path, body, raw_response=True)
             )
         except SalesforceError as exc:
-            return _rejected(_describe(exc))
+            return _refused(exc)
         if response.status_code == 204:  # an update before API 46.0: no body
             return UpsertResult(ok=True, created=False)
         answer = response.json()
@@ -287,7 +318,7 @@ class SalesforceTarget:
                 self._call(lambda sf: sf.restful(path, method="PATCH", data=payload)),
             )
         except SalesforceError as exc:
-            return [_rejected(_describe(exc))] * len(requests)
+            return [_refused(exc)] * len(requests)
         return [_item_result(answer) for answer in answers]
 
     def _call(self, call: Callable[[Salesforce], T]) -> T:
@@ -298,19 +329,23 @@ class SalesforceTarget:
         try:
             return self._with_session(call)
         except SalesforceAuthenticationFailed as exc:
-            transient = isinstance(exc.code, int) and exc.code >= 500
-            error = TransientTargetError if transient else TargetError
-            raise error(f"Salesforce login failed: {exc.code}: {exc.auth_message}") from exc
+            message = f"Salesforce login failed: {exc.code}: {exc.auth_message}"
+            if isinstance(exc.code, int) and exc.code >= 500:
+                raise TransientTargetError(message) from exc
+            self._login_refused_until = self._clock() + self.pause_s
+            self._login_refusal = message
+            raise TargetError(message) from exc
         except SalesforceRefusedRequest as exc:
             if "REQUEST_LIMIT_EXCEEDED" not in _error_codes(exc.content):
                 raise
             self._paused_until = self._clock() + self.pause_s
             logger.warning("Salesforce API limit reached; pausing calls for %.0f s", self.pause_s)
             raise TransientTargetError(
-                f"Salesforce API request limit exceeded; calls paused for {self.pause_s:.0f} s"
+                f"Salesforce API request limit exceeded; calls paused for {self.pause_s:.0f} s",
+                retry_after_s=self.pause_s,
             ) from exc
         except SalesforceGeneralError as exc:
-            if exc.status < 500:
+            if exc.status < 500 and exc.status != TOO_MANY_REQUESTS:
                 raise
             raise TransientTargetError(f"Salesforce answered HTTP {exc.status}") from exc
         except (RequestsConnectionError, Timeout, ChunkedEncodingError) as exc:
@@ -481,10 +516,31 @@ def _plan(requests: Sequence[UpsertRequest]) -> list[list[_Record]]:
             else:
                 group[request.external_id] = _Record(request, [position])
         for group in groups.values():
-            records = list(group.values())
-            calls += [
-                records[i : i + COLLECTION_LIMIT] for i in range(0, len(records), COLLECTION_LIMIT)
-            ]
+            calls += _calls(list(group.values()))
+    return calls
+
+
+def _calls(records: list[_Record]) -> list[list[_Record]]:
+    """One object's records in calls of up to 200, in order.
+
+    A unique external id field matches "A-1" to "a-1" unless the org made it case-sensitive,
+    and Salesforce refuses a collection naming one record twice: ids that differ in case only
+    go in separate calls, the later one in a later call.
+    """
+    calls: list[list[_Record]] = []
+    call_of: dict[str, int] = {}
+    first_open = 0  # calls before it are full
+    for record in records:
+        folded = record.request.external_id.casefold()
+        index = max(call_of.get(folded, -1) + 1, first_open)
+        while index < len(calls) and len(calls[index]) == COLLECTION_LIMIT:
+            index += 1
+        if index == len(calls):
+            calls.append([])
+        calls[index].append(record)
+        call_of[folded] = index
+        while first_open < len(calls) and len(calls[first_open]) == COLLECTION_LIMIT:
+            first_open += 1
     return calls
 
 
@@ -524,11 +580,25 @@ def _item_result(answer: Mapping[str, Any]) -> UpsertResult:
         created = bool(answer.get("created"))
         return UpsertResult(ok=True, created=created, record_id=answer.get("id"))
     errors = answer.get("errors") or [{"statusCode": "UNKNOWN", "message": "no reason given"}]
-    return _rejected("; ".join(_error_text(error) for error in errors))
+    return _rejected("; ".join(_error_text(error) for error in errors), _error_codes(errors))
 
 
-def _rejected(error: str) -> UpsertResult:
-    return UpsertResult(ok=False, transient=False, error=error)
+def _answer(
+    results: dict[int, UpsertResult], records: list[_Record], answers: list[UpsertResult]
+) -> None:
+    """Give each request of ``records`` its record's result, by the request's batch position."""
+    for record, result in zip(records, answers, strict=True):
+        results.update(dict.fromkeys(record.positions, result))
+
+
+def _refused(exc: SalesforceError) -> UpsertResult:
+    return _rejected(_describe(exc), _error_codes(exc.content))
+
+
+def _rejected(error: str, codes: set[str]) -> UpsertResult:
+    """A refused record: for good, unless every reason is one that passes by itself."""
+    transient = bool(codes) and codes <= RETRYABLE_RECORD_ERRORS
+    return UpsertResult(ok=False, transient=transient, error=error)
 
 
 def _describe(exc: SalesforceError) -> str:
@@ -544,7 +614,7 @@ def _describe(exc: SalesforceError) -> str:
 
 def _error_text(error: Mapping[str, Any]) -> str:
     """``CODE: message (fields: A, B)``; errorCode for one record, statusCode in collections."""
-    code = error.get("statusCode") or error.get("errorCode") or "UNKNOWN"
+    code = _error_code(error)
     fields = error.get("fields") or []
     suffix = f" (fields: {', '.join(fields)})" if fields else ""
     return f"{code}: {error.get('message', '')}{suffix}"
@@ -553,7 +623,11 @@ def _error_text(error: Mapping[str, Any]) -> str:
 def _error_codes(content: Any) -> set[str]:
     if not isinstance(content, list):
         return set()
-    return {str(error.get("errorCode")) for error in content if isinstance(error, dict)}
+    return {_error_code(error) for error in content if isinstance(error, Mapping)}
+
+
+def _error_code(error: Mapping[str, Any]) -> str:
+    return str(error.get("statusCode") or error.get("errorCode") or "UNKNOWN")
 
 
 def _json_ready(value: Any) -> Any:

@@ -21,7 +21,7 @@ import ssl
 import sys
 import tempfile
 import threading
-from collections import Counter, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -55,6 +55,15 @@ class SObject:
     lookups: dict[str, str] = field(default_factory=dict)
     #: The first three characters of its record ids, as Salesforce's key prefixes.
     key_prefix: str = "a00"
+    #: External id fields whose Unique attribute is case-sensitive; the others match "ABC" to
+    #: "abc", as Salesforce's default for a unique field ("treat as duplicate values") does.
+    case_sensitive: frozenset[str] = frozenset()
+
+    def id_key(self, field_name: str, value: Any) -> Any:
+        """What upserts match ``value`` of external id ``field_name`` by."""
+        if field_name in self.case_sensitive or not isinstance(value, str):
+            return value
+        return value.casefold()
 
 
 @dataclass(frozen=True)
@@ -89,6 +98,8 @@ SESSION_EXPIRED = Fault(
 REQUEST_LIMIT_EXCEEDED = Fault(
     403, [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
 )
+#: What a proxy or Salesforce's edge answers a client sending too fast.
+TOO_MANY_REQUESTS = Fault(429, "Too Many Requests")
 SERVER_ERROR = Fault(
     500, [{"message": "An unexpected error occurred.", "errorCode": "UNKNOWN_EXCEPTION"}]
 )
@@ -96,6 +107,8 @@ UNAVAILABLE = Fault(
     503, [{"message": "Server temporarily unavailable.", "errorCode": "SERVER_UNAVAILABLE"}]
 )
 DROPPED = Fault(drop=True)
+#: No fault: the request is answered as usual, for a fault meant for a later request.
+ANSWERED = Fault()
 
 
 def slow(seconds: float) -> Fault:
@@ -140,6 +153,11 @@ class FakeSalesforce:
         self.api_used = 0
         self.api_limit = 15000
         self._faults: deque[Fault] = deque()
+        #: Records by object, external id field and the key upserts match by, so that an
+        #: upsert finds its record without reading them all.
+        self._by_external_id: dict[tuple[str, str, Any], list[dict[str, Any]]] = defaultdict(list)
+        #: Records another transaction holds, by object and external id: see :meth:`lock`.
+        self._locked: set[tuple[str, Any]] = set()
         self._tokens: set[str] = set()
         self._next_id = 0
         self._lock = threading.Lock()
@@ -247,8 +265,14 @@ class FakeSalesforce:
         """Store a record directly, e.g. a second one with the same external id."""
         with self._lock:
             record = {"Id": self._new_id(self.objects[sobject]), **fields}
-            self.records[sobject].append(record)
+            self._store(self.objects[sobject], record)
         return str(record["Id"])
+
+    def lock(self, sobject: str, external_id: Any, locked: bool = True) -> None:
+        """Hold a record as a long transaction in the org would: its upserts are refused with
+        UNABLE_TO_LOCK_ROW until it is unlocked (``locked=False``)."""
+        with self._lock:
+            (self._locked.add if locked else self._locked.discard)((sobject, external_id))
 
     def find(self, sobject: str, field_name: str, value: Any) -> list[dict[str, Any]]:
         return [r for r in self.records[sobject] if r.get(field_name) == value]
@@ -369,7 +393,7 @@ class FakeSalesforce:
             return 400, [{"errorCode": "EXCEEDED_ID_LIMIT", "message": message}]
         if payload.get("allOrNone"):
             return 400, [{"errorCode": "INVALID_INPUT", "message": "fake: allOrNone is false only"}]
-        seen = Counter(item.get(field_name) for item in items)
+        seen = Counter(sobject.id_key(field_name, item.get(field_name)) for item in items)
         return 200, [self._collection_item(sobject, field_name, item, seen) for item in items]
 
     def _collection_item(
@@ -378,7 +402,7 @@ class FakeSalesforce:
         value = item.get(field_name)
         body = {k: v for k, v in item.items() if k not in ("attributes", field_name)}
         try:
-            if seen[value] > 1:
+            if seen[sobject.id_key(field_name, value)] > 1:
                 message = f"Duplicate external id specified: {value}"
                 raise _Refusal(400, "DUPLICATE_VALUE", message, [field_name])
             created, record_id = self._apply(sobject, field_name, value, body)
@@ -391,18 +415,22 @@ class FakeSalesforce:
     ) -> tuple[bool, str]:
         """Create or update one record; returns (created, id) or raises the refusal."""
         values = self._resolve(sobject, body)
-        matches = self.find(sobject.name, field_name, value)
+        matches = self._matching(sobject, field_name, value)
+        if (sobject.name, value) in self._locked:
+            ids = ", ".join(m["Id"] for m in matches)
+            message = f"unable to obtain exclusive access to this record or 1 records: {ids}"
+            raise _Refusal(400, "UNABLE_TO_LOCK_ROW", message)
         if len(matches) > 1:
             raise _Ambiguous(field_name, [m["Id"] for m in matches])
         if matches:
-            matches[0].update(values)
+            self._update(sobject, matches[0], values)
             return False, matches[0]["Id"]
         missing = [name for name in sobject.required if values.get(name) in (None, "")]
         if missing:
             message = f"Required fields are missing: [{', '.join(missing)}]"
             raise _Refusal(400, "REQUIRED_FIELD_MISSING", message, missing)
         record = {"Id": self._new_id(sobject), field_name: value, **values}
-        self.records[sobject.name].append(record)
+        self._store(sobject, record)
         return True, record["Id"]
 
     def _resolve(self, sobject: SObject, body: dict[str, Any]) -> dict[str, Any]:
@@ -421,7 +449,7 @@ class FakeSalesforce:
 
     def _parent_id(self, parent: str, reference: dict[str, Any]) -> str:
         (field_name, value), *_ = reference.items()
-        matches = self.find(parent, field_name, value)
+        matches = self._matching(self.objects[parent], field_name, value)
         if not matches:
             message = (
                 f"Foreign key external ID: {value} not found for field {field_name} "
@@ -429,6 +457,29 @@ class FakeSalesforce:
             )
             raise _Refusal(400, "INVALID_FIELD", message)
         return str(matches[0]["Id"])
+
+    def _matching(self, sobject: SObject, field_name: str, value: Any) -> list[dict[str, Any]]:
+        """The records an upsert or a relationship by this external id value reaches."""
+        if field_name not in sobject.external_ids:
+            return self.find(sobject.name, field_name, value)
+        return list(self._by_external_id[self._id_entry(sobject, field_name, value)])
+
+    def _store(self, sobject: SObject, record: dict[str, Any]) -> None:
+        self.records[sobject.name].append(record)
+        for name in sobject.external_ids:
+            self._by_external_id[self._id_entry(sobject, name, record.get(name))].append(record)
+
+    def _update(self, sobject: SObject, record: dict[str, Any], values: dict[str, Any]) -> None:
+        """Update a record, moving it in the index when one of its external ids changes."""
+        for name in sobject.external_ids:
+            if name in values:
+                self._by_external_id[self._id_entry(sobject, name, record.get(name))].remove(record)
+                self._by_external_id[self._id_entry(sobject, name, values[name])].append(record)
+        record.update(values)
+
+    @staticmethod
+    def _id_entry(sobject: SObject, field_name: str, value: Any) -> tuple[str, str, Any]:
+        return (sobject.name, field_name, sobject.id_key(field_name, value))
 
     def _new_token(self) -> str:
         token = "00DFAKE!" + secrets.token_urlsafe(24)

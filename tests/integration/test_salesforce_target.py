@@ -28,6 +28,7 @@ from tests.fakes.salesforce import (
     REQUEST_LIMIT_EXCEEDED,
     SERVER_ERROR,
     SESSION_EXPIRED,
+    TOO_MANY_REQUESTS,
     UNAVAILABLE,
     Credentials,
     FakeSalesforce,
@@ -184,6 +185,36 @@ def test_a_refused_login_is_an_error_the_admin_must_fix(
     with pytest.raises(TargetError, match=expected) as raised:
         target.upsert([account("A-1")])
     assert not isinstance(raised.value, TransientTargetError)
+
+
+@pytest.mark.parametrize(
+    ("mode", "env"),
+    [
+        pytest.param("password", {"SALESFORCE_PASSWORD": "wrong"}, id="password"),
+        pytest.param("client_credentials", {"SALESFORCE_CONSUMER_SECRET": "wrong"}, id="oauth"),
+    ],
+)
+def test_a_refused_login_is_not_tried_again_by_every_batch(
+    connect: Callable[..., SalesforceTarget],
+    fake: FakeSalesforce,
+    mode: str,
+    env: dict[str, str],
+) -> None:
+    now = [1000.0]
+    target = connect(mode, env, clock=lambda: now[0], pause_s=300)
+    with pytest.raises(TargetError, match="login failed"):
+        target.upsert([account("A-1")])
+
+    now[0] += 299
+    with pytest.raises(TargetError, match=r"login failed.*tried again in 1 s") as raised:
+        target.upsert([account("A-1")])
+    assert not isinstance(raised.value, TransientTargetError)
+    assert target.api_calls == 1
+
+    now[0] += 2
+    with pytest.raises(TargetError, match="login failed"):
+        target.upsert([account("A-1")])
+    assert target.api_calls == 2
 
 
 def test_an_untrusted_certificate_is_an_error_naming_the_ca_bundle(
@@ -347,6 +378,24 @@ def test_a_refused_record_fails_alone_and_for_good(
     assert fine.ok
 
 
+@pytest.mark.parametrize("batch_size", [1, 2], ids=["single-record", "collection"])
+def test_a_record_locked_in_the_org_is_retried_alone(
+    connect: Callable[..., SalesforceTarget], fake: FakeSalesforce, batch_size: int
+) -> None:
+    target = connect()
+    batch = [account(f"A-{i}") for i in range(batch_size)]
+    target.upsert(batch)
+    fake.lock("Account", "A-0")
+
+    [locked, *others] = target.upsert(batch)
+
+    assert (locked.ok, locked.transient) == (False, True)
+    assert locked.error is not None and locked.error.startswith("UNABLE_TO_LOCK_ROW: ")
+    assert all(r.ok for r in others)
+    fake.lock("Account", "A-0", locked=False)
+    assert all(r.ok for r in target.upsert(batch))
+
+
 # -- relationships ----------------------------------------------------------------------------
 
 
@@ -419,6 +468,20 @@ def test_a_batch_goes_as_one_collection_with_results_per_record(
         "Name": "Acme Two",
         "Industry": "Retail",
     }
+
+
+def test_external_ids_differing_in_case_only_never_share_a_call(
+    connect: Callable[..., SalesforceTarget], fake: FakeSalesforce
+) -> None:
+    # A unique external id field matches "A-1" to "a-1" unless it is made case-sensitive, and
+    # Salesforce refuses a collection naming one record twice.
+    batch = [account("A-1", Name="First"), account("a-1", Name="Second"), account("B-1")]
+
+    results = connect().upsert(batch)
+
+    assert [(r.ok, r.created) for r in results] == [(True, True), (True, False), (True, True)]
+    assert [r["Name"] for r in fake.find("Account", "External_Id__c", "A-1")] == ["Second"]
+    assert fake.calls == Counter({"soap_login": 1, "collection_upsert": 1, "sobject_upsert": 1})
 
 
 def test_a_collection_for_an_unknown_object_fails_every_record_in_it(
@@ -517,6 +580,7 @@ def test_the_request_limit_pauses_the_target(
 @pytest.mark.parametrize(
     "fault",
     [
+        pytest.param(TOO_MANY_REQUESTS, id="429"),
         pytest.param(SERVER_ERROR, id="500"),
         pytest.param(UNAVAILABLE, id="503"),
         pytest.param(slow(5), id="timeout"),  # longer than SALESFORCE_TIMEOUT_S

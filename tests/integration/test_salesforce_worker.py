@@ -7,14 +7,27 @@ talks to it.
 from __future__ import annotations
 
 import json
+import threading
+import time
+from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from gateway.config import Settings
+from gateway.core import Gateway
 from gateway.models import TargetCredentials
-from tests.fakes.salesforce import REQUEST_LIMIT_EXCEEDED, FakeSalesforce, SObject
+from gateway.worker import Worker
+from tests.fakes.salesforce import (
+    ANSWERED,
+    REQUEST_LIMIT_EXCEEDED,
+    UNAVAILABLE,
+    FakeSalesforce,
+    SObject,
+    slow,
+)
 from tests.payloads import xtnd_delivery
 
 ORDERS = {
@@ -107,6 +120,12 @@ def statuses(admin: Any) -> dict[str, int]:
             return counts
 
 
+def outcomes(admin: Any, event_id: str) -> list[tuple[str, str]]:
+    """An event's history: each upsert's object and outcome."""
+    history = admin.get(f"/events/{event_id}").get_json()["history"]
+    return [(row["object"], row["outcome"]) for row in history]
+
+
 def test_a_burst_of_1000_events_costs_at_most_6_api_calls(
     group: dict[str, Any], deliver: Any, worker: Any, gw: Any, admin: Any, fake: FakeSalesforce
 ) -> None:
@@ -162,6 +181,79 @@ def test_a_record_salesforce_rejects_fails_only_its_event_with_the_message(
     assert "No_Such_Field__c" in failed["last_error"]
 
 
+def test_an_outage_after_the_first_call_retries_only_the_events_it_stopped(
+    group: dict[str, Any], deliver: Any, worker: Any, admin: Any, fake: FakeSalesforce
+) -> None:
+    deliver(group, delivery(1, 1))
+    deliver(group, delivery(2, 1, Rows=[{"Position": 10, "ProductNumber": "P-1"}]))
+    fake.fail_next(ANSWERED, UNAVAILABLE)  # the orders go through, the line's call does not
+
+    worker.run_once()
+
+    assert statuses(admin) == {"delivered": 1, "pending": 1}
+    assert sorted(
+        outcomes(admin, event["id"]) for event in admin.get("/events").get_json()["items"]
+    ) == [
+        [("Order__c", "created"), ("Order_Line__c", "retry")],
+        [("Order__c", "created"), ("Order_Line__c", "skipped")],  # it has no lines
+    ]
+
+    worker.drain()
+
+    assert statuses(admin) == {"delivered": 2}
+    assert len(fake.records["Order_Line__c"]) == 1
+
+
+def test_a_retry_does_not_send_again_what_an_earlier_attempt_applied(
+    group: dict[str, Any], deliver: Any, worker: Any, admin: Any, fake: FakeSalesforce
+) -> None:
+    deliver(group, delivery(1, 1, Rows=[{"Position": 10, "ProductNumber": "P-1"}]))
+    fake.fail_next(ANSWERED, UNAVAILABLE)  # the order goes through, its line's call does not
+
+    worker.drain()
+
+    (event,) = admin.get("/events").get_json()["items"]
+    history = admin.get(f"/events/{event['id']}").get_json()["history"]
+    assert event["status"] == "delivered"
+    assert [(row["attempt"], row["object"], row["outcome"], row["message"]) for row in history] == [
+        (1, "Order__c", "created", None),
+        (1, "Order_Line__c", "retry", "Salesforce answered HTTP 503"),
+        (2, "Order__c", "skipped", "applied by attempt 1 (created); not sent again"),
+        (2, "Order_Line__c", "created", None),
+    ]
+    assert fake.calls == Counter({"sobject_upsert": 3})  # the order, the line twice
+
+
+def test_an_older_event_never_overwrites_a_newer_one_sent_by_another_worker(
+    order_group: Any,
+    deliver: Any,
+    admin: Any,
+    gw: Gateway,
+    settings: Settings,
+    fake: FakeSalesforce,
+) -> None:
+    group = order_group()
+    guarded = ORDERS["upserts"][0] | {"order_by": "payload.Details.Version"}
+    admin.put("/mappings/sf-orders", ORDERS | {"upserts": [guarded]})
+    older, newer = Worker(Gateway(settings), "older"), Worker(gw, "newer")
+    deliver(group, xtnd_delivery("1", [{"OrderNumber": "O-1", "Warehouse": "OLD", "Version": 1}]))
+    older_batch = older.claim()
+    deliver(group, xtnd_delivery("2", [{"OrderNumber": "O-1", "Warehouse": "NEW", "Version": 2}]))
+    newer_batch = newer.claim()
+    fake.fail_next(slow(0.5))  # the older event's call reaches Salesforce last, unless it waits
+
+    sending = threading.Thread(target=older.process, args=(older_batch,))
+    sending.start()
+    while fake.api_used == 0:
+        time.sleep(0.01)
+    newer.process(newer_batch)
+    sending.join()
+    older.gw.close()
+
+    (order,) = fake.find("Order__c", "Order_Number__c", "O-1")
+    assert order["Warehouse__c"] == "NEW"
+
+
 def test_over_the_api_limit_events_wait_and_the_org_is_not_hammered(
     group: dict[str, Any], deliver: Any, worker: Any, admin: Any, fake: FakeSalesforce, gw: Any
 ) -> None:
@@ -176,6 +268,35 @@ def test_over_the_api_limit_events_wait_and_the_org_is_not_hammered(
     assert statuses(admin) == {"pending": 5}
     assert "limit reached" in admin.get("/events").get_json()["items"][0]["last_error"]
     assert sum(fake.calls.values()) == calls_after_limit  # paused: no further call
+
+
+def test_over_the_api_limit_events_wait_for_the_pause_without_spending_attempts(
+    group: dict[str, Any], deliver: Any, worker: Any, admin: Any, fake: FakeSalesforce
+) -> None:
+    deliver(group, delivery(1, 2))
+    fake.fail_next(REQUEST_LIMIT_EXCEEDED)
+
+    worker.run_once()
+
+    assert worker.run_once() == 0  # nothing is due before the pause ends
+    for event in admin.get("/events").get_json()["items"]:
+        waited = datetime.fromisoformat(event["next_attempt_at"]) - datetime.now(UTC)
+        assert (event["status"], event["attempts"]) == ("pending", 1)
+        assert waited > timedelta(seconds=290)
+
+
+def test_api_usage_is_shown_when_the_org_refused_the_batch_over_its_limit(
+    group: dict[str, Any], deliver: Any, worker: Any, admin: Any, fake: FakeSalesforce
+) -> None:
+    deliver(group, delivery(1, 2))
+    fake.api_used = fake.api_limit - 1
+    fake.fail_next(REQUEST_LIMIT_EXCEEDED)
+
+    worker.run_once()
+
+    targets = admin.get("/targets").get_json()["items"]
+    usage = next(t for t in targets if t["name"] == "salesforce")["api_usage"]
+    assert (usage["used"], usage["limit"]) == (15000, 15000)
 
 
 def test_api_usage_is_shown_in_metrics_and_the_admin_api(
@@ -268,3 +389,18 @@ def test_stored_credentials_are_encrypted_write_only_and_used_by_the_worker(
     assert len(fake.records["Order__c"]) == 2
     assert admin.delete("/targets/salesforce:eu/credentials").status_code == 204
     assert admin.get("/targets/salesforce:eu/credentials").status_code == 404
+
+
+def test_changed_credentials_are_used_by_the_next_batch_without_a_restart(
+    admin: Any, group: dict[str, Any], deliver: Any, worker: Any, fake: FakeSalesforce
+) -> None:
+    deliver(group, delivery(1, 1))
+    worker.drain()  # logged in with the environment's session id
+    fake.expire_sessions()
+    renewed = {"SALESFORCE_SESSION_ID": fake.issue_token(), "SALESFORCE_INSTANCE_URL": fake.origin}
+    admin.put("/targets/salesforce/credentials", renewed)
+    deliver(group, delivery(2, 1))
+
+    worker.drain()
+
+    assert statuses(admin) == {"delivered": 2}
