@@ -12,10 +12,12 @@ import pytest
 from flask.testing import FlaskClient
 
 from gateway.connectors import sample_delivery
+from gateway.config import Settings
 from gateway.console import event_pages
 from gateway.console.mapping_pages import line_map, line_of, pretty
 from gateway.core import Gateway
 from gateway.verify import sign
+from gateway.web import create_app
 from tests.conftest import ADMIN_TOKEN
 from tests.console.conftest import Console, form_token
 
@@ -111,6 +113,12 @@ def test_sign_in_returns_to_the_page_asked_for_and_only_inside_the_console(
         ("/admin/events?status=failed", "/admin/events?status=failed"),
         ("https://elsewhere.example/", "/admin/"),
         ("//elsewhere.example/admin/", "/admin/"),
+        ("/admin//elsewhere.example/", "/admin/"),
+        ("/admin/\\elsewhere.example/", "/admin/"),
+        ("/admin/\t/elsewhere.example/", "/admin/"),  # browsers drop the tab: //elsewhere
+        ("/admin/../elsewhere", "/admin/"),
+        ("/admin/%2E%2E/elsewhere", "/admin/"),
+        ("/admin/\r\nSet-Cookie: planted=1", "/admin/"),  # was a 500: no header holds CR LF
     ]:
         token = form_token(client.get("/admin/sign-in").text)
         response = client.post(
@@ -124,6 +132,30 @@ def test_the_session_cookie_is_http_only_and_same_site(client: FlaskClient) -> N
     response = client.post("/admin/sign-in", data={"csrf_token": token, "token": ADMIN_TOKEN})
     cookie = response.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+@pytest.mark.parametrize(
+    "page", ["/admin/sign-in", "/admin/", "/admin/events", "/admin/events/{id}"]
+)
+def test_pages_cannot_be_framed_or_cached(console: Console, setup: Any, page: str) -> None:
+    response = console.get(page.format(id=setup["event"]["id"]))
+    assert response.status_code == 200
+    assert response.headers["X-Frame-Options"] == "DENY"
+    policy = response.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in policy and "default-src 'self'" in policy
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_the_session_cookie_is_secure_when_the_console_is_served_over_https(
+    settings: Settings,
+) -> None:
+    gateway = Gateway(settings.with_overrides({"public_url": "https://gateway.example"}))
+    client = create_app(gateway=gateway).test_client()
+    token = form_token(client.get("/admin/sign-in").text)
+    response = client.post("/admin/sign-in", data={"csrf_token": token, "token": ADMIN_TOKEN})
+    gateway.close()
+    assert "Secure" in response.headers["Set-Cookie"]
 
 
 def test_sign_out_ends_the_session(console: Console) -> None:
