@@ -67,12 +67,22 @@ CREDENTIAL_WORDS = (
     "subscription-key",
     "functions-key",
 )
+#: A name whose last word is one of these names a credential too (x-access-key, x-custom-key,
+#: private-key, x-api-auth), unless it is one of NOT_CREDENTIALS.
+CREDENTIAL_LAST_WORDS = ("key", "auth")
+NOT_CREDENTIALS = frozenset({"idempotency-key", "x-idempotency-key"})
 
 
 @functools.lru_cache(maxsize=4096)
 def is_credential(name: str) -> bool:
     """Whether a header (lower-cased name) may carry a credential; asked once per name."""
-    return name in CREDENTIAL_NAMES or any(word in name for word in CREDENTIAL_WORDS)
+    if name in NOT_CREDENTIALS:
+        return False
+    return (
+        name in CREDENTIAL_NAMES
+        or any(word in name for word in CREDENTIAL_WORDS)
+        or name.rpartition("-")[2] in CREDENTIAL_LAST_WORDS
+    )
 
 
 #: The longest content type a delivery row holds.
