@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 LEAKED = "fake-leak-canary-5f1e"
 
@@ -32,3 +36,16 @@ def test_a_refused_secret_is_not_repeated_in_the_422(
     [detail] = response.get_json()["error"]["details"]
     assert detail["message"].startswith("the value ")
     assert LEAKED not in response.get_data(as_text=True)
+
+
+def test_a_database_error_does_not_repeat_the_statements_values(gw: Any) -> None:
+    """Its text lands in logs and tracebacks; the values are payloads, fields and tokens."""
+    insert = text(
+        "INSERT INTO connector_profiles (name, document, created_at) VALUES ('twice', :doc, :at)"
+    )
+    values = {"doc": json.dumps({"canary": LEAKED}), "at": datetime.now(UTC)}
+    with gw.db.session() as session:
+        session.execute(insert, values)
+    with pytest.raises(IntegrityError) as raised, gw.db.session() as session:
+        session.execute(insert, values)
+    assert LEAKED not in str(raised.value)
