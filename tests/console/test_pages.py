@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
-from gateway.connectors import sample_delivery
 from gateway.config import Settings
+from gateway.connectors import sample_delivery
 from gateway.console import event_pages
 from gateway.console.mapping_pages import line_map, line_of, pretty
 from gateway.core import Gateway

@@ -11,6 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 LEAKED = "fake-leak-canary-5f1e"
+NEW_GROUP = {"name": "g", "connector": "generic", "function": "webhooks", "events": ["a"]}
 
 
 @pytest.mark.parametrize(
@@ -30,7 +31,7 @@ def test_a_refused_secret_is_not_repeated_in_the_422(
 ) -> None:
     group = group_factory()
     if path == "/groups":
-        body = {"name": "g", "connector": "generic", "function": "webhooks", "events": ["a"], **body}
+        body = {**NEW_GROUP, **body}
     response = admin.call(method, path.format(id=group["id"]), json=body)
     assert response.status_code == 422, response.get_json()
     [detail] = response.get_json()["error"]["details"]
