@@ -16,6 +16,7 @@ from gateway.connectors import sample_delivery
 from gateway.console import event_pages
 from gateway.console.mapping_pages import line_map, line_of, pretty
 from gateway.core import Gateway
+from gateway.intake import MAX_DEPTH
 from gateway.verify import sign
 from gateway.web import create_app
 from tests.conftest import ADMIN_TOKEN
@@ -189,6 +190,27 @@ def test_every_page_renders(console: Console, setup: dict[str, Any]) -> None:
         assert response.status_code == 200, path
         assert shown in response.text, path
         assert '<main id="main"' in response.text
+
+
+def nested(depth: int) -> bytes:
+    return (
+        '{"event_type": "deep", "data": ' + "[" * (depth - 1) + "]" * (depth - 1) + "}"
+    ).encode()
+
+
+def test_a_payload_nested_as_deeply_as_the_receiver_takes_can_be_read_back(
+    console: Console, group_factory: Any, deliver: Any, admin: Any
+) -> None:
+    """Nested nearly as deep as Python's recursion limit, it broke the event list for all."""
+    group = group_factory(connector="generic", function="webhooks", events=["deep"])
+    for refused in (MAX_DEPTH + 1, 939):
+        assert deliver(group, nested(refused)).status_code == 400
+    assert deliver(group, nested(MAX_DEPTH)).status_code == 200
+
+    [event] = admin.get("/events").get_json()["items"]
+    assert admin.get(f"/events/{event['id']}").status_code == 200
+    assert console.get("/admin/events").status_code == 200
+    assert console.get(f"/admin/events/{event['id']}").status_code == 200
 
 
 def test_a_missing_thing_is_a_page_not_json(console: Console) -> None:
