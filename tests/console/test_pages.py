@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import re
@@ -9,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
 from gateway.config import Settings
@@ -146,6 +148,18 @@ def test_pages_cannot_be_framed_or_cached(console: Console, setup: Any, page: st
     assert "frame-ancestors 'none'" in policy and "default-src 'self'" in policy
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_the_session_cookie_holds_nothing_to_test_token_guesses_against(
+    app: Flask, client: FlaskClient
+) -> None:
+    """It is signed, not encrypted: whoever copies it reads what it remembers of the token."""
+    token = form_token(client.get("/admin/sign-in").text)
+    response = client.post("/admin/sign-in", data={"csrf_token": token, "token": ADMIN_TOKEN})
+    cookie = response.headers["Set-Cookie"].split("=", 1)[1].split(";")[0]
+    signer = app.session_interface.get_signing_serializer(app)  # type: ignore[attr-defined]
+    remembered = signer.loads(cookie)["admin"]
+    assert remembered != hashlib.sha256(b"console:" + ADMIN_TOKEN.encode()).hexdigest()
 
 
 def test_the_session_cookie_is_secure_when_the_console_is_served_over_https(
