@@ -14,7 +14,7 @@ import click
 import requests
 from click.core import ParameterSource
 
-from gateway.config import Settings
+from gateway.config import Settings, environment
 from gateway.core import Gateway
 from gateway.errors import ConfigurationError, GatewayError
 
@@ -123,6 +123,15 @@ def worker(once: bool) -> None:
     runner.run(stop)
 
 
+def _shown_token(gw: Gateway) -> str:
+    """The token ``gateway run`` prints: only one it generated into ``instance/``, for the first
+    start with nothing configured. One set in the environment is the operator's own, and would
+    only end up in whatever log keeps this output."""
+    if environment().get("GATEWAY_ADMIN_TOKEN"):
+        return "the value of GATEWAY_ADMIN_TOKEN (gateway token prints it)"
+    return gw.settings.admin_token or ""
+
+
 @main.command()
 @click.option(
     "--bind",
@@ -143,7 +152,7 @@ def run(bind: str | None, mappings_dir: str) -> None:
         click.echo(f"no {mappings_dir}/ directory here: no mapping loaded")
     else:
         raise click.BadParameter(f"{mappings_dir!r} is not a directory", param_hint="--mappings")
-    click.echo(f"admin token: {gw.settings.admin_token}")
+    click.echo(f"admin token: {_shown_token(gw)}")
     click.echo(f"admin API:   {gw.settings.public_url}/api/v1  (Authorization: Bearer <token>)")
     processes = [
         subprocess.Popen([sys.executable, "-m", "gateway", "worker"]),

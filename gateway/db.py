@@ -75,6 +75,7 @@ class Database:
                 max_overflow=20,
                 pool_recycle=1800,
                 json_serializer=serialize_json,
+                hide_parameters=True,  # see _sqlite_engine
                 # A host that drops packets would hold a connection attempt for minutes, past
                 # every sender's timeout; the URL's own connect_timeout wins where it has one.
                 connect_args={"connect_timeout": CONNECT_TIMEOUT_S}
@@ -272,6 +273,9 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
         connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_S},
         pool_size=20,
         json_serializer=serialize_json,
+        # A database error's text goes into logs and tracebacks: without this it lists the
+        # statement's values, which are payloads, record fields and callback tokens.
+        hide_parameters=True,
     )
 
     @event.listens_for(engine, "connect")

@@ -109,10 +109,17 @@ def _form_field(text: str, name: str) -> str:
     return values[0]
 
 
+#: How deeply a payload may nest: far more than any sender needs, and far less than Python's
+#: recursion limit. Whatever reads a stored payload back (the database driver, the event list,
+#: its console page, a preview) recurses once or more per level from deeper in the stack than
+#: the receiver: a payload the receiver barely managed to parse broke the event list for all.
+MAX_DEPTH = 100
+
+
 def _parse(text: str) -> Any:
-    """Strict JSON: no NaN, no infinite numbers."""
+    """Strict JSON: no NaN, no infinite numbers, no deeper than MAX_DEPTH."""
     try:
-        return _STRICT_JSON.decode(text)
+        value = _STRICT_JSON.decode(text)
     except json.JSONDecodeError as exc:
         raise InvalidPayload(
             f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
@@ -120,6 +127,22 @@ def _parse(text: str) -> Any:
         ) from exc
     except ValueError as exc:  # from the hooks above, or an integer too long to convert
         raise InvalidPayload(f"the body is not valid JSON: {exc}") from exc
+    # Fewer brackets than MAX_DEPTH cannot nest deeper: most bodies need no walk.
+    if text.count("[") + text.count("{") > MAX_DEPTH and _nests_deeper(value, MAX_DEPTH):
+        raise InvalidPayload(f"the body is nested more than {MAX_DEPTH} levels deep")
+    return value
+
+
+def _nests_deeper(value: Any, limit: int) -> bool:
+    """Whether arrays and objects in ``value`` nest more than ``limit`` levels (no recursion)."""
+    pending = [(value, 1)] if isinstance(value, dict | list) else []
+    while pending:
+        item, depth = pending.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        pending.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 #: Built once: ``json.loads`` with options builds a decoder (and its scanner) on every call.

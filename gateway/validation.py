@@ -69,9 +69,23 @@ def finite_float(text: str) -> float:
 
 def details_of(errors: Iterable[ValidationError]) -> list[Detail]:
     return [
-        Detail(json_path(e), e.message)
+        Detail(json_path(e), _message(e))
         for e in sorted(errors, key=lambda e: list(e.absolute_path).__repr__())
     ]
+
+
+def _message(error: ValidationError) -> str:
+    """jsonschema's message, without the value itself when its schema says ``writeOnly``.
+
+    Its messages start with the offending value: a secret sent too long or of the wrong type
+    would come back in the answer, and in whatever logs the client or a proxy keeps.
+    """
+    if not (isinstance(error.schema, Mapping) and error.schema.get("writeOnly")):
+        return error.message
+    shown = repr(error.instance)
+    if error.message.startswith(shown):
+        return "the value" + error.message.removeprefix(shown)
+    return f"the value fails the schema's {error.validator!r} check"
 
 
 class Schema:

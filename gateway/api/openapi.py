@@ -471,7 +471,11 @@ ERROR_RESPONSES = {
     "401": ("Unauthorized", "No valid `Authorization: Bearer` admin token."),
     "404": ("NotFound", "No such resource."),
     "409": ("Conflict", "The request conflicts with the resource's current state."),
-    "413": ("PayloadTooLarge", "The body is larger than `GATEWAY_MAX_BODY_BYTES`."),
+    "413": (
+        "PayloadTooLarge",
+        "The body is larger than `GATEWAY_MAX_BODY_BYTES` (a delivery) or four times that (an"
+        " admin request).",
+    ),
     "422": ("ValidationFailed", "The body or a filter is not valid; `details` says where."),
     "503": ("Unavailable", "The database is unavailable; retry after `Retry-After` seconds."),
 }
@@ -588,6 +592,7 @@ def _operation(
             "required": body_required,
             "content": {"application/json": media},
         }
+        responses = _responses(responses, "413")
     if parameters and "400" not in responses and not public:
         # A parameter holding U+0000 is refused before anything is looked up.
         responses = _responses(responses, "400")

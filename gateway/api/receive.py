@@ -26,7 +26,14 @@ from werkzeug.wsgi import get_content_length, get_input_stream
 from gateway.config import Settings
 from gateway.connectors import Profile
 from gateway.core import Gateway
-from gateway.errors import BadRequest, PayloadTooLarge, StoreUnavailable, VerificationFailed
+from gateway.errors import (
+    BadRequest,
+    GatewayError,
+    NotFound,
+    PayloadTooLarge,
+    StoreUnavailable,
+    VerificationFailed,
+)
 from gateway.groups import accepted_secrets, find_by_token
 from gateway.inbox import GroupChanged, NewDelivery, Receipt, group_state
 from gateway.intake import IncomingEvent, split_delivery
@@ -67,12 +74,22 @@ CREDENTIAL_WORDS = (
     "subscription-key",
     "functions-key",
 )
+#: A name whose last word is one of these names a credential too (x-access-key, x-custom-key,
+#: private-key, x-api-auth), unless it is one of NOT_CREDENTIALS.
+CREDENTIAL_LAST_WORDS = ("key", "auth")
+NOT_CREDENTIALS = frozenset({"idempotency-key", "x-idempotency-key"})
 
 
 @functools.lru_cache(maxsize=4096)
 def is_credential(name: str) -> bool:
     """Whether a header (lower-cased name) may carry a credential; asked once per name."""
-    return name in CREDENTIAL_NAMES or any(word in name for word in CREDENTIAL_WORDS)
+    if name in NOT_CREDENTIALS:
+        return False
+    return (
+        name in CREDENTIAL_NAMES
+        or any(word in name for word in CREDENTIAL_WORDS)
+        or name.rpartition("-")[2] in CREDENTIAL_LAST_WORDS
+    )
 
 
 #: The longest content type a delivery row holds.
@@ -160,6 +177,7 @@ class Hooks:
     def _receive(self, environ: WSGIEnvironment, token: str) -> tuple[int, bytes, dict[str, str]]:
         started = time.perf_counter()
         group_label = "unknown"
+        fresh = True
         try:
             group, fresh = self._groups.find(self._gw, token)
             group_label = group.group.id
@@ -167,6 +185,8 @@ class Hooks:
             receipt = self._store(token, request, group, fresh)
         except Exception as exc:
             error = as_gateway_error(exc)
+            if not fresh:
+                error = self._unless_gone(token, error)
             _counter(DELIVERIES, group_label, error.code).inc()
             return error.status, _json(error.body()), error_headers(error)
         _counter(DELIVERIES, group_label, "accepted").inc()
@@ -179,6 +199,22 @@ class Hooks:
                 _counter(EVENTS_RECEIVED, group_label, disposition).inc(count)
         RECEIVE_LATENCY.observe(time.perf_counter() - started)
         return 200, _receipt_json(receipt), {}
+
+    def _unless_gone(self, token: str, error: GatewayError) -> GatewayError:
+        """A cached group's refusal stands only if the token still names a group, else 404.
+
+        Saying what else is wrong with a request to a rotated-out, disabled or deleted URL would
+        tell whoever holds it that it once worked. A refused signature has read it again already.
+        """
+        if isinstance(error, NotFound | VerificationFailed) or error.status >= 500:
+            return error
+        try:
+            self._groups.refresh(self._gw, token)
+        except NotFound as gone:
+            return gone
+        except GatewayError:
+            pass  # the database cannot say: the refusal itself is still true
+        return error
 
     def _store(self, token: str, request: _Request, group: KnownGroup, fresh: bool) -> Receipt:
         """Verify, parse and store; start over with the group read afresh if it has changed."""

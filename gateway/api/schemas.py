@@ -20,7 +20,7 @@ EVENTS = {
     "type": "array",
     "items": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NOT_BLANK},
 }
-SECRET = {"type": ["string", "null"], "minLength": 1, "maxLength": 1024}
+SECRET = {"type": ["string", "null"], "minLength": 1, "maxLength": 1024, "writeOnly": True}
 FILTER_DESCRIPTION = (
     "JMESPath; the record takes an event of its types only when this is true. It sees the"
     " payload's own top-level keys, and `payload` and `event` as mapping expressions do (a key"
@@ -91,7 +91,7 @@ GROUP_UPDATE = _object(
 )
 ROTATE_SECRET = _object(
     {
-        "secret": {"type": "string", "minLength": 1, "maxLength": 1024},
+        "secret": {"type": "string", "minLength": 1, "maxLength": 1024, "writeOnly": True},
         "previous_valid_for_s": {
             "description": "How long the secret this one replaces is still accepted (0, or"
             " omitted: not at all). A secret replaced before it stops being accepted now.",
@@ -158,7 +158,12 @@ TARGET_CREDENTIALS = {
     "type": "object",
     "minProperties": 1,
     "propertyNames": {"enum": list(SALESFORCE_VARIABLES)},
-    "additionalProperties": {"type": "string", "minLength": 1, "maxLength": 4000},
+    "additionalProperties": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 4000,
+        "writeOnly": True,
+    },
 }
 
 group_create = Schema(GROUP_CREATE)

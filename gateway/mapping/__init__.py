@@ -22,7 +22,16 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from gateway.errors import Detail, MappingError, ValidationFailed
-from gateway.mapping.functions import OPTIONS, arity_problem, as_text, is_number, show
+from gateway.mapping.functions import (
+    MAX_VALUE_SIZE,
+    OPTIONS,
+    FunctionError,
+    arity_problem,
+    as_text,
+    check_size,
+    is_number,
+    show,
+)
 from gateway.targets.base import ParentLink, UpsertRequest
 
 __all__ = [
@@ -41,14 +50,35 @@ __all__ = [
 
 class _Interpreter(TreeInterpreter):
     """JMESPath's interpreter, with ordering comparisons of unlike values null, as the JMESPath
-    specification has them: jmespath raises Python's TypeError for a string against a number."""
+    specification has them: jmespath raises Python's TypeError for a string against a number.
+
+    It also keeps values within MAX_VALUE_SIZE where they can double: a flatten of a list
+    holding another twice, and an equality test, which compares shared parts once per share.
+    """
+
+    def visit_flatten(self, node: Any, value: Any) -> Any:
+        base = self.visit(node["children"][0], value)
+        if not isinstance(base, list):
+            return None
+        items = sum(len(element) if isinstance(element, list) else 1 for element in base)
+        if items > MAX_VALUE_SIZE:  # counted before it is made; the items are checked elsewhere
+            raise FunctionError(f"a flatten ([]) makes a value larger than {MAX_VALUE_SIZE} items")
+        flat: list[Any] = []
+        for element in base:
+            if isinstance(element, list):
+                flat.extend(element)
+            else:
+                flat.append(element)
+        return flat
 
     def visit_comparator(self, node: Any, value: Any) -> Any:
         operator = node["value"]
-        if operator not in _ORDERING:
-            return super().visit_comparator(node, value)
         left = self.visit(node["children"][0], value)
         right = self.visit(node["children"][1], value)
+        if operator not in _ORDERING:
+            check_size(left, "a comparison")
+            check_size(right, "a comparison")
+            return self.COMPARATOR_FUNC[operator](left, right)
         if (is_number(left) and is_number(right)) or (
             isinstance(left, str) and isinstance(right, str)
         ):
@@ -360,7 +390,9 @@ class Expression:
 
     def evaluate(self, context: Mapping[str, Any]) -> Any:
         try:
-            return _INTERPRETER.visit(self._tree, context)
+            result = _INTERPRETER.visit(self._tree, context)
+            check_size(result, f"`{self.source}`")
+            return result
         except JMESPathError as exc:
             raise MappingError(f"{self._where}: {exc}") from exc
         except (TypeError, ValueError, ArithmeticError) as exc:

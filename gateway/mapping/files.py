@@ -22,7 +22,17 @@ from gateway.validation import strict_json
 
 class _Loader(yaml.SafeLoader):
     """PyYAML's safe loader, but a key given twice in one mapping is an error, as YAML says it
-    is: PyYAML keeps the last, so the first would silently not count."""
+    is: PyYAML keeps the last, so the first would silently not count. And no alias: a few
+    lines of aliases of aliases stand for billions of values, which validating (or only
+    quoting one in an error) writes out until memory runs out."""
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            alias = self.peek_event()  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed", alias.start_mark
+            )
+        return super().compose_node(parent, index)
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[str] = set()

@@ -28,6 +28,48 @@ class FunctionError(JMESPathError):
     """A mapping function was given a value it cannot convert."""
 
 
+#: The most a value made by a mapping expression may hold, counting each character of text and
+#: each item of a list or object: four times the default largest delivery. Without a bound a short
+#: expression makes an exponentially large value (``replace`` with a long replacement nested a
+#: few times, or ``concat(@, @)``, ``[@, @][]`` and ``to_string({a: @, b: @})`` piped one into
+#: the next) and takes the worker, or the web process previewing it, down with it.
+MAX_VALUE_SIZE = 4 * 1024 * 1024
+
+
+def check_size(value: Any, made_by: str) -> None:
+    """FunctionError when ``value`` holds more than MAX_VALUE_SIZE; never walks further than that.
+
+    Values may share parts (``[@, @]`` holds one list twice), so the walk counts each part as
+    often as serializing the value would write it, and stops as soon as the budget is spent.
+    """
+    budget = MAX_VALUE_SIZE
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            budget -= len(item)
+        elif isinstance(item, dict):
+            budget -= len(item) + sum(len(key) for key in item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            budget -= len(item)
+            pending.extend(item)
+        else:
+            budget -= 1
+        if budget < 0:
+            raise FunctionError(
+                f"{made_by} makes a value larger than {MAX_VALUE_SIZE} characters and items"
+            )
+
+
+def _check_length(function: str, length: int) -> None:
+    """Refuse a text before making it, when it would be longer than MAX_VALUE_SIZE."""
+    if length > MAX_VALUE_SIZE:
+        raise FunctionError(
+            f"{function}() would make a text of {length} characters; at most {MAX_VALUE_SIZE}"
+        )
+
+
 def is_number(value: Any) -> TypeGuard[int | float]:
     """True for JSON numbers; booleans are ints in Python but not numbers in JSON."""
     return isinstance(value, int | float) and not isinstance(value, bool)
@@ -112,13 +154,30 @@ class MappingFunctions(Functions):
         for part in parts:
             if part is not None and not isinstance(part, str) and not is_number(part):
                 raise _fail("concat", part, "is not a string, number or null")
-        return "".join(as_text(part) for part in parts if part is not None)
+        texts = [as_text(part) for part in parts if part is not None]
+        _check_length("concat", sum(map(len, texts)))
+        return "".join(texts)
 
     @signature({"types": ["string", "null"]}, {"types": ["string"]}, {"types": ["string"]})
     def _func_replace(self, text: str | None, old: str, new: str) -> str | None:
         if old == "":
             raise FunctionError("replace(): the text to replace cannot be empty")
-        return None if text is None else text.replace(old, new)
+        if text is None:
+            return None
+        _check_length("replace", len(text) + text.count(old) * (len(new) - len(old)))
+        return text.replace(old, new)
+
+    @signature({"types": ["string"]}, {"types": ["array-string"]})
+    def _func_join(self, separator: str, texts: list[str]) -> str:
+        _check_length("join", sum(map(len, texts)) + len(separator) * max(len(texts) - 1, 0))
+        return separator.join(texts)
+
+    @signature({"types": []})
+    def _func_to_string(self, value: Any) -> str:
+        check_size(value, "to_string()")
+        if isinstance(value, str):
+            return value
+        return json.dumps(value, separators=(",", ":"), default=str)
 
     @signature({"types": []}, {"types": []})
     def _func_default(self, value: Any, fallback: Any) -> Any:

@@ -128,3 +128,27 @@ def test_gateway_run_fails_when_it_cannot_serve(tmp_path: Path) -> None:
 
     assert result.returncode != 0
     assert "Address already in use" in result.stderr
+
+
+def test_gateway_run_does_not_print_a_token_set_in_the_environment(tmp_path: Path) -> None:
+    """It is the operator's own, and the output of a service ends up in its logs."""
+    port = _free_port()
+    token = "fake-operator-token-0123456789abcdef"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    env.update(GATEWAY_BIND=f"127.0.0.1:{port}", GATEWAY_ADMIN_TOKEN=token, PYTHONUNBUFFERED="1")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "run", "--mappings", str(ROOT / "mappings")],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        shown = _admin_token(process)
+        wait_until_up(f"http://127.0.0.1:{port}", process)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, errors = process.communicate(timeout=30)
+    assert shown == "the value of GATEWAY_ADMIN_TOKEN (gateway token prints it)"
+    assert token not in output + errors

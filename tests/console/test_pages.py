@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import re
@@ -9,13 +10,17 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
+from gateway.config import Settings
 from gateway.connectors import sample_delivery
 from gateway.console import event_pages
 from gateway.console.mapping_pages import line_map, line_of, pretty
 from gateway.core import Gateway
+from gateway.intake import MAX_DEPTH
 from gateway.verify import sign
+from gateway.web import create_app
 from tests.conftest import ADMIN_TOKEN
 from tests.console.conftest import Console, form_token
 
@@ -111,6 +116,12 @@ def test_sign_in_returns_to_the_page_asked_for_and_only_inside_the_console(
         ("/admin/events?status=failed", "/admin/events?status=failed"),
         ("https://elsewhere.example/", "/admin/"),
         ("//elsewhere.example/admin/", "/admin/"),
+        ("/admin//elsewhere.example/", "/admin/"),
+        ("/admin/\\elsewhere.example/", "/admin/"),
+        ("/admin/\t/elsewhere.example/", "/admin/"),  # browsers drop the tab: //elsewhere
+        ("/admin/../elsewhere", "/admin/"),
+        ("/admin/%2E%2E/elsewhere", "/admin/"),
+        ("/admin/\r\nSet-Cookie: planted=1", "/admin/"),  # was a 500: no header holds CR LF
     ]:
         token = form_token(client.get("/admin/sign-in").text)
         response = client.post(
@@ -124,6 +135,42 @@ def test_the_session_cookie_is_http_only_and_same_site(client: FlaskClient) -> N
     response = client.post("/admin/sign-in", data={"csrf_token": token, "token": ADMIN_TOKEN})
     cookie = response.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+
+
+@pytest.mark.parametrize(
+    "page", ["/admin/sign-in", "/admin/", "/admin/events", "/admin/events/{id}"]
+)
+def test_pages_cannot_be_framed_or_cached(console: Console, setup: Any, page: str) -> None:
+    response = console.get(page.format(id=setup["event"]["id"]))
+    assert response.status_code == 200
+    assert response.headers["X-Frame-Options"] == "DENY"
+    policy = response.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in policy and "default-src 'self'" in policy
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_the_session_cookie_holds_nothing_to_test_token_guesses_against(
+    app: Flask, client: FlaskClient
+) -> None:
+    """It is signed, not encrypted: whoever copies it reads what it remembers of the token."""
+    token = form_token(client.get("/admin/sign-in").text)
+    response = client.post("/admin/sign-in", data={"csrf_token": token, "token": ADMIN_TOKEN})
+    cookie = response.headers["Set-Cookie"].split("=", 1)[1].split(";")[0]
+    signer = app.session_interface.get_signing_serializer(app)  # type: ignore[attr-defined]
+    remembered = signer.loads(cookie)["admin"]
+    assert remembered != hashlib.sha256(b"console:" + ADMIN_TOKEN.encode()).hexdigest()
+
+
+def test_the_session_cookie_is_secure_when_the_console_is_served_over_https(
+    settings: Settings,
+) -> None:
+    gateway = Gateway(settings.with_overrides({"public_url": "https://gateway.example"}))
+    client = create_app(gateway=gateway).test_client()
+    token = form_token(client.get("/admin/sign-in").text)
+    response = client.post("/admin/sign-in", data={"csrf_token": token, "token": ADMIN_TOKEN})
+    gateway.close()
+    assert "Secure" in response.headers["Set-Cookie"]
 
 
 def test_sign_out_ends_the_session(console: Console) -> None:
@@ -157,6 +204,27 @@ def test_every_page_renders(console: Console, setup: dict[str, Any]) -> None:
         assert response.status_code == 200, path
         assert shown in response.text, path
         assert '<main id="main"' in response.text
+
+
+def nested(depth: int) -> bytes:
+    return (
+        '{"event_type": "deep", "data": ' + "[" * (depth - 1) + "]" * (depth - 1) + "}"
+    ).encode()
+
+
+def test_a_payload_nested_as_deeply_as_the_receiver_takes_can_be_read_back(
+    console: Console, group_factory: Any, deliver: Any, admin: Any
+) -> None:
+    """Nested nearly as deep as Python's recursion limit, it broke the event list for all."""
+    group = group_factory(connector="generic", function="webhooks", events=["deep"])
+    for refused in (MAX_DEPTH + 1, 939):
+        assert deliver(group, nested(refused)).status_code == 400
+    assert deliver(group, nested(MAX_DEPTH)).status_code == 200
+
+    [event] = admin.get("/events").get_json()["items"]
+    assert admin.get(f"/events/{event['id']}").status_code == 200
+    assert console.get("/admin/events").status_code == 200
+    assert console.get(f"/admin/events/{event['id']}").status_code == 200
 
 
 def test_a_missing_thing_is_a_page_not_json(console: Console) -> None:

@@ -238,3 +238,25 @@ def test_a_body_the_server_cannot_read_whole_is_400_and_stores_nothing(
 
     assert_error(response, 400, code)
     assert admin.get("/events").get_json()["items"] == []
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+@pytest.mark.parametrize(
+    ("method", "path"), [("PUT", "/mappings/big"), ("POST", "/mappings/big/preview")]
+)
+def test_an_admin_body_past_four_times_the_delivery_limit_is_413(
+    admin: Any, gw: Any, method: str, path: str, chunked: bool
+) -> None:
+    """Checking a mapping costs the web process about a second a megabyte."""
+    limit = 4 * gw.settings.max_body_bytes
+    body = json.dumps({"description": "x" * limit}).encode()
+    headers = {**admin.headers, "Content-Type": "application/json"}
+    sent: dict[str, Any] = {"data": body}
+    if chunked:  # no length given: as gunicorn hands over a chunked body
+        headers["Transfer-Encoding"] = "chunked"
+        sent = {
+            "input_stream": io.BytesIO(body),
+            "environ_overrides": {"wsgi.input_terminated": True},
+        }
+    response = admin.client.open(f"/api/v1{path}", method=method, headers=headers, **sent)
+    assert_error(response, 413, "payload_too_large")

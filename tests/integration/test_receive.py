@@ -210,12 +210,20 @@ def test_credentials_are_removed_from_stored_headers(
         ("X-Session-Token", False),
         ("X-Goog-Api-Key", False),
         ("Ocp-Apim-Subscription-Key", False),
+        ("X-Access-Key", False),
+        ("X-Custom-Key", False),
+        ("X-Client-Key", False),
+        ("Private-Key", False),
+        ("X-Auth", False),
+        ("X-Api-Auth", False),
         # signatures are good for their own body only, and show why a delivery was refused
         ("X-Hub-Signature-256", True),
         ("Stripe-Signature", True),
         ("Webhook-Signature", True),
         ("X-Shopify-Hmac-Sha256", True),
         ("Webhook-Id", True),
+        ("Idempotency-Key", True),  # names a delivery, grants nothing
+        ("X-Key-Id", True),
     ],
 )
 def test_credential_headers_are_never_stored_and_signatures_are(

@@ -148,3 +148,33 @@ def _xtnd_order(n: int) -> bytes:
     return json.dumps(
         {"Properties": {"NotificationId": f"n-{n}"}, "Notifications": [{"Action": "OrderCreated"}]}
     ).encode()
+
+
+@pytest.mark.parametrize(
+    ("change", "body", "content_type"),
+    [
+        ("rotate-url", _cycle_count(2), "text/plain"),
+        ("rotate-url", b"{not json", "application/json"),
+        ("disable", _cycle_count(2), "text/plain"),
+        ("delete", b"{not json", "application/json"),
+    ],
+)
+def test_a_cached_token_gone_is_not_found_whatever_else_is_wrong(
+    gw: Any,
+    group_factory: Any,
+    admin: Any,
+    deliver: Any,
+    change: str,
+    body: bytes,
+    content_type: str,
+) -> None:
+    """A refusal would tell whoever holds an old URL that it once worked."""
+    group = group_factory()
+    assert deliver(group, _cycle_count(1)).status_code == 200
+    {
+        "rotate-url": lambda: admin.post(f"/groups/{group['id']}/rotate-url"),
+        "disable": lambda: admin.patch(f"/groups/{group['id']}", {"active": False}),
+        "delete": lambda: admin.delete(f"/groups/{group['id']}"),
+    }[change]()
+
+    assert deliver(group, body, content_type=content_type).status_code == 404

@@ -14,6 +14,7 @@ from jsonschema import Draft202012Validator
 
 from gateway.errors import MappingError, ValidationFailed
 from gateway.mapping import (
+    Expression,
     PlannedUpsert,
     compile_mapping,
     diff_plans,
@@ -949,3 +950,34 @@ def test_diff_of_the_documented_example_against_a_changed_version(
         ("changed", "802624-10", {"Quantity__c": {"before": 1, "after": "1"}}),
         ("changed", "802624-20", {"Quantity__c": {"before": 3, "after": "3"}}),
     ]
+
+
+def piped(step: str, times: int = 40) -> str:
+    """``v`` through ``step`` again and again: each pass doubles the value it is given."""
+    return "v" + f" | {step}" * times
+
+
+THOUSAND_A = "'" + "a" * 1000 + "'"
+
+
+@pytest.mark.parametrize(
+    ("expression", "value"),
+    [
+        pytest.param(
+            f"replace(replace(replace(v, 'a', {THOUSAND_A}), 'a', {THOUSAND_A}), 'a', 'b')",
+            "a" * 99,
+            id="replace",
+        ),
+        pytest.param(piped("concat(@, @)"), "a" * 1000, id="concat"),
+        pytest.param(piped("join('', [@, @])"), "a" * 1000, id="join"),
+        pytest.param(piped("to_string({a: @, b: @})"), "a", id="to_string"),
+        pytest.param(piped("[@, @][]"), ["a"], id="flatten"),
+        # shares its halves, so it stays small until written out or compared
+        pytest.param(piped("[@, @]"), "a", id="result"),
+        pytest.param(f"({piped('[@, @]')}) == ({piped('[@, @]')})", "a", id="comparison"),
+    ],
+)
+def test_an_expression_cannot_make_a_value_exponentially_large(expression: str, value: Any) -> None:
+    """Refused within a second with the mapping's error, not by running out of memory."""
+    with pytest.raises(MappingError, match=r"^fields\.Name: .*(larger than|would make a text)"):
+        Expression(expression, "fields.Name").evaluate({"v": value})

@@ -138,6 +138,17 @@ def problems_and_message(directory: Path) -> tuple[list[tuple[str, str]], str]:
             'cannot be parsed: the key "name" appears twice in one object',
         ),
         ("nan.json", '{"name": NaN}', "cannot be parsed: NaN is not a JSON number"),
+        # aliases of aliases: nine lines that validating would write out as 9**9 strings
+        (
+            "laughs.yaml",
+            "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+            + "".join(
+                f"{b}: &{b} [{', '.join(['*' + a] * 9)}]\n"
+                for a, b in zip("abcdefgh", "bcdefghi", strict=True)
+            )
+            + "description: *i\nupserts: []\n",
+            "cannot be parsed: line 2, column 8: aliases (*name) are not allowed",
+        ),
         ("list.json", '["xtnd-orders"]', "must hold one mapping (an object)"),
         ("empty.yaml", "", "must hold one mapping (an object)"),
         ("latin1.json", b'{"name": "caf\xe9"}', "cannot be parsed: 'utf-8' codec"),

@@ -132,6 +132,12 @@ def test_every_admin_call_documents_the_bearer_token_and_its_401(
             assert "401" in operation["responses"], key
 
 
+def test_every_call_with_a_body_documents_its_413(document: dict[str, Any]) -> None:
+    for key, operation in _operations(document).items():
+        if "requestBody" in operation:
+            assert "413" in operation["responses"], key
+
+
 def test_every_error_answer_is_the_contract_error_body(document: dict[str, Any]) -> None:
     responses = document["components"]["responses"]
     error_ref = {"$ref": "#/components/schemas/Error"}

@@ -1,0 +1,52 @@
+"""Secrets are write-only: no answer, not even one refusing them, repeats a value sent as one."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+
+LEAKED = "fake-leak-canary-5f1e"
+NEW_GROUP = {"name": "g", "connector": "generic", "function": "webhooks", "events": ["a"]}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", "/groups", {"secret": LEAKED * 100}),  # too long
+        ("POST", "/groups", {"secret": [LEAKED]}),  # not a string
+        ("PATCH", "/groups/{id}", {"secret": {"value": LEAKED}}),
+        ("POST", "/groups/{id}/rotate-secret", {"secret": LEAKED * 100}),
+        ("POST", "/groups/{id}/rotate-secret", {"secret": [LEAKED]}),
+        ("PUT", "/targets/salesforce/credentials", {"SALESFORCE_PASSWORD": [LEAKED]}),
+        ("PUT", "/targets/salesforce/credentials", {"SALESFORCE_PASSWORD": LEAKED * 500}),
+    ],
+)
+def test_a_refused_secret_is_not_repeated_in_the_422(
+    admin: Any, group_factory: Any, method: str, path: str, body: dict[str, Any]
+) -> None:
+    group = group_factory()
+    if path == "/groups":
+        body = {**NEW_GROUP, **body}
+    response = admin.call(method, path.format(id=group["id"]), json=body)
+    assert response.status_code == 422, response.get_json()
+    [detail] = response.get_json()["error"]["details"]
+    assert detail["message"].startswith("the value ")
+    assert LEAKED not in response.get_data(as_text=True)
+
+
+def test_a_database_error_does_not_repeat_the_statements_values(gw: Any) -> None:
+    """Its text lands in logs and tracebacks; the values are payloads, fields and tokens."""
+    insert = text(
+        "INSERT INTO connector_profiles (name, document, created_at) VALUES ('twice', :doc, :at)"
+    )
+    values = {"doc": json.dumps({"canary": LEAKED}), "at": datetime.now(UTC)}
+    with gw.db.session() as session:
+        session.execute(insert, values)
+    with pytest.raises(IntegrityError) as raised, gw.db.session() as session:
+        session.execute(insert, values)
+    assert LEAKED not in str(raised.value)
