@@ -381,17 +381,18 @@ class Expression:
     It evaluates with the mapping functions; check its source with expression_problems first.
     """
 
-    __slots__ = ("_tree", "_where", "source")
+    __slots__ = ("_quoted", "_tree", "_where", "source")
 
     def __init__(self, source: str, where: str) -> None:
         self._tree = jmespath.compile(source).parsed
         self._where = where
+        self._quoted = f"`{source}`"
         self.source = source
 
     def evaluate(self, context: Mapping[str, Any]) -> Any:
         try:
             result = _INTERPRETER.visit(self._tree, context)
-            check_size(result, f"`{self.source}`")
+            check_size(result, self._quoted)
             return result
         except JMESPathError as exc:
             raise MappingError(f"{self._where}: {exc}") from exc

@@ -41,7 +41,12 @@ def check_size(value: Any, made_by: str) -> None:
 
     Values may share parts (``[@, @]`` holds one list twice), so the walk counts each part as
     often as serializing the value would write it, and stops as soon as the budget is spent.
+    Most values are a number or a short text: those take no walk (this runs for every field).
     """
+    if not isinstance(value, dict | list):
+        if isinstance(value, str) and len(value) > MAX_VALUE_SIZE:
+            raise FunctionError(f"{made_by} makes a text larger than {MAX_VALUE_SIZE} characters")
+        return
     budget = MAX_VALUE_SIZE
     pending = [value]
     while pending:

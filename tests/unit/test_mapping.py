@@ -21,6 +21,7 @@ from gateway.mapping import (
     event_context,
     validate_document,
 )
+from gateway.mapping.functions import MAX_VALUE_SIZE
 from gateway.targets.base import ParentLink, UpsertRequest
 
 #: The example of the mapping format's documentation (MAPPINGS.md), verbatim.
@@ -975,6 +976,7 @@ THOUSAND_A = "'" + "a" * 1000 + "'"
         # shares its halves, so it stays small until written out or compared
         pytest.param(piped("[@, @]"), "a", id="result"),
         pytest.param(f"({piped('[@, @]')}) == ({piped('[@, @]')})", "a", id="comparison"),
+        pytest.param("v", "a" * (MAX_VALUE_SIZE + 1), id="text"),
     ],
 )
 def test_an_expression_cannot_make_a_value_exponentially_large(expression: str, value: Any) -> None:
