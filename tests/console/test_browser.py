@@ -91,12 +91,26 @@ class Ui:
         self.settling.until(lambda driver: driver.find_element(self.by.XPATH, xpath).click() or 1)
         if confirm:
             self.wait.until(self.ec.alert_is_present()).accept()
-        self.wait.until(self.ec.staleness_of(old))
+        self.left(old)
 
     def follow(self, link_text: str) -> None:
         old = self.find("html")
         self.driver.find_element(self.by.LINK_TEXT, link_text).click()
-        self.wait.until(self.ec.staleness_of(old))
+        self.left(old)
+
+    def left(self, old: Any) -> None:
+        """Wait until ``old`` (the previous page's root) is gone. Chrome says so as a stale
+        element, or at times as a node that "does not belong to the document"."""
+        from selenium.common.exceptions import WebDriverException
+
+        def gone(_: Any) -> bool:
+            try:
+                old.is_enabled()
+            except WebDriverException:  # StaleElementReferenceException among them
+                return True
+            return False
+
+        self.wait.until(gone, "the page never changed")
 
     def sees(self, words: str) -> None:
         self.wait.until(lambda _: words in self.text(), f"the page never showed {words!r}")
