@@ -97,6 +97,8 @@ def _database_url(env: Mapping[str, str], instance: Path) -> str:
             f"GATEWAY_DATABASE_URL cannot be read as a database URL; use {DATABASE_URL_FORMS}"
         ) from None
     scheme = parsed.drivername
+    if scheme in (*POSTGRESQL_SPELLINGS, "postgresql+psycopg"):
+        _check_connection_options(parsed.query)
     if scheme in POSTGRESQL_SPELLINGS:
         return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     if scheme in OTHER_POSTGRESQL_DRIVERS:
@@ -109,6 +111,20 @@ def _database_url(env: Mapping[str, str], instance: Path) -> str:
             f"GATEWAY_DATABASE_URL names {scheme}://; only {DATABASE_URL_FORMS} are supported"
         )
     return url
+
+
+def _check_connection_options(query: Mapping[str, str | tuple[str, ...]]) -> None:
+    """Refuse a PostgreSQL URL option libpq does not know, which would otherwise fail every
+    connection with a traceback; libpq's message names the option, never a value."""
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import make_conninfo
+
+    try:
+        make_conninfo("", **{name: "" for name in query})
+    except ProgrammingError as exc:
+        raise ConfigurationError(
+            f"GATEWAY_DATABASE_URL has an {str(exc).strip()} (see libpq's connection parameters)"
+        ) from None
 
 
 @dataclass(frozen=True)

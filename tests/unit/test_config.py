@@ -87,6 +87,10 @@ def test_postgresql_urls_without_a_driver_use_the_shipped_one(tmp_path: Path, ur
         ("notaurl", "cannot be read as a database URL"),
         ("postgresql+psycopg2://u:pw@127.0.0.1/db", "names postgresql+psycopg2://; use"),
         ("mysql://u:pw@127.0.0.1/db", "names mysql://; only sqlite:///PATH and"),
+        *(
+            (f"{scheme}://u:pw@127.0.0.1/db?sslmode=require&bogus=pw", "has an invalid connection")
+            for scheme in ("postgresql+psycopg", "postgres")
+        ),
     ],
 )
 def test_a_database_url_the_gateway_cannot_use_is_refused(
