@@ -41,6 +41,20 @@ def _admin_token(process: subprocess.Popen[str]) -> str:
     raise AssertionError("gateway run printed no admin token")
 
 
+def _gateway_run(cwd: Path, **settings: str) -> subprocess.Popen[str]:
+    """``gateway run`` with the shipped mappings and only these GATEWAY_ settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    env.update(settings, PYTHONUNBUFFERED="1")
+    return subprocess.Popen(
+        [sys.executable, "-m", "gateway", "run", "--mappings", str(ROOT / "mappings")],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def _event_status(api: Api, group_id: str, wanted: str) -> str:
     deadline = time.monotonic() + 30
     status = "none"
@@ -56,16 +70,7 @@ def _event_status(api: Api, group_id: str, wanted: str) -> str:
 def test_gateway_run_serves_works_and_stops_cleanly(tmp_path: Path) -> None:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    env.update(GATEWAY_BIND=f"127.0.0.1:{port}", GATEWAY_PUBLIC_URL=url, PYTHONUNBUFFERED="1")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "run", "--mappings", str(ROOT / "mappings")],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = _gateway_run(tmp_path, GATEWAY_BIND=f"127.0.0.1:{port}", GATEWAY_PUBLIC_URL=url)
     try:
         api = Api(url, _admin_token(process))
         wait_until_up(url, process)
@@ -134,16 +139,7 @@ def test_gateway_run_does_not_print_a_token_set_in_the_environment(tmp_path: Pat
     """It is the operator's own, and the output of a service ends up in its logs."""
     port = _free_port()
     token = "fake-operator-token-0123456789abcdef"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    env.update(GATEWAY_BIND=f"127.0.0.1:{port}", GATEWAY_ADMIN_TOKEN=token, PYTHONUNBUFFERED="1")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "run", "--mappings", str(ROOT / "mappings")],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = _gateway_run(tmp_path, GATEWAY_BIND=f"127.0.0.1:{port}", GATEWAY_ADMIN_TOKEN=token)
     try:
         shown = _admin_token(process)
         wait_until_up(f"http://127.0.0.1:{port}", process)
