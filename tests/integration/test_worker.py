@@ -1014,6 +1014,44 @@ def test_an_attempt_that_never_finished_is_in_the_history_and_counts_towards_the
     )
 
 
+@pytest.mark.parametrize(
+    ("max_attempts", "status", "attempts", "history"),
+    [
+        (3, "delivered", 2, [(1, "pending"), (2, "delivered")]),
+        (1, "dead", 1, [(1, "dead")]),
+    ],
+    ids=["taken over", "given up"],
+)
+def test_a_worker_whose_lease_ran_out_leaves_the_event_to_whoever_took_it_over(
+    setup: dict[str, Any],
+    admin: Any,
+    deliver: Any,
+    gw: Any,
+    max_attempts: int,
+    status: str,
+    attempts: int,
+    history: list[tuple[int, str]],
+) -> None:
+    from gateway.worker import Worker
+
+    slow, fast = Worker(gw, worker_id="slow"), Worker(gw, worker_id="fast")
+    fast.settings = fast.settings.with_overrides({"max_attempts": max_attempts})
+    deliver(setup["group"], moved("A-1", "Dock", 1))
+    event_id = admin.get("/events").get_json()["items"][0]["id"]
+    held = slow.claim()
+    _expire_lease(gw, event_id, 1)
+    fast.drain()
+    deliver(setup["group"], moved("A-1", "Yard", 2))
+    fast.drain()
+
+    slow.process(held)  # finishes long after its lease ran out
+
+    event = admin.get(f"/events/{event_id}").get_json()
+    assert (event["status"], event["attempts"]) == (status, attempts)
+    assert [(h["attempt"], h["status"]) for h in event["history"]] == history
+    assert record(admin, "A-1")["Location__c"] == "Yard"
+
+
 def test_an_unforeseen_error_planning_one_event_fails_it_alone(
     setup: dict[str, Any],
     admin: Any,
