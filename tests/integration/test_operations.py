@@ -23,6 +23,7 @@ from gateway.models import Delivery, Event
 from gateway.retention import purge
 from gateway.web import create_app
 from tests.conftest import ADMIN_TOKEN, BACKENDS
+from tests.postgres import wait_for_a_lock_wait
 
 SECRET = "operations-test-secret-0123456789"
 
@@ -317,7 +318,7 @@ def test_an_event_replayed_while_the_purge_deletes_it_stays_with_its_history(
             )
             purging = threading.Thread(target=purge, args=(gw, timedelta(days=30)))
             purging.start()
-            _wait_for_a_lock_wait(replay)
+            wait_for_a_lock_wait(replay)
             replay.commit()
             purging.join(10)
     finally:
@@ -326,21 +327,3 @@ def test_an_event_replayed_while_the_purge_deletes_it_stays_with_its_history(
     event = admin.get(f"/events/{replayed}").get_json()
     assert event["status"] == "pending"
     assert [h["status"] for h in event["history"]] == ["unrouted"]
-
-
-def _wait_for_a_lock_wait(conn: Any) -> None:
-    """Return once another session of the database waits for a lock."""
-    import time
-
-    from sqlalchemy import text
-
-    waiting = text(
-        "SELECT count(*) FROM pg_stat_activity"
-        " WHERE wait_event_type = 'Lock' AND datname = current_database()"
-    )
-    deadline = datetime.now(UTC) + timedelta(seconds=10)
-    while datetime.now(UTC) < deadline:
-        if conn.execute(waiting).scalar():
-            return
-        time.sleep(0.01)
-    raise AssertionError("no session ever waited for a lock")

@@ -516,6 +516,58 @@ def test_duplicates_cannot_be_replayed(setup: dict[str, Any], admin: Any, delive
     assert response.status_code == 409
 
 
+@pytest.mark.parametrize(
+    ("replay", "answer"),
+    [
+        (lambda admin, event_id: admin.post(f"/events/{event_id}/replay"), 409),
+        (lambda admin, event_id: admin.post("/events/replay", {"status": "pending"}), 200),
+    ],
+    ids=["one", "matching"],
+)
+def test_an_event_a_worker_claims_while_it_is_replayed_is_not_said_to_be_replayed(
+    setup: dict[str, Any],
+    admin: Any,
+    deliver: Any,
+    gw: Any,
+    replay: Callable[[Any, str], Any],
+    answer: int,
+) -> None:
+    import threading
+
+    from sqlalchemy import create_engine, update
+
+    from gateway.models import Event
+    from tests.postgres import wait_for_a_lock_wait
+
+    if gw.db.is_sqlite:
+        pytest.skip("SQLite's replay holds the write lock from reading to changing")
+    deliver(setup["group"], moved("A-1", "Dock", 1))
+    event_id = admin.get("/events").get_json()["items"][0]["id"]
+    answers = []
+    engine = create_engine(gw.settings.database_url)
+    try:
+        with engine.connect() as claim:
+            # A worker's claim, not committed yet.
+            claim.execute(
+                update(Event)
+                .where(Event.id == int(event_id))
+                .values(status="processing", attempts=Event.attempts + 1)
+            )
+            replaying = threading.Thread(target=lambda: answers.append(replay(admin, event_id)))
+            replaying.start()
+            wait_for_a_lock_wait(claim)
+            claim.commit()
+            replaying.join(10)
+    finally:
+        engine.dispose()
+
+    assert answers[0].status_code == answer
+    if answer == 200:
+        assert answers[0].get_json() == {"replayed": 0, "ignored": 0}
+    event = admin.get(f"/events/{event_id}").get_json()
+    assert (event["status"], event["attempts"]) == ("processing", 1)
+
+
 def ignored_move(setup: dict[str, Any], admin: Any, deliver: Any) -> str:
     """An inventory.moved event received while its group did not register the type (its
     record, which took the type, deleted first: a group keeps the types its records take)."""
