@@ -109,10 +109,16 @@ def replay(gw: Gateway, event_id: Any) -> Event:
         if event is None:
             raise NotFound(f"no event {key}")
         if event.status in NOT_REPLAYABLE:
-            raise Conflict(f"event {key} is {event.status} and cannot be replayed now")
-        _redecide(session, [(event.id, event.group_id, event.type)])
+            raise _not_now(event)
+        taken = _redecide(session, [(event.id, event.group_id, event.type)]).replayed
         session.refresh(event)
+        if not taken:  # a worker claimed it since it was read
+            raise _not_now(event)
     return event
+
+
+def _not_now(event: Event) -> Conflict:
+    return Conflict(f"event {event.id} is {event.status} and cannot be replayed now")
 
 
 def replay_matching(gw: Gateway, filters: Mapping[str, Any], limit: int | None = None) -> Replayed:
@@ -123,14 +129,12 @@ def replay_matching(gw: Gateway, filters: Mapping[str, Any], limit: int | None =
     if limit:
         query = query.order_by(Event.id).limit(limit)
     with gw.db.session() as session:
-        chosen = session.execute(query).all()
-        ignored = _redecide(session, chosen)
-    return Replayed(len(chosen), ignored)
+        return _redecide(session, session.execute(query).all())
 
 
-def _redecide(session: Session, events: Sequence[tuple[int, str, str]]) -> int:
+def _redecide(session: Session, events: Sequence[tuple[int, str, str]]) -> Replayed:
     """Queue each event (id, group, type) whose group registers its type, as the receive path
-    decides, and ignore the others; the number ignored.
+    decides, and ignore the others; how many were taken again, and how many of those ignored.
 
     A group deleted since decides nothing: its events are queued and fail saying so.
     """
@@ -144,10 +148,9 @@ def _redecide(session: Session, events: Sequence[tuple[int, str, str]]) -> int:
         else:
             unregistered[event_type].append(event_id)
     now = datetime.now(UTC)
-    _change(session, queued, _requeued(now))
-    for event_type, ids in unregistered.items():
-        _change(session, ids, _ignored(event_type, now))
-    return sum(len(ids) for ids in unregistered.values())
+    requeued = _change(session, queued, _requeued(now))
+    ignored = sum(_change(session, ids, _ignored(t, now)) for t, ids in unregistered.items())
+    return Replayed(requeued + ignored, ignored)
 
 
 def _registered_types(session: Session, group_ids: Iterable[str]) -> dict[str, frozenset[str]]:
@@ -178,15 +181,21 @@ def _ignored(event_type: str, now: datetime) -> dict[str, Any]:
     }
 
 
-def _change(session: Session, ids: Sequence[int], values: dict[str, Any]) -> None:
-    """Set ``values`` on the events ``ids`` unless a worker claimed one in the meantime."""
+def _change(session: Session, ids: Sequence[int], values: dict[str, Any]) -> int:
+    """Set ``values`` on the events ``ids`` unless a worker claimed one in the meantime; the
+    number changed, which leaves out those claimed (or purged) since they were chosen."""
+    changed = 0
     for start in range(0, len(ids), 500):
-        session.execute(
-            update(Event)
-            .where(Event.id.in_(ids[start : start + 500]), Event.status.not_in(NOT_REPLAYABLE))
-            .values(values)
-            .execution_options(synchronize_session=False)
+        changed += len(
+            session.scalars(
+                update(Event)
+                .where(Event.id.in_(ids[start : start + 500]), Event.status.not_in(NOT_REPLAYABLE))
+                .values(values)
+                .returning(Event.id)
+                .execution_options(synchronize_session=False)
+            ).all()
         )
+    return changed
 
 
 def get_record(gw: Gateway, obj: str, external_id: str) -> Record:

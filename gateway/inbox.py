@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 WATCH_INTERVAL_S = 0.1
 #: What a sender is told when its delivery was not committed in time.
 LATE = "the database did not commit in time; retry later"
+#: PostgreSQL's code for a transaction it aborted to end a deadlock.
+DEADLOCK_DETECTED = "40P01"
+#: Writes of a batch PostgreSQL aborts that way before its senders are told 503.
+WRITES_PAST_DEADLOCKS = 3
 #: The group's columns that decide whether and how a delivery is accepted.
 GROUP_STATE = (
     Group.token,
@@ -271,7 +275,7 @@ class Inbox:
         write lock is ours: the longer the wait for it, the more deliveries share the commit.
         """
         try:
-            return list(self._write(batch, top_up))
+            return list(self._write_past_deadlocks(batch, top_up))
         except self._sql.refusals:
             # One bad apple must not sink its neighbours: retry each on its own.
             if len(batch) > 1:
@@ -281,6 +285,24 @@ class Inbox:
             error = exc if isinstance(exc, StoreUnavailable) else StoreUnavailable()
             error.__cause__ = exc
             return [error] * len(batch)
+
+    def _write_past_deadlocks(
+        self, batch: list[_Queued], top_up: bool
+    ) -> list[Receipt | GroupChanged]:
+        """:meth:`_write`, again when PostgreSQL aborted it to end a deadlock.
+
+        Two processes storing the same new events in different orders wait for each other on
+        the dedupe index until one is aborted; written again, its events are the other's
+        duplicates. A 503 would have its senders send them again only to learn as much.
+        """
+        for _ in range(WRITES_PAST_DEADLOCKS - 1):
+            try:
+                return self._write(batch, top_up)
+            except Exception as exc:
+                if _sqlstate(exc) != DEADLOCK_DETECTED:
+                    raise
+                log.info("a commit of %d deliveries deadlocked; writing it again", len(batch))
+        return self._write(batch, top_up)
 
     def _write(self, batch: list[_Queued], top_up: bool) -> list[Receipt | GroupChanged]:
         """Store the deliveries whose group is as they were verified against, in one commit."""
@@ -363,6 +385,12 @@ class Inbox:
             for delivery_id in delivery_ids
             for group_id, key in self._sql.stored_keys.rows(cursor, {"delivery_id": delivery_id})
         }
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a driver's error, raised as it is or wrapped by SQLAlchemy."""
+    original = exc.orig if isinstance(exc, DBAPIError) else exc
+    return getattr(original, "sqlstate", None)
 
 
 def _delivery_row(d: NewDelivery) -> dict[str, Any]:

@@ -71,22 +71,31 @@ def purge(
 
 
 def _purge_events(gw: Gateway, purgeable: ColumnElement[bool]) -> int:
-    def drop(session: Session, ids: list[int]) -> None:
-        session.execute(delete(EventResult).where(EventResult.event_id.in_(ids)))
-        session.execute(delete(Event).where(Event.id.in_(ids)))
+    def drop(session: Session, ids: list[int]) -> int:
+        # Asked again as each row is deleted: on PostgreSQL an event chosen as settled may
+        # have been replayed since, and a pending event and its history must stay.
+        dropped = list(
+            session.scalars(delete(Event).where(Event.id.in_(ids), purgeable).returning(Event.id))
+        )
+        session.execute(delete(EventResult).where(EventResult.event_id.in_(dropped)))
+        return len(dropped)
 
     return _in_batches(gw, select(Event.id).where(purgeable).order_by(Event.id), drop)
 
 
 def _purge_deliveries(gw: Gateway, old: ColumnElement[bool]) -> int:
-    def drop(session: Session, ids: list[int]) -> None:
-        session.execute(delete(Delivery).where(Delivery.id.in_(ids)))
+    def drop(session: Session, ids: list[int]) -> int:
+        return len(
+            session.scalars(
+                delete(Delivery).where(Delivery.id.in_(ids)).returning(Delivery.id)
+            ).all()
+        )
 
     orphaned = select(Delivery.id).where(old, ~exists().where(Event.delivery_id == Delivery.id))
     return _in_batches(gw, orphaned.order_by(Delivery.id), drop)
 
 
-def _in_batches(gw: Gateway, ids: Select[int], drop: Callable[[Session, list[int]], None]) -> int:
+def _in_batches(gw: Gateway, ids: Select[int], drop: Callable[[Session, list[int]], int]) -> int:
     """Delete what ``ids`` selects, BATCH rows per short transaction; the number deleted."""
     total = 0
     while True:
@@ -94,5 +103,4 @@ def _in_batches(gw: Gateway, ids: Select[int], drop: Callable[[Session, list[int
             chosen = list(session.scalars(ids.limit(BATCH)))
             if not chosen:
                 return total
-            drop(session, chosen)
-        total += len(chosen)
+            total += drop(session, chosen)

@@ -232,19 +232,57 @@ class Worker:
                     _mark_stale(remote, _marks(session, remote))
                 usage = self._upsert_remote(outcomes)
                 with self.gw.db.session() as session:
-                    local = [p for p in planned if self.gw.targets.is_local(p.target)]
+                    # A remote upsert of a lease lost meanwhile goes unrecorded: the worker
+                    # that took the event over sends it again, to the same effect.
+                    leased = self._still_leased(session, outcomes)
+                    local = [
+                        p for o in leased for p in o.planned if self.gw.targets.is_local(p.target)
+                    ]
                     _mark_stale(local, _marks(session, local))
-                    self._finish(session, outcomes, usage)
+                    self._finish(session, leased, usage)
             return
         for part in _lock_sized(outcomes, RECORD_LOCKS_PER_TRANSACTION):
-            planned = [p for o in part for p in o.planned]
             with self.gw.db.session() as session:
+                leased = self._still_leased(session, part)
+                planned = [p for o in leased for p in o.planned]
                 # Workers on many hosts: hold each target record's lock from the stale check
                 # to the commit, so two events for one record are never applied concurrently.
                 _lock_records(session, planned)
                 _mark_stale(planned, _marks(session, planned))
-                usage = self._upsert_remote(part)
-                self._finish(session, part, usage)
+                usage = self._upsert_remote(leased)
+                self._finish(session, leased, usage)
+
+    def _still_leased(self, session: Session, outcomes: list[Outcome]) -> list[Outcome]:
+        """The outcomes whose event this worker still leases, their rows locked to the commit.
+
+        A batch held past ``claim_timeout_s`` may have lost events to another worker's claim,
+        which takes them over or gives them up as dead; this attempt's results would overwrite
+        what that worker decided, so they are dropped. While locked, an event is skipped by
+        every claim (``SKIP LOCKED``), so a lease held to here is held to the commit.
+        """
+        attempts = {o.event.id: o.event.attempts for o in outcomes}
+        held: set[int] = set()
+        for ids in _chunks(list(attempts), 500):
+            query = (
+                select(Event.id, Event.attempts)
+                .where(
+                    Event.id.in_(ids),
+                    Event.status == EventStatus.PROCESSING,
+                    Event.claimed_by == self.id,
+                )
+                .with_for_update()
+            )
+            held.update(i for i, n in session.execute(query) if attempts[i] == n)
+        lost = [o.event.id for o in outcomes if o.event.id not in held]
+        if lost:
+            log.warning(
+                "worker %s: lease of events %s ran out and was taken over; their results of"
+                " this attempt are dropped",
+                self.id,
+                " ".join(map(str, lost)),
+                extra={"worker": self.id, "event_ids": [str(i) for i in lost]},
+            )
+        return [o for o in outcomes if o.event.id in held]
 
     def _finish(
         self, session: Session, outcomes: list[Outcome], usage: dict[str, tuple[int, int]]

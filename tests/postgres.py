@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 
@@ -137,3 +138,20 @@ def _create_database(port: int) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+def wait_for_a_lock_wait(conn: Any, timeout_s: float = 10.0) -> None:
+    """Return once a session of ``conn``'s database waits for a lock another one holds: the
+    moment to let go of it, in a test of what the waiting session does next."""
+    from sqlalchemy import text
+
+    waiting = text(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+    )
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if conn.execute(waiting).scalar():
+            return
+        time.sleep(0.01)
+    raise AssertionError("no session ever waited for a lock")

@@ -109,3 +109,62 @@ def test_each_delivery_of_a_batch_is_stored_under_the_id_its_receipt_gives(
                 assert events == [f"{t}.{round_}"]
     ids = [r.delivery_id for r in first + second]
     assert ids == sorted(set(ids))
+
+
+def test_a_batch_that_deadlocks_with_another_process_on_the_same_events_is_stored_again(
+    gw: Any, group_factory: Any
+) -> None:
+    import threading
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.dialects.postgresql import insert
+
+    from tests.postgres import wait_for_a_lock_wait
+
+    if gw.db.is_sqlite:
+        pytest.skip("SQLite commits one writer at a time")
+    group_id = group_factory(events=["inventory.moved"])["id"]
+    first, second = (_delivery(group_id, t) for t in ("inventory.moved", "inventory.counted"))
+    receipts: list[Any] = []
+
+    def other_process_stores(conn: Any, delivery: NewDelivery) -> None:
+        (incoming,) = delivery.events
+        row = {
+            "group_id": group_id,
+            "delivery_id": 0,
+            "type": incoming.type,
+            "status": "pending",
+            "dedupe_key": incoming.dedupe_key,
+            "payload": {},
+            "received_at": delivery.received_at,
+            "attempts": 0,
+        }
+        conn.execute(
+            insert(Event)
+            .values(row)
+            .on_conflict_do_nothing(
+                index_elements=["group_id", "dedupe_key"],
+                index_where=text("status <> 'duplicate'"),
+            )
+        )
+
+    engine = create_engine(gw.settings.database_url)
+    try:
+        with engine.connect() as other:
+            # The other process's batch has the same events in the other order.
+            other.execute(text("SET deadlock_timeout = '5s'"))  # so that ours is the one aborted
+            other_process_stores(other, second)
+            storing = threading.Thread(
+                target=lambda: receipts.extend(
+                    gw.inbox._commit([(first, gw.inbox.slot()), (second, gw.inbox.slot())])
+                )
+            )
+            storing.start()
+            wait_for_a_lock_wait(other)
+            other_process_stores(other, first)
+            other.commit()
+            storing.join(20)
+    finally:
+        engine.dispose()
+
+    assert [(r.accepted, r.duplicates) for r in receipts] == [(0, 1), (0, 1)]

@@ -254,6 +254,47 @@ def test_an_older_event_never_overwrites_a_newer_one_sent_by_another_worker(
     assert order["Warehouse__c"] == "NEW"
 
 
+#: What becomes of an event whose lease runs out during its worker's call, by backend: on
+#: PostgreSQL the worker holds its events to the commit; on SQLite another worker takes the
+#: event over and sends it again, and the late worker's results are dropped.
+LEASE_RUN_OUT = {
+    True: ([(1, "pending"), (2, "delivered")], 2),
+    False: ([(1, "delivered")], 1),
+}
+
+
+def test_a_lease_that_runs_out_during_a_slow_call_ends_in_one_coherent_history(
+    group: dict[str, Any],
+    deliver: Any,
+    admin: Any,
+    gw: Gateway,
+    settings: Settings,
+    fake: FakeSalesforce,
+) -> None:
+    slow_worker = Worker(Gateway(settings.with_overrides({"claim_timeout_s": 0.2})), "slow")
+    other = Worker(gw, "other")
+    deliver(group, delivery(1, 1))
+    batch = slow_worker.claim()
+    fake.fail_next(slow(0.6))
+
+    sending = threading.Thread(target=slow_worker.process, args=(batch,))
+    sending.start()
+    while fake.api_used == 0:
+        time.sleep(0.01)
+    time.sleep(0.3)  # the lease has run out; the call goes on
+    other.drain()
+    sending.join()
+    other.drain()
+    slow_worker.gw.close()
+
+    history, upserts = LEASE_RUN_OUT[gw.db.is_sqlite]
+    (event,) = admin.get("/events").get_json()["items"]
+    detail = admin.get(f"/events/{event['id']}").get_json()
+    assert sorted({(h["attempt"], h["status"]) for h in detail["history"]}) == history
+    assert detail["status"] == "delivered"
+    assert fake.calls["sobject_upsert"] + fake.calls["collection_upsert"] == upserts
+
+
 def test_over_the_api_limit_events_wait_and_the_org_is_not_hammered(
     group: dict[str, Any], deliver: Any, worker: Any, admin: Any, fake: FakeSalesforce, gw: Any
 ) -> None:

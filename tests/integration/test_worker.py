@@ -516,6 +516,58 @@ def test_duplicates_cannot_be_replayed(setup: dict[str, Any], admin: Any, delive
     assert response.status_code == 409
 
 
+@pytest.mark.parametrize(
+    ("replay", "answer"),
+    [
+        (lambda admin, event_id: admin.post(f"/events/{event_id}/replay"), 409),
+        (lambda admin, event_id: admin.post("/events/replay", {"status": "pending"}), 200),
+    ],
+    ids=["one", "matching"],
+)
+def test_an_event_a_worker_claims_while_it_is_replayed_is_not_said_to_be_replayed(
+    setup: dict[str, Any],
+    admin: Any,
+    deliver: Any,
+    gw: Any,
+    replay: Callable[[Any, str], Any],
+    answer: int,
+) -> None:
+    import threading
+
+    from sqlalchemy import create_engine, update
+
+    from gateway.models import Event
+    from tests.postgres import wait_for_a_lock_wait
+
+    if gw.db.is_sqlite:
+        pytest.skip("SQLite's replay holds the write lock from reading to changing")
+    deliver(setup["group"], moved("A-1", "Dock", 1))
+    event_id = admin.get("/events").get_json()["items"][0]["id"]
+    answers = []
+    engine = create_engine(gw.settings.database_url)
+    try:
+        with engine.connect() as claim:
+            # A worker's claim, not committed yet.
+            claim.execute(
+                update(Event)
+                .where(Event.id == int(event_id))
+                .values(status="processing", attempts=Event.attempts + 1)
+            )
+            replaying = threading.Thread(target=lambda: answers.append(replay(admin, event_id)))
+            replaying.start()
+            wait_for_a_lock_wait(claim)
+            claim.commit()
+            replaying.join(10)
+    finally:
+        engine.dispose()
+
+    assert answers[0].status_code == answer
+    if answer == 200:
+        assert answers[0].get_json() == {"replayed": 0, "ignored": 0}
+    event = admin.get(f"/events/{event_id}").get_json()
+    assert (event["status"], event["attempts"]) == ("processing", 1)
+
+
 def ignored_move(setup: dict[str, Any], admin: Any, deliver: Any) -> str:
     """An inventory.moved event received while its group did not register the type (its
     record, which took the type, deleted first: a group keeps the types its records take)."""
@@ -1012,6 +1064,44 @@ def test_an_attempt_that_never_finished_is_in_the_history_and_counts_towards_the
     assert [h["attempt"] for h in event["history"]] == list(
         range(attempts, attempts + len(messages))
     )
+
+
+@pytest.mark.parametrize(
+    ("max_attempts", "status", "attempts", "history"),
+    [
+        (3, "delivered", 2, [(1, "pending"), (2, "delivered")]),
+        (1, "dead", 1, [(1, "dead")]),
+    ],
+    ids=["taken over", "given up"],
+)
+def test_a_worker_whose_lease_ran_out_leaves_the_event_to_whoever_took_it_over(
+    setup: dict[str, Any],
+    admin: Any,
+    deliver: Any,
+    gw: Any,
+    max_attempts: int,
+    status: str,
+    attempts: int,
+    history: list[tuple[int, str]],
+) -> None:
+    from gateway.worker import Worker
+
+    slow, fast = Worker(gw, worker_id="slow"), Worker(gw, worker_id="fast")
+    fast.settings = fast.settings.with_overrides({"max_attempts": max_attempts})
+    deliver(setup["group"], moved("A-1", "Dock", 1))
+    event_id = admin.get("/events").get_json()["items"][0]["id"]
+    held = slow.claim()
+    _expire_lease(gw, event_id, 1)
+    fast.drain()
+    deliver(setup["group"], moved("A-1", "Yard", 2))
+    fast.drain()
+
+    slow.process(held)  # finishes long after its lease ran out
+
+    event = admin.get(f"/events/{event_id}").get_json()
+    assert (event["status"], event["attempts"]) == (status, attempts)
+    assert [(h["attempt"], h["status"]) for h in event["history"]] == history
+    assert record(admin, "A-1")["Location__c"] == "Yard"
 
 
 def test_an_unforeseen_error_planning_one_event_fails_it_alone(
