@@ -14,14 +14,20 @@ import click
 import requests
 from click.core import ParameterSource
 
-from gateway.config import Settings, environment
+from gateway.config import ServerSettings, Settings, environment
 from gateway.core import Gateway
 from gateway.errors import ConfigurationError, GatewayError
 
 
 def _gateway() -> Gateway:
-    """The Gateway for this command; its database connections close when the command ends."""
-    gw = Gateway(Settings.from_env())
+    """The Gateway for this command; its database connections close when the command ends.
+
+    The server's settings are checked too, though only serving reads them: a bad value stops
+    every command at once, rather than the first ``gateway run`` or deploy that serves.
+    """
+    env = environment()
+    ServerSettings.from_env(env)
+    gw = Gateway(Settings.from_env(env))
     context = click.get_current_context(silent=True)
     if context is not None:
         context.call_on_close(gw.close)

@@ -1007,15 +1007,14 @@ def _other_paths() -> dict[str, dict[str, Any]]:
                 "metrics",
                 "Prometheus metrics",
                 "operations",
-                _responses(
-                    {
-                        "200": {
-                            "description": "The Prometheus text exposition format.",
-                            "content": {"text/plain": {"schema": {"type": "string"}}},
-                        }
-                    },
-                    "503",
-                ),
+                {
+                    "200": {
+                        "description": "The Prometheus text exposition format; while the"
+                        " database cannot be read, the counters and `gateway_database_up 0`"
+                        " in place of the gauges.",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
                 public=True,
             )
         },

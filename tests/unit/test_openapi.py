@@ -188,3 +188,13 @@ def _answer_schema(operation: dict[str, Any]) -> dict[str, Any]:
     answer = operation["responses"].get("200", {})
     schema: dict[str, Any] = answer.get("content", {}).get("application/json", {}).get("schema", {})
     return schema
+
+
+def test_the_metrics_scrape_documents_no_503_since_it_answers_without_its_database(
+    flask_app: Flask, document: dict[str, Any]
+) -> None:
+    scrape = flask_app.test_client().get("/metrics")  # its database was never created
+
+    assert scrape.status_code == 200
+    assert "gateway_database_up 0.0" in scrape.get_data(as_text=True)
+    assert set(document["paths"]["/metrics"]["get"]["responses"]) == {"200"}
