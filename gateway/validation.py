@@ -74,18 +74,25 @@ def details_of(errors: Iterable[ValidationError]) -> list[Detail]:
     ]
 
 
-def _message(error: ValidationError) -> str:
-    """jsonschema's message, without the value itself when its schema says ``writeOnly``.
+#: The longest offending value a validation message repeats; longer ones are cut.
+SHOWN_AT_MOST = 60
 
-    Its messages start with the offending value: a secret sent too long or of the wrong type
-    would come back in the answer, and in whatever logs the client or a proxy keeps.
+
+def _message(error: ValidationError) -> str:
+    """jsonschema's message, which starts with the offending value: without it when its
+    schema says ``writeOnly``, and cut short when long.
+
+    A secret sent too long or of the wrong type would come back in the answer, and in whatever
+    logs the client or a proxy keeps; a name of two megabytes would come back whole.
     """
-    if not (isinstance(error.schema, Mapping) and error.schema.get("writeOnly")):
-        return error.message
+    secret = isinstance(error.schema, Mapping) and bool(error.schema.get("writeOnly"))
     shown = repr(error.instance)
-    if error.message.startswith(shown):
-        return "the value" + error.message.removeprefix(shown)
-    return f"the value fails the schema's {error.validator!r} check"
+    if not secret and len(shown) <= SHOWN_AT_MOST:
+        return error.message
+    if not error.message.startswith(shown):
+        return f"the value fails the {error.validator!r} check" if secret else error.message
+    value = "the value" if secret else f"{shown[:SHOWN_AT_MOST]}… ({len(shown)} characters)"
+    return value + error.message.removeprefix(shown)
 
 
 class Schema:

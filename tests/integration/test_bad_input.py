@@ -101,6 +101,22 @@ def test_group_fields_the_database_cannot_hold_are_422(
     assert_error(admin.post("/groups", {**group, **change}), 422, "validation_failed")
 
 
+def test_a_long_value_refused_is_not_repeated_whole(admin: Any, group_factory: Any) -> None:
+    """A two-megabyte name would otherwise come back, and land in the client's logs, whole."""
+    group = group_factory()
+    name = "n" * 100_000
+
+    response = admin.patch(f"/groups/{group['id']}", {"name": name})
+
+    assert_error(response, 422, "validation_failed")
+    [detail] = response.get_json()["error"]["details"]
+    assert (
+        detail["message"].startswith("'nnnn")
+        and "… (100002 characters) is too long" in (detail["message"])
+    )
+    assert len(response.data) < 1000
+
+
 @pytest.mark.parametrize(
     "change",
     [
