@@ -6,6 +6,7 @@ talks to it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -224,6 +225,21 @@ def test_a_retry_does_not_send_again_what_an_earlier_attempt_applied(
     assert fake.calls == Counter({"sobject_upsert": 3})  # the order, the line twice
 
 
+@contextlib.contextmanager
+def processing_slowly(
+    worker: Worker, batch: list[Any], fake: FakeSalesforce, seconds: float
+) -> Iterator[None]:
+    """``worker`` processes ``batch`` in a thread whose first call to the org takes ``seconds``;
+    the block runs once that call has begun, and the thread is joined after it."""
+    fake.fail_next(slow(seconds))
+    thread = threading.Thread(target=worker.process, args=(batch,))
+    thread.start()
+    while fake.api_used == 0:
+        time.sleep(0.01)
+    yield
+    thread.join()
+
+
 def test_an_older_event_never_overwrites_a_newer_one_sent_by_another_worker(
     order_group: Any,
     deliver: Any,
@@ -240,14 +256,9 @@ def test_an_older_event_never_overwrites_a_newer_one_sent_by_another_worker(
     older_batch = older.claim()
     deliver(group, xtnd_delivery("2", [{"OrderNumber": "O-1", "Warehouse": "NEW", "Version": 2}]))
     newer_batch = newer.claim()
-    fake.fail_next(slow(0.5))  # the older event's call reaches Salesforce last, unless it waits
-
-    sending = threading.Thread(target=older.process, args=(older_batch,))
-    sending.start()
-    while fake.api_used == 0:
-        time.sleep(0.01)
-    newer.process(newer_batch)
-    sending.join()
+    # the older event's call reaches Salesforce last, unless it waits
+    with processing_slowly(older, older_batch, fake, 0.5):
+        newer.process(newer_batch)
     older.gw.close()
 
     (order,) = fake.find("Order__c", "Order_Number__c", "O-1")
@@ -275,15 +286,10 @@ def test_a_lease_that_runs_out_during_a_slow_call_ends_in_one_coherent_history(
     other = Worker(gw, "other")
     deliver(group, delivery(1, 1))
     batch = slow_worker.claim()
-    fake.fail_next(slow(0.6))
 
-    sending = threading.Thread(target=slow_worker.process, args=(batch,))
-    sending.start()
-    while fake.api_used == 0:
-        time.sleep(0.01)
-    time.sleep(0.3)  # the lease has run out; the call goes on
-    other.drain()
-    sending.join()
+    with processing_slowly(slow_worker, batch, fake, 0.6):
+        time.sleep(0.3)  # the lease has run out; the call goes on
+        other.drain()
     other.drain()
     slow_worker.gw.close()
 
