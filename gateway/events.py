@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from gateway.core import Gateway
 from gateway.errors import Conflict, Detail, NotFound, ValidationFailed
+from gateway.mapping import event_context
 from gateway.models import Delivery, Event, EventResult, EventStatus, Group, Record, iso
 
 STATUSES = frozenset(s.value for s in EventStatus)
@@ -91,6 +92,23 @@ def get_event(gw: Gateway, event_id: Any) -> tuple[Event, Delivery | None, list[
             )
         )
     return event, delivery, history
+
+
+def mapping_context(event: Event, group: Group | None) -> dict[str, Any]:
+    """A stored event as its mappings and filters see it (MAPPINGS.md), the same wherever it
+    is evaluated, so a preview or a later look shows what processing made of it.
+
+    A deleted group leaves its connector and function unknown: empty.
+    """
+    return event_context(
+        event.payload,
+        id=str(event.id),
+        type=event.type,
+        received_at=iso(event.received_at) or "",
+        group_id=event.group_id,
+        connector=group.connector if group else "",
+        function=group.function if group else "",
+    )
 
 
 @dataclass(frozen=True)
