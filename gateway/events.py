@@ -241,8 +241,13 @@ def event_summary(event: Event) -> dict[str, Any]:
 
 
 def event_detail(
-    event: Event, delivery: Delivery | None, history: list[EventResult]
+    event: Event,
+    delivery: Delivery | None,
+    history: list[EventResult],
+    sent: Sequence[Mapping[str, Any]],
 ) -> dict[str, Any]:
+    """The event as ``GET /events/{id}`` shows it; ``sent``: per history row, what its upsert
+    sent (``gateway.sent``)."""
     return {
         **event_summary(event),
         "payload": event.payload,
@@ -259,11 +264,11 @@ def event_detail(
             "headers": delivery.headers,
             "size": len(delivery.body),
         },
-        "history": [_history_row(row) for row in history],
+        "history": [_history_row(row, part) for row, part in zip(history, sent, strict=True)],
     }
 
 
-def _history_row(row: EventResult) -> dict[str, Any]:
+def _history_row(row: EventResult, sent: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "attempt": row.attempt,
         "at": iso(row.at),
@@ -275,10 +280,13 @@ def _history_row(row: EventResult) -> dict[str, Any]:
         "upsert_key": row.upsert_key,
         "target": row.target,
         "object": row.object,
+        "external_id_field": sent["external_id_field"],
         "external_id": row.external_id,
         "outcome": row.outcome,
         "record_id": row.record_id,
         "message": row.message,
+        "fields": sent["fields"],
+        "fields_note": sent["fields_note"],
     }
 
 
