@@ -806,4 +806,3 @@ def _save_usage(session: Session, usage: dict[str, tuple[int, int]]) -> None:
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
