@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from gateway.core import Gateway
 from gateway.errors import Conflict, Detail, NotFound, ValidationFailed
+from gateway.mapping import event_context
 from gateway.models import Delivery, Event, EventResult, EventStatus, Group, Record, iso
 
 STATUSES = frozenset(s.value for s in EventStatus)
@@ -91,6 +92,23 @@ def get_event(gw: Gateway, event_id: Any) -> tuple[Event, Delivery | None, list[
             )
         )
     return event, delivery, history
+
+
+def mapping_context(event: Event, group: Group | None) -> dict[str, Any]:
+    """A stored event as its mappings and filters see it (MAPPINGS.md), the same wherever it
+    is evaluated, so a preview or a later look shows what processing made of it.
+
+    A deleted group leaves its connector and function unknown: empty.
+    """
+    return event_context(
+        event.payload,
+        id=str(event.id),
+        type=event.type,
+        received_at=iso(event.received_at) or "",
+        group_id=event.group_id,
+        connector=group.connector if group else "",
+        function=group.function if group else "",
+    )
 
 
 @dataclass(frozen=True)
@@ -223,8 +241,13 @@ def event_summary(event: Event) -> dict[str, Any]:
 
 
 def event_detail(
-    event: Event, delivery: Delivery | None, history: list[EventResult]
+    event: Event,
+    delivery: Delivery | None,
+    history: list[EventResult],
+    sent: Sequence[Mapping[str, Any]],
 ) -> dict[str, Any]:
+    """The event as ``GET /events/{id}`` shows it; ``sent``: per history row, what its upsert
+    sent (``gateway.sent``)."""
     return {
         **event_summary(event),
         "payload": event.payload,
@@ -241,11 +264,11 @@ def event_detail(
             "headers": delivery.headers,
             "size": len(delivery.body),
         },
-        "history": [_history_row(row) for row in history],
+        "history": [_history_row(row, part) for row, part in zip(history, sent, strict=True)],
     }
 
 
-def _history_row(row: EventResult) -> dict[str, Any]:
+def _history_row(row: EventResult, sent: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "attempt": row.attempt,
         "at": iso(row.at),
@@ -257,10 +280,13 @@ def _history_row(row: EventResult) -> dict[str, Any]:
         "upsert_key": row.upsert_key,
         "target": row.target,
         "object": row.object,
+        "external_id_field": sent["external_id_field"],
         "external_id": row.external_id,
         "outcome": row.outcome,
         "record_id": row.record_id,
         "message": row.message,
+        "fields": sent["fields"],
+        "fields_note": sent["fields_note"],
     }
 
 

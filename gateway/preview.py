@@ -139,15 +139,7 @@ def _stored_sample(gw: Gateway, event: Event) -> dict[str, Any]:
     return {
         "event": event,
         "target": (group.target if group else None) or gw.targets.default_name(),
-        "context": event_context(
-            event.payload,
-            id=str(event.id),
-            type=event.type,
-            received_at=iso(event.received_at) or "",
-            group_id=event.group_id,
-            connector=group.connector if group else "",
-            function=group.function if group else "",
-        ),
+        "context": event_log.mapping_context(event, group),
     }
 
 

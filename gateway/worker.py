@@ -30,7 +30,8 @@ from gateway.bulk import insert_rows, rows_by_keys, update_rows
 from gateway.config import Settings
 from gateway.core import Gateway
 from gateway.errors import GatewayError, MappingError, NotFound
-from gateway.mapping import CompiledMapping, PlannedUpsert, SkippedUpsert, event_context
+from gateway.events import mapping_context
+from gateway.mapping import CompiledMapping, PlannedUpsert, SkippedUpsert
 from gateway.mapping.functions import show
 from gateway.mapping_store import MappingStore
 from gateway.models import (
@@ -340,15 +341,7 @@ class Worker:
         group = groups.get(event.group_id)
         if group is None:
             return _fail(outcome, "the event's webhook group was deleted")
-        context = event_context(
-            event.payload,
-            id=str(event.id),
-            type=event.type,
-            received_at=_iso(event.received_at),
-            group_id=group.id,
-            connector=group.connector,
-            function=group.function,
-        )
+        context = mapping_context(event, group)
         candidates = routes.get(group.id, [])
         try:
             matched = routes_for(candidates, event.type, context)
@@ -813,8 +806,3 @@ def _save_usage(session: Session, usage: dict[str, tuple[int, int]]) -> None:
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def _iso(value: datetime) -> str:
-    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
-    return aware.isoformat().replace("+00:00", "Z")

@@ -24,6 +24,7 @@ from gateway.errors import (
 )
 from gateway.models import MappingVersion, iso
 from gateway.preview import preview
+from gateway.sent import event_with_sent_fields
 from gateway.targets import credentials
 from gateway.targets.usage import target_usage
 from gateway.validation import Schema, strict_json, whole_number
@@ -319,7 +320,7 @@ def list_events() -> Any:
 
 @bp.get("/events/<event_id>")
 def show_event(event_id: str) -> Any:
-    return jsonify(event_log.event_detail(*event_log.get_event(gateway(), event_id)))
+    return jsonify(event_with_sent_fields(gateway(), event_id))
 
 
 @bp.post("/events/<event_id>/replay")

@@ -187,6 +187,11 @@ HISTORY_ROW = _closed(
         "upsert_key": OPTIONAL_TEXT,
         "target": OPTIONAL_TEXT,
         "object": OPTIONAL_TEXT,
+        "external_id_field": {
+            "type": ["string", "null"],
+            "description": "The field of `object` that holds `external_id`, when `fields` is "
+            "known.",
+        },
         "external_id": OPTIONAL_TEXT,
         "outcome": {
             "type": ["string", "null"],
@@ -195,6 +200,22 @@ HISTORY_ROW = _closed(
         },
         "record_id": OPTIONAL_TEXT,
         "message": OPTIONAL_TEXT,
+        "fields": {
+            "type": ["object", "null"],
+            "description": "The record as this upsert sent it to the target: the external id "
+            "under `external_id_field`, a parent as its relationship field holding the "
+            "parent's external id. A planned upsert that was not sent (`stale`, `skipped`) "
+            "shows what it would have sent. Not stored: the mapping version named, which "
+            "never changes, is evaluated on the stored event again. Null on a row that names "
+            "no record the mapping planned, and when it cannot be worked out (`fields_note` "
+            "says why).",
+        },
+        "fields_note": {
+            "type": ["string", "null"],
+            "description": "Why `fields` is null on a row that names a planned record: the "
+            "mapping version is no longer stored, the group was deleted (its connector and "
+            "function are unknown), or the version no longer maps the event as it did.",
+        },
     }
 )
 

@@ -102,6 +102,13 @@ def pretty_json(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, default=str)
 
 
+@bp.app_template_filter("compact_json")
+def compact_json(value: Any) -> str:
+    """One line, for a value in a table; without ``indent``, json's C encoder writes it, which
+    matters on an event page of thousands of upserts."""
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
 @bp.errorhandler(GatewayError)
 def _error_page(error: GatewayError) -> Any:
     """A page the admin can read (the API's JSON body would be useless in a browser)."""

@@ -13,6 +13,7 @@ from gateway.api.admin import EVENT_FILTERS
 from gateway.console import bp, forms, queries
 from gateway.errors import GatewayError
 from gateway.models import EventStatus
+from gateway.sent import event_with_sent_fields
 from gateway.web import gateway
 
 #: Events per page of the log.
@@ -63,7 +64,7 @@ def event_detail(event_id: str) -> Any:
 
 def _detail_page(event_id: str, error: GatewayError | None = None) -> Any:
     gw = gateway()
-    detail = event_log.event_detail(*event_log.get_event(gw, event_id))
+    detail = event_with_sent_fields(gw, event_id)
     return forms.render(
         "console/events/detail.html",
         error,

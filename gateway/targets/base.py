@@ -48,6 +48,10 @@ class UpsertRequest:
             }
         return data
 
+    def record(self) -> dict[str, Any]:
+        """The whole record as a target receives it: the external id first, then :meth:`body`."""
+        return {self.external_id_field: self.external_id, **self.body()}
+
 
 @dataclass(frozen=True)
 class UpsertResult:

@@ -37,7 +37,7 @@ class LocalTarget:
             record = existing.setdefault(
                 key, {"fields": {}, "created_at": stamp, "external_id_field": ""}
             )
-            record["fields"] = {**record["fields"], **_stored_fields(request)}
+            record["fields"] = {**record["fields"], **request.record()}
             record["external_id_field"] = request.external_id_field
             record["source_event_id"] = _event_id(request.source_event_id)
             results.append(UpsertResult(ok=True, created=created))
@@ -67,11 +67,6 @@ class LocalTarget:
         changed = [row for row in rows if (row["object"], row["external_id"]) in before]
         insert_rows(self._session, Record.__table__, new)
         update_rows(self._session, Record.__table__, ("object", "external_id"), changed)
-
-
-def _stored_fields(request: UpsertRequest) -> dict[str, Any]:
-    """Fields as the store keeps them: the external id included, parents in relationship form."""
-    return {request.external_id_field: request.external_id, **request.body()}
 
 
 def _event_id(value: str | None) -> int | None:

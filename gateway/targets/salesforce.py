@@ -568,11 +568,7 @@ def _waves(requests: Sequence[UpsertRequest]) -> list[list[int]]:
 
 def _item(request: UpsertRequest) -> dict[str, Any]:
     """A record of a collection: its type, its external id, then its fields."""
-    return {
-        "attributes": {"type": request.object},
-        request.external_id_field: request.external_id,
-        **_json_ready(request.body()),
-    }
+    return {"attributes": {"type": request.object}, **_json_ready(request.record())}
 
 
 def _item_result(answer: Mapping[str, Any]) -> UpsertResult:

@@ -517,6 +517,27 @@ def test_replaying_one_event(console: Console, setup: Any, admin: Any) -> None:
     assert admin.get(f"/events/{event_id}").get_json()["status"] == "pending"
 
 
+def test_an_events_page_shows_the_fields_each_upsert_sent(console: Console, setup: Any) -> None:
+    page = console.get(f"/admin/events/{setup['event']['id']}").text
+
+    assert '<code>Xemelgo_Id__c</code> <span class="help">(external id)</span>' in page
+    assert (
+        '<tr><th scope="row"><code>Sku__c</code></th>'
+        '<td><code class="wrap">&#34;SKU-TEST-0001&#34;</code></td></tr>'
+    ) in page
+
+
+def test_an_events_page_says_why_fields_are_not_shown(
+    console: Console, setup: Any, admin: Any
+) -> None:
+    admin.delete(f"/groups/{setup['group']['id']}")
+
+    page = console.get(f"/admin/events/{setup['event']['id']}").text
+
+    assert "Fields not shown: the event&#39;s webhook group was deleted" in page
+    assert "<code>Sku__c</code>" not in page
+
+
 def test_bulk_replay_reports_progress_until_done(console: Console, setup: Any, worker: Any) -> None:
     response = console.post("/admin/events/replay", {"status": "delivered"})
     assert response.status_code == 303

@@ -7,8 +7,12 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from jsonschema import Draft202012Validator
 
+from gateway.api import openapi
 from gateway.errors import TransientTargetError
+from gateway.mapping import CompiledMapping
+from gateway.mapping_store import MappingStore
 from gateway.targets.base import UpsertResult
 
 SECRET = "worker-test-secret-0123456789abcdef"
@@ -86,6 +90,7 @@ def test_an_event_becomes_a_record_and_its_history_names_the_mapping_version(
     upsert = next(h for h in history if h["object"])
     assert upsert["mapping"] == {"name": "items", "version": 1}
     assert (upsert["outcome"], upsert["webhook_id"]) == ("created", setup["record"]["id"])
+    assert sent(upsert) == ("Item_Id__c", record(admin, "A-1"), None)  # what the store received
     assert admin.get("/records/Item__c/A-1").get_json()["source_event_id"] == event_id
 
 
@@ -166,6 +171,8 @@ def test_an_unrouted_event_says_why(
 
     [event] = admin.get("/events").get_json()["items"]
     assert (event["status"], event["last_error"]) == ("unrouted", reason)
+    (row,) = admin.get(f"/events/{event['id']}").get_json()["history"]
+    assert sent(row) == (None, None, None)  # it names no record, so nothing was sent
 
 
 def test_an_event_goes_to_every_record_that_takes_it(
@@ -700,6 +707,7 @@ def test_upserts_skipped_beside_ones_made_are_in_the_history_too(
         ("item", "created", None),
         ("tag", "skipped", "when `payload.data.reader != null` is false"),
     ]
+    assert sent(history[1]) == (None, None, None)  # nothing to send, and the message says why
 
 
 FAILURES = [
@@ -744,6 +752,7 @@ def test_a_failed_attempt_names_the_record_mapping_version_and_upsert_it_failed_
         mapping,
         upsert_key,
     )
+    assert sent(row) == (None, None, None)  # it failed before planning any record
 
 
 def test_attempt_numbers_keep_counting_across_replays(
@@ -759,6 +768,222 @@ def test_attempt_numbers_keep_counting_across_replays(
     assert event["attempts"] == 2  # the replay's own budget: one outage, then delivered
     assert [h["attempt"] for h in event["history"]] == [1, 2, 3, 4]
     assert [h["outcome"] for h in event["history"]] == ["retry", "retry", "retry", "created"]
+
+
+# --- what each attempt sent -------------------------------------------------------------
+
+#: ``items`` with a reading per entry of ``data.readings``, each pointing at its item.
+READ_ITEMS = {
+    "name": "items",
+    "upserts": [
+        ITEM_MAPPING["upserts"][0],
+        {
+            "key": "reading",
+            "object": "Reading__c",
+            "external_id_field": "Reading_Id__c",
+            "external_id": "item.id",
+            "for_each": "payload.data.readings",
+            "parent": {"key": "item", "relationship": "Item__r"},
+            # the whole of `event`, so that what is shown again is seen to be evaluated alike
+            "fields": {"Reader__c": "item.reader", "Event__c": "event"},
+        },
+    ],
+}
+
+
+def newest_event(admin: Any) -> dict[str, Any]:
+    """The newest event in full, checked against the schema the OpenAPI document gives it."""
+    event_id = admin.get("/events").get_json()["items"][0]["id"]
+    response = admin.get(f"/events/{event_id}")
+    assert response.status_code == 200, response.get_json()
+    event: dict[str, Any] = response.get_json()
+    assert [e.message for e in Draft202012Validator(openapi.EVENT_DETAIL).iter_errors(event)] == []
+    return event
+
+
+def sent(row: dict[str, Any]) -> tuple[Any, Any, Any]:
+    return (row["external_id_field"], row["fields"], row["fields_note"])
+
+
+def history_of_readings(
+    setup: dict[str, Any], admin: Any, deliver: Any, worker: Any, readings: list[Any]
+) -> list[dict[str, Any]]:
+    """The history of an item moved with ``readings``, processed through READ_ITEMS."""
+    admin.put("/mappings/items", READ_ITEMS)
+    deliver(setup["group"], moved("A-1", "Dock", 1, readings=readings))
+    worker.drain()
+    history: list[dict[str, Any]] = newest_event(admin)["history"]
+    return history
+
+
+def test_each_item_shows_its_own_fields_and_its_parent_as_the_target_receives_it(
+    setup: dict[str, Any], admin: Any, deliver: Any, worker: Any
+) -> None:
+    readings = [{"id": "R-1", "reader": "dock"}, {"id": "R-2", "reader": "gate"}]
+
+    history = history_of_readings(setup, admin, deliver, worker, readings)
+
+    assert [(row["upsert_key"], row["external_id"]) for row in history] == [
+        ("item", "A-1"),
+        ("reading", "R-1"),
+        ("reading", "R-2"),
+    ]
+    for row in history:
+        stored = admin.get(f"/records/{row['object']}/{row['external_id']}").get_json()
+        assert sent(row) == (stored["external_id_field"], stored["fields"], None)
+    reading = history[2]["fields"]
+    assert (reading["Reading_Id__c"], reading["Reader__c"], reading["Item__r"]) == (
+        "R-2",
+        "gate",
+        {"Item_Id__c": "A-1"},  # the parent as the target receives it
+    )
+    assert reading["Event__c"]["connector"] == "xemelgo"
+
+
+def test_items_repeating_an_external_id_each_show_what_they_sent(
+    setup: dict[str, Any], admin: Any, deliver: Any, worker: Any
+) -> None:
+    readings = [{"id": "R-1", "reader": "dock"}, {"id": "R-1", "reader": "gate"}]
+
+    history = history_of_readings(setup, admin, deliver, worker, readings)
+
+    assert [row["fields"]["Reader__c"] for row in history[1:]] == ["dock", "gate"]
+    assert admin.get("/records/Reading__c/R-1").get_json()["fields"]["Reader__c"] == "gate"
+
+
+def test_an_older_attempt_still_shows_what_its_own_mapping_version_sent(
+    setup: dict[str, Any], admin: Any, deliver: Any, worker: Any
+) -> None:
+    deliver(setup["group"], moved("A-1", "dock", 1))
+    worker.drain()
+    changed = json.loads(json.dumps(ITEM_MAPPING))
+    changed["upserts"][0]["fields"]["Location__c"] = "upper(payload.data.location)"
+    assert admin.put("/mappings/items", changed).get_json()["version"] == 2
+    admin.post(f"/events/{admin.get('/events').get_json()['items'][0]['id']}/replay")
+
+    worker.drain()
+
+    history = newest_event(admin)["history"]
+    assert [(h["mapping"]["version"], h["fields"]["Location__c"]) for h in history] == [
+        (1, "dock"),
+        (2, "DOCK"),
+    ]
+    assert history[1]["fields"] == record(admin, "A-1")
+
+
+def test_an_events_page_evaluates_each_mapping_version_once(
+    setup: dict[str, Any],
+    admin: Any,
+    deliver: Any,
+    worker: Any,
+    flaky: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    admin.put("/mappings/items", READ_ITEMS)
+    flaky(outages=2)
+    readings = [{"id": f"R-{n}", "reader": "dock"} for n in range(50)]
+    deliver(setup["group"], moved("A-1", "Dock", 1, readings=readings))
+    worker.drain()
+    evaluated: list[int] = []
+    evaluate = CompiledMapping.explained_plan
+
+    def counted(mapping: CompiledMapping, context: Any) -> Any:
+        evaluated.append(mapping.version)
+        return evaluate(mapping, context)
+
+    monkeypatch.setattr(CompiledMapping, "explained_plan", counted)
+
+    history = newest_event(admin)["history"]
+
+    assert [h["attempt"] for h in history] == [1] * 51 + [2] * 51 + [3] * 51
+    assert all(h["fields"] for h in history)
+    assert evaluated == [2]
+
+
+def _drop_version(gw: Any) -> None:
+    from sqlalchemy import delete
+
+    from gateway.models import MappingVersion
+
+    with gw.db.session() as session:
+        session.execute(delete(MappingVersion).where(MappingVersion.name == "items"))
+
+
+def _rewrite_version(external_id: str) -> Callable[[Any], None]:
+    """Make version 1 evaluate otherwise than it did, as a change to a mapping function could."""
+
+    def rewrite(gw: Any) -> None:
+        from sqlalchemy import update
+
+        from gateway.models import MappingVersion
+
+        document = json.loads(json.dumps(ITEM_MAPPING))
+        document["upserts"][0]["external_id"] = external_id
+        with gw.db.session() as session:
+            session.execute(
+                update(MappingVersion)
+                .where(MappingVersion.name == "items")
+                .values(document=document)
+            )
+
+    return rewrite
+
+
+UNKNOWN_FIELDS = [
+    # (what changed since the attempt, what the row says instead of its fields)
+    (_drop_version, "version 1 of mapping 'items' is no longer stored"),
+    (
+        _rewrite_version("payload.data.missing"),
+        "version 1 of mapping 'items' cannot map this event now:"
+        " upsert 'item': external id is null",
+    ),
+    (
+        _rewrite_version("payload.id"),
+        "version 1 of mapping 'items' evaluated again makes no such upsert of this event",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("change", "note"),
+    UNKNOWN_FIELDS,
+    ids=["version gone", "version fails now", "version plans another record now"],
+)
+def test_fields_that_cannot_be_worked_out_again_are_null_and_say_why(
+    setup: dict[str, Any],
+    admin: Any,
+    deliver: Any,
+    worker: Any,
+    gw: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    change: Callable[[Any], None],
+    note: str,
+) -> None:
+    deliver(setup["group"], moved("A-1", "Dock", 1))
+    worker.drain()
+    change(gw)
+    monkeypatch.setattr(gw, "mappings", MappingStore(gw.db))  # as a restarted gateway reads them
+
+    (row,) = newest_event(admin)["history"]
+
+    assert (row["outcome"], sent(row)) == ("created", (None, None, note))
+
+
+def test_the_fields_of_an_event_whose_group_was_deleted_are_null_and_say_why(
+    setup: dict[str, Any], admin: Any, deliver: Any, worker: Any
+) -> None:
+    deliver(setup["group"], moved("A-1", "Dock", 1))
+    worker.drain()
+    assert admin.delete(f"/groups/{setup['group']['id']}").status_code == 204
+
+    (row,) = newest_event(admin)["history"]
+
+    assert sent(row) == (
+        None,
+        None,
+        "the event's webhook group was deleted, so the connector and function its mapping saw"
+        " are unknown",
+    )
 
 
 # --- preview -----------------------------------------------------------------------------
