@@ -200,7 +200,10 @@ class Event(Base):
             postgresql_where=text("status <> 'duplicate'"),
         ),
         Index("ix_events_queue", "status", "next_attempt_at"),
+        # The event log, newest first, by each of its filters; see ``events.list_events``.
         Index("ix_events_group_received", "group_id", "id"),
+        Index("ix_events_type", "type", "id"),
+        Index("ix_events_status", "status", "id"),
         Index("ix_events_received_at", "received_at"),
     )
 
