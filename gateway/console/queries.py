@@ -97,9 +97,7 @@ def overview(gw: Gateway, minutes: int = 60) -> Overview:
         counted = session.execute(
             select(minute, func.count()).where(Delivery.received_at >= start).group_by(minute)
         ).all()
-        queue = dict(
-            session.execute(select(Event.status, func.count()).group_by(Event.status)).all()
-        )
+        queue = gw.status_counts.read(session)
         waiting = waiting_since(session)
     by_minute = {key: int(count) for key, count in counted}
     slots = [start + timedelta(minutes=i) for i in range(minutes)]
