@@ -115,9 +115,9 @@ def list_events(
             ids = ids.where(_column("id", unindexed) < before)
         # PostgreSQL would walk the primary key down to an old window, not knowing that ids
         # follow times: ordered by an expression, it reads the window instead.
-        newest = (Event.id + 0) if window else Event.id
+        newest = (Event.id + 0).desc() if window else Event.id.desc()
         # The ids first: a window's are sorted from its index alone, not with their rows.
-        page = list(session.scalars(ids.order_by(newest.desc()).limit(limit)))
+        page = list(session.scalars(ids.order_by(newest).limit(limit)))
         rows = select(Event).where(Event.id.in_(page)).order_by(Event.id.desc())
         return list(session.scalars(rows))
 
