@@ -64,10 +64,11 @@ class StatusCounts:
         self._settled: dict[str, int] = {}
         self._settled_at: float | None = None
 
-    def read(self, session: Session) -> dict[str, int]:
-        """Every status with its count, 0 for those no event has."""
+    def read(self, session: Session, *, recount: bool = False) -> dict[str, int]:
+        """Every status with its count, 0 for those no event has; ``recount``: the settled
+        ones counted now, whenever they last were."""
         now = self._clock()
-        if self._settled_at is None or now - self._settled_at >= SETTLED_RECOUNT_S:
+        if recount or self._settled_at is None or now - self._settled_at >= SETTLED_RECOUNT_S:
             self._settled = _count(session, SETTLED)
             self._settled_at = now
         counts = {**self._settled, **_count(session, UNSETTLED)}

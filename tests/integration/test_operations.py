@@ -214,10 +214,15 @@ def test_the_queue_is_counted_at_every_scrape_the_settled_events_only_now_and_th
     soon = scrape()
     clock[0] += SETTLED_RECOUNT_S
     later = scrape()
+    deliver(group, _moved(2))
+    worker.drain()
+    with gw.db.read_session() as session:
+        asked = counts.read(session, recount=True)["unrouted"]
 
     assert first == (1, 0)
     assert soon == (0, 0)  # the settled events as last counted
     assert later == (0, 1)
+    assert asked == 2
 
 
 @pytest.mark.parametrize(
