@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from gateway.core import Gateway
 from gateway.models import NEEDS_ACTION, SETTLED, Delivery, Event, EventResult
+
 BATCH = 1000
 
 
