@@ -15,6 +15,7 @@ from gateway.secrets import SecretBox
 from gateway.targets.credentials import CredentialStore
 
 if TYPE_CHECKING:
+    from gateway.metrics import StatusCounts
     from gateway.targets import TargetRegistry
 
 
@@ -32,6 +33,13 @@ class Gateway:
         self.connectors = ConnectorRegistry(self.db)
         self.mappings = MappingStore(self.db)
         self.credentials = CredentialStore(self.db, self.box)
+
+    @cached_property
+    def status_counts(self) -> StatusCounts:
+        """Events by status, for /metrics and the console; this process's own, as it caches."""
+        from gateway.metrics import StatusCounts
+
+        return StatusCounts()
 
     @cached_property
     def targets(self) -> TargetRegistry:

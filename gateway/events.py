@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import ColumnElement, Select, func, select, update
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from gateway.core import Gateway
 from gateway.errors import Conflict, Detail, NotFound, ValidationFailed
@@ -41,12 +45,16 @@ def parse_event_id(value: Any) -> int:
     return int(text)
 
 
-def filtered(query: _Query, filters: Mapping[str, Any]) -> _Query:
-    """Apply the event log's filters (group_id, type, status, since, until)."""
+def filtered(
+    query: _Query, filters: Mapping[str, Any], *, unindexed: Collection[str] = ()
+) -> _Query:
+    """Apply the event log's filters (group_id, type, status, since, until); the columns named
+    in ``unindexed`` are compared so that SQLite looks none of them up in an index."""
+    column = partial(_column, unindexed=unindexed)
     if filters.get("group_id"):
-        query = query.where(Event.group_id == filters["group_id"])
+        query = query.where(column("group_id") == filters["group_id"])
     if filters.get("type"):
-        query = query.where(Event.type == filters["type"])
+        query = query.where(column("type") == filters["type"])
     if filters.get("status"):
         statuses = [s.strip() for s in str(filters["status"]).split(",") if s.strip()]
         unknown = [s for s in statuses if s not in STATUSES]
@@ -55,23 +63,95 @@ def filtered(query: _Query, filters: Mapping[str, Any]) -> _Query:
                 f"unknown status {', '.join(unknown)}",
                 details=[Detail("status", f"choose from {', '.join(sorted(STATUSES))}")],
             )
-        query = query.where(Event.status.in_(statuses))
+        query = query.where(column("status").in_(statuses))
     if filters.get("since"):
-        query = query.where(Event.received_at >= parse_time(filters["since"], "since"))
+        query = query.where(column("received_at") >= parse_time(filters["since"], "since"))
     if filters.get("until"):
-        query = query.where(Event.received_at < parse_time(filters["until"], "until"))
+        query = query.where(column("received_at") < parse_time(filters["until"], "until"))
     return query
+
+
+def _column(name: str, unindexed: Collection[str]) -> ColumnElement[Any]:
+    column: ColumnElement[Any] = Event.__table__.c[name]
+    return _Unindexed(column) if name in unindexed else column
+
+
+class _Unindexed(ColumnElement[Any]):
+    """A column as SQLite must not look it up in an index (``+column``), to choose for it
+    which index a query walks: it has no statistics to choose well. Elsewhere, the column."""
+
+    inherit_cache = True
+    _traverse_internals = [("column", InternalTraversal.dp_clauseelement)]  # noqa: RUF012
+
+    def __init__(self, column: ColumnElement[Any]) -> None:
+        self.column = column
+        self.type = column.type
+
+
+@compiles(_Unindexed)
+def _as_it_is(element: _Unindexed, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.column, **kw)
+
+
+@compiles(_Unindexed, "sqlite")
+def _unary_plus(element: _Unindexed, compiler: SQLCompiler, **kw: Any) -> str:
+    return "+" + compiler.process(element.column, **kw)
 
 
 def list_events(
     gw: Gateway, filters: Mapping[str, Any], limit: int, before: int | None
 ) -> list[Event]:
-    """Newest first: up to ``limit`` events of ids below ``before``."""
-    query = filtered(select(Event), filters).order_by(Event.id.desc()).limit(limit)
-    if before is not None:
-        query = query.where(Event.id < before)
+    """Newest first: up to ``limit`` events of ids below ``before``.
+
+    Each filter but the time window has an index that lists its events newest first, so a walk
+    down one reads about a page. The window's index is in time order, which ids follow only
+    closely: when a walk would pass more events to reach the window than it holds, every id
+    of the window is read through that index instead, and the newest kept.
+    """
     with gw.db.read_session() as session:
-        return list(session.scalars(query))
+        window = _window_is_shorter(session, filters, before)
+        unindexed = ("group_id", "type", "status", "id") if window else ("received_at",)
+        ids = filtered(select(Event.id), filters, unindexed=unindexed)
+        if before is not None:
+            ids = ids.where(_column("id", unindexed) < before)
+        # PostgreSQL would walk the primary key down to an old window, not knowing that ids
+        # follow times: ordered by an expression, it reads the window instead.
+        newest = (Event.id + 0).desc() if window else Event.id.desc()
+        # The ids first: a window's are sorted from its index alone, not with their rows.
+        page = list(session.scalars(ids.order_by(newest).limit(limit)))
+        rows = select(Event).where(Event.id.in_(page)).order_by(Event.id.desc())
+        return list(session.scalars(rows))
+
+
+def _window_is_shorter(session: Session, filters: Mapping[str, Any], before: int | None) -> bool:
+    """Whether the ``since``/``until`` window holds fewer events than lie above it (newer than
+    ``until``, older than ``before``): those a newest-first walk passes before it.
+
+    Ids rise with ``received_at`` closely but not strictly (deliveries stored out of the order
+    they came in, clocks of several hosts), so the first id received at each bound, found at
+    once in the ``received_at`` index, tells both counts roughly: enough to choose how to read
+    a page, which never changes what the page holds.
+    """
+    if not filters.get("until"):
+        return False  # the window reaches the newest events: a walk is in it at once
+    top = before if before is not None else _next_id(session, func.max(Event.id))
+    end = min(top, _first_received(session, parse_time(filters["until"], "until")) or top)
+    start = None
+    if filters.get("since"):
+        start = _first_received(session, parse_time(filters["since"], "since"))
+    if start is None:
+        start = _next_id(session, func.min(Event.id)) - 1
+    return end - start < top - end
+
+
+def _first_received(session: Session, moment: datetime) -> int | None:
+    """The id of the first event received at or after ``moment``; None if none was."""
+    query = select(Event.id).where(Event.received_at >= moment).order_by(Event.received_at)
+    return session.scalar(query.limit(1))
+
+
+def _next_id(session: Session, extreme: Any) -> int:
+    return int(session.scalar(select(extreme)) or 0) + 1
 
 
 def event_key(event: Event) -> int:

@@ -7,7 +7,8 @@ shipped ``gunicorn.conf.py`` sets it) their counters are summed at scrape time.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,10 +22,11 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from gateway.db import Database
 from gateway.errors import StoreUnavailable
-from gateway.models import Event, EventStatus, TargetUsage
+from gateway.models import SETTLED, UNSETTLED, Event, EventStatus, TargetUsage
 
 DELIVERIES = Counter(
     "gateway_deliveries_total",
@@ -43,6 +45,41 @@ RECEIVE_LATENCY = Histogram(
 )
 
 
+#: How often the settled statuses are counted again, at most, by each process.
+SETTLED_RECOUNT_S = 300.0
+
+
+class StatusCounts:
+    """Events by status, cheap enough for every scrape and every look at the console.
+
+    The unsettled statuses (pending, processing, failed, dead) are counted each time, each from
+    its own stretch of the status index: few events at once, unless the queue is backed up,
+    which is when their count matters. The settled ones pile up until retention purges them,
+    so counting them walks most of the table; each process counts them again only once
+    ``SETTLED_RECOUNT_S`` have passed, and shows the last count meanwhile.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._settled: dict[str, int] = {}
+        self._settled_at: float | None = None
+
+    def read(self, session: Session, *, recount: bool = False) -> dict[str, int]:
+        """Every status with its count, 0 for those no event has; ``recount``: the settled
+        ones counted now, whenever they last were."""
+        now = self._clock()
+        if recount or self._settled_at is None or now - self._settled_at >= SETTLED_RECOUNT_S:
+            self._settled = _count(session, SETTLED)
+            self._settled_at = now
+        counts = {**self._settled, **_count(session, UNSETTLED)}
+        return {status.value: counts.get(status.value, 0) for status in EventStatus}
+
+
+def _count(session: Session, statuses: Sequence[str]) -> dict[str, int]:
+    query = select(Event.status, func.count()).where(Event.status.in_(statuses))
+    return {status: int(n) for status, n in session.execute(query.group_by(Event.status))}
+
+
 class QueueCollector(Collector):
     """Queue and target gauges read from the database at scrape time.
 
@@ -50,8 +87,9 @@ class QueueCollector(Collector):
     know (queue, retries, latency, target API usage) is read from the shared database.
     """
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, counts: StatusCounts) -> None:
         self._db = database
+        self._counts = counts
 
     def collect(self) -> Iterator[Any]:
         """The gauges, and ``gateway_database_up``: during an outage only that, at 0, so that
@@ -59,7 +97,7 @@ class QueueCollector(Collector):
         try:
             with self._db.read_session() as session:
                 gauges = [
-                    *_queue_depth(session),
+                    *_queue_depth(self._counts.read(session)),
                     _oldest_pending_age(session),
                     _retrying(session),
                     _recent_latency(session),
@@ -73,14 +111,13 @@ class QueueCollector(Collector):
         yield up
 
 
-def _queue_depth(session: Any) -> Iterator[Any]:
+def _queue_depth(counts: dict[str, int]) -> Iterator[Any]:
     depth = GaugeMetricFamily("gateway_queue_events", "Events by status", labels=["status"])
-    counts = dict(session.execute(select(Event.status, func.count()).group_by(Event.status)).all())
-    for status in EventStatus:
-        depth.add_metric([status.value], counts.get(status.value, 0))
+    for status, count in counts.items():
+        depth.add_metric([status], count)
     yield depth
     dead = GaugeMetricFamily("gateway_dead_events", "Events that exhausted their retries")
-    dead.add_metric([], counts.get(EventStatus.DEAD.value, 0))
+    dead.add_metric([], counts[EventStatus.DEAD])
     yield dead
 
 
@@ -161,7 +198,7 @@ def _age(value: datetime | None) -> float:
     return max(0.0, (datetime.now(UTC) - _aware(value)).total_seconds())
 
 
-def render(database: Database) -> bytes:
+def render(database: Database, counts: StatusCounts) -> bytes:
     """Prometheus text: this process's (or all processes') counters, and the queue."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
@@ -170,5 +207,5 @@ def render(database: Database) -> bytes:
     else:
         counters = generate_latest(REGISTRY)
     queue = CollectorRegistry()
-    queue.register(QueueCollector(database))
+    queue.register(QueueCollector(database, counts))
     return counters + generate_latest(queue)

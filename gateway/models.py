@@ -93,6 +93,19 @@ class EventStatus(enum.StrEnum):
     STALE = "stale"  #: older than what last wrote its records
 
 
+#: Finished events that need nothing more from anyone: they pile up until retention purges them.
+SETTLED = (
+    EventStatus.DELIVERED,
+    EventStatus.IGNORED,
+    EventStatus.DUPLICATE,
+    EventStatus.UNROUTED,
+    EventStatus.STALE,
+)
+NEEDS_ACTION = (EventStatus.FAILED, EventStatus.DEAD)
+#: Events still on their way or waiting for an admin: few at any time, unless something is wrong.
+UNSETTLED = (EventStatus.PENDING, EventStatus.PROCESSING, *NEEDS_ACTION)
+
+
 class Base(DeclarativeBase):
     #: Every model maps one Table, which the Core batch statements in ``bulk`` take.
     __table__: ClassVar[Table]
@@ -200,7 +213,10 @@ class Event(Base):
             postgresql_where=text("status <> 'duplicate'"),
         ),
         Index("ix_events_queue", "status", "next_attempt_at"),
+        # The event log, newest first, by each of its filters; see ``events.list_events``.
         Index("ix_events_group_received", "group_id", "id"),
+        Index("ix_events_type", "type", "id"),
+        Index("ix_events_status", "status", "id"),
         Index("ix_events_received_at", "received_at"),
     )
 

@@ -16,17 +16,8 @@ from sqlalchemy import ColumnElement, Select, and_, delete, exists, func, not_, 
 from sqlalchemy.orm import Session
 
 from gateway.core import Gateway
-from gateway.models import Delivery, Event, EventResult, EventStatus
+from gateway.models import NEEDS_ACTION, SETTLED, Delivery, Event, EventResult
 
-#: Finished events that need nothing more from anyone.
-SETTLED = (
-    EventStatus.DELIVERED,
-    EventStatus.IGNORED,
-    EventStatus.DUPLICATE,
-    EventStatus.UNROUTED,
-    EventStatus.STALE,
-)
-NEEDS_ACTION = (EventStatus.FAILED, EventStatus.DEAD)
 BATCH = 1000
 
 

@@ -32,7 +32,8 @@ def readyz() -> Any:
 
 @bp.get("/metrics")
 def metrics() -> Any:
-    return Response(render(gateway().db), mimetype="text/plain; version=0.0.4")
+    gw = gateway()
+    return Response(render(gw.db, gw.status_counts), mimetype="text/plain; version=0.0.4")
 
 
 def init_app(app: Flask) -> None:

@@ -97,9 +97,8 @@ def overview(gw: Gateway, minutes: int = 60) -> Overview:
         counted = session.execute(
             select(minute, func.count()).where(Delivery.received_at >= start).group_by(minute)
         ).all()
-        queue = dict(
-            session.execute(select(Event.status, func.count()).group_by(Event.status)).all()
-        )
+        # People look now and then, and expect what they just saw processed to be counted.
+        queue = gw.status_counts.read(session, recount=True)
         waiting = waiting_since(session)
     by_minute = {key: int(count) for key, count in counted}
     slots = [start + timedelta(minutes=i) for i in range(minutes)]

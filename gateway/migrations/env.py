@@ -29,6 +29,10 @@ def _run(connection: Connection) -> None:
         connection=connection,
         target_metadata=Base.metadata,
         render_as_batch=True,  # SQLite alters tables by copying them
+        # A migration that builds an index outside a transaction (PostgreSQL's CONCURRENTLY)
+        # commits the ones before it: each one is its own transaction, so a failure leaves the
+        # schema at the last one that completed.
+        transaction_per_migration=True,
         compare_type=True,
     )
     with context.begin_transaction():

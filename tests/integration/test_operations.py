@@ -18,6 +18,7 @@ from sqlalchemy import create_engine, func, make_url, select, update
 from gateway.config import Settings
 from gateway.core import Gateway
 from gateway.db import Database
+from gateway.metrics import SETTLED_RECOUNT_S, StatusCounts
 from gateway.migrate import upgrade
 from gateway.models import Delivery, Event
 from gateway.retention import purge
@@ -193,6 +194,35 @@ def test_metrics_show_deliveries_and_the_queue(
     assert 'gateway_queue_events{status="duplicate"} 1.0' in text
     assert "gateway_receive_seconds_bucket" in text
     assert "gateway_oldest_pending_age_seconds" in text
+
+
+def test_the_queue_is_counted_at_every_scrape_the_settled_events_only_now_and_then(
+    gw: Any, group_factory: Any, deliver: Any, worker: Any
+) -> None:
+    clock = [0.0]
+    counts = StatusCounts(clock=lambda: clock[0])
+    group = group_factory(secret=SECRET, events=["inventory.moved"])
+    deliver(group, _moved(1))
+
+    def scrape() -> tuple[int, int]:
+        with gw.db.read_session() as session:
+            counted = counts.read(session)
+        return counted["pending"], counted["unrouted"]
+
+    first = scrape()
+    worker.drain()  # unrouted: settled
+    soon = scrape()
+    clock[0] += SETTLED_RECOUNT_S
+    later = scrape()
+    deliver(group, _moved(2))
+    worker.drain()
+    with gw.db.read_session() as session:
+        asked = counts.read(session, recount=True)["unrouted"]
+
+    assert first == (1, 0)
+    assert soon == (0, 0)  # the settled events as last counted
+    assert later == (0, 1)
+    assert asked == 2
 
 
 @pytest.mark.parametrize(
