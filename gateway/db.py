@@ -24,7 +24,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.errors import ConfigurationError, StoreUnavailable
-from gateway.greenlets import cooperative
+from gateway.greenlets import cooperative, off_the_hub
 
 #: How long a writer waits for SQLite's write lock before the database counts as unavailable.
 BUSY_TIMEOUT_S = 30.0
@@ -32,11 +32,15 @@ BUSY_TIMEOUT_S = 30.0
 CONNECT_TIMEOUT_S = 5
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
-    # FULL: every acknowledged delivery is on disk before we answer, even across power loss.
-    "PRAGMA synchronous=FULL",
     f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}",
     "PRAGMA foreign_keys=ON",
 )
+#: Every commit is on disk, even across power loss, before it returns.
+SYNC_ON_COMMIT = "PRAGMA synchronous=FULL"
+#: The inbox's connections: a commit returns once written, and the inbox syncs the WAL itself
+#: after letting go of the write lock (:meth:`Database.driver_transaction`). Checkpoints still
+#: sync the WAL before and the database after, so the file stays whole either way.
+SYNC_BY_CALLER = "PRAGMA synchronous=NORMAL"
 #: SQLite's page cache for writers (KiB; its default is 2 MiB): the dedupe index takes random
 #: inserts, and once it outgrows the cache every delivery reads some of its pages back.
 WRITER_CACHE_KIB = 32768
@@ -61,12 +65,20 @@ class Database:
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self._lock_path: str | None = None
         self._records_lock_path: str | None = None
+        self._wal_path: str | None = None
         if self.is_sqlite and self.url.database and self.url.database != ":memory:":
             self._lock_path = f"{self.url.database}-writers.lock"
             self._records_lock_path = f"{self.url.database}-records.lock"
+            self._wal_path = f"{self.url.database}-wal"
         if self.is_sqlite:
             self.engine = _sqlite_engine(url, immediate=True)
             self.read_engine = _sqlite_engine(url, immediate=False)
+            #: The inbox's own connections, which leave syncing the WAL to it.
+            self.inbox_engine = (
+                _sqlite_engine(url, immediate=True, synced_by_caller=True)
+                if self._wal_path
+                else self.engine
+            )
         else:
             self.engine = create_engine(
                 url,
@@ -83,6 +95,7 @@ class Database:
                 else {},
             )
             self.read_engine = self.engine
+            self.inbox_engine = self.engine
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._read_sessions = sessionmaker(self.read_engine, expire_on_commit=False)
 
@@ -124,15 +137,20 @@ class Database:
 
     @contextlib.contextmanager
     def driver_transaction(self) -> Iterator[Any]:
-        """A write transaction on the driver's own connection, and a cursor in it.
+        """A write transaction on the driver's own connection, and a cursor in it; durable
+        when the block ends without an error.
 
         For statements compiled ahead (:mod:`gateway.driver`) on the receive path, where
         SQLAlchemy's transaction and execution layers cost more than the statements. Driver
-        errors come out as they are; the connection goes back to the pool either way. The
-        writers' lock (:meth:`write_lock`) is held from BEGIN to COMMIT only: taking a
-        connection from the pool and giving it back keep no other process waiting.
+        errors come out as they are; the connection goes back to the pool either way.
+
+        The writers' lock (:meth:`write_lock`), and with it SQLite's, is held from BEGIN to
+        COMMIT only. On SQLite the WAL is synced after that, so the next writer, often another
+        process, writes its batch while this one waits for the disk instead of after: the
+        commit is visible to readers before it is durable, and nothing that waits on this
+        block (a sender's 200) learns of it before it is both.
         """
-        with self.engine.connect() as conn:
+        with self.inbox_engine.connect() as conn:
             dbapi_connection: Any = conn.connection.dbapi_connection
             cursor = dbapi_connection.cursor()
             try:
@@ -144,8 +162,20 @@ class Database:
                     except BaseException:
                         dbapi_connection.rollback()
                         raise
+                # Still on a connection of ours: SQLite removes the WAL with the last one.
+                self._sync_wal()
             finally:
                 cursor.close()
+
+    def _sync_wal(self) -> None:
+        """Put every commit written to the WAL so far on disk (SYNC_BY_CALLER)."""
+        if self._wal_path is None:
+            return
+        fd = os.open(self._wal_path, os.O_RDONLY)
+        try:
+            off_the_hub(os.fdatasync, fd)
+        finally:
+            os.close(fd)
 
     def _begin_immediate(self, dbapi_connection: Any) -> None:
         """On SQLite, take the write lock now (PostgreSQL's driver begins by itself)."""
@@ -163,9 +193,8 @@ class Database:
             conn.exec_driver_sql("SELECT 1")
 
     def dispose(self) -> None:
-        self.engine.dispose()
-        if self.read_engine is not self.engine:
-            self.read_engine.dispose()
+        for engine in {self.engine, self.read_engine, self.inbox_engine}:
+            engine.dispose()
 
 
 #: What the database says when a table is missing: SQLite's message, PostgreSQL's SQLSTATE.
@@ -229,15 +258,10 @@ def _flock(fd: int) -> None:
     free: polling for it (every 0.5 ms, later still when the process was busy) left it free for
     1 ms on average at each hand-over between two processes, and cost a system call per try.
     """
-    if not cooperative():
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        return
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        import gevent
-
-        gevent.get_hub().threadpool.apply(fcntl.flock, (fd, fcntl.LOCK_EX))
+        off_the_hub(fcntl.flock, fd, fcntl.LOCK_EX)
 
 
 def _begin_waiting(begin: Callable[[], Any]) -> None:
@@ -258,7 +282,7 @@ def _begin_waiting(begin: Callable[[], Any]) -> None:
         time.sleep(COOPERATIVE_POLL_S)
 
 
-def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
+def _sqlite_engine(url: str, *, immediate: bool, synced_by_caller: bool = False) -> Engine:
     parsed = make_url(url)
     if parsed.database and parsed.database != ":memory:":
         directory = Path(parsed.database).parent
@@ -283,7 +307,7 @@ def _sqlite_engine(url: str, *, immediate: bool) -> Engine:
         # Take transaction control from the driver so BEGIN is ours to emit.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        for pragma in SQLITE_PRAGMAS:
+        for pragma in (*SQLITE_PRAGMAS, SYNC_BY_CALLER if synced_by_caller else SYNC_ON_COMMIT):
             cursor.execute(pragma)
         if immediate:
             cursor.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")

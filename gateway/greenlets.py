@@ -32,6 +32,17 @@ def let_ready_requests_run() -> None:
         gevent.idle()
 
 
+def off_the_hub(function: Callable[..., Any], *args: Any) -> Any:
+    """``function(*args)``, a call that blocks in C without the GIL (a file lock, an fsync);
+    under gevent, in a native thread of gevent's pool, so the process's other requests go on
+    meanwhile."""
+    if not cooperative():
+        return function(*args)
+    import gevent
+
+    return gevent.get_hub().threadpool.apply(function, args)
+
+
 def gate_factory() -> Callable[[], Any]:
     """What makes a closed gate: ``release()`` opens it once, ``acquire()`` waits until then.
 

@@ -3,7 +3,8 @@
 Committing each request on its own costs one fsync per delivery, which caps a small machine at a
 few hundred deliveries a second. Instead, request threads hand their delivery to one writer
 thread per process, which writes whatever has queued up meanwhile in a single transaction (group
-commit) and then wakes every request in it. Nothing is acknowledged before its commit returns.
+commit) and then wakes every request in it. Nothing is acknowledged before its commit is on
+disk (:meth:`gateway.db.Database.driver_transaction`).
 """
 
 from __future__ import annotations

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from gateway.errors import StoreUnavailable
 from gateway.inbox import LATE, Inbox, NewDelivery, group_state
@@ -80,6 +82,46 @@ def test_a_batch_mixing_new_and_repeated_events_tells_each_delivery_which_are_wh
     assert earlier.accepted == 1
     counts = [(r.accepted + r.ignored, r.duplicates) for r in receipts]
     assert counts == [(1, 0), (0, 1), (0, 1), (1, 0)]
+
+
+def test_on_sqlite_a_commit_is_synced_to_disk_once_the_write_lock_is_free_and_before_it_is_told(
+    gw: Any, group_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not gw.db.is_sqlite:
+        pytest.skip("PostgreSQL syncs its own WAL at each commit")
+    database = gw.db.url.database
+    group_id = group_factory(events=["inventory.moved"])["id"]
+    syncs: list[tuple[str, bool, int]] = []
+    fdatasync = os.fdatasync
+
+    def watched_fdatasync(fd: int) -> None:
+        with gw.db.read_session() as session:
+            visible = session.scalar(select(func.count()).select_from(Delivery))
+        syncs.append(
+            (os.readlink(f"/proc/self/fd/{fd}"), _unlocked(f"{database}-writers.lock"), visible)
+        )
+        fdatasync(fd)
+
+    monkeypatch.setattr(os, "fdatasync", watched_fdatasync)
+    receipt = gw.inbox.store(_delivery(group_id, "inventory.moved"))
+
+    assert receipt.accepted == 1
+    assert syncs == [(f"{database}-wal", True, 1)]  # the WAL, after the lock, after the commit
+    for engine, level in ((gw.db.inbox_engine, 1), (gw.db.engine, 2), (gw.db.read_engine, 2)):
+        with engine.connect() as conn:  # NORMAL (1) leaves the sync to the inbox; FULL (2)
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == level
+
+
+def _unlocked(path: str) -> bool:
+    """Whether no one holds the lock on ``path`` (a second open of it conflicts with ours)."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+    return True
 
 
 def test_each_delivery_of_a_batch_is_stored_under_the_id_its_receipt_gives(
