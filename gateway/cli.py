@@ -108,6 +108,7 @@ def db_upgrade(revision: str) -> None:
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="web processes")
 def serve(bind: str | None, workers: int | None) -> None:
     """Serve the web app under gunicorn."""
+    _listen_on(bind)
     command = _gunicorn(bind, workers)
     os.execv(command[0], command)
 
@@ -149,6 +150,7 @@ def run(bind: str | None, mappings_dir: str) -> None:
     """Everything on the embedded default: migrate, load mappings, serve and work."""
     from gateway.migrate import upgrade
 
+    _listen_on(bind)
     gw = _gateway()
     upgrade(gw.db)
     chosen = click.get_current_context().get_parameter_source("mappings_dir")
@@ -172,6 +174,13 @@ def run(bind: str | None, mappings_dir: str) -> None:
         process.wait(timeout=60)
     if web:
         raise SystemExit(web)  # gunicorn could not serve (say, the port is taken): it said why
+
+
+def _listen_on(bind: str | None) -> None:
+    """Make ``--bind`` this process's and its children's GATEWAY_BIND, which callback URLs
+    follow when GATEWAY_PUBLIC_URL is not set."""
+    if bind:
+        os.environ["GATEWAY_BIND"] = bind
 
 
 def _gunicorn(bind: str | None, workers: int | None) -> list[str]:

@@ -171,7 +171,7 @@ class Settings:
         return cls(
             instance_path=instance,
             database_url=_database_url(env, instance),
-            public_url=(env.get("GATEWAY_PUBLIC_URL") or cls.public_url).rstrip("/"),
+            public_url=(env.get("GATEWAY_PUBLIC_URL") or _served_url(env)).rstrip("/"),
             admin_token=env.get("GATEWAY_ADMIN_TOKEN") or None,
             secret_key=env.get("GATEWAY_SECRET_KEY") or None,
             max_body_bytes=_number(env, "GATEWAY_MAX_BODY_BYTES", MiB, 1),
@@ -261,6 +261,22 @@ def _bind(env: Mapping[str, str]) -> str:
         return env["GATEWAY_BIND"]
     port = _number(env, "PORT", 0, 1, maximum=65535)
     return f"0.0.0.0:{port}" if port else ServerSettings.bind
+
+
+#: Hosts that mean every interface, and the loopback address that reaches them from here.
+_WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "[::]": "[::1]", "": "127.0.0.1"}
+
+
+def _served_url(env: Mapping[str, str]) -> str:
+    """Where this host serves (``GATEWAY_BIND`` or ``PORT``), as a URL: callback URLs then work
+    on another port without GATEWAY_PUBLIC_URL. A unix socket has no URL: the default one."""
+    bind = _bind(env).split(",")[0].strip()  # gunicorn takes several, comma-separated
+    if bind.startswith(("unix:", "fd://")):
+        return Settings.public_url
+    host, colon, port = bind.rpartition(":")
+    if not colon or host.endswith(":"):  # no port (a bare host or IPv6 address): gunicorn's
+        host, port = bind, "8000"
+    return f"http://{_WILDCARD_HOSTS.get(host, host)}:{port}"
 
 
 def environment() -> dict[str, str]:

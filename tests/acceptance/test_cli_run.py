@@ -41,12 +41,12 @@ def _admin_token(process: subprocess.Popen[str]) -> str:
     raise AssertionError("gateway run printed no admin token")
 
 
-def _gateway_run(cwd: Path, **settings: str) -> subprocess.Popen[str]:
-    """``gateway run`` with the shipped mappings and only these GATEWAY_ settings."""
+def _gateway_run(cwd: Path, *options: str, **settings: str) -> subprocess.Popen[str]:
+    """``gateway run`` with the shipped mappings, ``options`` and only these GATEWAY_ settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
     env.update(settings, PYTHONUNBUFFERED="1")
     return subprocess.Popen(
-        [sys.executable, "-m", "gateway", "run", "--mappings", str(ROOT / "mappings")],
+        [sys.executable, "-m", "gateway", "run", "--mappings", str(ROOT / "mappings"), *options],
         cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,
@@ -70,7 +70,8 @@ def _event_status(api: Api, group_id: str, wanted: str) -> str:
 def test_gateway_run_serves_works_and_stops_cleanly(tmp_path: Path) -> None:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    process = _gateway_run(tmp_path, GATEWAY_BIND=f"127.0.0.1:{port}", GATEWAY_PUBLIC_URL=url)
+    # No GATEWAY_PUBLIC_URL: callback URLs follow the address it is told to serve on.
+    process = _gateway_run(tmp_path, "--bind", f"127.0.0.1:{port}")
     try:
         api = Api(url, _admin_token(process))
         wait_until_up(url, process)
@@ -86,6 +87,7 @@ def test_gateway_run_serves_works_and_stops_cleanly(tmp_path: Path) -> None:
         )
         assert created.status_code == 201, created.text
         group = created.json()
+        assert group["callback_url"].startswith(f"{url}/hooks/")
         profile = shipped_profiles()["xemelgo"]
         body = sample_delivery(profile, EVENT)[0]
         answer = requests.post(

@@ -128,3 +128,27 @@ def test_values_in_range_are_read(
     tmp_path: Path, variable: str, value: str, field: str, read: object
 ) -> None:
     assert getattr(_settings(tmp_path, **{variable: value}), field) == read
+
+
+@pytest.mark.parametrize(
+    ("env", "public_url"),
+    [
+        ({}, "http://127.0.0.1:8000"),
+        ({"GATEWAY_BIND": "127.0.0.1:9001"}, "http://127.0.0.1:9001"),
+        ({"GATEWAY_BIND": "localhost:9001"}, "http://localhost:9001"),
+        ({"GATEWAY_BIND": "0.0.0.0:9001"}, "http://127.0.0.1:9001"),  # reachable from here
+        ({"GATEWAY_BIND": "[::]:9001"}, "http://[::1]:9001"),
+        ({"GATEWAY_BIND": "[::1]"}, "http://[::1]:8000"),  # gunicorn's port when none is given
+        ({"GATEWAY_BIND": "127.0.0.1:9001,[::1]:9001"}, "http://127.0.0.1:9001"),
+        ({"GATEWAY_BIND": "unix:/run/gateway.sock"}, "http://127.0.0.1:8000"),
+        ({"PORT": "5000"}, "http://127.0.0.1:5000"),
+        (
+            {"GATEWAY_BIND": "0.0.0.0:9001", "GATEWAY_PUBLIC_URL": "https://hooks.example/"},
+            "https://hooks.example",
+        ),
+    ],
+)
+def test_callback_urls_follow_where_the_gateway_serves_unless_a_public_url_is_set(
+    tmp_path: Path, env: dict[str, str], public_url: str
+) -> None:
+    assert _settings(tmp_path, **env).public_url == public_url
