@@ -359,6 +359,8 @@ def test_xilnex_signature_in_each_accepted_form(
             ["ProductCreated"],
             json.loads(XTND_PRODUCT_CREATED),
         ),
+        # generic: "an API key can be utilized", so a sender may have none
+        ("generic", "webhooks", ["order.created"], {"event_type": "order.created", "data": {}}),
     ],
 )
 def test_a_sender_that_does_not_sign_is_taken_with_the_secret_dash(
