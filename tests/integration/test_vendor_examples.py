@@ -397,3 +397,52 @@ def test_every_event_the_documents_name_is_registrable(
 
     assert response.status_code == 201, response.get_json()
     assert response.get_json()["events"] == events
+
+
+BALANCE_MAPPING = {
+    "name": "balances",
+    "upserts": [
+        {
+            "key": "balance",
+            "object": "Balance__c",
+            "external_id_field": "Key__c",
+            "external_id": "concat(payload.Details.ProductNumber, '@', payload.Details.Warehouse)",
+            "fields": {"Available__c": "payload.Details.AvailableBalance"},
+        }
+    ],
+}
+
+
+def test_xtnd_warehouse_filter_is_a_record_filter_on_the_notifications_details(
+    group_factory: Any, client: Any, admin: Any, worker: Any
+) -> None:
+    secret = "xtnd-test-secret-0123456789"
+    group = _xtnd_group(group_factory, ["AvailableBalanceChanged"], secret)
+    assert admin.put("/mappings/balances", BALANCE_MAPPING).status_code == 201
+    admin.post(
+        f"/webhooks/{group['template_webhook_id']}/clone",
+        {
+            "label": "Warehouse YX balances",
+            "events": ["AvailableBalanceChanged"],
+            "filter": "Details.Warehouse == 'YX'",
+            "mapping": "balances",
+        },
+    )
+    sample = json.loads(XTND_COMPLETE_LIST[0][1])  # AvailableBalanceChanged in warehouse YX
+    elsewhere = {"Details": {**sample["Details"], "Warehouse": "BA"}}
+    body = json.dumps(
+        {
+            "Properties": {"NotificationId": "n-warehouses"},
+            "Notifications": [
+                {"Action": "AvailableBalanceChanged", **details} for details in (sample, elsewhere)
+            ],
+        }
+    ).encode()
+    _post(client, group, body, {"ms-signature": "sha256=" + _mac(secret, body).hex().upper()})
+
+    worker.drain()
+
+    statuses = {e["dedupe_key"]: e["status"] for e in _events(admin, group)}
+    assert statuses == {"id:n-warehouses#0": "delivered", "id:n-warehouses#1": "unrouted"}
+    assert admin.get("/records/Balance__c/8684@YX").get_json()["fields"]["Available__c"] == 22
+    assert admin.get("/records/Balance__c/8684@BA").status_code == 404
