@@ -120,22 +120,6 @@ def test_a_form_encoded_github_delivery_is_verified_over_the_form_and_stores_its
     assert admin.get(f"/events/{event['id']}").get_json()["payload"] == json.loads(sample)
 
 
-def test_xtnd_published_vector_is_accepted(group_factory: Any, deliver: Any) -> None:
-    group = _group_for(group_factory, "xtnd", ["OrderPicked"])
-    group_with_vector_secret = group_factory(
-        connector="xtnd", function=group["function"], events=[], secret="secret123"
-    )
-    signature = "sha256=25FB6994568A75CD233E04BA1C653AF1BF476041CC543AF04F82CAAC482C201A"
-
-    response = deliver(
-        group_with_vector_secret, b"{'test':'test2'}", {"ms-signature": signature}, signed=False
-    )
-
-    # The vector's body is not JSON, so it verifies and is then refused as unparseable.
-    assert response.status_code == 400
-    assert response.get_json()["error"]["code"] == "invalid_payload"
-
-
 def test_a_repeated_delivery_is_acknowledged_as_duplicate_and_stored_once(
     group_factory: Any, deliver: Any, admin: Any, gw: Any
 ) -> None:
