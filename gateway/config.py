@@ -18,6 +18,8 @@ from gateway.errors import ConfigurationError
 
 MiB = 1024 * 1024
 LOG_FORMATS = ("text", "json")
+#: The longest a sign-in refusal may last: a longer one would lock admins out for days.
+MAX_SIGN_IN_WINDOW_S = 86400.0
 N = TypeVar("N", int, float)
 
 
@@ -155,6 +157,10 @@ class Settings:
     #: How long the worker waits for a burst to fill a batch before processing it.
     batch_window_s: float = 0.5
     retention_days: int = 30
+    #: Console sign-ins one client address may try within ``sign_in_window_s`` without one
+    #: succeeding; past them, its sign-ins are refused until that window has passed.
+    sign_in_attempts: int = 5
+    sign_in_window_s: float = 300.0
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -188,6 +194,15 @@ class Settings:
             retry_max_s=_number(env, "GATEWAY_RETRY_MAX_S", 3600.0, 0.0),
             batch_window_s=_number(env, "GATEWAY_BATCH_WINDOW_S", 0.5, 0.0),
             retention_days=_number(env, "GATEWAY_RETENTION_DAYS", 30, 0),
+            sign_in_attempts=_number(env, "GATEWAY_SIGN_IN_ATTEMPTS", 5, 1),
+            sign_in_window_s=_number(
+                env,
+                "GATEWAY_SIGN_IN_WINDOW_S",
+                300.0,
+                0.0,
+                above=True,
+                maximum=MAX_SIGN_IN_WINDOW_S,
+            ),
             env=dict(env),
         )
 

@@ -30,12 +30,17 @@ def _settings(tmp_path: Path, **env: str) -> Settings:
         ("GATEWAY_INBOX_MAX_BATCH", "0", "must be at least 1, not '0'"),
         ("GATEWAY_WORKER_BATCH_SIZE", "0", "must be at least 1, not '0'"),
         ("GATEWAY_MAX_ATTEMPTS", "0", "must be at least 1, not '0'"),
+        ("GATEWAY_SIGN_IN_ATTEMPTS", "0", "must be at least 1, not '0'"),
+        ("GATEWAY_SIGN_IN_ATTEMPTS", "five", "must be a whole number, not 'five'"),
         # a past retention age
         ("GATEWAY_RETENTION_DAYS", "-1", "must be at least 0, not '-1'"),
         # timeouts and polls that would never wait, or spin
         ("GATEWAY_COMMIT_TIMEOUT_S", "0", "must be more than 0, not '0'"),
         ("GATEWAY_WORKER_POLL_S", "0", "must be more than 0, not '0'"),
         ("GATEWAY_CLAIM_TIMEOUT_S", "-5", "must be more than 0, not '-5'"),
+        ("GATEWAY_SIGN_IN_WINDOW_S", "0", "must be more than 0, not '0'"),
+        # a sign-in refusal that would lock admins out for days
+        ("GATEWAY_SIGN_IN_WINDOW_S", "86401", "must be at most 86400, not '86401'"),
         # waits that may be none, but not negative
         ("GATEWAY_RETRY_BASE_S", "-1", "must be at least 0, not '-1'"),
         ("GATEWAY_RETRY_MAX_S", "-0.5", "must be at least 0, not '-0.5'"),
@@ -112,6 +117,10 @@ def test_a_database_url_the_gateway_cannot_use_is_refused(
         ("GATEWAY_BATCH_WINDOW_S", "0", "batch_window_s", 0.0),  # never wait for a burst
         ("GATEWAY_COMMIT_TIMEOUT_S", "0.25", "commit_timeout_s", 0.25),
         ("GATEWAY_MAX_ATTEMPTS", "", "max_attempts", 8),  # empty is unset
+        ("GATEWAY_SIGN_IN_ATTEMPTS", "", "sign_in_attempts", 5),
+        ("GATEWAY_SIGN_IN_ATTEMPTS", "1", "sign_in_attempts", 1),
+        ("GATEWAY_SIGN_IN_WINDOW_S", "", "sign_in_window_s", 300.0),
+        ("GATEWAY_SIGN_IN_WINDOW_S", "0.5", "sign_in_window_s", 0.5),
         ("GATEWAY_LOG_FORMAT", "json", "log_format", "json"),
         ("GATEWAY_TARGET", "salesforce", "target", "salesforce"),
         ("GATEWAY_TARGET", "salesforce:eu_2", "target", "salesforce:eu_2"),
