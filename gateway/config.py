@@ -18,6 +18,8 @@ from gateway.errors import ConfigurationError
 
 MiB = 1024 * 1024
 LOG_FORMATS = ("text", "json")
+#: An admin token shorter than this is warned about at start-up (the generated one has 43).
+MIN_ADMIN_TOKEN_LENGTH = 16
 #: The longest a sign-in refusal may last: a longer one would lock admins out for days.
 MAX_SIGN_IN_WINDOW_S = 86400.0
 N = TypeVar("N", int, float)
@@ -276,6 +278,32 @@ def _bind(env: Mapping[str, str]) -> str:
         return env["GATEWAY_BIND"]
     port = _number(env, "PORT", 0, 1, maximum=65535)
     return f"0.0.0.0:{port}" if port else ServerSettings.bind
+
+
+def admin_token_warning(token: str | None) -> str | None:
+    """What is wrong with a configured admin token, if anything.
+
+    Only warned about, never refused: existing installations and their scripts use short
+    tokens, and a gateway that stopped starting after an upgrade would be worse.
+    """
+    if not token:
+        return None
+    problems = []
+    if token != token.strip():
+        problems.append(
+            "begins or ends with blanks, which the console and the admin API strip from the"
+            " token they are given, so it never matches"
+        )
+    if len(token.strip()) < MIN_ADMIN_TOKEN_LENGTH:
+        problems.append(
+            f"is shorter than {MIN_ADMIN_TOKEN_LENGTH} characters, which makes it easy to guess"
+        )
+    if not problems:
+        return None
+    return (
+        f"GATEWAY_ADMIN_TOKEN {' and '.join(problems)}; use at least {MIN_ADMIN_TOKEN_LENGTH}"
+        " random characters, such as python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+    )
 
 
 def environment() -> dict[str, str]:

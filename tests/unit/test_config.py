@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import Settings
+from gateway.config import Settings, admin_token_warning
 from gateway.errors import ConfigurationError, GatewayError
 
 
@@ -137,3 +137,37 @@ def test_values_in_range_are_read(
     tmp_path: Path, variable: str, value: str, field: str, read: object
 ) -> None:
     assert getattr(_settings(tmp_path, **{variable: value}), field) == read
+
+
+@pytest.mark.parametrize(
+    ("token", "problems"),
+    [
+        (None, []),  # none configured: one is generated
+        ("k" * 16, []),  # as long as asked
+        ("x" * 15, ["is shorter than 16 characters"]),
+        ("hunter2", ["is shorter than 16 characters"]),
+        (" " + "k" * 16, ["begins or ends with blanks"]),
+        ("k" * 16 + "\t", ["begins or ends with blanks"]),
+        # blanks are no strength
+        (" hunter2" + " " * 12, ["begins or ends with blanks", "is shorter than 16 characters"]),
+    ],
+)
+def test_a_weak_admin_token_is_warned_about(token: str | None, problems: list[str]) -> None:
+    warning = admin_token_warning(token)
+
+    if not problems:
+        assert warning is None
+        return
+    assert warning is not None
+    assert warning.startswith(f"GATEWAY_ADMIN_TOKEN {problems[0]}")
+    assert all(problem in warning for problem in problems)
+    assert "use at least 16 random characters" in warning
+    assert (token or "").strip() not in warning  # the token itself is never logged
+
+
+def test_a_generated_admin_token_is_long_enough(tmp_path: Path) -> None:
+    token = _settings(tmp_path).ensure_instance_secrets().admin_token
+
+    assert token is not None
+    assert len(token) >= 40
+    assert admin_token_warning(token) is None
