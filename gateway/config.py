@@ -18,6 +18,10 @@ from gateway.errors import ConfigurationError
 
 MiB = 1024 * 1024
 LOG_FORMATS = ("text", "json")
+#: An admin token shorter than this is warned about at start-up (the generated one has 43).
+MIN_ADMIN_TOKEN_LENGTH = 16
+#: The longest a sign-in refusal may last: a longer one would lock admins out for days.
+MAX_SIGN_IN_WINDOW_S = 86400.0
 N = TypeVar("N", int, float)
 
 
@@ -155,6 +159,10 @@ class Settings:
     #: How long the worker waits for a burst to fill a batch before processing it.
     batch_window_s: float = 0.5
     retention_days: int = 30
+    #: Console sign-ins one client address may try within ``sign_in_window_s`` without one
+    #: succeeding; past them, its sign-ins are refused until that window has passed.
+    sign_in_attempts: int = 5
+    sign_in_window_s: float = 300.0
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -188,6 +196,15 @@ class Settings:
             retry_max_s=_number(env, "GATEWAY_RETRY_MAX_S", 3600.0, 0.0),
             batch_window_s=_number(env, "GATEWAY_BATCH_WINDOW_S", 0.5, 0.0),
             retention_days=_number(env, "GATEWAY_RETENTION_DAYS", 30, 0),
+            sign_in_attempts=_number(env, "GATEWAY_SIGN_IN_ATTEMPTS", 5, 1),
+            sign_in_window_s=_number(
+                env,
+                "GATEWAY_SIGN_IN_WINDOW_S",
+                300.0,
+                0.0,
+                above=True,
+                maximum=MAX_SIGN_IN_WINDOW_S,
+            ),
             env=dict(env),
         )
 
@@ -277,6 +294,32 @@ def _served_url(env: Mapping[str, str]) -> str:
     if not colon or host.endswith(":"):  # no port (a bare host or IPv6 address): gunicorn's
         host, port = bind, "8000"
     return f"http://{_WILDCARD_HOSTS.get(host, host)}:{port}"
+
+
+def admin_token_warning(token: str | None) -> str | None:
+    """What is wrong with a configured admin token, if anything.
+
+    Only warned about, never refused: existing installations and their scripts use short
+    tokens, and a gateway that stopped starting after an upgrade would be worse.
+    """
+    if not token:
+        return None
+    problems = []
+    if token != token.strip():
+        problems.append(
+            "begins or ends with blanks, which the console and the admin API strip from the"
+            " token they are given, so it never matches"
+        )
+    if len(token.strip()) < MIN_ADMIN_TOKEN_LENGTH:
+        problems.append(
+            f"is shorter than {MIN_ADMIN_TOKEN_LENGTH} characters, which makes it easy to guess"
+        )
+    if not problems:
+        return None
+    return (
+        f"GATEWAY_ADMIN_TOKEN {' and '.join(problems)}; use at least {MIN_ADMIN_TOKEN_LENGTH}"
+        " random characters, such as python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+    )
 
 
 def environment() -> dict[str, str]:

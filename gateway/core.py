@@ -12,6 +12,7 @@ from gateway.mapping_store import MappingStore
 from gateway.paging import Paging
 from gateway.registry import ConnectorRegistry
 from gateway.secrets import SecretBox
+from gateway.sign_ins import SignInThrottle
 from gateway.targets.credentials import CredentialStore
 
 if TYPE_CHECKING:
@@ -20,7 +21,8 @@ if TYPE_CHECKING:
 
 
 class Gateway:
-    """Settings, database, secret box, inbox, connector registry and mapping store."""
+    """Settings, database, secret box, inbox, connector registry, mapping store and the
+    console's sign-in throttle."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings.ensure_instance_secrets()
@@ -33,6 +35,9 @@ class Gateway:
         self.connectors = ConnectorRegistry(self.db)
         self.mappings = MappingStore(self.db)
         self.credentials = CredentialStore(self.db, self.box)
+        self.sign_ins = SignInThrottle(
+            self.db, self.settings.sign_in_attempts, self.settings.sign_in_window_s
+        )
 
     @cached_property
     def status_counts(self) -> StatusCounts:

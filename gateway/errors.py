@@ -117,6 +117,18 @@ class ValidationFailed(GatewayError):
     code = "validation_failed"
 
 
+class TooManySignIns(GatewayError):
+    """Too many failed sign-ins from this address; wait before trying again."""
+
+    status = 429
+    code = "too_many_sign_ins"
+
+    def __init__(self, message: str | None = None, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        #: Whole seconds until this address may try again (the Retry-After header's value).
+        self.retry_after_s = retry_after_s
+
+
 class StoreUnavailable(GatewayError):
     """The database is unavailable; retry later."""
 

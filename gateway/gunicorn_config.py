@@ -14,7 +14,7 @@ import sys
 import tempfile
 from typing import Any
 
-from gateway.config import ServerSettings
+from gateway.config import ServerSettings, admin_token_warning, environment
 from gateway.errors import ConfigurationError
 from gateway.logs import gunicorn_logging
 
@@ -65,10 +65,14 @@ control_socket_disable = True
 
 
 def on_starting(server: Any) -> None:
-    """Sum metrics across worker processes (prometheus-client's multiprocess mode)."""
+    """Sum metrics across worker processes (prometheus-client's multiprocess mode), and warn
+    once, from the master rather than from every worker, about a weak admin token."""
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         path = tempfile.mkdtemp(prefix="gateway-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    warning = admin_token_warning(environment().get("GATEWAY_ADMIN_TOKEN"))
+    if warning:
+        server.log.warning(warning)
 
 
 def on_exit(server: Any) -> None:

@@ -317,3 +317,19 @@ class TargetCredentials(Base):
     target: Mapped[str] = mapped_column(String(100), primary_key=True)
     ciphertext: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime]
+
+
+class SignInAttempts(Base):
+    """Console sign-ins tried from one client address since its window opened, none of them
+    successful (a success deletes the row).
+
+    In the database rather than in memory, so that every web process on every host counts
+    the same attempts.
+    """
+
+    __tablename__ = "sign_in_attempts"
+
+    address: Mapped[str] = mapped_column(String(64), primary_key=True)
+    attempts: Mapped[int] = mapped_column(Integer)
+    #: When the first of these attempts came; expired rows are purged by this.
+    window_started_at: Mapped[datetime] = mapped_column(index=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 import time
@@ -12,8 +13,11 @@ from typing import Any
 from flask import current_app, flash, redirect, render_template, request, session, url_for
 
 from gateway.console import SESSION_LIFETIME, bp
-from gateway.errors import GatewayError, Unauthorized
+from gateway.errors import GatewayError, TooManySignIns, Unauthorized
+from gateway.sign_ins import in_words
 from gateway.web import gateway
+
+log = logging.getLogger(__name__)
 
 #: Endpoints reachable without a session: the sign-in page and the stylesheet it needs.
 OPEN_ENDPOINTS = frozenset({"console.sign_in", "console.static"})
@@ -84,19 +88,59 @@ def _safe_next(target: str | None) -> str:
 
 @bp.route("/sign-in", methods=["GET", "POST"])
 def sign_in() -> Any:
-    error = None
+    error: GatewayError | None = None
     if request.method == "POST":
-        expected = gateway().settings.admin_token or ""
-        given = request.form.get("token", "").strip()
-        if expected and hmac.compare_digest(given.encode(), expected.encode()):
-            target = _safe_next(request.form.get("next"))
-            session.clear()
-            session.permanent = True
-            session.update(admin=_fingerprint(expected), since=time.time())
-            return redirect(target, 303)
-        error = Unauthorized("That is not the admin token (GATEWAY_ADMIN_TOKEN).")
-    page = render_template("console/sign_in.html", error=error, next=request.values.get("next", ""))
+        try:
+            return _try_token()
+        except (Unauthorized, TooManySignIns) as refused:
+            error = refused
+    page = render_template(
+        "console/sign_in.html",
+        error=error,
+        next=request.values.get("next", ""),
+        attempts=gateway().settings.sign_in_attempts,
+        window=in_words(gateway().settings.sign_in_window_s),
+    )
+    if isinstance(error, TooManySignIns):
+        return page, error.status, {"Retry-After": str(error.retry_after_s)}
     return page, error.status if error else 200
+
+
+def _try_token() -> Any:
+    """Sign in with the posted token, unless this address has used up its attempts.
+
+    The address is the connection's peer (REMOTE_ADDR), as everywhere in the gateway: an
+    X-Forwarded-For header is the client's to write, and trusting it would hand every guesser
+    a fresh allowance per request.
+    """
+    address = request.remote_addr or "unknown"
+    throttle = gateway().sign_ins
+    try:
+        number = throttle.attempt(address)
+    except TooManySignIns as refused:
+        log.warning(
+            "console sign-in from %s refused: too many failed attempts",
+            address,
+            extra={"remote_addr": address, "retry_after_s": refused.retry_after_s},
+        )
+        raise
+    expected = gateway().settings.admin_token or ""
+    given = request.form.get("token", "").strip()
+    if not (expected and hmac.compare_digest(given.encode(), expected.encode())):
+        log.warning(
+            "console sign-in from %s failed: wrong token (attempt %d of %d)",
+            address,
+            number,
+            throttle.limit,
+            extra={"remote_addr": address, "attempt": number},
+        )
+        raise Unauthorized("That is not the admin token (GATEWAY_ADMIN_TOKEN).")
+    throttle.succeeded(address)
+    target = _safe_next(request.form.get("next"))
+    session.clear()
+    session.permanent = True
+    session.update(admin=_fingerprint(expected), since=time.time())
+    return redirect(target, 303)
 
 
 @bp.post("/sign-out")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.config import Settings
+from gateway.config import Settings, admin_token_warning
 from gateway.errors import ConfigurationError, GatewayError
 
 
@@ -30,12 +30,17 @@ def _settings(tmp_path: Path, **env: str) -> Settings:
         ("GATEWAY_INBOX_MAX_BATCH", "0", "must be at least 1, not '0'"),
         ("GATEWAY_WORKER_BATCH_SIZE", "0", "must be at least 1, not '0'"),
         ("GATEWAY_MAX_ATTEMPTS", "0", "must be at least 1, not '0'"),
+        ("GATEWAY_SIGN_IN_ATTEMPTS", "0", "must be at least 1, not '0'"),
+        ("GATEWAY_SIGN_IN_ATTEMPTS", "five", "must be a whole number, not 'five'"),
         # a past retention age
         ("GATEWAY_RETENTION_DAYS", "-1", "must be at least 0, not '-1'"),
         # timeouts and polls that would never wait, or spin
         ("GATEWAY_COMMIT_TIMEOUT_S", "0", "must be more than 0, not '0'"),
         ("GATEWAY_WORKER_POLL_S", "0", "must be more than 0, not '0'"),
         ("GATEWAY_CLAIM_TIMEOUT_S", "-5", "must be more than 0, not '-5'"),
+        ("GATEWAY_SIGN_IN_WINDOW_S", "0", "must be more than 0, not '0'"),
+        # a sign-in refusal that would lock admins out for days
+        ("GATEWAY_SIGN_IN_WINDOW_S", "86401", "must be at most 86400, not '86401'"),
         # waits that may be none, but not negative
         ("GATEWAY_RETRY_BASE_S", "-1", "must be at least 0, not '-1'"),
         ("GATEWAY_RETRY_MAX_S", "-0.5", "must be at least 0, not '-0.5'"),
@@ -112,6 +117,10 @@ def test_a_database_url_the_gateway_cannot_use_is_refused(
         ("GATEWAY_BATCH_WINDOW_S", "0", "batch_window_s", 0.0),  # never wait for a burst
         ("GATEWAY_COMMIT_TIMEOUT_S", "0.25", "commit_timeout_s", 0.25),
         ("GATEWAY_MAX_ATTEMPTS", "", "max_attempts", 8),  # empty is unset
+        ("GATEWAY_SIGN_IN_ATTEMPTS", "", "sign_in_attempts", 5),
+        ("GATEWAY_SIGN_IN_ATTEMPTS", "1", "sign_in_attempts", 1),
+        ("GATEWAY_SIGN_IN_WINDOW_S", "", "sign_in_window_s", 300.0),
+        ("GATEWAY_SIGN_IN_WINDOW_S", "0.5", "sign_in_window_s", 0.5),
         ("GATEWAY_LOG_FORMAT", "json", "log_format", "json"),
         ("GATEWAY_TARGET", "salesforce", "target", "salesforce"),
         ("GATEWAY_TARGET", "salesforce:eu_2", "target", "salesforce:eu_2"),
@@ -152,3 +161,37 @@ def test_callback_urls_follow_where_the_gateway_serves_unless_a_public_url_is_se
     tmp_path: Path, env: dict[str, str], public_url: str
 ) -> None:
     assert _settings(tmp_path, **env).public_url == public_url
+
+
+@pytest.mark.parametrize(
+    ("token", "problems"),
+    [
+        (None, []),  # none configured: one is generated
+        ("k" * 16, []),  # as long as asked
+        ("x" * 15, ["is shorter than 16 characters"]),
+        ("hunter2", ["is shorter than 16 characters"]),
+        (" " + "k" * 16, ["begins or ends with blanks"]),
+        ("k" * 16 + "\t", ["begins or ends with blanks"]),
+        # blanks are no strength
+        (" hunter2" + " " * 12, ["begins or ends with blanks", "is shorter than 16 characters"]),
+    ],
+)
+def test_a_weak_admin_token_is_warned_about(token: str | None, problems: list[str]) -> None:
+    warning = admin_token_warning(token)
+
+    if not problems:
+        assert warning is None
+        return
+    assert warning is not None
+    assert warning.startswith(f"GATEWAY_ADMIN_TOKEN {problems[0]}")
+    assert all(problem in warning for problem in problems)
+    assert "use at least 16 random characters" in warning
+    assert (token or "").strip() not in warning  # the token itself is never logged
+
+
+def test_a_generated_admin_token_is_long_enough(tmp_path: Path) -> None:
+    token = _settings(tmp_path).ensure_instance_secrets().admin_token
+
+    assert token is not None
+    assert len(token) >= 40
+    assert admin_token_warning(token) is None

@@ -1,0 +1,225 @@
+"""Console sign-in: each client address gets a few attempts per window, counted in the database.
+
+Only the console's sign-in form is limited; the admin API and the callbacks answer 401 as the
+contract says, however often they are asked.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from gateway.config import Settings
+from gateway.core import Gateway
+from gateway.errors import TooManySignIns
+from tests.conftest import ADMIN_TOKEN
+from tests.console.conftest import form_token
+
+ATTEMPTS = 3
+WINDOW_S = 60.0
+HOME = "10.0.0.1"
+ELSEWHERE = "10.0.0.2"
+
+
+class Clock:
+    """The throttle's clock, moved on by hand rather than by sleeping."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return settings.with_overrides({"sign_in_attempts": ATTEMPTS, "sign_in_window_s": WINDOW_S})
+
+
+@pytest.fixture
+def clock(gw: Gateway) -> Clock:
+    gw.sign_ins.clock = clock = Clock()
+    return clock
+
+
+def sign_in(
+    client: FlaskClient, token: str, address: str = HOME, headers: dict[str, str] | None = None
+) -> Any:
+    """Post the sign-in form as a browser at ``address`` would."""
+    peer = {"REMOTE_ADDR": address}
+    form = form_token(client.get("/admin/sign-in", environ_base=peer).text)
+    return client.post(
+        "/admin/sign-in",
+        data={"csrf_token": form, "token": token},
+        environ_base=peer,
+        headers=headers or {},
+    )
+
+
+def fail(client: FlaskClient, times: int, address: str = HOME) -> None:
+    for _ in range(times):
+        assert sign_in(client, "wrong-" + ADMIN_TOKEN, address).status_code == 401
+
+
+def test_once_the_attempts_are_used_up_even_the_right_token_is_refused(
+    client: FlaskClient, clock: Clock
+) -> None:
+    fail(client, ATTEMPTS)
+    clock.advance(20)
+
+    refused = sign_in(client, ADMIN_TOKEN)
+
+    assert refused.status_code == 429
+    assert refused.headers["Retry-After"] == "40"  # the window opened at the first failure
+    assert "Too many failed sign-ins from your address (3 within 60 seconds)" in refused.text
+    assert "try again in 40 seconds" in refused.text
+    assert client.get("/admin/").status_code == 303  # not signed in
+
+
+def test_the_attempts_come_back_when_the_window_has_passed(
+    client: FlaskClient, clock: Clock
+) -> None:
+    fail(client, ATTEMPTS)
+    clock.advance(WINDOW_S - 1)
+    assert sign_in(client, ADMIN_TOKEN).headers["Retry-After"] == "1"
+
+    clock.advance(1)
+
+    fail(client, ATTEMPTS)  # a new window, with all its attempts
+    assert sign_in(client, ADMIN_TOKEN).status_code == 429
+
+
+def test_signing_in_clears_the_failures(client: FlaskClient, clock: Clock) -> None:
+    fail(client, ATTEMPTS - 1)
+    assert sign_in(client, ADMIN_TOKEN).status_code == 303
+
+    fail(client, ATTEMPTS)
+    assert sign_in(client, ADMIN_TOKEN).status_code == 429
+
+
+def test_each_address_has_its_own_attempts(client: FlaskClient, clock: Clock) -> None:
+    fail(client, ATTEMPTS)
+
+    fail(client, ATTEMPTS, ELSEWHERE)
+    assert sign_in(client, ADMIN_TOKEN, "10.0.0.3").status_code == 303
+    assert sign_in(client, ADMIN_TOKEN).status_code == 429
+
+
+def test_every_web_process_counts_the_same_attempts(
+    client: FlaskClient, clock: Clock, settings: Settings
+) -> None:
+    """Another process, or host, over the same database refuses what this one counted."""
+    from gateway.web import create_app
+
+    fail(client, ATTEMPTS)
+    other = Gateway(settings)
+    try:
+        refused = sign_in(create_app(gateway=other).test_client(), ADMIN_TOKEN)
+    finally:
+        other.close()
+
+    assert refused.status_code == 429
+
+
+def test_attempts_at_once_get_no_more_than_the_allowance(gw: Gateway) -> None:
+    """Counted in one statement before the token is checked, so no race lets extra ones in."""
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = list(pool.map(_attempt, [gw] * 4 * ATTEMPTS))
+
+    assert sorted(o for o in outcomes if o) == list(range(1, ATTEMPTS + 1))
+    assert outcomes.count(0) == 3 * ATTEMPTS
+
+
+def _attempt(gw: Gateway) -> int:
+    """The attempt's number, or 0 when it was refused."""
+    try:
+        return gw.sign_ins.attempt(HOME)
+    except TooManySignIns:
+        return 0
+
+
+def test_an_x_forwarded_for_header_gets_no_fresh_attempts(
+    client: FlaskClient, clock: Clock
+) -> None:
+    """The app takes no proxy's word for the client's address, so neither does the limit."""
+    for n in range(ATTEMPTS):
+        forged = {"X-Forwarded-For": f"192.0.2.{n}"}
+        assert sign_in(client, "guess", headers=forged).status_code == 401
+
+    refused = sign_in(client, ADMIN_TOKEN, headers={"X-Forwarded-For": "192.0.2.99"})
+
+    assert refused.status_code == 429
+
+
+def test_the_admin_api_and_callbacks_are_not_limited(
+    client: FlaskClient, clock: Clock, admin: Any, group_factory: Any
+) -> None:
+    """Their answers are the contract's: 401 for a wrong token or signature, every time."""
+    group = group_factory()
+    peer = {"REMOTE_ADDR": HOME}
+    fail(client, ATTEMPTS)
+    for _ in range(ATTEMPTS + 2):
+        api = client.get("/api/v1/groups", headers={"Authorization": "Bearer x"}, environ_base=peer)
+        hook = client.post(f"/hooks/{group['token']}", json={}, environ_base=peer)
+        assert (api.status_code, hook.status_code) == (401, 401)
+
+    assert admin.get("/groups", environ_base=peer).status_code == 200
+
+
+@pytest.fixture
+def logged(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """The gateway's log records (its logger does not pass them on to the root's handlers)."""
+    logger = logging.getLogger("gateway")
+    logger.addHandler(caplog.handler)
+    try:
+        yield caplog
+    finally:
+        logger.removeHandler(caplog.handler)
+
+
+def test_failed_and_refused_attempts_are_logged_with_the_address_but_not_the_token(
+    client: FlaskClient, clock: Clock, logged: pytest.LogCaptureFixture
+) -> None:
+    fail(client, ATTEMPTS)
+    sign_in(client, ADMIN_TOKEN)
+
+    lines = [r.getMessage() for r in logged.records if r.name == "gateway.console.auth"]
+    assert lines == [
+        "console sign-in from 10.0.0.1 failed: wrong token (attempt 1 of 3)",
+        "console sign-in from 10.0.0.1 failed: wrong token (attempt 2 of 3)",
+        "console sign-in from 10.0.0.1 failed: wrong token (attempt 3 of 3)",
+        "console sign-in from 10.0.0.1 refused: too many failed attempts",
+    ]
+    assert ADMIN_TOKEN not in logged.text
+
+
+def test_expired_counts_are_purged_as_new_attempts_come(
+    client: FlaskClient, clock: Clock, gw: Gateway
+) -> None:
+    from sqlalchemy import select
+
+    from gateway.models import SignInAttempts
+
+    for n in range(5):
+        fail(client, 1, f"10.0.1.{n}")
+    clock.advance(WINDOW_S)
+
+    fail(client, 1, ELSEWHERE)
+
+    with gw.db.read_session() as session:
+        assert list(session.scalars(select(SignInAttempts.address))) == [ELSEWHERE]
+
+
+def test_the_sign_in_page_states_the_limit(client: FlaskClient) -> None:
+    page = client.get("/admin/sign-in").text
+
+    assert "After 3 failed sign-ins from one address within 60 seconds" in page
