@@ -12,7 +12,9 @@ import contextlib
 import fcntl
 import functools
 import json
+import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +27,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.errors import ConfigurationError, StoreUnavailable
 from gateway.greenlets import cooperative, off_the_hub
+
+log = logging.getLogger(__name__)
 
 #: How long a writer waits for SQLite's write lock before the database counts as unavailable.
 BUSY_TIMEOUT_S = 30.0
@@ -41,6 +45,12 @@ SYNC_ON_COMMIT = "PRAGMA synchronous=FULL"
 #: after letting go of the write lock (:meth:`Database.driver_transaction`). Checkpoints still
 #: sync the WAL before and the database after, so the file stays whole either way.
 SYNC_BY_CALLER = "PRAGMA synchronous=NORMAL"
+#: Nor do they checkpoint as part of a commit, under the write lock: the inbox starts one beside
+#: its writer now and then (:meth:`Database.driver_transaction`).
+NO_CHECKPOINT_ON_COMMIT = "PRAGMA wal_autocheckpoint=0"
+#: The inbox's commits between two checkpoints it starts (per process): a commit of a batch
+#: adds some 30 to 60 pages to the WAL, and SQLite's own checkpoints come every 1,000 pages.
+CHECKPOINT_EVERY = 16
 #: SQLite's page cache for writers (KiB; its default is 2 MiB): the dedupe index takes random
 #: inserts, and once it outgrows the cache every delivery reads some of its pages back.
 WRITER_CACHE_KIB = 32768
@@ -66,6 +76,8 @@ class Database:
         self._lock_path: str | None = None
         self._records_lock_path: str | None = None
         self._wal_path: str | None = None
+        self._commits = 0
+        self._checkpointing = threading.Lock()
         if self.is_sqlite and self.url.database and self.url.database != ":memory:":
             self._lock_path = f"{self.url.database}-writers.lock"
             self._records_lock_path = f"{self.url.database}-records.lock"
@@ -166,6 +178,29 @@ class Database:
                 self._sync_wal()
             finally:
                 cursor.close()
+        self._checkpoint_now_and_then()
+
+    def _checkpoint_now_and_then(self) -> None:
+        """Every CHECKPOINT_EVERY commits, copy the WAL into the database beside the writer.
+
+        SQLite's own checkpoint runs inside the commit that crosses its threshold, holding the
+        write lock for as long as ten commits take, and every writer waits. A passive one run
+        apart takes no write lock: writers of every process go on appending to the WAL.
+        """
+        if self._wal_path is None:
+            return
+        self._commits += 1
+        if self._commits % CHECKPOINT_EVERY == 0 and not self._checkpointing.locked():
+            threading.Thread(target=self._checkpoint, name="wal-checkpoint", daemon=True).start()
+
+    def _checkpoint(self) -> None:
+        """One passive checkpoint; a failure leaves the WAL to the next one, and is logged."""
+        try:
+            with self._checkpointing, self.inbox_engine.connect() as conn:
+                dbapi_connection: Any = conn.connection.dbapi_connection
+                off_the_hub(dbapi_connection.execute, "PRAGMA wal_checkpoint(PASSIVE)")
+        except Exception:
+            log.warning("a checkpoint of the SQLite WAL failed", exc_info=True)
 
     def _sync_wal(self) -> None:
         """Put every commit written to the WAL so far on disk (SYNC_BY_CALLER)."""
@@ -308,7 +343,8 @@ def _sqlite_engine(url: str, *, immediate: bool, synced_by_caller: bool = False)
         # Take transaction control from the driver so BEGIN is ours to emit.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        for pragma in (*SQLITE_PRAGMAS, SYNC_BY_CALLER if synced_by_caller else SYNC_ON_COMMIT):
+        inbox = (SYNC_BY_CALLER, NO_CHECKPOINT_ON_COMMIT)
+        for pragma in (*SQLITE_PRAGMAS, *(inbox if synced_by_caller else (SYNC_ON_COMMIT,))):
             cursor.execute(pragma)
         if immediate:
             cursor.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")

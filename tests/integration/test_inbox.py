@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
+import sqlite3
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -11,6 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
+from gateway import db
 from gateway.errors import StoreUnavailable
 from gateway.inbox import LATE, Inbox, NewDelivery, group_state
 from gateway.intake import IncomingEvent
@@ -110,6 +113,34 @@ def test_on_sqlite_a_commit_is_synced_to_disk_once_the_write_lock_is_free_and_be
     for engine, level in ((gw.db.inbox_engine, 1), (gw.db.engine, 2), (gw.db.read_engine, 2)):
         with engine.connect() as conn:  # NORMAL (1) leaves the sync to the inbox; FULL (2)
             assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == level
+
+
+def test_on_sqlite_the_inbox_checkpoints_the_wal_beside_its_commits_not_inside_them(
+    gw: Any, group_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not gw.db.is_sqlite:
+        pytest.skip("PostgreSQL has no WAL file to checkpoint")
+    monkeypatch.setattr(db, "CHECKPOINT_EVERY", 3)
+    group_id = group_factory(events=["inventory.moved"])["id"]
+    database = gw.db.url.database
+
+    for number in range(3):
+        gw.inbox.store(_delivery(group_id, f"inventory.moved.{number}"))
+        if number < 2:
+            assert _in_database_file(database) == 0  # still in the WAL only
+
+    deadline = time.monotonic() + 10
+    while _in_database_file(database) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _in_database_file(database) == 3
+    with gw.db.inbox_engine.connect() as inbox:
+        assert inbox.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+
+
+def _in_database_file(path: str) -> int:
+    """Deliveries in the database file itself, as if the WAL were not there."""
+    with contextlib.closing(sqlite3.connect(f"file:{path}?immutable=1", uri=True)) as conn:
+        return int(conn.execute("SELECT count(*) FROM deliveries").fetchone()[0])
 
 
 def _unlocked(path: str) -> bool:
