@@ -230,6 +230,38 @@ def test_an_unchanged_document_makes_no_new_version(admin: Any) -> None:
     assert [v["version"] for v in admin.get("/mappings/items/versions").get_json()["items"]] == [1]
 
 
+def _put_at_once(admin: Any, documents: list[dict[str, Any]]) -> list[Any]:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    start = threading.Barrier(len(documents))
+
+    def put(document: dict[str, Any]) -> Any:
+        start.wait()
+        return admin.put("/mappings/items", document)
+
+    with ThreadPoolExecutor(len(documents)) as pool:
+        return list(pool.map(put, documents))
+
+
+def test_edits_of_one_mapping_made_at_once_each_get_a_version(admin: Any) -> None:
+    edits = [{**ITEM_MAPPING, "description": f"edit {n}"} for n in range(8)]
+
+    answers = _put_at_once(admin, edits)
+
+    assert sorted(a.status_code for a in answers) == [200] * 7 + [201]
+    assert sorted(a.get_json()["version"] for a in answers) == list(range(1, 9))
+    versions = admin.get("/mappings/items/versions").get_json()["items"]
+    assert sorted(v["description"] for v in versions) == sorted(e["description"] for e in edits)
+
+
+def test_one_document_put_at_once_is_created_once(admin: Any) -> None:
+    answers = _put_at_once(admin, [ITEM_MAPPING] * 8)
+
+    assert sorted(a.status_code for a in answers) == [200] * 7 + [201]
+    assert {a.get_json()["version"] for a in answers} == {1}
+
+
 def test_a_mapping_read_by_get_can_be_changed_and_sent_back(admin: Any) -> None:
     admin.put("/mappings/items", ITEM_MAPPING)
     shown = admin.get("/mappings/items").get_json()
