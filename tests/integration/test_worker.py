@@ -607,6 +607,53 @@ def test_an_event_a_worker_claims_while_it_is_replayed_is_not_said_to_be_replaye
     assert (event["status"], event["attempts"]) == ("processing", 1)
 
 
+def test_replays_of_the_same_events_at_once_take_them_in_one_order(
+    admin: Any, group_factory: Any, deliver: Any, gw: Any
+) -> None:
+    """Each replay locks its events in id order, so two never wait on each other in a
+    cycle: PostgreSQL would abort one (503), however the rows lie in the table."""
+    import threading
+
+    from sqlalchemy import create_engine, text, update
+
+    from gateway.models import Event
+    from tests.postgres import wait_for_a_lock_wait
+
+    if gw.db.is_sqlite:
+        pytest.skip("SQLite takes one writer at a time")
+    group = group_factory(
+        connector="xtnd", function="backend", secret=SECRET, events=["OrderPicked"]
+    )
+    picked = {"Action": "OrderPicked", "Details": {"OrderNumber": "1"}}
+    delivery = {"Properties": {"NotificationId": "n-1"}, "Notifications": [picked] * 501}
+    assert deliver(group, json.dumps(delivery).encode()).get_json()["accepted"] == 501
+    newest, before_it = (int(e["id"]) for e in admin.get("/events").get_json()["items"][:2])
+    answers: list[Any] = []
+    engine = create_engine(gw.settings.database_url)
+    try:
+        with engine.connect() as other:
+            # The row of the event before the newest now lies last in the table.
+            other.execute(update(Event).where(Event.id == before_it).values(last_error=None))
+            other.commit()
+            # Another replay of them, in id order, has come as far as that event.
+            other.execute(text("SET deadlock_timeout = '5s'"))  # so that ours would be aborted
+            other.execute(update(Event).where(Event.id == before_it).values(last_error=None))
+            replaying = threading.Thread(
+                target=lambda: answers.append(admin.post("/events/replay", {}))
+            )
+            replaying.start()
+            wait_for_a_lock_wait(other)
+            other.execute(update(Event).where(Event.id == newest).values(last_error=None))
+            other.commit()
+            replaying.join(20)
+    finally:
+        engine.dispose()
+
+    [answer] = answers
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json() == {"replayed": 501, "ignored": 0}
+
+
 def ignored_move(setup: dict[str, Any], admin: Any, deliver: Any) -> str:
     """An inventory.moved event received while its group did not register the type (its
     record, which took the type, deleted first: a group keeps the types its records take)."""
