@@ -23,6 +23,8 @@ from gateway.models import Delivery, Event, EventResult, EventStatus, Group, Rec
 STATUSES = frozenset(s.value for s in EventStatus)
 #: Events a worker holds or that were never meant to run cannot be replayed.
 NOT_REPLAYABLE = (EventStatus.DUPLICATE, EventStatus.PROCESSING)
+#: Events a replay locks or changes per statement.
+CHANGED_AT_ONCE = 500
 
 #: A SELECT of any columns; filtering keeps what it selects.
 _Query = TypeVar("_Query", bound="Select[*tuple[Any, ...]]")
@@ -236,6 +238,7 @@ def _redecide(session: Session, events: Sequence[tuple[int, str, str]]) -> Repla
 
     A group deleted since decides nothing: its events are queued and fail saying so.
     """
+    _lock_in_id_order(session, [event_id for event_id, _, _ in events])
     registered = _registered_types(session, {group_id for _, group_id, _ in events})
     queued: list[int] = []
     unregistered: dict[str, list[int]] = defaultdict(list)
@@ -249,6 +252,26 @@ def _redecide(session: Session, events: Sequence[tuple[int, str, str]]) -> Repla
     requeued = _change(session, queued, _requeued(now))
     ignored = sum(_change(session, ids, _ignored(t, now)) for t, ids in unregistered.items())
     return Replayed(requeued + ignored, ignored)
+
+
+def _lock_in_id_order(session: Session, ids: Sequence[int]) -> None:
+    """Lock the events to be replayed, lowest id first (on PostgreSQL; SQLite has one writer).
+
+    Updated as they were chosen, they would be locked in whatever order the table holds them:
+    two replays of the same events could each wait for a row the other holds, and PostgreSQL
+    would abort one (503). Events a worker claimed meanwhile are left to it.
+    """
+    ordered = sorted(ids)
+    for start in range(0, len(ordered), CHANGED_AT_ONCE):
+        session.execute(
+            select(Event.id)
+            .where(
+                Event.id.in_(ordered[start : start + CHANGED_AT_ONCE]),
+                Event.status.not_in(NOT_REPLAYABLE),
+            )
+            .order_by(Event.id)
+            .with_for_update()
+        )
 
 
 def _registered_types(session: Session, group_ids: Iterable[str]) -> dict[str, frozenset[str]]:
@@ -283,11 +306,12 @@ def _change(session: Session, ids: Sequence[int], values: dict[str, Any]) -> int
     """Set ``values`` on the events ``ids`` unless a worker claimed one in the meantime; the
     number changed, which leaves out those claimed (or purged) since they were chosen."""
     changed = 0
-    for start in range(0, len(ids), 500):
+    for start in range(0, len(ids), CHANGED_AT_ONCE):
+        chosen = ids[start : start + CHANGED_AT_ONCE]
         changed += len(
             session.scalars(
                 update(Event)
-                .where(Event.id.in_(ids[start : start + 500]), Event.status.not_in(NOT_REPLAYABLE))
+                .where(Event.id.in_(chosen), Event.status.not_in(NOT_REPLAYABLE))
                 .values(values)
                 .returning(Event.id)
                 .execution_options(synchronize_session=False)

@@ -100,7 +100,7 @@ def list_groups(gw: Gateway, limit: int, after: str | None) -> list[Group]:
 
 def update_group(gw: Gateway, group_id: str, body: Mapping[str, Any]) -> Group:
     with gw.db.session() as session:
-        group = _group(session, group_id)
+        group = _locked_group(session, group_id)
         profile = gw.connectors.get(group.connector)
         if "events" in body:
             events = _registered_events(profile, group.function, body["events"])
@@ -148,14 +148,14 @@ def _check_records_keep_their_events(session: Session, group: Group, events: lis
 
 def delete_group(gw: Gateway, group_id: str) -> None:
     with gw.db.session() as session:
-        _group(session, group_id)
+        _locked_group(session, group_id)
         session.execute(delete(Webhook).where(Webhook.group_id == group_id))
         session.execute(delete(Group).where(Group.id == group_id))
 
 
 def rotate_url(gw: Gateway, group_id: str) -> Group:
     with gw.db.session() as session:
-        group = _group(session, group_id)
+        group = _locked_group(session, group_id)
         group.token = new_token()
         group.updated_at = now()
     return group
@@ -168,7 +168,7 @@ def rotate_secret(gw: Gateway, group_id: str, secret: str, previous_valid_for_s:
     so a hard switch would reject genuine retries.
     """
     with gw.db.session() as session:
-        group = _group(session, group_id)
+        group = _locked_group(session, group_id)
         _check_secret(gw.connectors.get(group.connector), secret)
         _set_secret(gw, group, secret, keep_previous_for_s=previous_valid_for_s)
         group.updated_at = now()
@@ -225,8 +225,19 @@ def _group(session: Session, group_id: str) -> Group:
     return _get(session, Group, group_id, "webhook group")
 
 
-def _get(session: Session, model: type[M], key: str, what: str) -> M:
-    row = session.get(model, key)
+def _locked_group(session: Session, group_id: str) -> Group:
+    """The group, locked until the commit (on PostgreSQL; SQLite has one writer at a time).
+
+    Every change to a group or its records locks the group first: a change that read a row
+    deleted since would otherwise fail to write it (500), a record cloned into a group being
+    deleted would break its foreign key, and a record could take events a concurrent change
+    of the group drops. Waiting on a delete, the lock finds no group: 404.
+    """
+    return _get(session, Group, group_id, "webhook group", lock=True)
+
+
+def _get(session: Session, model: type[M], key: str, what: str, *, lock: bool = False) -> M:
+    row = session.get(model, key, with_for_update=lock)
     if row is None:
         raise NotFound(f"no {what} {key!r}")
     return row
@@ -321,8 +332,7 @@ def get_webhook(gw: Gateway, webhook_id: str) -> Webhook:
 
 def clone_webhook(gw: Gateway, source_id: str, body: Mapping[str, Any]) -> Webhook:
     with gw.db.session() as session:
-        source = _webhook(session, source_id)
-        group = _group(session, source.group_id)
+        group, source = _locked_webhook(session, source_id)
         stamp = now()
         clone = Webhook(
             id=new_id(),
@@ -346,17 +356,17 @@ def clone_webhook(gw: Gateway, source_id: str, body: Mapping[str, Any]) -> Webho
 
 def update_webhook(gw: Gateway, webhook_id: str, body: Mapping[str, Any]) -> Webhook:
     with gw.db.session() as session:
-        webhook = _webhook(session, webhook_id)
+        group, webhook = _locked_webhook(session, webhook_id)
         if webhook.is_template and set(body) - {"label"}:
             raise Conflict("the template stays blank; clone it to make a webhook record")
-        _apply_webhook_changes(gw, _group(session, webhook.group_id), webhook, body)
+        _apply_webhook_changes(gw, group, webhook, body)
         webhook.updated_at = now()
     return webhook
 
 
 def delete_webhook(gw: Gateway, webhook_id: str) -> None:
     with gw.db.session() as session:
-        webhook = _webhook(session, webhook_id)
+        _, webhook = _locked_webhook(session, webhook_id)
         if webhook.is_template:
             raise Conflict("the template cannot be deleted; it goes with its group")
         session.delete(webhook)
@@ -382,6 +392,17 @@ def webhook_view(webhook: Webhook) -> dict[str, Any]:
 
 def _webhook(session: Session, webhook_id: str) -> Webhook:
     return _get(session, Webhook, webhook_id, "webhook record")
+
+
+def _locked_webhook(session: Session, webhook_id: str) -> tuple[Group, Webhook]:
+    """The record and its group, both locked, the group first as :func:`_locked_group` says
+    (a group's delete locks the group, then its records: the other order could deadlock)."""
+    group_id = session.scalar(select(Webhook.group_id).where(Webhook.id == webhook_id))
+    group = session.get(Group, group_id, with_for_update=True) if group_id else None
+    webhook = session.get(Webhook, webhook_id, with_for_update=True) if group else None
+    if group is None or webhook is None:
+        raise NotFound(f"no webhook record {webhook_id!r}")
+    return group, webhook
 
 
 def _apply_webhook_changes(

@@ -16,6 +16,9 @@ from gateway.errors import Conflict, NotFound
 from gateway.mapping import CompiledMapping, compile_mapping, validate_document
 from gateway.models import MappingVersion
 
+#: The first key of the advisory locks that line up edits of one mapping (by name).
+MAPPING_EDITS = 1
+
 
 def checksum(document: Any) -> str:
     canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -43,6 +46,7 @@ class MappingStore:
         validate_document(document, name=name)
         digest = checksum(document)
         with self._db.session() as session:
+            self._line_up_edits(session, name)
             latest = self._latest(session, name)
             if latest is not None and latest.checksum == digest:
                 return latest, False
@@ -124,6 +128,19 @@ class MappingStore:
             if key not in self._compiled:
                 self._compiled[key] = compile_mapping(row.document, row.version)
             return self._compiled[key]
+
+    def _line_up_edits(self, session: Session, name: str) -> None:
+        """Make edits of one mapping take turns until they commit, as SQLite's writers do.
+
+        Two edits made at once would otherwise both read the same newest version: both
+        numbering theirs after it (one failing on the primary key), or both creating the
+        mapping. PostgreSQL keeps these two-key advisory locks apart from the worker's one-key
+        record locks.
+        """
+        if not self._db.is_sqlite:
+            digest = hashlib.blake2b(name.encode(), digest_size=4).digest()
+            key = int.from_bytes(digest, "big", signed=True)
+            session.execute(select(func.pg_advisory_xact_lock(MAPPING_EDITS, key)))
 
     @staticmethod
     def _latest(session: Session, name: str) -> MappingVersion | None:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from gateway.connectors import Profile, shipped_profiles, validate_profile
 from gateway.db import Database
@@ -40,14 +41,19 @@ class ConnectorRegistry:
         profile = validate_profile(document)
         if profile.name in shipped_profiles():
             raise Conflict(f"{profile.name!r} is a shipped connector; choose another name")
+        taken = Conflict(f"a connector named {profile.name!r} already exists")
         with self._db.session() as session:
             if session.get(ConnectorProfile, profile.name) is not None:
-                raise Conflict(f"a connector named {profile.name!r} already exists")
+                raise taken
             session.add(
                 ConnectorProfile(
                     name=profile.name, document=profile.document, created_at=datetime.now(UTC)
                 )
             )
+            try:
+                session.flush()
+            except IntegrityError as exc:  # registered by another admin since the look above
+                raise taken from exc
         self._reload()
         return profile
 

@@ -35,14 +35,27 @@ def whole_number(text: str, maximum: int) -> int | None:
 
 def strict_json(text: str | bytes) -> Any:
     """JSON an admin wrote, refusing what ``json.loads`` lets through silently: a key given
-    twice in one object (only the last would count), NaN and infinite numbers. ValueError
-    (JSONDecodeError, with its position, for bad syntax) says what is wrong."""
-    return json.loads(
+    twice in one object (only the last would count), NaN and infinite numbers, and a lone
+    surrogate escape. ValueError (JSONDecodeError, with its position, for bad syntax) says
+    what is wrong."""
+    value = json.loads(
         text,
         object_pairs_hook=_object_of_unique_keys,
         parse_constant=refuse_constant,
         parse_float=finite_float,
     )
+    _refuse_lone_surrogates(value)
+    return value
+
+
+def _refuse_lone_surrogates(value: Any) -> None:
+    """``"\\ud800"`` parses to half of a UTF-16 pair, which no UTF-8 text can hold: neither
+    database could store it."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode()
+    except UnicodeEncodeError as exc:
+        lone = exc.object[exc.start : exc.end]
+        raise ValueError(f"{lone!r} is half of a UTF-16 surrogate pair, not a character") from None
 
 
 def _object_of_unique_keys(pairs: Sequence[tuple[str, Any]]) -> dict[str, Any]:

@@ -151,6 +151,8 @@ def wait_for_a_lock_wait(conn: Any, timeout_s: float = 10.0) -> None:
     )
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
+        # A transaction sees the activity as it was at its first look, unless told to look again.
+        conn.execute(text("SELECT pg_stat_clear_snapshot()"))
         if conn.execute(waiting).scalar():
             return
         time.sleep(0.01)

@@ -260,9 +260,9 @@ def put_mapping(name: str) -> Any:
         read = None
     if "document" in body:
         _check_copy(body["document"], {"name": name, **document}, read)
-    row, _changed = gw.mappings.put(name, document, based_on)
+    row, changed = gw.mappings.put(name, document, based_on)
     response = jsonify(mapping_view(row))
-    response.status_code = 201 if read is None and based_on is None else 200
+    response.status_code = 201 if changed and row.version == 1 else 200
     return response
 
 

@@ -411,6 +411,58 @@ def test_webhook_records_change_and_delete(admin: Any, group_factory: Any) -> No
     assert admin.get(f"/webhooks/{record['id']}").status_code == 404
 
 
+RACING_CHANGES = [
+    ("PATCH", "/groups/{group}", {"name": "Renamed"}),
+    ("POST", "/groups/{group}/rotate-url", None),
+    ("POST", "/groups/{group}/rotate-secret", {"secret": "rotated-secret-" + "0" * 16}),
+    ("DELETE", "/groups/{group}", None),
+    ("PATCH", "/webhooks/{record}", {"label": "Renamed"}),
+    ("DELETE", "/webhooks/{record}", None),
+    ("POST", "/webhooks/{record}/clone", {"label": "Copy", "events": []}),
+    ("POST", "/webhooks/{template}/clone", {"label": "Copy", "events": []}),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), RACING_CHANGES)
+def test_a_change_racing_the_delete_of_its_group_is_404(
+    admin: Any, group_factory: Any, gw: Any, method: str, path: str, body: Any
+) -> None:
+    """The change waits for the delete, then finds nothing to change: never a 500."""
+    import threading
+
+    from sqlalchemy import create_engine, delete
+
+    from gateway.models import Group, Webhook
+    from tests.postgres import wait_for_a_lock_wait
+
+    if gw.db.is_sqlite:
+        pytest.skip("SQLite takes one writer at a time")
+    group = group_factory()
+    template = group["template_webhook_id"]
+    record = admin.post(f"/webhooks/{template}/clone", {"label": "a", "events": []}).get_json()
+    path = path.format(group=group["id"], record=record["id"], template=template)
+    answers: list[Any] = []
+    engine = create_engine(gw.settings.database_url)
+    try:
+        with engine.connect() as other:
+            # Another admin's delete of the group, not committed yet.
+            other.execute(delete(Webhook).where(Webhook.group_id == group["id"]))
+            other.execute(delete(Group).where(Group.id == group["id"]))
+            change = threading.Thread(
+                target=lambda: answers.append(admin.call(method, path, json=body))
+            )
+            change.start()
+            wait_for_a_lock_wait(other)
+            other.commit()
+            change.join(10)
+    finally:
+        engine.dispose()
+
+    [answer] = answers
+    assert answer.status_code == 404, answer.get_json()
+    assert answer.get_json()["error"]["code"] == "not_found"
+
+
 # --- connectors --------------------------------------------------------------------------
 
 
@@ -433,16 +485,19 @@ def test_connectors_list_the_shipped_profiles_without_secrets(admin: Any) -> Non
     assert xtnd["verification"]["scheme"] == "hmac"
 
 
+ACME = {
+    "name": "acme",
+    "title": "ACME ERP",
+    "functions": [{"name": "orders", "events": ["order.paid"]}],
+    "verification": {"scheme": "hmac", "header": "x-acme-signature", "prefix": "sha256="},
+    "events": {"type": {"jmespath": "kind"}, "id": {"jmespath": "uid"}},
+}
+
+
 def test_a_custom_connector_is_registered_and_usable(
     admin: Any, group_factory: Any, deliver: Any
 ) -> None:
-    profile = {
-        "name": "acme",
-        "title": "ACME ERP",
-        "functions": [{"name": "orders", "events": ["order.paid"]}],
-        "verification": {"scheme": "hmac", "header": "x-acme-signature", "prefix": "sha256="},
-        "events": {"type": {"jmespath": "kind"}, "id": {"jmespath": "uid"}},
-    }
+    profile = ACME
 
     response = admin.post("/connectors", profile)
     group = group_factory(connector="acme", function="orders", events=["order.paid"])
@@ -452,6 +507,42 @@ def test_a_custom_connector_is_registered_and_usable(
     assert delivered.status_code == 200
     assert delivered.get_json()["accepted"] == 1
     assert admin.post("/connectors", profile).status_code == 409
+
+
+def test_a_connector_registered_at_once_by_another_admin_is_409(admin: Any, gw: Any) -> None:
+    import threading
+    from datetime import UTC, datetime
+
+    from sqlalchemy import create_engine, insert
+
+    from gateway.models import ConnectorProfile
+    from tests.postgres import wait_for_a_lock_wait
+
+    if gw.db.is_sqlite:
+        pytest.skip("SQLite takes one writer at a time")
+    answers: list[Any] = []
+    engine = create_engine(gw.settings.database_url)
+    try:
+        with engine.connect() as other:
+            # Another admin's registration of the same name, not committed yet.
+            other.execute(
+                insert(ConnectorProfile).values(
+                    name="acme", document=ACME, created_at=datetime.now(UTC)
+                )
+            )
+            registering = threading.Thread(
+                target=lambda: answers.append(admin.post("/connectors", ACME))
+            )
+            registering.start()
+            wait_for_a_lock_wait(other)
+            other.commit()
+            registering.join(10)
+    finally:
+        engine.dispose()
+
+    [answer] = answers
+    assert answer.status_code == 409, answer.get_json()
+    assert answer.get_json()["error"]["code"] == "conflict"
 
 
 @pytest.mark.parametrize(

@@ -169,6 +169,61 @@ def test_a_too_deeply_nested_filter_is_400(admin: Any, group_factory: Any) -> No
     assert_error(response, 400, "too_deeply_nested")
 
 
+LONE_SURROGATE = "\\ud800"  # half of a UTF-16 pair, as a JSON escape: not a character
+UPSERTS = json.dumps(MAPPING["upserts"])
+LONE_PROFILE = json.dumps(
+    {
+        "name": "lone",
+        "functions": [{"name": "orders", "events": ["order.paid"]}],
+        "verification": {"scheme": "hmac", "header": "x-lone-signature"},
+        "events": {"type": {"jmespath": "kind"}},
+    }
+)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        (
+            "POST",
+            "/groups",
+            '{"name": "%s", "connector": "xemelgo", "function": "webhooks", "events": []}',
+        ),
+        ("PATCH", "/groups/{group}", '{"name": "Moves %s"}'),
+        ("POST", "/groups/{group}/rotate-secret", '{"secret": "%s-rotated-secret-0123456789"}'),
+        ("POST", "/webhooks/{template}/clone", '{"label": "%s", "events": []}'),
+        ("PUT", "/mappings/items", '{"description": "%s", "upserts": ' + UPSERTS + "}"),
+        ("POST", "/connectors", '{"title": "%s", ' + LONE_PROFILE[1:]),
+        ("POST", "/events/replay", '{"type": "%s"}'),
+    ],
+)
+def test_a_lone_surrogate_in_an_admin_body_is_400(
+    admin: Any, group_factory: Any, method: str, path: str, body: str
+) -> None:
+    """Neither database can store it: it is no text UTF-8 can write."""
+    group = group_factory()
+    path = path.format(group=group["id"], template=group["template_webhook_id"])
+
+    response = admin.call(method, path, data=body % LONE_SURROGATE, content_type="application/json")
+
+    assert_error(response, 400, "invalid_json")
+    assert "surrogate" in response.get_json()["error"]["message"]
+
+
+def test_a_surrogate_pair_is_the_character_it_encodes(admin: Any, group_factory: Any) -> None:
+    group = group_factory()
+
+    response = admin.call(
+        "PATCH",
+        f"/groups/{group['id']}",
+        data='{"name": "Moves \\ud83d\\ude9a"}',
+        content_type="application/json",
+    )
+
+    assert response.status_code == 200
+    assert admin.get(f"/groups/{group['id']}").get_json()["name"] == "Moves \U0001f69a"
+
+
 def test_a_callback_token_with_a_nul_character_is_not_found(client: Any) -> None:
     assert_error(client.post("/hooks/abc%00def", data=b"{}"), 404, "not_found")
 

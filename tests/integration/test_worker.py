@@ -230,6 +230,38 @@ def test_an_unchanged_document_makes_no_new_version(admin: Any) -> None:
     assert [v["version"] for v in admin.get("/mappings/items/versions").get_json()["items"]] == [1]
 
 
+def _put_at_once(admin: Any, documents: list[dict[str, Any]]) -> list[Any]:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    start = threading.Barrier(len(documents))
+
+    def put(document: dict[str, Any]) -> Any:
+        start.wait()
+        return admin.put("/mappings/items", document)
+
+    with ThreadPoolExecutor(len(documents)) as pool:
+        return list(pool.map(put, documents))
+
+
+def test_edits_of_one_mapping_made_at_once_each_get_a_version(admin: Any) -> None:
+    edits = [{**ITEM_MAPPING, "description": f"edit {n}"} for n in range(8)]
+
+    answers = _put_at_once(admin, edits)
+
+    assert sorted(a.status_code for a in answers) == [200] * 7 + [201]
+    assert sorted(a.get_json()["version"] for a in answers) == list(range(1, 9))
+    versions = admin.get("/mappings/items/versions").get_json()["items"]
+    assert sorted(v["description"] for v in versions) == sorted(e["description"] for e in edits)
+
+
+def test_one_document_put_at_once_is_created_once(admin: Any) -> None:
+    answers = _put_at_once(admin, [ITEM_MAPPING] * 8)
+
+    assert sorted(a.status_code for a in answers) == [200] * 7 + [201]
+    assert {a.get_json()["version"] for a in answers} == {1}
+
+
 def test_a_mapping_read_by_get_can_be_changed_and_sent_back(admin: Any) -> None:
     admin.put("/mappings/items", ITEM_MAPPING)
     shown = admin.get("/mappings/items").get_json()
@@ -573,6 +605,53 @@ def test_an_event_a_worker_claims_while_it_is_replayed_is_not_said_to_be_replaye
         assert answers[0].get_json() == {"replayed": 0, "ignored": 0}
     event = admin.get(f"/events/{event_id}").get_json()
     assert (event["status"], event["attempts"]) == ("processing", 1)
+
+
+def test_replays_of_the_same_events_at_once_take_them_in_one_order(
+    admin: Any, group_factory: Any, deliver: Any, gw: Any
+) -> None:
+    """Each replay locks its events in id order, so two never wait on each other in a
+    cycle: PostgreSQL would abort one (503), however the rows lie in the table."""
+    import threading
+
+    from sqlalchemy import create_engine, text, update
+
+    from gateway.models import Event
+    from tests.postgres import wait_for_a_lock_wait
+
+    if gw.db.is_sqlite:
+        pytest.skip("SQLite takes one writer at a time")
+    group = group_factory(
+        connector="xtnd", function="backend", secret=SECRET, events=["OrderPicked"]
+    )
+    picked = {"Action": "OrderPicked", "Details": {"OrderNumber": "1"}}
+    delivery = {"Properties": {"NotificationId": "n-1"}, "Notifications": [picked] * 501}
+    assert deliver(group, json.dumps(delivery).encode()).get_json()["accepted"] == 501
+    newest, before_it = (int(e["id"]) for e in admin.get("/events").get_json()["items"][:2])
+    answers: list[Any] = []
+    engine = create_engine(gw.settings.database_url)
+    try:
+        with engine.connect() as other:
+            # The row of the event before the newest now lies last in the table.
+            other.execute(update(Event).where(Event.id == before_it).values(last_error=None))
+            other.commit()
+            # Another replay of them, in id order, has come as far as that event.
+            other.execute(text("SET deadlock_timeout = '5s'"))  # so that ours would be aborted
+            other.execute(update(Event).where(Event.id == before_it).values(last_error=None))
+            replaying = threading.Thread(
+                target=lambda: answers.append(admin.post("/events/replay", {}))
+            )
+            replaying.start()
+            wait_for_a_lock_wait(other)
+            other.execute(update(Event).where(Event.id == newest).values(last_error=None))
+            other.commit()
+            replaying.join(20)
+    finally:
+        engine.dispose()
+
+    [answer] = answers
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json() == {"replayed": 501, "ignored": 0}
 
 
 def ignored_move(setup: dict[str, Any], admin: Any, deliver: Any) -> str:
