@@ -15,11 +15,12 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 
@@ -157,3 +158,43 @@ def wait_for_a_lock_wait(conn: Any, timeout_s: float = 10.0) -> None:
             return
         time.sleep(0.01)
     raise AssertionError("no session ever waited for a lock")
+
+
+T = TypeVar("T")
+
+
+@contextlib.contextmanager
+def another_client(url: str) -> Iterator[Any]:
+    """A connection of a client other than the gateway's, for a transaction a test holds open."""
+    from sqlalchemy import create_engine
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            yield conn
+    finally:
+        engine.dispose()
+
+
+def once_it_waits_for(
+    holder: Any,
+    call: Callable[[], T],
+    *,
+    then: Callable[[], object] | None = None,
+    timeout_s: float = 20.0,
+) -> T:
+    """What ``call()`` returns, called in a thread while ``holder`` keeps its transaction open.
+
+    Once the call waits for one of ``holder``'s locks, ``then()`` runs (more of ``holder``'s
+    work, if given) and ``holder`` commits: the race a test wants, made certain.
+    """
+    results: list[T] = []
+    calling = threading.Thread(target=lambda: results.append(call()))
+    calling.start()
+    wait_for_a_lock_wait(holder)
+    if then is not None:
+        then()
+    holder.commit()
+    calling.join(timeout_s)
+    [result] = results
+    return result

@@ -428,12 +428,10 @@ def test_a_change_racing_the_delete_of_its_group_is_404(
     admin: Any, group_factory: Any, gw: Any, method: str, path: str, body: Any
 ) -> None:
     """The change waits for the delete, then finds nothing to change: never a 500."""
-    import threading
-
-    from sqlalchemy import create_engine, delete
+    from sqlalchemy import delete
 
     from gateway.models import Group, Webhook
-    from tests.postgres import wait_for_a_lock_wait
+    from tests.postgres import another_client, once_it_waits_for
 
     if gw.db.is_sqlite:
         pytest.skip("SQLite takes one writer at a time")
@@ -441,24 +439,12 @@ def test_a_change_racing_the_delete_of_its_group_is_404(
     template = group["template_webhook_id"]
     record = admin.post(f"/webhooks/{template}/clone", {"label": "a", "events": []}).get_json()
     path = path.format(group=group["id"], record=record["id"], template=template)
-    answers: list[Any] = []
-    engine = create_engine(gw.settings.database_url)
-    try:
-        with engine.connect() as other:
-            # Another admin's delete of the group, not committed yet.
-            other.execute(delete(Webhook).where(Webhook.group_id == group["id"]))
-            other.execute(delete(Group).where(Group.id == group["id"]))
-            change = threading.Thread(
-                target=lambda: answers.append(admin.call(method, path, json=body))
-            )
-            change.start()
-            wait_for_a_lock_wait(other)
-            other.commit()
-            change.join(10)
-    finally:
-        engine.dispose()
+    with another_client(gw.settings.database_url) as other:
+        # Another admin's delete of the group, not committed yet.
+        other.execute(delete(Webhook).where(Webhook.group_id == group["id"]))
+        other.execute(delete(Group).where(Group.id == group["id"]))
+        answer = once_it_waits_for(other, lambda: admin.call(method, path, json=body))
 
-    [answer] = answers
     assert answer.status_code == 404, answer.get_json()
     assert answer.get_json()["error"]["code"] == "not_found"
 
@@ -510,37 +496,24 @@ def test_a_custom_connector_is_registered_and_usable(
 
 
 def test_a_connector_registered_at_once_by_another_admin_is_409(admin: Any, gw: Any) -> None:
-    import threading
     from datetime import UTC, datetime
 
-    from sqlalchemy import create_engine, insert
+    from sqlalchemy import insert
 
     from gateway.models import ConnectorProfile
-    from tests.postgres import wait_for_a_lock_wait
+    from tests.postgres import another_client, once_it_waits_for
 
     if gw.db.is_sqlite:
         pytest.skip("SQLite takes one writer at a time")
-    answers: list[Any] = []
-    engine = create_engine(gw.settings.database_url)
-    try:
-        with engine.connect() as other:
-            # Another admin's registration of the same name, not committed yet.
-            other.execute(
-                insert(ConnectorProfile).values(
-                    name="acme", document=ACME, created_at=datetime.now(UTC)
-                )
+    with another_client(gw.settings.database_url) as other:
+        # Another admin's registration of the same name, not committed yet.
+        other.execute(
+            insert(ConnectorProfile).values(
+                name="acme", document=ACME, created_at=datetime.now(UTC)
             )
-            registering = threading.Thread(
-                target=lambda: answers.append(admin.post("/connectors", ACME))
-            )
-            registering.start()
-            wait_for_a_lock_wait(other)
-            other.commit()
-            registering.join(10)
-    finally:
-        engine.dispose()
+        )
+        answer = once_it_waits_for(other, lambda: admin.post("/connectors", ACME))
 
-    [answer] = answers
     assert answer.status_code == 409, answer.get_json()
     assert answer.get_json()["error"]["code"] == "conflict"
 

@@ -187,18 +187,15 @@ def test_each_delivery_of_a_batch_is_stored_under_the_id_its_receipt_gives(
 def test_a_batch_that_deadlocks_with_another_process_on_the_same_events_is_stored_again(
     gw: Any, group_factory: Any
 ) -> None:
-    import threading
-
-    from sqlalchemy import create_engine, text
+    from sqlalchemy import text
     from sqlalchemy.dialects.postgresql import insert
 
-    from tests.postgres import wait_for_a_lock_wait
+    from tests.postgres import another_client, once_it_waits_for
 
     if gw.db.is_sqlite:
         pytest.skip("SQLite commits one writer at a time")
     group_id = group_factory(events=["inventory.moved"])["id"]
     first, second = (_delivery(group_id, t) for t in ("inventory.moved", "inventory.counted"))
-    receipts: list[Any] = []
 
     def other_process_stores(conn: Any, delivery: NewDelivery) -> None:
         (incoming,) = delivery.events
@@ -221,23 +218,14 @@ def test_a_batch_that_deadlocks_with_another_process_on_the_same_events_is_store
             )
         )
 
-    engine = create_engine(gw.settings.database_url)
-    try:
-        with engine.connect() as other:
-            # The other process's batch has the same events in the other order.
-            other.execute(text("SET deadlock_timeout = '5s'"))  # so that ours is the one aborted
-            other_process_stores(other, second)
-            storing = threading.Thread(
-                target=lambda: receipts.extend(
-                    gw.inbox._commit([(first, gw.inbox.slot()), (second, gw.inbox.slot())])
-                )
-            )
-            storing.start()
-            wait_for_a_lock_wait(other)
-            other_process_stores(other, first)
-            other.commit()
-            storing.join(20)
-    finally:
-        engine.dispose()
+    with another_client(gw.settings.database_url) as other:
+        # The other process's batch has the same events in the other order.
+        other.execute(text("SET deadlock_timeout = '5s'"))  # so that ours is the one aborted
+        other_process_stores(other, second)
+        receipts = once_it_waits_for(
+            other,
+            lambda: gw.inbox._commit([(first, gw.inbox.slot()), (second, gw.inbox.slot())]),
+            then=lambda: other_process_stores(other, first),
+        )
 
     assert [(r.accepted, r.duplicates) for r in receipts] == [(0, 1), (0, 1)]

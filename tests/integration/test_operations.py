@@ -24,7 +24,7 @@ from gateway.models import Delivery, Event
 from gateway.retention import purge
 from gateway.web import create_app
 from tests.conftest import ADMIN_TOKEN, BACKENDS
-from tests.postgres import wait_for_a_lock_wait
+from tests.postgres import another_client, once_it_waits_for
 
 SECRET = "operations-test-secret-0123456789"
 
@@ -329,7 +329,6 @@ def test_a_postgresql_server_that_never_answers_is_unavailable_within_the_connec
 def test_an_event_replayed_while_the_purge_deletes_it_stays_with_its_history(
     group_factory: Any, deliver: Any, gw: Any, admin: Any, worker: Any
 ) -> None:
-    import threading
 
     if gw.db.is_sqlite:
         pytest.skip("SQLite's purge holds the write lock from choosing to deleting")
@@ -339,20 +338,12 @@ def test_an_event_replayed_while_the_purge_deletes_it_stays_with_its_history(
     worker.drain()  # unrouted: settled
     _age_everything(gw, days=40)
     replayed = min(int(e["id"]) for e in admin.get("/events").get_json()["items"])
-    engine = create_engine(gw.settings.database_url)
-    try:
-        with engine.connect() as replay:
-            # A replay that has queued the event again and not committed yet.
-            replay.execute(
-                update(Event).where(Event.id == replayed).values(status="pending", attempts=0)
-            )
-            purging = threading.Thread(target=purge, args=(gw, timedelta(days=30)))
-            purging.start()
-            wait_for_a_lock_wait(replay)
-            replay.commit()
-            purging.join(10)
-    finally:
-        engine.dispose()
+    with another_client(gw.settings.database_url) as replay:
+        # A replay that has queued the event again and not committed yet.
+        replay.execute(
+            update(Event).where(Event.id == replayed).values(status="pending", attempts=0)
+        )
+        once_it_waits_for(replay, lambda: purge(gw, timedelta(days=30)))
 
     event = admin.get(f"/events/{replayed}").get_json()
     assert event["status"] == "pending"

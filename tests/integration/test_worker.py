@@ -571,38 +571,27 @@ def test_an_event_a_worker_claims_while_it_is_replayed_is_not_said_to_be_replaye
     replay: Callable[[Any, str], Any],
     answer: int,
 ) -> None:
-    import threading
-
-    from sqlalchemy import create_engine, update
+    from sqlalchemy import update
 
     from gateway.models import Event
-    from tests.postgres import wait_for_a_lock_wait
+    from tests.postgres import another_client, once_it_waits_for
 
     if gw.db.is_sqlite:
         pytest.skip("SQLite's replay holds the write lock from reading to changing")
     deliver(setup["group"], moved("A-1", "Dock", 1))
     event_id = admin.get("/events").get_json()["items"][0]["id"]
-    answers = []
-    engine = create_engine(gw.settings.database_url)
-    try:
-        with engine.connect() as claim:
-            # A worker's claim, not committed yet.
-            claim.execute(
-                update(Event)
-                .where(Event.id == int(event_id))
-                .values(status="processing", attempts=Event.attempts + 1)
-            )
-            replaying = threading.Thread(target=lambda: answers.append(replay(admin, event_id)))
-            replaying.start()
-            wait_for_a_lock_wait(claim)
-            claim.commit()
-            replaying.join(10)
-    finally:
-        engine.dispose()
+    with another_client(gw.settings.database_url) as claim:
+        # A worker's claim, not committed yet.
+        claim.execute(
+            update(Event)
+            .where(Event.id == int(event_id))
+            .values(status="processing", attempts=Event.attempts + 1)
+        )
+        answered = once_it_waits_for(claim, lambda: replay(admin, event_id))
 
-    assert answers[0].status_code == answer
+    assert answered.status_code == answer
     if answer == 200:
-        assert answers[0].get_json() == {"replayed": 0, "ignored": 0}
+        assert answered.get_json() == {"replayed": 0, "ignored": 0}
     event = admin.get(f"/events/{event_id}").get_json()
     assert (event["status"], event["attempts"]) == ("processing", 1)
 
@@ -612,12 +601,10 @@ def test_replays_of_the_same_events_at_once_take_them_in_one_order(
 ) -> None:
     """Each replay locks its events in id order, so two never wait on each other in a
     cycle: PostgreSQL would abort one (503), however the rows lie in the table."""
-    import threading
-
-    from sqlalchemy import create_engine, text, update
+    from sqlalchemy import text, update
 
     from gateway.models import Event
-    from tests.postgres import wait_for_a_lock_wait
+    from tests.postgres import another_client, once_it_waits_for
 
     if gw.db.is_sqlite:
         pytest.skip("SQLite takes one writer at a time")
@@ -628,28 +615,21 @@ def test_replays_of_the_same_events_at_once_take_them_in_one_order(
     delivery = {"Properties": {"NotificationId": "n-1"}, "Notifications": [picked] * 501}
     assert deliver(group, json.dumps(delivery).encode()).get_json()["accepted"] == 501
     newest, before_it = (int(e["id"]) for e in admin.get("/events").get_json()["items"][:2])
-    answers: list[Any] = []
-    engine = create_engine(gw.settings.database_url)
-    try:
-        with engine.connect() as other:
-            # The row of the event before the newest now lies last in the table.
-            other.execute(update(Event).where(Event.id == before_it).values(last_error=None))
-            other.commit()
-            # Another replay of them, in id order, has come as far as that event.
-            other.execute(text("SET deadlock_timeout = '5s'"))  # so that ours would be aborted
-            other.execute(update(Event).where(Event.id == before_it).values(last_error=None))
-            replaying = threading.Thread(
-                target=lambda: answers.append(admin.post("/events/replay", {}))
-            )
-            replaying.start()
-            wait_for_a_lock_wait(other)
-            other.execute(update(Event).where(Event.id == newest).values(last_error=None))
-            other.commit()
-            replaying.join(20)
-    finally:
-        engine.dispose()
+    with another_client(gw.settings.database_url) as other:
+        # The row of the event before the newest now lies last in the table.
+        other.execute(update(Event).where(Event.id == before_it).values(last_error=None))
+        other.commit()
+        # Another replay of them, in id order, has come as far as that event.
+        other.execute(text("SET deadlock_timeout = '5s'"))  # so that ours would be aborted
+        other.execute(update(Event).where(Event.id == before_it).values(last_error=None))
+        answer = once_it_waits_for(
+            other,
+            lambda: admin.post("/events/replay", {}),
+            then=lambda: other.execute(
+                update(Event).where(Event.id == newest).values(last_error=None)
+            ),
+        )
 
-    [answer] = answers
     assert answer.status_code == 200, answer.get_json()
     assert answer.get_json() == {"replayed": 501, "ignored": 0}
 
