@@ -36,6 +36,19 @@ def process_env(settings: Settings, **extra: str) -> dict[str, str]:
     return env
 
 
+def gunicorn_env(tmp_path: Path, **settings: str) -> dict[str, str]:
+    """The environment of a gunicorn serving the gateway from scratch: none of the caller's
+    GATEWAY_ settings or PORT, an instance under ``tmp_path``, a free port, then ``settings``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_") and k != "PORT"}
+    env.update(
+        PYTHONPATH=str(ROOT),
+        GATEWAY_INSTANCE_PATH=str(tmp_path / "instance"),
+        GATEWAY_BIND=f"127.0.0.1:{_free_port()}",
+    )
+    env.update(settings)
+    return env
+
+
 def wait_until_up(url: str, process: subprocess.Popen[Any], timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

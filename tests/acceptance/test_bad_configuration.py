@@ -6,15 +6,13 @@ Both ways of starting it: ``gateway serve``'s config module with the app factory
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.acceptance.conftest import ROOT
-from tests.postgres import _free_port
+from tests.acceptance.conftest import ROOT, gunicorn_env
 
 SERVE = [
     "--config",
@@ -25,18 +23,10 @@ PROCFILE = ["wsgi:app"]
 
 
 def _gunicorn(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_") and k != "PORT"}
-    clean.update(
-        PYTHONPATH=str(ROOT),
-        GATEWAY_INSTANCE_PATH=str(tmp_path / "instance"),
-        GATEWAY_BIND=f"127.0.0.1:{_free_port()}",
-        GATEWAY_WEB_WORKERS="1",
-    )
-    clean.update(env)
     return subprocess.run(
         [sys.executable, "-m", "gunicorn", *args],
         cwd=ROOT if args == PROCFILE else tmp_path,  # wsgi.py and gunicorn.conf.py are there
-        env=clean,
+        env=gunicorn_env(tmp_path, **{"GATEWAY_WEB_WORKERS": "1", **env}),
         capture_output=True,
         text=True,
         timeout=60,

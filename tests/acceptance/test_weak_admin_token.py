@@ -2,31 +2,21 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.acceptance.conftest import ROOT, stop, wait_until_up
+from tests.acceptance.conftest import ROOT, gunicorn_env, stop, wait_until_up
 from tests.acceptance.test_bad_configuration import PROCFILE, SERVE
-from tests.postgres import _free_port
 
 WARNING = "GATEWAY_ADMIN_TOKEN is shorter than 16 characters"
 
 
 def _served_log(args: list[str], tmp_path: Path, token: str) -> str:
     """What gunicorn with two workers writes from its start until it is stopped."""
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_") and k != "PORT"}
-    env.update(
-        PYTHONPATH=str(ROOT),
-        GATEWAY_INSTANCE_PATH=str(tmp_path / "instance"),
-        GATEWAY_BIND=f"127.0.0.1:{port}",
-        GATEWAY_WEB_WORKERS="2",
-        GATEWAY_ADMIN_TOKEN=token,
-    )
+    env = gunicorn_env(tmp_path, GATEWAY_WEB_WORKERS="2", GATEWAY_ADMIN_TOKEN=token)
     log = tmp_path / "stderr"
     with log.open("wb") as stderr:
         process = subprocess.Popen(
@@ -36,7 +26,7 @@ def _served_log(args: list[str], tmp_path: Path, token: str) -> str:
             stderr=stderr,
         )
         try:
-            wait_until_up(f"http://127.0.0.1:{port}", process)
+            wait_until_up(f"http://{env['GATEWAY_BIND']}", process)
         finally:
             stop(process)
     return log.read_text()
