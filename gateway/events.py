@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,14 +31,24 @@ CHANGED_AT_ONCE = 500
 _Query = TypeVar("_Query", bound="Select[*tuple[Any, ...]]")
 
 
+#: A time of day, a space, and an offset's ``HH:MM`` or ``HHMM``: the space can only be the
+#: ``+`` of an offset left unencoded in a URL's query (``T10:00:00+08:00``), which decodes as one.
+_DECODED_PLUS = re.compile(
+    r"(?P<time>[T ]\d\d:?\d\d(?::?\d\d(?:[.,]\d+)?)?) (?P<offset>\d\d:?\d\d)$"
+)
+
+
 def parse_time(value: str, name: str) -> datetime:
+    """An ISO 8601 time, in UTC (SQLite compares times by their wall clock, whatever their
+    offset); a ``+`` decoded as a space is a ``+``; no offset is UTC."""
+    restored = _DECODED_PLUS.sub(r"\g<time>+\g<offset>", value)
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(restored.replace("Z", "+00:00"))
     except ValueError as exc:
         raise ValidationFailed(
             f"{name} is not an ISO 8601 time", details=[Detail(name, f"cannot parse {value!r}")]
         ) from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def parse_event_id(value: Any) -> int:
