@@ -68,20 +68,28 @@ def filtered(
         query = query.where(column("group_id") == filters["group_id"])
     if filters.get("type"):
         query = query.where(column("type") == filters["type"])
-    if filters.get("status"):
-        statuses = [s.strip() for s in str(filters["status"]).split(",") if s.strip()]
-        unknown = [s for s in statuses if s not in STATUSES]
-        if unknown:
-            raise ValidationFailed(
-                f"unknown status {', '.join(unknown)}",
-                details=[Detail("status", f"choose from {', '.join(sorted(STATUSES))}")],
-            )
+    statuses = _statuses(filters.get("status") or ())
+    if statuses:
         query = query.where(column("status").in_(statuses))
     if filters.get("since"):
         query = query.where(column("received_at") >= parse_time(filters["since"], "since"))
     if filters.get("until"):
         query = query.where(column("received_at") < parse_time(filters["until"], "until"))
     return query
+
+
+def _statuses(given: str | Iterable[str]) -> list[str]:
+    """The statuses a filter names: a text of them comma-separated, or several such texts (a
+    repeated query parameter, a JSON list), meaning all of them."""
+    texts = [given] if isinstance(given, str) else given
+    statuses = [s.strip() for text in texts for s in text.split(",") if s.strip()]
+    unknown = [s for s in statuses if s not in STATUSES]
+    if unknown:
+        raise ValidationFailed(
+            f"unknown status {', '.join(unknown)}",
+            details=[Detail("status", f"choose from {', '.join(sorted(STATUSES))}")],
+        )
+    return statuses
 
 
 def _column(name: str, unindexed: Collection[str]) -> ColumnElement[Any]:

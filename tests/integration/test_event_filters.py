@@ -1,5 +1,5 @@
-"""The event log's filters as clients send them: a time whose ``+`` was left unencoded in the
-URL, and so arrives as a space, means the offset."""
+"""The event log's filters as clients send them: repeated, in a JSON list, or with a time whose
+``+`` was left unencoded in the URL and so arrives as a space."""
 
 from __future__ import annotations
 
@@ -36,6 +36,76 @@ def log(gw: Any) -> dict[str, str]:
     with gw.db.session() as session:
         session.execute(insert(Event), rows)
     return {status.value: str(n) for n, status in enumerate(EventStatus, start=1)}
+
+
+def _statuses(admin: Any, query: str) -> list[str]:
+    response = admin.get("/events", query_string=query)
+    assert response.status_code == 200, response.get_json()
+    return sorted(item["status"] for item in response.get_json()["items"])
+
+
+@pytest.mark.parametrize(
+    ("query", "statuses"),
+    [
+        ("status=failed,dead", ["dead", "failed"]),
+        ("status=failed&status=dead", ["dead", "failed"]),  # repeated: each counts
+        ("status=failed,dead&status=ignored", ["dead", "failed", "ignored"]),  # both forms
+        ("status=failed&status=", ["failed"]),  # an empty value adds nothing
+    ],
+)
+def test_every_status_given_counts(
+    admin: Any, log: dict[str, str], query: str, statuses: list[str]
+) -> None:
+    assert _statuses(admin, query) == statuses
+
+
+def test_an_unknown_status_is_refused_in_any_value(admin: Any, log: dict[str, str]) -> None:
+    response = admin.get("/events", query_string="status=failed&status=broken")
+
+    assert response.status_code == 422
+    assert [d["path"] for d in response.get_json()["error"]["details"]] == ["status"]
+
+
+@pytest.mark.parametrize(
+    ("path", "parameter", "values"),
+    [
+        ("/events", "group_id", ("g-1", "g-2")),
+        ("/events", "type", ("order.paid", "order.paid")),
+        ("/events", "since", ("2026-12-02T00:00:00Z", "2026-12-03T00:00:00Z")),
+        ("/events", "until", ("2026-12-02T00:00:00Z", "2026-12-03T00:00:00Z")),
+        ("/mappings/items", "version", ("1", "1")),
+    ],
+)
+def test_a_parameter_that_takes_one_value_given_twice_is_refused(
+    admin: Any, log: dict[str, str], path: str, parameter: str, values: tuple[str, str]
+) -> None:
+    query = "&".join(f"{parameter}={value}" for value in values)
+
+    response = admin.get(path, query_string=query)
+
+    assert response.status_code == 400, response.get_json()
+    error = response.get_json()["error"]
+    assert error["code"] == "repeated_parameter"
+    assert [d["path"] for d in error["details"]] == [parameter]
+
+
+def test_replay_takes_statuses_as_a_json_list(admin: Any, log: dict[str, str]) -> None:
+    response = admin.post("/events/replay", {"status": ["failed", "dead"]})
+
+    assert response.get_json() == {"replayed": 2, "ignored": 0}
+    assert _statuses(admin, "status=failed,dead") == []
+
+
+def test_cli_replay_takes_status_repeated(
+    admin: Any, gw: Any, log: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli, "_gateway", lambda: gw)
+
+    result = CliRunner().invoke(
+        cli.main, ["events", "replay", "--status", "failed", "--status", "dead"]
+    )
+
+    assert (result.exit_code, result.output) == (0, "replayed 2 events\n")
 
 
 @pytest.mark.parametrize(
