@@ -54,7 +54,7 @@ def parse_time(value: str, name: str) -> datetime:
 def parse_event_id(value: Any) -> int:
     text = str(value)
     if not (text.isascii() and text.isdigit()) or len(text) > 18:
-        raise NotFound(f"no event {text!r}")
+        raise NotFound.of("event", text)
     return int(text)
 
 
@@ -185,7 +185,7 @@ def get_event(gw: Gateway, event_id: Any) -> tuple[Event, Delivery | None, list[
     with gw.db.read_session() as session:
         event = session.get(Event, key)
         if event is None:
-            raise NotFound(f"no event {key}")
+            raise NotFound.of("event", key)
         delivery = session.get(Delivery, event.delivery_id)
         history = list(
             session.scalars(
@@ -226,7 +226,7 @@ def replay(gw: Gateway, event_id: Any) -> Event:
     with gw.db.session() as session:
         event = session.get(Event, key)
         if event is None:
-            raise NotFound(f"no event {key}")
+            raise NotFound.of("event", key)
         if event.status in NOT_REPLAYABLE:
             raise _not_now(event)
         taken = _redecide(session, [(event.id, event.group_id, event.type)]).replayed
@@ -343,7 +343,7 @@ def get_record(gw: Gateway, obj: str, external_id: str) -> Record:
     with gw.db.read_session() as session:
         record = session.get(Record, (obj, external_id))
     if record is None:
-        raise NotFound(f"no {obj} record with external id {external_id!r}")
+        raise NotFound.of(f"{obj} record", external_id)
     return record
 
 

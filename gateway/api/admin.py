@@ -382,7 +382,7 @@ def _target_key(target: dict[str, Any]) -> list[Any]:
 def show_target_credentials(name: str) -> Any:
     stored = gateway().credentials.get(name)
     if stored is None:
-        raise NotFound(f"no stored credentials for target {name!r}")
+        raise NotFound.of("stored credentials for target", name)
     return jsonify(credentials.view(stored))
 
 

@@ -492,7 +492,10 @@ ERROR_RESPONSES = {
         " (`invalid_limit`, `invalid_cursor`, `repeated_parameter`: `details` names it).",
     ),
     "401": ("Unauthorized", "No valid `Authorization: Bearer` admin token."),
-    "404": ("NotFound", "No such resource."),
+    "404": (
+        "NotFound",
+        "No such resource; the message names its kind and quotes its id: `no event '42'`.",
+    ),
     "409": ("Conflict", "The request conflicts with the resource's current state."),
     "413": (
         "PayloadTooLarge",
