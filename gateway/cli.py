@@ -246,14 +246,19 @@ def events() -> None:
 @click.argument("event_ids", nargs=-1)
 @click.option("--group", "group_id", help="only events of this group")
 @click.option("--type", "event_type", help="only events of this type")
-@click.option("--status", help="only events with this status (comma-separated)")
+@click.option(
+    "--status",
+    "status",
+    multiple=True,
+    help="only events with this status (repeat it, or comma-separate, for several)",
+)
 @click.option("--since", help="ISO time")
 @click.option("--until", help="ISO time")
 def events_replay(
     event_ids: tuple[str, ...],
     group_id: str | None,
     event_type: str | None,
-    status: str | None,
+    status: tuple[str, ...],
     since: str | None,
     until: str | None,
 ) -> None:

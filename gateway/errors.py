@@ -89,6 +89,11 @@ class NotFound(GatewayError):
     status = 404
     code = "not_found"
 
+    @classmethod
+    def of(cls, kind: str, key: object, hint: str = "") -> NotFound:
+        """Every 404 names the kind and quotes the id alike, the id as text: ``no event '42'``."""
+        return cls(f"no {kind} {str(key)!r}" + (f"; {hint}" if hint else ""))
+
 
 class Conflict(GatewayError):
     """The request conflicts with the current state."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,20 +31,30 @@ CHANGED_AT_ONCE = 500
 _Query = TypeVar("_Query", bound="Select[*tuple[Any, ...]]")
 
 
+#: A time of day, a space, and an offset's ``HH:MM`` or ``HHMM``: the space can only be the
+#: ``+`` of an offset left unencoded in a URL's query (``T10:00:00+08:00``), which decodes as one.
+_DECODED_PLUS = re.compile(
+    r"(?P<time>[T ]\d\d:?\d\d(?::?\d\d(?:[.,]\d+)?)?) (?P<offset>\d\d:?\d\d)$"
+)
+
+
 def parse_time(value: str, name: str) -> datetime:
+    """An ISO 8601 time, in UTC (SQLite compares times by their wall clock, whatever their
+    offset); a ``+`` decoded as a space is a ``+``; no offset is UTC."""
+    restored = _DECODED_PLUS.sub(r"\g<time>+\g<offset>", value)
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        parsed = datetime.fromisoformat(restored.replace("Z", "+00:00"))
     except ValueError as exc:
         raise ValidationFailed(
             f"{name} is not an ISO 8601 time", details=[Detail(name, f"cannot parse {value!r}")]
         ) from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def parse_event_id(value: Any) -> int:
     text = str(value)
     if not (text.isascii() and text.isdigit()) or len(text) > 18:
-        raise NotFound(f"no event {text!r}")
+        raise NotFound.of("event", text)
     return int(text)
 
 
@@ -57,20 +68,28 @@ def filtered(
         query = query.where(column("group_id") == filters["group_id"])
     if filters.get("type"):
         query = query.where(column("type") == filters["type"])
-    if filters.get("status"):
-        statuses = [s.strip() for s in str(filters["status"]).split(",") if s.strip()]
-        unknown = [s for s in statuses if s not in STATUSES]
-        if unknown:
-            raise ValidationFailed(
-                f"unknown status {', '.join(unknown)}",
-                details=[Detail("status", f"choose from {', '.join(sorted(STATUSES))}")],
-            )
+    statuses = _statuses(filters.get("status") or ())
+    if statuses:
         query = query.where(column("status").in_(statuses))
     if filters.get("since"):
         query = query.where(column("received_at") >= parse_time(filters["since"], "since"))
     if filters.get("until"):
         query = query.where(column("received_at") < parse_time(filters["until"], "until"))
     return query
+
+
+def _statuses(given: str | Iterable[str]) -> list[str]:
+    """The statuses a filter names: a text of them comma-separated, or several such texts (a
+    repeated query parameter, a JSON list), meaning all of them."""
+    texts = [given] if isinstance(given, str) else given
+    statuses = [s.strip() for text in texts for s in text.split(",") if s.strip()]
+    unknown = [s for s in statuses if s not in STATUSES]
+    if unknown:
+        raise ValidationFailed(
+            f"unknown status {', '.join(unknown)}",
+            details=[Detail("status", f"choose from {', '.join(sorted(STATUSES))}")],
+        )
+    return statuses
 
 
 def _column(name: str, unindexed: Collection[str]) -> ColumnElement[Any]:
@@ -166,7 +185,7 @@ def get_event(gw: Gateway, event_id: Any) -> tuple[Event, Delivery | None, list[
     with gw.db.read_session() as session:
         event = session.get(Event, key)
         if event is None:
-            raise NotFound(f"no event {key}")
+            raise NotFound.of("event", key)
         delivery = session.get(Delivery, event.delivery_id)
         history = list(
             session.scalars(
@@ -207,7 +226,7 @@ def replay(gw: Gateway, event_id: Any) -> Event:
     with gw.db.session() as session:
         event = session.get(Event, key)
         if event is None:
-            raise NotFound(f"no event {key}")
+            raise NotFound.of("event", key)
         if event.status in NOT_REPLAYABLE:
             raise _not_now(event)
         taken = _redecide(session, [(event.id, event.group_id, event.type)]).replayed
@@ -324,7 +343,7 @@ def get_record(gw: Gateway, obj: str, external_id: str) -> Record:
     with gw.db.read_session() as session:
         record = session.get(Record, (obj, external_id))
     if record is None:
-        raise NotFound(f"no {obj} record with external id {external_id!r}")
+        raise NotFound.of(f"{obj} record", external_id)
     return record
 
 

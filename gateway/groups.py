@@ -239,7 +239,7 @@ def _locked_group(session: Session, group_id: str) -> Group:
 def _get(session: Session, model: type[M], key: str, what: str, *, lock: bool = False) -> M:
     row = session.get(model, key, with_for_update=lock)
     if row is None:
-        raise NotFound(f"no {what} {key!r}")
+        raise NotFound.of(what, key)
     return row
 
 
@@ -401,7 +401,7 @@ def _locked_webhook(session: Session, webhook_id: str) -> tuple[Group, Webhook]:
     group = session.get(Group, group_id, with_for_update=True) if group_id else None
     webhook = session.get(Webhook, webhook_id, with_for_update=True) if group else None
     if group is None or webhook is None:
-        raise NotFound(f"no webhook record {webhook_id!r}")
+        raise NotFound.of("webhook record", webhook_id)
     return group, webhook
 
 

@@ -74,8 +74,8 @@ class MappingStore:
             else:
                 row = session.get(MappingVersion, (name, version))
         if row is None:
-            suffix = f" version {version}" if version is not None else ""
-            raise NotFound(f"no mapping named {name!r}{suffix}")
+            kind = "mapping" if version is None else f"version {version} of mapping"
+            raise NotFound.of(kind, name)
         return row
 
     def latest(self, limit: int | None = None, after: str | None = None) -> list[MappingVersion]:
@@ -115,7 +115,7 @@ class MappingStore:
         with self._db.read_session() as session:
             rows = list(session.scalars(query))
             if not rows and self._latest(session, name) is None:
-                raise NotFound(f"no mapping named {name!r}")
+                raise NotFound.of("mapping", name)
         return rows
 
     def compiled(self, name: str, version: int | None = None) -> CompiledMapping:

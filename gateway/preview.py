@@ -39,7 +39,7 @@ def preview(gw: Gateway, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
     candidate = _candidate(name, body.get("document"))
     mapping = candidate or current
     if mapping is None:
-        raise NotFound(f"no mapping named {name!r}; send a candidate 'document' to try one")
+        raise NotFound.of("mapping", name, "send a candidate 'document' to try one")
     samples = _samples(gw, name, body)
     results = [
         _preview_one(gw, sample, mapping, current if candidate else None) for sample in samples

@@ -29,7 +29,7 @@ class ConnectorRegistry:
             self._reload()
             profile = self._custom.get(name)
         if profile is None:
-            raise NotFound(f"no connector named {name!r}")
+            raise NotFound.of("connector", name)
         return profile
 
     def all(self) -> list[Profile]:

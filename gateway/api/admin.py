@@ -88,15 +88,27 @@ def _body(schema: Schema | None = None) -> dict[str, Any]:
     return schema.validate(data) if schema else data
 
 
+def _single(name: str) -> str | None:
+    """A query parameter that takes one value; given twice, which one counts is not guessed."""
+    values = request.args.getlist(name)
+    if len(values) > 1:
+        raise BadRequest(
+            f"{name} is given {len(values)} times; it takes one value",
+            code="repeated_parameter",
+            details=[Detail(name, "give it once")],
+        )
+    return values[0] if values else None
+
+
 def _list(
     read: Callable[[int, paging.Key | None], Sequence[T]],
     key: Callable[[T], paging.Key],
     view: Callable[[T], Any],
 ) -> Any:
     """A page of a list, every list paged alike; its cursors are bound to the list's path."""
-    limit = paging.parse_limit(request.args.get("limit"))
+    limit = paging.parse_limit(_single("limit"))
     pages = gateway().paging(request.path)
-    rows, next_cursor = pages.page(read, key, limit, request.args.get("cursor"))
+    rows, next_cursor = pages.page(read, key, limit, _single("cursor"))
     return jsonify(items=[view(row) for row in rows], next_cursor=next_cursor)
 
 
@@ -234,7 +246,7 @@ def list_mappings() -> Any:
 
 @bp.get("/mappings/<name>")
 def show_mapping(name: str) -> Any:
-    version = request.args.get("version")
+    version = _single("version")
     number = None if version is None else whole_number(version, schemas.MAX_INT32)
     if version is not None and number is None:
         raise BadRequest(
@@ -309,11 +321,21 @@ def preview_mapping(name: str) -> Any:
 # --- events and records ------------------------------------------------------------------
 
 EVENT_FILTERS = ("group_id", "type", "status", "since", "until")
+#: The event filters that take several values: each one given, comma-separated or repeated.
+EVENT_FILTERS_OF_SEVERAL = ("status",)
+
+
+def _event_filters() -> dict[str, Any]:
+    filters = {
+        k: request.args.getlist(k) if k in EVENT_FILTERS_OF_SEVERAL else _single(k)
+        for k in EVENT_FILTERS
+    }
+    return {k: v for k, v in filters.items() if v}
 
 
 @bp.get("/events")
 def list_events() -> Any:
-    filters = {k: request.args[k] for k in EVENT_FILTERS if request.args.get(k)}
+    filters = _event_filters()
     read = partial(event_log.list_events, gateway(), filters)
     return _list(read, event_log.event_key, event_log.event_summary)
 
@@ -360,7 +382,7 @@ def _target_key(target: dict[str, Any]) -> list[Any]:
 def show_target_credentials(name: str) -> Any:
     stored = gateway().credentials.get(name)
     if stored is None:
-        raise NotFound(f"no stored credentials for target {name!r}")
+        raise NotFound.of("stored credentials for target", name)
     return jsonify(credentials.view(stored))
 
 

@@ -33,7 +33,9 @@ Every error answers `{"error": {"code", "message", "details"?}}`; validation err
 each problem in `details` as `{"path", "message"}`. Lists answer `{"items", "next_cursor"}`
 and take `limit` (1 to 500, default 50) and `cursor`: pass `next_cursor` unchanged to get the
 next page, until it is null. A cursor is bound to the list that gave it out; any other answers
-400 `invalid_cursor`, and a bad `limit` 400 `invalid_limit`, each with `details`.
+400 `invalid_cursor`, and a bad `limit` 400 `invalid_limit`, each with `details`. A query
+parameter that takes one value answers 400 `repeated_parameter` when given twice, `details`
+naming it; one that takes several (the event log's `status`) counts every value given.
 Secrets are write-only: responses show at most a masked `secret_hint`.
 """
 
@@ -487,10 +489,13 @@ ERROR_RESPONSES = {
     "400": (
         "BadRequest",
         "The request is malformed: a body that is not a JSON object, or a bad query parameter"
-        " (`invalid_limit`, `invalid_cursor`: `details` names it).",
+        " (`invalid_limit`, `invalid_cursor`, `repeated_parameter`: `details` names it).",
     ),
     "401": ("Unauthorized", "No valid `Authorization: Bearer` admin token."),
-    "404": ("NotFound", "No such resource."),
+    "404": (
+        "NotFound",
+        "No such resource; the message names its kind and quotes its id: `no event '42'`.",
+    ),
     "409": ("Conflict", "The request conflicts with the resource's current state."),
     "413": (
         "PayloadTooLarge",
@@ -568,13 +573,18 @@ TARGET_NAME = _path("name", "A remote target: `salesforce` or `salesforce:<profi
 EVENT_FILTERS = [
     _query("group_id", {"type": "string"}, "Only this group's events."),
     _query("type", {"type": "string"}, "Only events of this type."),
-    _query(
-        "status",
-        {"type": "string"},
-        "Only events in these statuses, comma-separated: "
-        + ", ".join(status.value for status in EventStatus)
-        + ".",
-    ),
+    {
+        **_query(
+            "status",
+            {"type": "array", "items": {"type": "string"}},
+            "Only events in any of these statuses: "
+            + ", ".join(status.value for status in EventStatus)
+            + ". Repeat the parameter (`status=failed&status=dead`), comma-separate the"
+            " statuses (`status=failed,dead`), or both.",
+        ),
+        "style": "form",
+        "explode": True,
+    },
     _query(
         "since",
         {"type": "string", "format": "date-time"},

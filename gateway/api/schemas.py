@@ -146,7 +146,10 @@ EVENT_FILTER = _object(
     {
         "group_id": FILTER_TEXT,
         "type": FILTER_TEXT,
-        "status": FILTER_TEXT,
+        "status": {
+            "description": "Events in any of these statuses: comma-separated, or a list.",
+            "oneOf": [FILTER_TEXT, {"type": "array", "items": FILTER_TEXT}],
+        },
         "since": FILTER_TEXT,
         "until": FILTER_TEXT,
         "limit": {"type": "integer", "minimum": 1, "maximum": 100000},

@@ -76,7 +76,7 @@ class CredentialStore:
         with self._db.session() as session:
             row = session.get(TargetCredentials, target)
             if row is None:
-                raise NotFound(f"no stored credentials for target {target!r}")
+                raise NotFound.of("stored credentials for target", target)
             session.delete(row)
 
 

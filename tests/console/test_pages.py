@@ -385,7 +385,7 @@ def test_record_errors_are_shown_on_the_record_form(console: Console, setup: Any
     errors = " ".join(field_errors(response.text))
     assert "not registered on group" in errors
     assert "Invalid jmespath expression" in errors
-    assert "no mapping named" in errors
+    assert "no mapping &#39;nope&#39;" in errors
 
 
 # --- mappings ----------------------------------------------------------------------------

@@ -270,24 +270,44 @@ def test_a_group_may_change_events_its_records_do_not_take(
 
 
 @pytest.mark.parametrize(
-    ("method", "path"),
+    ("method", "path", "message"),
     [
-        ("GET", "/groups/missing"),
-        ("PATCH", "/groups/missing"),
-        ("DELETE", "/groups/missing"),
-        ("POST", "/groups/missing/rotate-url"),
-        ("GET", "/webhooks/missing"),
-        ("GET", "/events/12345"),
-        ("GET", "/events/not-a-number"),
-        ("GET", "/mappings/missing"),
-        ("GET", "/records/Order__c/none"),
+        ("GET", "/connectors/missing", "no connector 'missing'"),
+        ("GET", "/groups/missing", "no webhook group 'missing'"),
+        ("PATCH", "/groups/missing", "no webhook group 'missing'"),
+        ("DELETE", "/groups/missing", "no webhook group 'missing'"),
+        ("POST", "/groups/missing/rotate-url", "no webhook group 'missing'"),
+        ("GET", "/groups/missing/webhooks", "no webhook group 'missing'"),
+        ("GET", "/webhooks/missing", "no webhook record 'missing'"),
+        ("PATCH", "/webhooks/missing", "no webhook record 'missing'"),
+        ("DELETE", "/webhooks/missing", "no webhook record 'missing'"),
+        ("GET", "/events/12345", "no event '12345'"),  # an id that could be one
+        ("GET", "/events/not-a-number", "no event 'not-a-number'"),  # and one that cannot
+        ("POST", "/events/12345/replay", "no event '12345'"),
+        ("GET", "/mappings/missing", "no mapping 'missing'"),
+        ("GET", "/mappings/missing?version=2", "no version 2 of mapping 'missing'"),
+        ("GET", "/mappings/missing/versions", "no mapping 'missing'"),
+        (
+            "POST",
+            "/mappings/missing/preview",
+            "no mapping 'missing'; send a candidate 'document' to try one",
+        ),
+        ("GET", "/records/Order__c/none", "no Order__c record 'none'"),
+        ("GET", "/targets/salesforce/credentials", "no stored credentials for target 'salesforce'"),
+        (
+            "DELETE",
+            "/targets/salesforce/credentials",
+            "no stored credentials for target 'salesforce'",
+        ),
     ],
 )
-def test_missing_resources_are_404(admin: Any, method: str, path: str) -> None:
+def test_every_missing_resource_is_404_naming_its_kind_and_quoting_its_id(
+    admin: Any, method: str, path: str, message: str
+) -> None:
     response = admin.call(method, path, json={} if method in ("PATCH", "POST") else None)
 
     assert response.status_code == 404
-    assert response.get_json()["error"]["code"] == "not_found"
+    assert response.get_json()["error"] == {"code": "not_found", "message": message}
 
 
 # --- webhook records ---------------------------------------------------------------------

@@ -169,3 +169,16 @@ def test_a_bad_limit_is_refused_with_details(
         response = admin.get(url, query_string={"limit": limit})
 
         assert_refused(response, "invalid_limit", "limit", limit)
+
+
+@pytest.mark.parametrize(("path", "order"), LISTS)
+def test_limit_or_cursor_given_twice_is_refused(
+    admin: Any, lists: dict[str, str], path: str, order: Callable[[Any], Any]
+) -> None:
+    url = path.format(**lists)
+    cursor = _a_cursor(admin, url)
+
+    for query in ("limit=1&limit=2", f"limit=1&cursor={cursor}&cursor={cursor}"):
+        response = admin.get(url, query_string=query)
+
+        assert_refused(response, "repeated_parameter", query.split("&")[-1].split("=")[0], query)

@@ -113,7 +113,7 @@ def test_replaying_an_unknown_event_is_a_clear_error(gw: Any, monkeypatch: Any) 
     result = CliRunner().invoke(cli.main, ["events", "replay", "424242"])
 
     assert result.exit_code == 1
-    assert "Error: not_found: no event 424242" in result.output
+    assert "Error: not_found: no event '424242'" in result.output
 
 
 @pytest.mark.parametrize("by_id", [True, False], ids=["by id", "by status"])
