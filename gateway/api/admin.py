@@ -204,7 +204,7 @@ def list_webhooks(group_id: str) -> Any:
 
 @bp.post("/webhooks/<webhook_id>/clone")
 def clone_webhook(webhook_id: str) -> Any:
-    body = _body(schemas.webhook_clone)
+    body = _with_mapping_saved(_body(schemas.webhook_clone))
     return _created(groups.webhook_view(groups.clone_webhook(gateway(), webhook_id, body)))
 
 
@@ -215,8 +215,28 @@ def show_webhook(webhook_id: str) -> Any:
 
 @bp.patch("/webhooks/<webhook_id>")
 def update_webhook(webhook_id: str) -> Any:
-    body = _body(schemas.webhook_update)
+    body = _with_mapping_saved(_body(schemas.webhook_update))
     return jsonify(groups.webhook_view(groups.update_webhook(gateway(), webhook_id, body)))
+
+
+def _with_mapping_saved(body: dict[str, Any]) -> dict[str, Any]:
+    """A record's ``mapping`` given as a whole document: saved first, as ``PUT
+    /mappings/{its name}`` would save it (a new version only if it changed), then named."""
+    document = body.get("mapping")
+    if not isinstance(document, dict) or "upserts" not in document:
+        return body
+    name = document.get("name")
+    if not isinstance(name, str):
+        raise ValidationFailed(
+            "a mapping document given with a webhook record needs its name",
+            details=[Detail("mapping.name", "the name to save the document under is required")],
+        )
+    try:
+        gateway().mappings.put(name, document)
+    except ValidationFailed as invalid:
+        invalid.details = tuple(Detail(f"mapping.{d.path}", d.message) for d in invalid.details)
+        raise
+    return {**body, "mapping": name}
 
 
 @bp.delete("/webhooks/<webhook_id>")

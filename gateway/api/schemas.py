@@ -30,7 +30,9 @@ FILTER_DESCRIPTION = (
 FILTER = {"type": ["string", "null"], "maxLength": 4000, "description": FILTER_DESCRIPTION}
 EXTERNAL_ID = {"type": ["string", "null"], "maxLength": 255, "pattern": NO_NUL}
 MAPPING_REF = {
-    "description": "A mapping by name (newest version), or {name, version} to pin one.",
+    "description": "A mapping by name (newest version), {name, version} to pin one, or a whole"
+    " mapping document: saved first as PUT /mappings/{its name} would save it, then used by"
+    " name (newest version).",
     "oneOf": [
         {"type": "null"},
         NAME,
@@ -43,6 +45,7 @@ MAPPING_REF = {
             "required": ["name"],
             "additionalProperties": False,
         },
+        {"type": "object", "required": ["upserts"], "description": "A mapping document."},
     ],
 }
 TARGET = {

@@ -331,6 +331,60 @@ def test_cloning_the_template_makes_a_webhook_record(admin: Any, group_factory: 
     assert [w["is_template"] for w in listed] == [True, False]
 
 
+INLINE_MAPPING = {
+    "name": "inline-moves",
+    "upserts": [
+        {
+            "key": "move",
+            "object": "Move__c",
+            "external_id_field": "Move_Id__c",
+            "external_id": "payload.data.id",
+            "fields": {"Location__c": "payload.data.location"},
+        }
+    ],
+}
+
+
+def test_a_record_may_be_given_its_mapping_as_a_whole_document(
+    admin: Any, group_factory: Any
+) -> None:
+    """Saved as PUT /mappings/{its name} would save it, and taken by name."""
+    group = group_factory(events=["inventory.moved"])
+    template = group["template_webhook_id"]
+    body = {"label": "Moves", "events": ["inventory.moved"], "mapping": INLINE_MAPPING}
+
+    cloned = admin.post(f"/webhooks/{template}/clone", body)
+    again = admin.patch(f"/webhooks/{cloned.get_json()['id']}", {"mapping": INLINE_MAPPING})
+
+    assert cloned.status_code == 201, cloned.get_json()
+    assert cloned.get_json()["mapping"] == {"name": "inline-moves", "version": None}
+    assert again.status_code == 200
+    saved = admin.get("/mappings/inline-moves").get_json()
+    assert (saved["version"], saved["upserts"]) == (1, INLINE_MAPPING["upserts"])  # unchanged
+
+
+@pytest.mark.parametrize(
+    ("document", "path"),
+    [
+        ({**INLINE_MAPPING, "upserts": [{"key": "move"}]}, "mapping.upserts[0].object"),
+        ({"upserts": INLINE_MAPPING["upserts"]}, "mapping.name"),
+    ],
+    ids=["invalid", "nameless"],
+)
+def test_a_mapping_document_given_with_a_record_is_checked_as_put_checks_it(
+    admin: Any, group_factory: Any, document: dict[str, Any], path: str
+) -> None:
+    group = group_factory(events=["inventory.moved"])
+    body = {"label": "Moves", "events": ["inventory.moved"], "mapping": document}
+
+    response = admin.post(f"/webhooks/{group['template_webhook_id']}/clone", body)
+
+    assert response.status_code == 422
+    assert path in [d["path"] for d in response.get_json()["error"]["details"]]
+    assert admin.get(f"/groups/{group['id']}/webhooks").get_json()["items"][1:] == []
+    assert admin.get("/mappings/inline-moves").status_code == 404
+
+
 def test_a_record_can_be_cloned_from_another_record(admin: Any, group_factory: Any) -> None:
     group = group_factory(events=["inventory.cycle_count", "inventory.moved"])
     first = admin.post(
