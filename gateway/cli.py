@@ -80,7 +80,9 @@ def db() -> None:
 
 
 @db.command("upgrade")
-@click.option("--revision", default="head", show_default=True)
+@click.option(
+    "--revision", default="head", show_default=True, help="Alembic revision to upgrade to"
+)
 def db_upgrade(revision: str) -> None:
     """Apply schema migrations (safe to run on every start)."""
     from gateway.migrate import current_revision, upgrade
@@ -145,7 +147,13 @@ def _shown_token(gw: Gateway) -> str:
     default=None,
     help="host:port (default GATEWAY_BIND, else 0.0.0.0:$PORT if PORT is set, else 127.0.0.1:8000)",
 )
-@click.option("--mappings", "mappings_dir", default="mappings", show_default=True)
+@click.option(
+    "--mappings",
+    "mappings_dir",
+    default="mappings",
+    show_default=True,
+    help="directory of mapping files to load",
+)
 def run(bind: str | None, mappings_dir: str) -> None:
     """Everything on the embedded default: migrate, load mappings, serve and work."""
     from gateway.migrate import upgrade
