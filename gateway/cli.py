@@ -124,12 +124,16 @@ def worker(once: bool) -> None:
     gw = _gateway()
     runner = Worker(gw)
     if once:
-        click.echo(f"processed {runner.drain()} events")
+        click.echo(f"processed {_events(runner.drain())}")
         return
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     runner.run(stop)
+
+
+def _events(count: int) -> str:
+    return f"{count} event" if count == 1 else f"{count} events"
 
 
 def _shown_token(gw: Gateway) -> str:
@@ -294,7 +298,7 @@ def events_replay(
         done = event_log.Replayed(len(statuses), statuses.count(EventStatus.IGNORED))
     else:
         done = event_log.replay_matching(gw, given)
-    click.echo(f"replayed {done.replayed} events")
+    click.echo(f"replayed {_events(done.replayed)}")
     if done.ignored:
         click.echo(f"{done.ignored} stay ignored: their group does not register their type")
 
@@ -338,17 +342,13 @@ def send(group_id: str, file: Path | None, event_type: str | None, url: str | No
     event that has a sample) is sent. With FILE its bytes are sent as they are; --event is then
     only needed by senders that carry the event type in a header (GitHub, Shopify).
     """
-    from gateway.errors import GatewayError
     from gateway.groups import accepted_secrets, get_group, now
     from gateway.verify import sign
 
     gw = _gateway()
     try:
-        try:
-            group = get_group(gw, group_id)
-            profile = gw.connectors.get(group.connector)
-        except GatewayError as exc:
-            raise click.ClickException(exc.message) from exc
+        group = get_group(gw, group_id)
+        profile = gw.connectors.get(group.connector)
         if file is None:
             body, headers = _sample(profile, group.events, event_type)
         else:

@@ -434,5 +434,5 @@ def test_send_to_an_unknown_group_says_so(settings: Settings, recorder: Recorder
     result = gateway_send(settings, recorder.url, "no-such-group", "--url", recorder.url)
 
     assert result.returncode == 1
-    assert "no webhook group 'no-such-group'" in result.stderr
+    assert "Error: not_found: no webhook group 'no-such-group'" in result.stderr
     assert "Traceback" not in result.stderr

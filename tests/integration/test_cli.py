@@ -72,7 +72,7 @@ def test_replay_by_status_queues_every_matching_event(
 def test_replay_by_id_queues_just_those(run: Any, admin: Any, failed_events: list[str]) -> None:
     result = run("events", "replay", failed_events[0])
 
-    assert "replayed 1 events" in result.output
+    assert "replayed 1 event" in result.output
     assert admin.get(f"/events/{failed_events[0]}").get_json()["status"] == "pending"
     assert admin.get(f"/events/{failed_events[1]}").get_json()["status"] == "failed"
 
@@ -128,7 +128,7 @@ def test_replay_keeps_an_event_ignored_while_its_group_does_not_register_its_typ
     result = run("events", "replay", *([event["id"]] if by_id else ["--status", "ignored"]))
 
     assert result.output.splitlines() == [
-        "replayed 1 events",
+        "replayed 1 event",
         "1 stay ignored: their group does not register their type",
     ]
     assert admin.get(f"/events/{event['id']}").get_json()["status"] == "ignored"
