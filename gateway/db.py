@@ -185,7 +185,7 @@ class Database:
         """Every CHECKPOINT_EVERY commits, copy the WAL into the database beside the writer.
 
         SQLite's own checkpoint runs inside the commit that crosses its threshold, holding the
-        write lock for as long as ten commits take, and every writer waits. A passive one run
+        write lock for as long as five commits take, and every writer waits. A passive one run
         apart takes no write lock: writers of every process go on appending to the WAL.
         """
         if self._wal_path is None:
