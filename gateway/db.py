@@ -333,6 +333,10 @@ def _sqlite_engine(url: str, *, immediate: bool, synced_by_caller: bool = False)
         url,
         connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_S},
         pool_size=20,
+        # The connection used last has the warmest page cache: SQLite drops a connection's
+        # cache whenever another one has written since its last turn, so a writer taking turns
+        # with an idle connection (the checkpoint's) read every page it touched again.
+        pool_use_lifo=True,
         json_serializer=serialize_json,
         # A database error's text goes into logs and tracebacks: without this it lists the
         # statement's values, which are payloads, record fields and callback tokens.

@@ -137,6 +137,21 @@ def test_on_sqlite_the_inbox_checkpoints_the_wal_beside_its_commits_not_inside_t
         assert inbox.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
 
 
+def test_on_sqlite_the_writer_commits_on_the_connection_it_used_last(gw: Any) -> None:
+    """A connection that did not make the last commit has to read every page it touches again
+    from the WAL; the checkpoint's connection, back in the pool, must not take turns with it."""
+    if not gw.db.is_sqlite:
+        pytest.skip("PostgreSQL keeps no page cache per connection")
+    with gw.db.driver_transaction() as cursor:
+        writer = cursor.connection
+    with gw.db.inbox_engine.connect(), gw.db.inbox_engine.connect():
+        pass  # the checkpoint's connection beside the writer's, both back in the pool after
+
+    for _ in range(3):
+        with gw.db.driver_transaction() as cursor:
+            assert cursor.connection is writer
+
+
 def _in_database_file(path: str) -> int:
     """Deliveries in the database file itself, as if the WAL were not there."""
     with contextlib.closing(sqlite3.connect(f"file:{path}?immutable=1", uri=True)) as conn:
