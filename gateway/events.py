@@ -6,7 +6,7 @@ import re
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 
@@ -48,7 +48,15 @@ def parse_time(value: str, name: str) -> datetime:
         raise ValidationFailed(
             f"{name} is not an ISO 8601 time", details=[Detail(name, f"cannot parse {value!r}")]
         ) from exc
-    return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        # An offset carries a time at the calendar's edge past it in UTC (year 1 at +01:00,
+        # year 9999 at -01:00): still before, or after, every time stored.
+        ahead = (parsed.utcoffset() or timedelta()) > timedelta()
+        return (datetime.min if ahead else datetime.max).replace(tzinfo=UTC)
 
 
 def parse_event_id(value: Any) -> int:

@@ -150,6 +150,27 @@ def test_a_time_that_is_not_a_decoded_plus_is_still_refused(
     ]
 
 
+@pytest.mark.parametrize(
+    ("query", "count"),
+    [
+        # In UTC these are a little before year 1 and after year 9999: still before or after
+        # every event, not beyond what the gateway can compare.
+        ("since=0001-01-01T00:00:00%2B01:00", 9),
+        ("until=0001-01-01T00:00:00%2B01:00", 0),
+        ("since=9999-12-31T23:59:59-01:00", 0),
+        ("until=9999-12-31T23:59:59-01:00", 9),
+        ("since=0001-01-01T00:00:00%2B01:00&until=9999-12-31T23:59:59-01:00", 9),
+    ],
+)
+def test_a_time_whose_utc_falls_outside_the_calendar_still_bounds_the_window(
+    admin: Any, log: dict[str, str], query: str, count: int
+) -> None:
+    response = admin.get("/events", query_string=query)
+
+    assert response.status_code == 200, response.get_json()
+    assert len(response.get_json()["items"]) == count
+
+
 def test_cli_replay_reads_times_as_the_api_does(
     admin: Any, gw: Any, log: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
