@@ -123,6 +123,27 @@ def needs_secret(spec: Mapping[str, Any]) -> bool:
     return name != "none"
 
 
+def secret_problem(spec: Mapping[str, Any], secret: str) -> str | None:
+    """Why no delivery could ever be verified with ``secret`` under ``spec``; None if one could.
+
+    Lets a group refuse, when it is given, a secret that would only answer every delivery 401.
+    Under ``any-of``, a secret one alternative can use is enough.
+    """
+    _scheme(spec)
+    name: str = spec["scheme"]
+    if secret == spec.get("unverified_secret"):
+        return None
+    if name == "any-of":
+        problems = [secret_problem(sub, secret) for sub in spec["schemes"]]
+        return None if None in problems else problems[0]
+    if name == "standard-webhooks":
+        try:
+            _sw_key(secret)
+        except VerificationFailed:
+            return "not a Standard Webhooks key: base64 of at least one byte, whsec_ optional"
+    return None
+
+
 def _check(spec: Mapping[str, Any], delivery: _Delivery) -> None:
     """Apply the admin's "no verification" switch and the secret requirement, then the scheme."""
     scheme = _scheme(spec)
