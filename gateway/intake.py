@@ -376,9 +376,10 @@ def _moment(value: Any, unit: str) -> datetime | None:
             moment = datetime.fromisoformat(value)
         else:
             moment = datetime.fromtimestamp(float(value) / _PER_SECOND[unit], UTC)
+        # an offset can carry a time near year 1 or 9999 past the calendar's edge
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
     except (TypeError, ValueError, OverflowError, OSError):
         return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def _kind(value: Any) -> str:

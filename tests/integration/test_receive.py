@@ -147,6 +147,54 @@ def test_unregistered_event_types_are_stored_as_ignored(
     assert admin.get("/events").get_json()["items"][0]["status"] == "ignored"
 
 
+@pytest.mark.parametrize(
+    ("connector", "event_type", "body", "headers"),
+    [
+        # in range as written, out of datetime's range once converted to UTC
+        (
+            "generic",
+            "order.created",
+            {"event_type": "order.created", "event_time": "0001-01-01T00:00:00+14:00"},
+            {},
+        ),
+        (
+            "generic",
+            "order.created",
+            {"event_type": "order.created", "event_time": "9999-12-31T23:59:59-14:00"},
+            {},
+        ),
+        (
+            "shopify",
+            "orders/create",
+            {"id": 1},
+            {
+                "X-Shopify-Topic": "orders/create",
+                "X-Shopify-Event-Id": "evt-time-edge",
+                "X-Shopify-Triggered-At": "0001-01-01T00:00:00+01:00",
+            },
+        ),
+    ],
+    ids=["year 1 east of UTC", "year 9999 west of UTC", "shopify header"],
+)
+def test_a_time_beyond_the_calendar_in_utc_is_stored_without_one(
+    group_factory: Any,
+    deliver: Any,
+    admin: Any,
+    connector: str,
+    event_type: str,
+    body: dict[str, Any],
+    headers: dict[str, str],
+) -> None:
+    group = _group_for(group_factory, connector, [event_type])
+
+    response = deliver(group, json.dumps(body).encode(), headers)
+
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["accepted"] == 1
+    events = admin.get(f"/events?group_id={group['id']}").get_json()["items"]
+    assert [e["type"] for e in events] == [event_type]
+
+
 def test_put_is_accepted_like_post(group_factory: Any, deliver: Any) -> None:
     group = group_factory()
     body, headers = sample_delivery(shipped_profiles()["xemelgo"], "inventory.cycle_count")

@@ -302,6 +302,19 @@ def test_open_catalog_events_pass_through() -> None:
         ("xemelgo", {}, {**xemelgo_delivery(), "eventTimestamp": True}, None),
         ("xemelgo", {}, {**xemelgo_delivery(), "eventTimestamp": 10**30}, None),
         ("generic", {}, {"event_type": "user.created", "event_time": 20260314}, None),
+        # in range as written, beyond datetime's range in UTC
+        (
+            "generic",
+            {},
+            {"event_type": "user.created", "event_time": "0001-01-01T00:00:00+14:00"},
+            None,
+        ),
+        (
+            "generic",
+            {},
+            {"event_type": "user.created", "event_time": "9999-12-31T23:59:59-14:00"},
+            None,
+        ),
         (
             "shopify",
             {"x-shopify-topic": "orders/create", "x-shopify-triggered-at": "yesterday"},
