@@ -442,7 +442,7 @@ def _shared_secret_check(
         if not value:
             raise VerificationFailed(f"no {spec['header']} header", code=missing)
         expected = (s.encode() for s in delivery.secrets)
-        _require_match(expected, [value.encode()], invalid)
+        _require_match(expected, [_sent_bytes(value)], invalid)
 
     return check
 
@@ -450,7 +450,17 @@ def _shared_secret_check(
 def _shared_secret_sign(
     spec: Mapping[str, Any], secret: str, outgoing: _Outgoing
 ) -> dict[str, str]:
-    return {spec["header"]: spec.get("prefix", "") + secret}
+    # as a WSGI server would pass on the UTF-8 a sender sends: its bytes, one character each
+    return {spec["header"]: (spec.get("prefix", "") + secret).encode().decode("latin-1")}
+
+
+def _sent_bytes(value: str) -> bytes:
+    """A header's bytes as sent: WSGI servers hand them over decoded as Latin-1 (PEP 3333), so a
+    secret of any text, sent as UTF-8, compares equal to the secret's own UTF-8."""
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:  # not from a WSGI server: text already
+        return value.encode()
 
 
 # --- any-of and none ---------------------------------------------------------------------------
