@@ -150,27 +150,6 @@ def test_a_time_that_is_not_a_decoded_plus_is_still_refused(
     ]
 
 
-@pytest.mark.parametrize("name", ["since", "until"])
-@pytest.mark.parametrize(
-    "value",
-    ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"],
-    ids=["before year 1 in UTC", "after year 9999 in UTC"],
-)
-@pytest.mark.parametrize("how", ["list", "replay"])
-def test_a_time_past_the_calendar_in_utc_is_refused_as_a_filter(
-    admin: Any, log: dict[str, str], name: str, value: str, how: str
-) -> None:
-    if how == "list":
-        response = admin.get("/events", query_string={name: value})
-    else:
-        response = admin.post("/events/replay", {name: value})
-
-    assert response.status_code == 422
-    assert response.get_json()["error"]["details"] == [
-        {"path": name, "message": f"{value!r} is outside the times UTC can write"}
-    ]
-
-
 def test_cli_replay_reads_times_as_the_api_does(
     admin: Any, gw: Any, log: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
