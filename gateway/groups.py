@@ -21,7 +21,7 @@ from gateway.errors import Conflict, Detail, NotFound, ValidationFailed
 from gateway.mapping import expression_problems
 from gateway.models import Group, Webhook
 from gateway.secrets import hint
-from gateway.verify import needs_secret
+from gateway.verify import needs_secret, secret_problem
 
 TEMPLATE_LABEL = "Template"
 M = TypeVar("M", Group, Webhook)
@@ -277,6 +277,12 @@ def _check_secret(profile: Any, secret: str | None) -> None:
         raise ValidationFailed(
             f"{profile.title} secrets are {low or 1} to {high or 'any number of'} characters",
             details=[Detail("secret", f"length {len(secret)} is outside {low}..{high}")],
+        )
+    problem = secret_problem(profile.verification, secret)
+    if problem:
+        raise ValidationFailed(
+            f"this {profile.title} secret cannot verify any delivery",
+            details=[Detail("secret", problem)],
         )
 
 

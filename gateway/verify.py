@@ -123,6 +123,27 @@ def needs_secret(spec: Mapping[str, Any]) -> bool:
     return name != "none"
 
 
+def secret_problem(spec: Mapping[str, Any], secret: str) -> str | None:
+    """Why no delivery could ever be verified with ``secret`` under ``spec``; None if one could.
+
+    Lets a group refuse, when it is given, a secret that would only answer every delivery 401.
+    Under ``any-of``, a secret one alternative can use is enough.
+    """
+    _scheme(spec)
+    name: str = spec["scheme"]
+    if secret == spec.get("unverified_secret"):
+        return None
+    if name == "any-of":
+        problems = [secret_problem(sub, secret) for sub in spec["schemes"]]
+        return None if None in problems else problems[0]
+    if name == "standard-webhooks":
+        try:
+            _sw_key(secret)
+        except VerificationFailed:
+            return "not a Standard Webhooks key: base64 of at least one byte, whsec_ optional"
+    return None
+
+
 def _check(spec: Mapping[str, Any], delivery: _Delivery) -> None:
     """Apply the admin's "no verification" switch and the secret requirement, then the scheme."""
     scheme = _scheme(spec)
@@ -421,7 +442,7 @@ def _shared_secret_check(
         if not value:
             raise VerificationFailed(f"no {spec['header']} header", code=missing)
         expected = (s.encode() for s in delivery.secrets)
-        _require_match(expected, [value.encode()], invalid)
+        _require_match(expected, [_sent_bytes(value)], invalid)
 
     return check
 
@@ -429,7 +450,17 @@ def _shared_secret_check(
 def _shared_secret_sign(
     spec: Mapping[str, Any], secret: str, outgoing: _Outgoing
 ) -> dict[str, str]:
-    return {spec["header"]: spec.get("prefix", "") + secret}
+    # as a WSGI server would pass on the UTF-8 a sender sends: its bytes, one character each
+    return {spec["header"]: (spec.get("prefix", "") + secret).encode().decode("latin-1")}
+
+
+def _sent_bytes(value: str) -> bytes:
+    """A header's bytes as sent: WSGI servers hand them over decoded as Latin-1 (PEP 3333), so a
+    secret of any text, sent as UTF-8, compares equal to the secret's own UTF-8."""
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:  # not from a WSGI server: text already
+        return value.encode()
 
 
 # --- any-of and none ---------------------------------------------------------------------------

@@ -20,7 +20,18 @@ EVENTS = {
     "type": "array",
     "items": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NOT_BLANK},
 }
-SECRET = {"type": ["string", "null"], "minLength": 1, "maxLength": 1024, "writeOnly": True}
+SECRET_DESCRIPTION = (
+    "Write-only. A secret the connector could never verify a delivery with is refused with 422,"
+    " path `secret`: one outside the profile's length limits (Xemelgo: 20 to 256 characters), or"
+    " for Standard Webhooks one that is not base64 of at least one byte after an optional whsec_."
+)
+SECRET = {
+    "type": ["string", "null"],
+    "minLength": 1,
+    "maxLength": 1024,
+    "writeOnly": True,
+    "description": SECRET_DESCRIPTION,
+}
 FILTER_DESCRIPTION = (
     "JMESPath; the record takes an event of its types only when this is true. It sees the"
     " payload's own top-level keys, and `payload` and `event` as mapping expressions do (a key"
@@ -94,7 +105,13 @@ GROUP_UPDATE = _object(
 )
 ROTATE_SECRET = _object(
     {
-        "secret": {"type": "string", "minLength": 1, "maxLength": 1024, "writeOnly": True},
+        "secret": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 1024,
+            "writeOnly": True,
+            "description": SECRET_DESCRIPTION,
+        },
         "previous_valid_for_s": {
             "description": "How long the secret this one replaces is still accepted (0, or"
             " omitted: not at all). A secret replaced before it stops being accepted now.",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import secrets
 from typing import Any
 
 import pytest
@@ -154,6 +156,36 @@ def test_invalid_group_changes_are_refused_with_details(
     assert error["code"] == "validation_failed"
     assert path in [d["path"] for d in error["details"]]
     assert admin.get(f"/groups/{group['id']}").get_json()["name"] == "kept"
+
+
+#: Secrets a Standard Webhooks group could never verify a delivery with: the key is the base64
+#: after an optional ``whsec_``, and it must decode to at least one byte.
+UNUSABLE_STANDARD_WEBHOOKS_SECRETS = ["not-base64!", "whsec_***", "whsec_", "whsec_====="]
+
+
+@pytest.mark.parametrize("secret", UNUSABLE_STANDARD_WEBHOOKS_SECRETS)
+@pytest.mark.parametrize("how", ["create", "patch", "rotate"])
+def test_secrets_the_scheme_cannot_use_are_refused(
+    admin: Any, group_factory: Any, secret: str, how: str
+) -> None:
+    kept = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+    group = group_factory(
+        connector="standard-webhooks", function="webhooks", events=[], secret=kept
+    )
+
+    if how == "create":
+        body = {"name": "g", "connector": "standard-webhooks", "function": "webhooks"}
+        response = admin.post("/groups", {**body, "events": [], "secret": secret})
+    elif how == "patch":
+        response = admin.patch(f"/groups/{group['id']}", {"secret": secret})
+    else:
+        response = admin.post(f"/groups/{group['id']}/rotate-secret", {"secret": secret})
+
+    assert response.status_code == 422
+    error = response.get_json()["error"]
+    assert error["code"] == "validation_failed"
+    assert [d["path"] for d in error["details"]] == ["secret"]
+    assert admin.get(f"/groups/{group['id']}").get_json()["secret_hint"] == "\u2026" + kept[-4:]
 
 
 def test_unknown_events_are_named(admin: Any) -> None:

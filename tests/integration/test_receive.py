@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import urllib.parse
 from typing import Any
 
@@ -145,6 +146,89 @@ def test_unregistered_event_types_are_stored_as_ignored(
 
     assert (answer["accepted"], answer["ignored"]) == (0, 1)
     assert admin.get("/events").get_json()["items"][0]["status"] == "ignored"
+
+
+@pytest.mark.parametrize(
+    ("connector", "event_type", "body", "headers"),
+    [
+        # in range as written, out of datetime's range once converted to UTC
+        (
+            "generic",
+            "order.created",
+            {"event_type": "order.created", "event_time": "0001-01-01T00:00:00+14:00"},
+            {},
+        ),
+        (
+            "generic",
+            "order.created",
+            {"event_type": "order.created", "event_time": "9999-12-31T23:59:59-14:00"},
+            {},
+        ),
+        (
+            "shopify",
+            "orders/create",
+            {"id": 1},
+            {
+                "X-Shopify-Topic": "orders/create",
+                "X-Shopify-Event-Id": "evt-time-edge",
+                "X-Shopify-Triggered-At": "0001-01-01T00:00:00+01:00",
+            },
+        ),
+    ],
+    ids=["year 1 east of UTC", "year 9999 west of UTC", "shopify header"],
+)
+def test_a_time_beyond_the_calendar_in_utc_is_stored_without_one(
+    group_factory: Any,
+    deliver: Any,
+    admin: Any,
+    connector: str,
+    event_type: str,
+    body: dict[str, Any],
+    headers: dict[str, str],
+) -> None:
+    group = _group_for(group_factory, connector, [event_type])
+
+    response = deliver(group, json.dumps(body).encode(), headers)
+
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["accepted"] == 1
+    events = admin.get(f"/events?group_id={group['id']}").get_json()["items"]
+    assert [e["type"] for e in events] == [event_type]
+
+
+@pytest.mark.parametrize(
+    ("connector", "event_type", "header"),
+    [
+        ("generic", "order.created", "x-api-key"),  # api-key
+        ("xilnex", "Complete Sales", "xilnex-webhook-signature"),  # the secret itself
+    ],
+)
+def test_a_secret_sent_as_is_may_be_any_text_the_sender_sends_as_utf8(
+    group_factory: Any, client: Any, connector: str, event_type: str, header: str
+) -> None:
+    secret = "clé-partagée-ключ-" + secrets.token_hex(8)
+    profile = shipped_profiles()[connector]
+    function = profile.document["functions"][0]["name"]
+    group = group_factory(
+        connector=connector, function=function, events=[event_type], secret=secret
+    )
+    body, headers = sample_delivery(shipped_profiles()[connector], event_type)
+    # A WSGI server hands a header's bytes to the app decoded as Latin-1, whatever they are.
+    sent = secret.encode().decode("latin-1")
+
+    response = client.post(
+        f"/hooks/{group['token']}",
+        data=body,
+        headers={**headers, "Content-Type": "application/json", header: sent},
+    )
+    wrong = client.post(
+        f"/hooks/{group['token']}",
+        data=body,
+        headers={**headers, "Content-Type": "application/json", header: secret[:-1] + "0"},
+    )
+
+    assert response.status_code == 200, response.get_json()
+    assert wrong.status_code == 401
 
 
 def test_put_is_accepted_like_post(group_factory: Any, deliver: Any) -> None:
