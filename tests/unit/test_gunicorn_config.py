@@ -72,6 +72,20 @@ def test_the_environment_overlays_dotenv(tmp_path: Path, monkeypatch: pytest.Mon
     assert (env["GATEWAY_BIND"], env["GATEWAY_WEB_WORKERS"]) == ("127.0.0.1:1", "5")
 
 
+def test_an_empty_variable_leaves_the_one_in_dotenv_in_force(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / ".env").write_text("GATEWAY_ADMIN_TOKEN=from-dotenv-0123456789\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GATEWAY_ADMIN_TOKEN", "")
+    monkeypatch.setenv("SALESFORCE_SECURITY_TOKEN", "")
+
+    env = environment()
+
+    assert env["GATEWAY_ADMIN_TOKEN"] == "from-dotenv-0123456789"
+    assert env["SALESFORCE_SECURITY_TOKEN"] == ""  # nothing in .env: empty, as set
+
+
 def test_gunicorn_reads_dotenv_like_the_gateway(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text(
         "GATEWAY_BIND=127.0.0.1:8123\nGATEWAY_WEB_WORKERS=3\nGATEWAY_WEB_CONNECTIONS=40\n"
