@@ -33,6 +33,7 @@ from gateway.mapping.functions import (
     show,
 )
 from gateway.targets.base import ParentLink, UpsertRequest
+from gateway.validation import schema_message
 
 __all__ = [
     "CompiledMapping",
@@ -94,7 +95,6 @@ _INTERPRETER = _Interpreter(OPTIONS)
 _VALIDATOR = Draft202012Validator(
     json.loads(files(__package__).joinpath("schema.json").read_text(encoding="utf-8"))
 )
-_TYPE_NAMES = {"object": "an object", "array": "a list", "string": "a string"}
 #: The keys of an upsert whose values are expressions, besides those under ``fields``.
 _EXPRESSION_KEYS = ("external_id", "when", "for_each", "order_by")
 
@@ -152,21 +152,9 @@ def _schema_details(error: ValidationError, where: str) -> Iterator[Detail]:
             if key not in schema.get("properties", {}):
                 yield Detail(_join(where, key), "is not a known key")
     elif "propertyNames" in error.relative_schema_path:
-        yield Detail(_join(where, instance), _schema_message(error))
+        yield Detail(_join(where, instance), schema_message(error))
     else:
-        yield Detail(where, _schema_message(error))
-
-
-def _schema_message(error: ValidationError) -> str:
-    """The schema's complaint in JSON terms (jsonschema's own messages show Python values)."""
-    if error.validator == "type":
-        expected: Any = error.validator_value
-        return f"must be {_TYPE_NAMES[expected]}, not {show(error.instance)}"
-    if error.validator in ("minLength", "minItems"):
-        return "must not be empty"
-    if error.validator == "pattern":
-        return f"{show(error.instance)} does not match {error.validator_value}"
-    return error.message
+        yield Detail(where, schema_message(error))
 
 
 def _semantic_problems(document: Any, name: str | None, *, lint: bool) -> Iterator[Detail]:

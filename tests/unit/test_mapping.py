@@ -172,7 +172,7 @@ def test_the_documented_example_is_valid() -> None:
         ("name", DELETE, "name", "is required"),
         ("name", "", "name", '"" does not match'),
         ("name", "xtnd orders", "name", '"xtnd orders" does not match'),
-        ("name", "x" * 101, "name", "is too long"),
+        ("name", "x" * 101, "name", "(101 characters) is longer than 100 characters"),
         ("description", 42, "description", "must be a string, not 42"),
         ("upserts", [], "upserts", "must not be empty"),
         ("upserts", {"key": "order"}, "upserts", "must be a list"),
