@@ -194,7 +194,9 @@ def _expression_problems(upsert: Mapping[str, Any], where: str, *, lint: bool) -
     for part, source in sources:
         if isinstance(source, str) and source:
             problems = expression_problems(source) if lint else _parse_problems(source)
-            for problem in problems or (_name_problems(source) if lint else []):
+            if lint and not problems:
+                problems = _name_problems(source, _no_item(upsert, part))
+            for problem in problems:
                 yield Detail(f"{where}.{part}", problem)
     id_field = upsert.get("external_id_field")
     if isinstance(id_field, str) and id_field in fields:
@@ -240,8 +242,23 @@ _SPREADS = frozenset(
 )
 
 
-def _name_problems(source: str) -> list[str]:
-    """Names a mapping expression starts from that the evaluation object does not have.
+def _no_item(upsert: Mapping[str, Any], part: str) -> str | None:
+    """Why ``item`` is null wherever ``part`` of ``upsert`` is evaluated, or None if it is not."""
+    if part == "when":
+        return (
+            "when is checked once per event, before for_each; to skip some elements, filter"
+            " them in for_each (payload.lines[?ok])"
+        )
+    if part == "for_each":
+        return "for_each is evaluated once per event, before there are elements; use payload"
+    if "for_each" not in upsert:
+        return "this upsert has no for_each, so there are no elements; use payload or add for_each"
+    return None
+
+
+def _name_problems(source: str, no_item: str | None = None) -> list[str]:
+    """Names a mapping expression starts from that the evaluation object does not have, or
+    that are null wherever it is evaluated (``no_item`` says why ``item`` is, when it is).
 
     They would yield null for every event, silently: a typo (``payloda.id``,
     ``event.recieved_at``, ``Details.OrderNumber`` without ``payload.``) never worth keeping.
@@ -251,6 +268,8 @@ def _name_problems(source: str) -> list[str]:
         name = node["value"] if node["type"] == "field" else None
         if name in ("true", "false"):
             problems.append(f"bare {name} is a name, which yields null; the literal is `{name}`")
+        elif name == "item" and no_item is not None:
+            problems.append(f"starts from item, which is null here: {no_item}")
         elif name is not None and name not in _ROOTS:
             problems.append(f"starts from '{name}', which is not payload, event or item")
         elif node["type"] == "subexpression" and _is_field(node["children"][0], "event"):
