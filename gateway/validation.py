@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -82,30 +83,139 @@ def finite_float(text: str) -> float:
 
 def details_of(errors: Iterable[ValidationError]) -> list[Detail]:
     return [
-        Detail(json_path(e), _message(e))
+        Detail(json_path(e), schema_message(e))
         for e in sorted(errors, key=lambda e: list(e.absolute_path).__repr__())
     ]
 
 
 #: The longest offending value a validation message repeats; longer ones are cut.
 SHOWN_AT_MOST = 60
+#: The most unknown keys one message names; a body of thousands would otherwise list them all.
+KEYS_SHOWN_AT_MOST = 5
+_TYPE_NAMES = {
+    "object": "an object",
+    "array": "a list",
+    "string": "a string",
+    "integer": "a whole number",
+    "number": "a number",
+    "boolean": "true or false",
+    "null": "null",
+}
+_SIZES = {
+    "minLength": ("shorter than", "characters"),
+    "maxLength": ("longer than", "characters"),
+    "minItems": ("fewer than", "items"),
+    "maxItems": ("more than", "items"),
+    "minProperties": ("fewer than", "keys"),
+    "maxProperties": ("more than", "keys"),
+}
+_BOUNDS = {
+    "minimum": "is less than the minimum of",
+    "maximum": "is greater than the maximum of",
+    "exclusiveMinimum": "is not more than",
+    "exclusiveMaximum": "is not less than",
+    "multipleOf": "is not a multiple of",
+}
 
 
-def _message(error: ValidationError) -> str:
-    """jsonschema's message, which starts with the offending value: without it when its
-    schema says ``writeOnly``, and cut short when long.
+def shown(value: Any) -> str:
+    """A value as JSON for a message (``null``, ``true``, ``"text"``), cut short when long.
 
-    A secret sent too long or of the wrong type would come back in the answer, and in whatever
-    logs the client or a proxy keeps; a name of two megabytes would come back whole.
+    A name of two megabytes would otherwise come back whole, and land in the client's logs.
+    """
+    if isinstance(value, str) and len(value) > SHOWN_AT_MOST:  # the length a maxLength counts
+        cut = json.dumps(value[:SHOWN_AT_MOST], ensure_ascii=False)
+        return f'{cut[:-1]}…" ({len(value)} characters)'
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    if len(text) <= SHOWN_AT_MOST:
+        return text
+    return f"{text[:SHOWN_AT_MOST]}… ({len(text)} characters of JSON)"
+
+
+def schema_message(error: ValidationError) -> str:
+    """A JSON Schema error in JSON terms, for request bodies and documents alike.
+
+    jsonschema's own messages spell values the Python way (``None is not of type 'string'``).
+    A value whose schema says ``writeOnly`` (a secret) is never repeated: it would come back in
+    the answer, and in whatever logs the client or a proxy keeps.
     """
     secret = isinstance(error.schema, Mapping) and bool(error.schema.get("writeOnly"))
-    shown = repr(error.instance)
-    if not secret and len(shown) <= SHOWN_AT_MOST:
-        return error.message
-    if not error.message.startswith(shown):
-        return f"the value fails the {error.validator!r} check" if secret else error.message
-    value = "the value" if secret else f"{shown[:SHOWN_AT_MOST]}… ({len(shown)} characters)"
-    return value + error.message.removeprefix(shown)
+    instance: Any = error.instance  # errors from iter_errors always carry these
+    expected: Any = error.validator_value
+    subject = "the value" if secret else shown(instance)
+    if "propertyNames" in error.relative_schema_path:
+        subject = f"the key {subject}"
+    keyword = error.validator
+    if keyword == "type":
+        names = [_TYPE_NAMES.get(name, name) for name in _as_list(expected)]
+        must = f"must be {_either(names, 'or')}"
+        return must if secret else f"{must}, not {shown(instance)}"
+    if keyword in _SIZES and expected == 1 and keyword.startswith("min"):
+        return "must not be empty"
+    if keyword in _SIZES:
+        than, unit = _SIZES[keyword]
+        verb = "is" if keyword.endswith("Length") else "has"
+        return f"{subject} {verb} {than} {expected} {unit}"
+    if keyword in _BOUNDS:
+        return f"{subject} {_BOUNDS[keyword]} {shown(expected)}"
+    if keyword == "pattern":
+        return f"{subject} does not match {expected}"
+    if keyword == "enum":
+        return f"{subject} is not one of {_either([shown(v) for v in expected], 'or')}"
+    if keyword == "const":
+        return f"{subject} is not {shown(expected)}"
+    if keyword == "uniqueItems":
+        return f"{subject} holds the same value more than once"
+    if keyword == "required":
+        missing = [key for key in expected if key not in instance]
+        verb = "is" if len(missing) == 1 else "are"
+        return f"{_either([shown(key) for key in missing], 'and')} {verb} required"
+    if keyword == "additionalProperties":
+        return _unknown_keys(error)
+    if keyword == "dependentRequired":
+        return "; ".join(
+            f"{shown(key)} is given, so {shown(needed)} is required"
+            for key, needs in expected.items()
+            if key in instance
+            for needed in needs
+            if needed not in instance
+        )
+    if keyword in ("oneOf", "anyOf"):
+        # oneOf without context: more than one form matched, none failed
+        how = "none of" if error.context else "more than one of"
+        return f"{subject} matches {how} the allowed forms"
+    # A keyword no schema here uses: jsonschema's words, without the Python value.
+    python = repr(instance)
+    if error.message.startswith(python):
+        return subject + error.message.removeprefix(python)
+    return f"the value fails the {keyword!r} check" if secret else error.message
+
+
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list) else [value]
+
+
+def _either(words: Sequence[str], joiner: str) -> str:
+    """``a``, ``a or b``, ``a, b or c``."""
+    if len(words) < 2:
+        return "".join(words)
+    return f"{', '.join(words[:-1])} {joiner} {words[-1]}"
+
+
+def _unknown_keys(error: ValidationError) -> str:
+    schema: Any = error.schema  # additionalProperties only sits in an object schema
+    instance: Any = error.instance
+    patterns = [re.compile(p) for p in schema.get("patternProperties", {})]
+    unknown = [
+        key
+        for key in instance
+        if key not in schema.get("properties", {}) and not any(p.search(key) for p in patterns)
+    ]
+    named = [shown(key) for key in unknown[:KEYS_SHOWN_AT_MOST]]
+    if len(unknown) > KEYS_SHOWN_AT_MOST:
+        named.append(f"{len(unknown) - KEYS_SHOWN_AT_MOST} more")
+    verb = "is not a known key" if len(unknown) == 1 else "are not known keys"
+    return f"{_either(named, 'and')} {verb}"
 
 
 class Schema:

@@ -33,6 +33,7 @@ from gateway.mapping.functions import (
     show,
 )
 from gateway.targets.base import ParentLink, UpsertRequest
+from gateway.validation import schema_message
 
 __all__ = [
     "CompiledMapping",
@@ -94,7 +95,6 @@ _INTERPRETER = _Interpreter(OPTIONS)
 _VALIDATOR = Draft202012Validator(
     json.loads(files(__package__).joinpath("schema.json").read_text(encoding="utf-8"))
 )
-_TYPE_NAMES = {"object": "an object", "array": "a list", "string": "a string"}
 #: The keys of an upsert whose values are expressions, besides those under ``fields``.
 _EXPRESSION_KEYS = ("external_id", "when", "for_each", "order_by")
 
@@ -152,21 +152,9 @@ def _schema_details(error: ValidationError, where: str) -> Iterator[Detail]:
             if key not in schema.get("properties", {}):
                 yield Detail(_join(where, key), "is not a known key")
     elif "propertyNames" in error.relative_schema_path:
-        yield Detail(_join(where, instance), _schema_message(error))
+        yield Detail(_join(where, instance), schema_message(error))
     else:
-        yield Detail(where, _schema_message(error))
-
-
-def _schema_message(error: ValidationError) -> str:
-    """The schema's complaint in JSON terms (jsonschema's own messages show Python values)."""
-    if error.validator == "type":
-        expected: Any = error.validator_value
-        return f"must be {_TYPE_NAMES[expected]}, not {show(error.instance)}"
-    if error.validator in ("minLength", "minItems"):
-        return "must not be empty"
-    if error.validator == "pattern":
-        return f"{show(error.instance)} does not match {error.validator_value}"
-    return error.message
+        yield Detail(where, schema_message(error))
 
 
 def _semantic_problems(document: Any, name: str | None, *, lint: bool) -> Iterator[Detail]:
@@ -206,7 +194,9 @@ def _expression_problems(upsert: Mapping[str, Any], where: str, *, lint: bool) -
     for part, source in sources:
         if isinstance(source, str) and source:
             problems = expression_problems(source) if lint else _parse_problems(source)
-            for problem in problems or (_name_problems(source) if lint else []):
+            if lint and not problems:
+                problems = _name_problems(source, _no_item(upsert, part))
+            for problem in problems:
                 yield Detail(f"{where}.{part}", problem)
     id_field = upsert.get("external_id_field")
     if isinstance(id_field, str) and id_field in fields:
@@ -252,8 +242,23 @@ _SPREADS = frozenset(
 )
 
 
-def _name_problems(source: str) -> list[str]:
-    """Names a mapping expression starts from that the evaluation object does not have.
+def _no_item(upsert: Mapping[str, Any], part: str) -> str | None:
+    """Why ``item`` is null wherever ``part`` of ``upsert`` is evaluated, or None if it is not."""
+    if part == "when":
+        return (
+            "when is checked once per event, before for_each; to skip some elements, filter"
+            " them in for_each (payload.lines[?ok])"
+        )
+    if part == "for_each":
+        return "for_each is evaluated once per event, before there are elements; use payload"
+    if "for_each" not in upsert:
+        return "this upsert has no for_each, so there are no elements; use payload or add for_each"
+    return None
+
+
+def _name_problems(source: str, no_item: str | None = None) -> list[str]:
+    """Names a mapping expression starts from that the evaluation object does not have, or
+    that are null wherever it is evaluated (``no_item`` says why ``item`` is, when it is).
 
     They would yield null for every event, silently: a typo (``payloda.id``,
     ``event.recieved_at``, ``Details.OrderNumber`` without ``payload.``) never worth keeping.
@@ -263,6 +268,8 @@ def _name_problems(source: str) -> list[str]:
         name = node["value"] if node["type"] == "field" else None
         if name in ("true", "false"):
             problems.append(f"bare {name} is a name, which yields null; the literal is `{name}`")
+        elif name == "item" and no_item is not None:
+            problems.append(f"starts from item, which is null here: {no_item}")
         elif name is not None and name not in _ROOTS:
             problems.append(f"starts from '{name}', which is not payload, event or item")
         elif node["type"] == "subexpression" and _is_field(node["children"][0], "event"):

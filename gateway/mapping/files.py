@@ -3,13 +3,13 @@
 Every file is read and validated before the caller stores any, so one bad file stops the whole
 load and every problem of every file is reported at once. YAML is the friendlier format for
 hand-written mappings; quote every expression in it, since JMESPath literals (``'Picked'``,
-`` `42` ``) are not YAML.
+`` `42` ``) are not YAML, and any key YAML would read as something else (``on``, ``yes``).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,12 +48,63 @@ class _Loader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def _yaml(text: str) -> Any:
-    return yaml.load(text, Loader=_Loader)  # safe: _Loader is a SafeLoader
+#: What YAML makes of an unquoted key that is not text, by the tag it resolves the key to.
+_NOT_TEXT = {
+    "tag:yaml.org,2002:bool": "a boolean",
+    "tag:yaml.org,2002:null": "null",
+    "tag:yaml.org,2002:int": "a number",
+    "tag:yaml.org,2002:float": "a number",
+    "tag:yaml.org,2002:timestamp": "a date",
+}
+_TEXT = "tag:yaml.org,2002:str"
 
 
-_PARSERS: dict[str, Callable[[str], Any]] = {
-    ".json": strict_json,
+def _yaml(text: str) -> tuple[Any, list[Detail]]:
+    """The document, and each unquoted key YAML reads as something other than text.
+
+    ``on:`` or ``yes:`` is the boolean true to YAML, so a field named so would be refused as
+    ``fields[True]``. Such a key is read as the text it spells, for the rest of the document
+    to be checked as meant, and reported with the quoting it needs.
+    """
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        keys = [] if node is None else list(_keys_not_text(node, ""))
+        return (None if node is None else loader.construct_document(node)), keys
+    finally:
+        loader.dispose()
+
+
+def _keys_not_text(node: yaml.Node, path: str) -> Iterator[Detail]:
+    """Report, and retag as text, every plain key resolved to a boolean, null, number or date."""
+    if isinstance(node, yaml.SequenceNode):
+        for index, element in enumerate(node.value):
+            yield from _keys_not_text(element, f"{path}[{index}]")
+    if not isinstance(node, yaml.MappingNode):
+        return
+    for key, value in node.value:
+        if not isinstance(key, yaml.ScalarNode):
+            continue  # the constructor refuses a list or a mapping as a key
+        where = f"{path}.{key.value}" if path else key.value
+        if key.style is None and key.tag in _NOT_TEXT:
+            read_as = _NOT_TEXT[key.tag]
+            if key.tag == "tag:yaml.org,2002:bool":
+                read_as += f" ({json.dumps(_Loader.bool_values[key.value.lower()])})"
+            yield Detail(
+                where,
+                f"line {key.start_mark.line + 1}: YAML reads the unquoted key {key.value} as"
+                f" {read_as}, not as text; quote it: {json.dumps(key.value)}",
+            )
+            key.tag = _TEXT
+        yield from _keys_not_text(value, where)
+
+
+def _json(text: str) -> tuple[Any, list[Detail]]:
+    return strict_json(text), []
+
+
+_PARSERS: dict[str, Callable[[str], tuple[Any, list[Detail]]]] = {
+    ".json": _json,
     ".yaml": _yaml,
     ".yml": _yaml,
 }
@@ -75,12 +126,15 @@ def load_mapping_files(directory: Path) -> list[tuple[Path, dict[str, Any]]]:
     problems: list[Detail] = []
     owners: dict[str, str] = {}
     for path in paths:
+        found: list[Detail] = []
         try:
-            document = _parse(path)
+            document, found = _parse(path)  # keys YAML misread come first: the first to fix
             document.setdefault("name", path.stem)
             validate_document(document)
         except ValidationFailed as exc:
-            problems += [_in_file(path, detail) for detail in exc.details]
+            found = [*found, *exc.details]
+        if found:
+            problems += [_in_file(path, detail) for detail in found]
             continue
         name = document["name"]
         if name in owners:
@@ -102,14 +156,15 @@ def _in_file(path: Path, detail: Detail) -> Detail:
     return Detail(path.name, f"{detail.path}: {detail.message}" if detail.path else detail.message)
 
 
-def _parse(path: Path) -> dict[str, Any]:
+def _parse(path: Path) -> tuple[dict[str, Any], list[Detail]]:
+    """The document, and the keys a YAML file has that YAML does not read as text."""
     try:
-        document = _PARSERS[path.suffix.lower()](path.read_text(encoding="utf-8"))
+        document, keys = _PARSERS[path.suffix.lower()](path.read_text(encoding="utf-8"))
     except (OSError, ValueError, yaml.YAMLError) as exc:
         raise ValidationFailed(details=[Detail("", f"cannot be parsed: {_reason(exc)}")]) from exc
     if not isinstance(document, dict):
         raise ValidationFailed(details=[Detail("", "must hold one mapping (an object)")])
-    return document
+    return document, keys
 
 
 def _reason(exc: Exception) -> str:

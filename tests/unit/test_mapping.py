@@ -172,7 +172,7 @@ def test_the_documented_example_is_valid() -> None:
         ("name", DELETE, "name", "is required"),
         ("name", "", "name", '"" does not match'),
         ("name", "xtnd orders", "name", '"xtnd orders" does not match'),
-        ("name", "x" * 101, "name", "is too long"),
+        ("name", "x" * 101, "name", "(101 characters) is longer than 100 characters"),
         ("description", 42, "description", "must be a string, not 42"),
         ("upserts", [], "upserts", "must not be empty"),
         ("upserts", {"key": "order"}, "upserts", "must be a list"),
@@ -279,6 +279,77 @@ def test_the_documented_example_is_valid() -> None:
 def test_validation_problem(path: str, value: Any, where: str, message: str) -> None:
     found = problems(edited(EXAMPLE, path, value))
     assert [problem for problem in found if problem[0] == where and message in problem[1]], found
+
+
+NO_ELEMENTS = "this upsert has no for_each, so there are no elements; use payload or add for_each"
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "why"),
+    [
+        # when is checked once per event, before for_each: it would skip every element
+        (
+            "upserts.1.when",
+            "item.Active",
+            "when is checked once per event, before for_each; to skip some elements, filter"
+            " them in for_each (payload.lines[?ok])",
+        ),
+        (
+            "upserts.0.when",
+            "payload.Details.Rush && item.Rush",
+            "when is checked once per event, before for_each; to skip some elements, filter"
+            " them in for_each (payload.lines[?ok])",
+        ),
+        (
+            "upserts.1.for_each",
+            "item.Rows",
+            "for_each is evaluated once per event, before there are elements; use payload",
+        ),
+        # an upsert without for_each has no elements at all
+        ("upserts.0.external_id", "item.OrderNumber", NO_ELEMENTS),
+        ("upserts.0.fields.Status__c", "upper(item.Status)", NO_ELEMENTS),
+        ("upserts.0.order_by", "not_null(item.At, payload.At)", NO_ELEMENTS),
+    ],
+)
+def test_item_where_it_is_always_null_is_refused(path: str, value: Any, why: str) -> None:
+    """``when: item.ok`` would silently skip every element: refused on save, not kept."""
+    found = problems(edited(EXAMPLE, path, value))
+    assert found == [
+        (
+            path.replace(".0.", "[0].").replace(".1.", "[1]."),
+            f"starts from item, which is null here: {why}",
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        ("upserts.1.external_id", "item.Key"),  # the element of for_each
+        ("upserts.1.order_by", "item.At"),
+        ("upserts.1.when", "length(payload.Details.Rows[?item.Ok]) > `0`"),  # each row's key
+        ("upserts.0.fields.Status__c", "payload.Items[].item"),  # a key of each element
+    ],
+)
+def test_item_where_it_has_a_value_is_accepted(path: str, value: Any) -> None:
+    validate_document(edited(EXAMPLE, path, value))
+
+
+def test_a_saved_version_naming_item_in_when_still_compiles() -> None:
+    """Versions saved before item was checked go on compiling; their events skip as before."""
+    document = single(when="item.ok", for_each="payload.rows", external_id="item.id")
+    explained = compile_mapping(document).explained_plan(
+        event_context(
+            {"rows": [{"id": "a", "ok": True}]},
+            id="evt-1",
+            type="t",
+            received_at="2026-01-01T00:00:00Z",
+            group_id=None,
+            connector=None,
+            function=None,
+        )
+    )
+    assert [s.reason for s in explained.skipped] == ["when `item.ok` is null"]
 
 
 @pytest.mark.parametrize(

@@ -176,6 +176,58 @@ def test_a_file_that_cannot_be_loaded_is_named(
     assert problem.startswith(message)
 
 
+FIELD_ON = ORDERS_YAML + "      {key}: payload.Details.Flag\n"
+
+
+@pytest.mark.parametrize(
+    ("key", "read_as"),
+    [
+        ("on", "a boolean (true)"),
+        ("yes", "a boolean (true)"),
+        ("Off", "a boolean (false)"),
+        ("NO", "a boolean (false)"),
+        ("null", "null"),
+        ("12", "a number"),
+        ("2026-01-01", "a date"),
+    ],
+)
+def test_an_unquoted_key_yaml_reads_as_no_text_is_named_with_its_quoting(
+    directory: Path, key: str, read_as: str
+) -> None:
+    """``on:`` is true to YAML: say so and how to quote it, not ``fields[True]``."""
+    (directory / "orders.yaml").write_text(FIELD_ON.format(key=key), encoding="utf-8")
+
+    found = problems_of(directory)
+
+    assert found[0] == (
+        "orders.yaml",
+        f"upserts[0].fields.{key}: line 12: YAML reads the unquoted key {key} as {read_as},"
+        f' not as text; quote it: "{key}"',
+    )
+    assert not any("[True]" in message or "[False]" in message for _, message in found)
+
+
+def test_a_quoted_key_that_yaml_would_read_as_a_boolean_is_a_field(directory: Path) -> None:
+    (directory / "orders.yaml").write_text(FIELD_ON.format(key='"on"'), encoding="utf-8")
+
+    [(_, orders), _] = load_mapping_files(directory)
+
+    assert orders["upserts"][0]["fields"]["on"] == "payload.Details.Flag"
+
+
+def test_a_misread_top_level_key_is_named_beside_the_documents_problems(directory: Path) -> None:
+    (directory / "orders.yaml").write_text(ORDERS_YAML + "yes: 1\n", encoding="utf-8")
+
+    assert problems_of(directory) == [
+        (
+            "orders.yaml",
+            "yes: line 12: YAML reads the unquoted key yes as a boolean (true), not as text;"
+            ' quote it: "yes"',
+        ),
+        ("orders.yaml", "yes: is not a known key"),
+    ]
+
+
 def test_every_problem_of_every_file_is_reported_at_once(directory: Path) -> None:
     (directory / "a.json").write_text("{", encoding="utf-8")
     (directory / "b.yaml").write_text("[", encoding="utf-8")
