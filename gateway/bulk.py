@@ -11,9 +11,21 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Insert, Table, Update, and_, bindparam, func, insert, select, update
+from sqlalchemy import (
+    Insert,
+    String,
+    Table,
+    Update,
+    and_,
+    bindparam,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
+from sqlalchemy.types import TypeEngine
 
 CHUNK = 500
 
@@ -58,9 +70,17 @@ def _as_arrays(session: Session, rows: Sequence[dict[str, Any]]) -> dict[str, li
 
 def _given(table: Table, columns: tuple[str, ...]) -> Any:
     """``unnest(:each_a, :each_b, ...) AS given(a, b, ...)``, each array of its column's type."""
-    # One dimension: a JSON column's list values are values, not rows of a nested array.
-    arrays = [bindparam(f"each_{c}", type_=ARRAY(table.c[c].type, dimensions=1)) for c in columns]
+    arrays = [bindparam(f"each_{c}", type_=_array_of(table.c[c].type)) for c in columns]
     return func.unnest(*arrays).table_valued(*columns).render_derived(name="given")
+
+
+def _array_of(element: TypeEngine[Any]) -> ARRAY[Any]:
+    """An array of one dimension (a JSON column's list values are values, not rows of a
+    nested array) of the column's type without a length: PostgreSQL cuts a value cast to
+    ``VARCHAR(n)`` down to n characters, where the column itself refuses it whole."""
+    if isinstance(element, String) and element.length is not None:
+        element = String()
+    return ARRAY(element, dimensions=1)
 
 
 @functools.lru_cache(maxsize=32)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
 
 from gateway.bulk import insert_rows, update_rows
-from gateway.models import WriteMark
+from gateway.models import Record, WriteMark
 
 VALUES: list[Any] = [
     None,
@@ -76,3 +79,39 @@ def test_updated_rows_hold_what_the_orm_would_store(gw: Any, value: Any) -> None
 
     (orm,) = _stored(gw, "orm")
     assert _stored(gw, "x-") == [orm] * 3
+
+
+def test_an_inserted_value_longer_than_its_column_is_never_cut_short(gw: Any) -> None:
+    """PostgreSQL refuses it, SQLite keeps it whole: neither stores a part of it."""
+    too_long = "x-" + "9" * 300  # external_id holds 255 characters
+    with contextlib.suppress(DBAPIError), gw.db.session() as session:
+        insert_rows(session, WriteMark.__table__, [{**_mark(0, 1), "external_id": too_long}])
+
+    with gw.db.session() as session:
+        assert list(session.scalars(select(WriteMark.external_id))) in ([], [too_long])
+
+
+def test_an_updated_value_longer_than_its_column_is_never_cut_short(gw: Any) -> None:
+    now = datetime.now(UTC)
+    record = {
+        "object": "Thing__c",
+        "external_id": "x-1",
+        "external_id_field": "Key__c",
+        "fields": {},
+        "created_at": now,
+        "updated_at": now,
+        "source_event_id": 1,
+    }
+    with gw.db.session() as session:
+        session.add(Record(**record))
+    too_long = "Key__c" + "_" * 200  # external_id_field holds 100 characters
+    with contextlib.suppress(DBAPIError), gw.db.session() as session:
+        update_rows(
+            session,
+            Record.__table__,
+            ("object", "external_id"),
+            [{**record, "external_id_field": too_long}],
+        )
+
+    with gw.db.session() as session:
+        assert session.scalars(select(Record.external_id_field)).one() in ("Key__c", too_long)
