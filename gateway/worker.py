@@ -205,12 +205,14 @@ class Worker:
                 )
             )
             events = list(session.scalars(_lease(and_(expired, ~exhausted), wanted, lease)))
-            unfinished = [_unfinished_row(e, now, 0, EventStatus.DEAD) for e in given_up]
-            unfinished += [_unfinished_row(e, now, 1, EventStatus.PENDING) for e in events]
-            insert_rows(session, EventResult.__table__, unfinished)
+            dead = [_unfinished_row(e, now, 0, EventStatus.DEAD) for e in given_up]
+            again = [_unfinished_row(e, now, 1, EventStatus.PENDING) for e in events]
+            insert_rows(session, EventResult.__table__, dead + again)
             if len(events) < wanted:
                 pending = and_(Event.status == EventStatus.PENDING, Event.next_attempt_at <= now)
                 events += session.scalars(_lease(pending, wanted - len(events), lease))
+        for event, row in zip(given_up, dead, strict=True):
+            _log_event(event, EventStatus.DEAD, row["message"])
         return sorted(events, key=lambda e: e.id)
 
     # --- processing ----------------------------------------------------------------------
@@ -777,23 +779,28 @@ def _log(worker_id: str, outcomes: list[Outcome]) -> None:
     for outcome in outcomes:
         counts[outcome.status] += 1
         if outcome.status in (EventStatus.FAILED, EventStatus.DEAD):
-            log.warning(
-                "event %s %s: %s",
-                outcome.event.id,
-                outcome.status,
-                outcome.message,
-                extra={
-                    "event_id": str(outcome.event.id),  # as the API writes ids
-                    "delivery_id": str(outcome.event.delivery_id),
-                    "group_id": outcome.event.group_id,
-                    "status": outcome.status,
-                },
-            )
+            _log_event(outcome.event, outcome.status, outcome.message)
     log.info(
         "batch of %d: %s",
         len(outcomes),
         ", ".join(f"{n} {status}" for status, n in sorted(counts.items())),
         extra={"worker": worker_id, "events": len(outcomes), **counts},
+    )
+
+
+def _log_event(event: Event, status: str, message: str | None) -> None:
+    """The line of an event that failed or is dead, however it came to be, with its ids."""
+    log.warning(
+        "event %s %s: %s",
+        event.id,
+        status,
+        message,
+        extra={
+            "event_id": str(event.id),  # as the API writes ids
+            "delivery_id": str(event.delivery_id),
+            "group_id": event.group_id,
+            "status": status,
+        },
     )
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import pytest
@@ -1348,6 +1350,63 @@ def test_an_attempt_that_never_finished_is_in_the_history_and_counts_towards_the
     assert [h["attempt"] for h in event["history"]] == list(
         range(attempts, attempts + len(messages))
     )
+
+
+def _fails_mapping(gw: Any, event_id: str) -> None:
+    """Leave an event that its mapping cannot map: it has no external id."""
+    from sqlalchemy import update
+
+    from gateway.models import Event
+
+    with gw.db.session() as session:
+        session.execute(
+            update(Event).where(Event.id == int(event_id)).values(payload={"topic": "x"})
+        )
+
+
+@pytest.mark.parametrize(
+    ("make", "status"),
+    [
+        (_fails_mapping, "failed"),
+        (partial(_expire_lease, attempts=3), "dead"),
+    ],
+    ids=["mapping fails", "lease ran out, no attempt left"],
+)
+def test_every_event_a_worker_fails_or_gives_up_is_logged_with_its_ids(
+    setup: dict[str, Any],
+    admin: Any,
+    deliver: Any,
+    worker: Any,
+    gw: Any,
+    make: Callable[[Any, str], None],
+    status: str,
+) -> None:
+    worker.settings = worker.settings.with_overrides({"max_attempts": 3})
+    deliver(setup["group"], moved("A-1", "Dock", 1))
+    event = admin.get("/events").get_json()["items"][0]
+    make(gw, event["id"])
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logging.getLogger("gateway.worker").addHandler(handler)
+    try:
+        worker.drain()
+    finally:
+        logging.getLogger("gateway.worker").removeHandler(handler)
+
+    assert admin.get(f"/events/{event['id']}").get_json()["status"] == status
+    logged = [r.__dict__ for r in records if hasattr(r, "event_id")]
+    assert [
+        {k: line[k] for k in ("event_id", "delivery_id", "group_id", "status")} for line in logged
+    ] == [
+        {
+            "event_id": event["id"],
+            "delivery_id": event["delivery_id"],
+            "group_id": setup["group"]["id"],
+            "status": status,
+        }
+    ]
+    assert logged[0]["levelno"] == logging.WARNING
 
 
 @pytest.mark.parametrize(
