@@ -105,13 +105,7 @@ GROUP_UPDATE = _object(
 )
 ROTATE_SECRET = _object(
     {
-        "secret": {
-            "type": "string",
-            "minLength": 1,
-            "maxLength": 1024,
-            "writeOnly": True,
-            "description": SECRET_DESCRIPTION,
-        },
+        "secret": {**SECRET, "type": "string"},  # a rotation always brings one
         "previous_valid_for_s": {
             "description": "How long the secret this one replaces is still accepted (0, or"
             " omitted: not at all). A secret replaced before it stops being accepted now.",
