@@ -224,7 +224,7 @@ def test_a_secret_sent_as_is_may_be_any_text_the_sender_sends_as_utf8(
     wrong = client.post(
         f"/hooks/{group['token']}",
         data=body,
-        headers={**headers, "Content-Type": "application/json", header: secret[:-1] + "0"},
+        headers={**headers, "Content-Type": "application/json", header: sent + "0"},
     )
 
     assert response.status_code == 200, response.get_json()
