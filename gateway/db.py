@@ -195,11 +195,21 @@ class Database:
             threading.Thread(target=self._checkpoint, name="wal-checkpoint", daemon=True).start()
 
     def _checkpoint(self) -> None:
-        """One passive checkpoint; a failure leaves the WAL to the next one, and is logged."""
+        """Copy the WAL into the database so that the next writer starts the WAL over.
+
+        SQLite writes from the start of the WAL again only when a write transaction begins
+        with every frame already copied; otherwise the file grows by every commit, for good,
+        and a longer WAL costs every commit and every read more. Busy writers always append
+        while a checkpoint runs, so the bulk is copied beside them, and what they appended
+        meanwhile under the writers' lock: a few commits' pages, not the whole WAL. A failure
+        leaves the WAL to the next checkpoint, and is logged.
+        """
         try:
             with self._checkpointing, self.inbox_engine.connect() as conn:
                 dbapi_connection: Any = conn.connection.dbapi_connection
                 off_the_hub(dbapi_connection.execute, "PRAGMA wal_checkpoint(PASSIVE)")
+                with self.write_lock():
+                    off_the_hub(dbapi_connection.execute, "PRAGMA wal_checkpoint(PASSIVE)")
         except Exception:
             log.warning("a checkpoint of the SQLite WAL failed", exc_info=True)
 

@@ -244,3 +244,21 @@ def test_a_batch_that_deadlocks_with_another_process_on_the_same_events_is_store
         )
 
     assert [(r.accepted, r.duplicates) for r in receipts] == [(0, 1), (0, 1)]
+
+
+def test_on_sqlite_the_wal_starts_over_after_each_checkpoint_while_deliveries_keep_coming(
+    gw: Any, group_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A WAL that never starts over grows by every commit for as long as the gateway runs."""
+    if not gw.db.is_sqlite:
+        pytest.skip("PostgreSQL has no WAL file to checkpoint")
+    monkeypatch.setattr(db, "CHECKPOINT_EVERY", 4)
+    group_id = group_factory(events=["inventory.moved"])["id"]
+    wal = f"{gw.db.url.database}-wal"
+    gw.inbox.store(_delivery(group_id, "inventory.moved.first"))
+    one_commit = os.path.getsize(wal)
+
+    for number in range(200):
+        gw.inbox.store(_delivery(group_id, f"inventory.moved.{number}", body=b"{}" * 2000))
+
+    assert os.path.getsize(wal) < 40 * one_commit  # 200 commits would take more than 200
