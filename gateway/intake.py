@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import jmespath
+import orjson
 from jmespath.exceptions import JMESPathError
 from jmespath.parser import ParsedResult
 
@@ -261,10 +263,11 @@ class _Reader:
             content = event if self.hash_of is None else self.hash_of.search(event)
             key = "sha256:" + _sha256(_canonical(content))
         else:
-            key = "id:" + (found if isinstance(found, str) else _canonical(found))
+            text = found if isinstance(found, str) else _canonical(found).decode(*_SURROGATES)
+            key = "id:" + text
         if self.with_index:
             key += f"#{index}"
-        return key if len(key) <= MAX_KEY_LENGTH else "sha256:" + _sha256(key)
+        return key if len(key) <= MAX_KEY_LENGTH else "sha256:" + _sha256(_utf8(key))
 
     def _time(self, headers: Mapping[str, str], delivery: Any, event: Any) -> datetime | None:
         if self.timestamp is None:
@@ -356,15 +359,39 @@ def _chain(readers: list[Callable[[Any], Any]], data: Any) -> Any:
 
 #: Keys sorted, no spaces, text as it is: the same value always gives the same key.
 _CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+#: Where orjson's text differs from json's: a float under 1e-4, which json always writes with
+#: an exponent of two digits or more (``1e-05``, ``2.5e-07``) and orjson as ``0.00001`` or
+#: ``2.5e-7``. Between them these find every such float (and, harmlessly, some text that only
+#: looks like one); a pattern led by a literal is searched for many times faster.
+_SMALL_FLOAT = b"0.0000"
+_ONE_DIGIT_EXPONENT = re.compile(rb"e-[0-9](?![0-9])")
 
 
-def _canonical(value: Any) -> str:
-    return _CANONICAL_JSON.encode(value)
+def _canonical(value: Any) -> bytes:
+    """The value's canonical JSON as UTF-8, byte for byte json's: stored keys stay valid.
+
+    orjson writes it several times faster (a fifth of what splitting a delivery cost); json
+    writes what orjson writes otherwise or refuses (integers past 64 bits, lone surrogates).
+    """
+    try:
+        text = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+        if _SMALL_FLOAT not in text and not _ONE_DIGIT_EXPONENT.search(text):
+            return text
+    except orjson.JSONEncodeError:
+        pass
+    return _utf8(_CANONICAL_JSON.encode(value))
 
 
-def _sha256(text: str) -> str:
-    # surrogatepass: JSON may carry lone surrogate escapes, which strict UTF-8 cannot encode.
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+#: JSON may carry lone surrogate escapes, which strict UTF-8 cannot encode.
+_SURROGATES = ("utf-8", "surrogatepass")
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode(*_SURROGATES)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def _moment(value: Any, unit: str) -> datetime | None:

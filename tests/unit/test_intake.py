@@ -33,7 +33,7 @@ KEY = re.compile(r"id:.+|sha256:[0-9a-f]{64}", re.DOTALL)
 def content_hash(value: Any) -> str:
     """The documented content key, computed independently of the code under test."""
     canonical = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def split(
@@ -185,6 +185,52 @@ def test_content_keys_ignore_key_order_and_whitespace() -> None:
 
 def test_content_keys_hash_non_ascii_text_as_utf8() -> None:
     body = {"EventName": "Create Sales", "Data": {"customer": "Zoë Ürün 测试"}}
+    assert split("xilnex", body)[0].dedupe_key == content_hash(body)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        1e-05,  # json: 1e-05, a faster encoder: 0.00001
+        -2.5e-07,  # json: -2.5e-07, a faster encoder: -2.5e-7
+        0.0001,
+        1e16,
+        1.7976931348623157e308,
+        5e-324,
+        -0.0,
+        10.00001,
+        2**64,  # past what a faster encoder takes
+        -(2**63) - 1,
+        "\ud800",  # a lone surrogate escape
+        "0.00001 1e-5 \x00\x1f\x7f\u2028",
+    ],
+)
+def test_content_keys_hash_json_s_canonical_text_for_every_value(value: Any) -> None:
+    """A key must not change from one release to the next: numbers, integers past 64 bits and
+    lone surrogates are hashed as json writes them, like everything else."""
+    body = {"EventName": "Create Sales", "Data": {"value": value, "list": [value, {"v": value}]}}
+    assert split("xilnex", body)[0].dedupe_key == content_hash(body)
+
+
+CANONICAL_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.floats(min_value=-1e-3, max_value=1e-3)
+    | st.text(st.characters(exclude_categories=()), max_size=8),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.text(st.characters(exclude_categories=()), max_size=4), children)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(CANONICAL_VALUES)
+def test_content_keys_of_any_json_hash_its_canonical_text(value: Any) -> None:
+    body = {"EventName": "Create Sales", "Data": value}
     assert split("xilnex", body)[0].dedupe_key == content_hash(body)
 
 
