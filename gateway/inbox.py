@@ -9,6 +9,7 @@ disk (:meth:`gateway.db.Database.driver_transaction`).
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import queue
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from prometheus_client import Counter
 from sqlalchemy import bindparam, func, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -29,6 +31,7 @@ from gateway.driver import DriverQuery, DriverStatement
 from gateway.errors import StoreUnavailable
 from gateway.greenlets import gate_factory, let_ready_requests_run
 from gateway.intake import IncomingEvent
+from gateway.metrics import DELIVERIES, EVENTS_RECEIVED, labelled
 from gateway.models import Delivery, Event, EventStatus, Group
 
 log = logging.getLogger(__name__)
@@ -256,7 +259,14 @@ class Inbox:
             batch = [self._queue.get()]
             let_ready_requests_run()
             outcomes = self._commit(batch, top_up=True)
-            _log_commit(batch, outcomes)  # first: a sender's answer never precedes its line
+            stored = [
+                (delivery, outcome)
+                for (delivery, _), outcome in zip(batch, outcomes, strict=True)
+                if isinstance(outcome, Receipt)
+            ]
+            # First: a sender's answer never precedes its line, nor its count.
+            _log_commit(stored, outcomes)
+            _count_commit(stored)
             # Woken after the commit has let go of the write lock, which other processes await.
             for (_, slot), outcome in zip(batch, outcomes, strict=True):
                 self._resolve(slot, outcome)
@@ -417,10 +427,12 @@ def _event_row(delivery: NewDelivery, delivery_id: int, incoming: IncomingEvent)
     }
 
 
-def _log_commit(batch: list[_Queued], outcomes: list[Receipt | Exception]) -> None:
+_Stored = list[tuple[NewDelivery, Receipt]]
+
+
+def _log_commit(stored: _Stored, outcomes: list[Receipt | Exception]) -> None:
     """One line per commit (not per delivery, which would cost the receive path more than a
     tenth of its time): the deliveries stored, and what a failed commit failed with."""
-    stored = [(d, o) for (d, _), o in zip(batch, outcomes, strict=True) if isinstance(o, Receipt)]
     if stored and log.isEnabledFor(logging.INFO):  # its fields are not built for nothing
         ids = [str(receipt.delivery_id) for _, receipt in stored]
         log.info(
@@ -445,6 +457,27 @@ def _log_commit(batch: list[_Queued], outcomes: list[Receipt | Exception]) -> No
             exc_info=None if cause is None or isinstance(cause, DBAPIError) else cause,
             extra={"deliveries": len(failures)},
         )
+
+
+def _count_commit(stored: _Stored) -> None:
+    """Count a commit's deliveries and their events, with one increment per group and outcome.
+
+    An increment of a metric that several processes share takes a lock, checks the process id
+    and writes the metric's file: once per delivery and disposition, the counts cost the
+    receive path more than checking a delivery's signature does.
+    """
+    totals: collections.Counter[tuple[Counter, str, str]] = collections.Counter()
+    for delivery, receipt in stored:
+        totals[DELIVERIES, delivery.group_id, "accepted"] += 1
+        for disposition, count in (
+            ("accepted", receipt.accepted),
+            ("duplicate", receipt.duplicates),
+            ("ignored", receipt.ignored),
+        ):
+            if count:
+                totals[EVENTS_RECEIVED, delivery.group_id, disposition] += count
+    for (metric, group, outcome), count in totals.items():
+        labelled(metric, group, outcome).inc(count)
 
 
 def _receipts(

@@ -6,6 +6,7 @@ shipped ``gunicorn.conf.py`` sets it) their counters are summed at scrape time.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -43,6 +44,12 @@ RECEIVE_LATENCY = Histogram(
     "Time from request to durable acknowledgement",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+
+
+@functools.lru_cache(maxsize=4096)
+def labelled(metric: Counter, group: str, outcome: str) -> Counter:
+    """A counter's child for these labels, looked up once rather than on every delivery."""
+    return metric.labels(group, outcome)
 
 
 #: How often the settled statuses are counted again, at most, by each process.

@@ -19,7 +19,6 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask
-from prometheus_client import Counter
 from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.wsgi import get_content_length, get_input_stream
 
@@ -37,7 +36,7 @@ from gateway.errors import (
 from gateway.groups import accepted_secrets, find_by_token
 from gateway.inbox import GroupChanged, NewDelivery, Receipt, group_state
 from gateway.intake import IncomingEvent, split_delivery
-from gateway.metrics import DELIVERIES, EVENTS_RECEIVED, RECEIVE_LATENCY
+from gateway.metrics import DELIVERIES, RECEIVE_LATENCY, labelled
 from gateway.models import Group
 from gateway.verify import verify
 from gateway.web import (
@@ -187,16 +186,9 @@ class Hooks:
             error = as_gateway_error(exc)
             if not fresh:
                 error = self._unless_gone(token, error)
-            _counter(DELIVERIES, group_label, error.code).inc()
+            labelled(DELIVERIES, group_label, error.code).inc()
             return error.status, _json(error.body()), error_headers(error)
-        _counter(DELIVERIES, group_label, "accepted").inc()
-        for disposition, count in (
-            ("accepted", receipt.accepted),
-            ("duplicate", receipt.duplicates),
-            ("ignored", receipt.ignored),
-        ):
-            if count:
-                _counter(EVENTS_RECEIVED, group_label, disposition).inc(count)
+        # Stored deliveries and their events are counted by the inbox, once per commit.
         RECEIVE_LATENCY.observe(time.perf_counter() - started)
         return 200, _receipt_json(receipt), {}
 
@@ -256,12 +248,6 @@ def _receipt_json(receipt: Receipt) -> bytes:
         f'{{"accepted":{receipt.accepted},"duplicates":{receipt.duplicates},'
         f'"ignored":{receipt.ignored},"delivery_id":"{receipt.delivery_id}"}}\n'
     ).encode()
-
-
-@functools.lru_cache(maxsize=4096)
-def _counter(metric: Counter, group: str, outcome: str) -> Counter:
-    """A counter's child for these labels, looked up once rather than on every delivery."""
-    return metric.labels(group, outcome)
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,12 @@ import fcntl
 import os
 import sqlite3
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select
 
 from gateway import db
@@ -85,6 +87,40 @@ def test_a_batch_mixing_new_and_repeated_events_tells_each_delivery_which_are_wh
     assert earlier.accepted == 1
     counts = [(r.accepted + r.ignored, r.duplicates) for r in receipts]
     assert counts == [(1, 0), (0, 1), (0, 1), (1, 0)]
+
+
+def test_deliveries_stored_together_are_each_counted_by_group_and_disposition(
+    gw: Any, group_factory: Any
+) -> None:
+    group_id = group_factory(events=["inventory.moved"])["id"]
+    deliveries = [_delivery(group_id, "inventory.moved") for _ in range(4)]  # one new, 3 repeats
+    deliveries += [_delivery(group_id, f"inventory.counted.{n}") for n in range(3)]  # ignored
+    before = _counts(group_id)
+
+    with ThreadPoolExecutor(len(deliveries)) as pool:  # as many commits as it takes
+        list(pool.map(gw.inbox.store, deliveries))
+
+    after = _counts(group_id)
+    assert {name: after[name] - before[name] for name in after} == {
+        "deliveries accepted": 7,
+        "events accepted": 1,
+        "events duplicate": 3,
+        "events ignored": 3,
+    }
+
+
+def _counts(group_id: str) -> dict[str, float]:
+    def sample(name: str, label: str, value: str) -> float:
+        labels = {"group": group_id, label: value}
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    return {
+        "deliveries accepted": sample("gateway_deliveries_total", "outcome", "accepted"),
+        **{
+            f"events {how}": sample("gateway_events_received_total", "disposition", how)
+            for how in ("accepted", "duplicate", "ignored")
+        },
+    }
 
 
 def test_on_sqlite_a_commit_is_synced_to_disk_once_the_write_lock_is_free_and_before_it_is_told(
