@@ -47,18 +47,11 @@ class _SQLiteDateTime(sqlite.DATETIME):
 
     def bind_processor(self, dialect: Dialect) -> Any:
         general = super().bind_processor(dialect)
-        #: The last value written and its text: a delivery's time fills three columns.
-        last: tuple[Any, Any] = (None, None)
 
         def process(value: Any) -> Any:
-            nonlocal last
-            if type(value) is not datetime:
-                return general(value) if general else value
-            seen, text = last  # one tuple, replaced whole: safe across threads
-            if value is not seen:
-                text = value.isoformat(" ", "microseconds")[:26]
-                last = (value, text)
-            return text
+            if type(value) is datetime:
+                return value.isoformat(" ", "microseconds")[:26]
+            return general(value) if general else value
 
         return process
 

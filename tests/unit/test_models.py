@@ -35,13 +35,3 @@ def test_sqlite_timestamps_are_sqlalchemys_text(value: datetime) -> None:
 )
 def test_sqlite_timestamps_edge_values(value: date | None) -> None:
     assert WRITTEN(value) == SQLALCHEMYS(value)
-
-
-@given(st.lists(st.datetimes(), min_size=1, max_size=6), st.lists(st.integers(0, 5), max_size=12))
-def test_sqlite_timestamps_written_in_any_order_and_again_are_each_their_own_text(
-    values: list[datetime], order: list[int]
-) -> None:
-    """The last text is reused for the same value (a delivery's time fills three columns)."""
-    for index in [*order, *range(len(values))]:
-        value = values[index % len(values)]
-        assert WRITTEN(value) == SQLALCHEMYS(value)
