@@ -151,13 +151,20 @@ def test_on_sqlite_a_commit_is_synced_to_disk_once_the_write_lock_is_free_and_be
             assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == level
 
 
-def test_on_sqlite_the_inbox_checkpoints_the_wal_beside_its_commits_not_inside_them(
-    gw: Any, group_factory: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def wal_group(gw: Any, group_factory: Any) -> str:
+    """A group to store deliveries for, in tests of SQLite's WAL (skipped on PostgreSQL)."""
     if not gw.db.is_sqlite:
         pytest.skip("PostgreSQL has no WAL file to checkpoint")
+    group_id: str = group_factory(events=["inventory.moved"])["id"]
+    return group_id
+
+
+def test_on_sqlite_the_inbox_checkpoints_the_wal_beside_its_commits_not_inside_them(
+    gw: Any, wal_group: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(db, "CHECKPOINT_EVERY", 3)
-    group_id = group_factory(events=["inventory.moved"])["id"]
+    group_id = wal_group
     database = gw.db.url.database
 
     for number in range(3):
@@ -283,13 +290,11 @@ def test_a_batch_that_deadlocks_with_another_process_on_the_same_events_is_store
 
 
 def test_on_sqlite_the_wal_starts_over_after_each_checkpoint_while_deliveries_keep_coming(
-    gw: Any, group_factory: Any, monkeypatch: pytest.MonkeyPatch
+    gw: Any, wal_group: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A WAL that never starts over grows by every commit for as long as the gateway runs."""
-    if not gw.db.is_sqlite:
-        pytest.skip("PostgreSQL has no WAL file to checkpoint")
     monkeypatch.setattr(db, "CHECKPOINT_EVERY", 4)
-    group_id = group_factory(events=["inventory.moved"])["id"]
+    group_id = wal_group
     wal = f"{gw.db.url.database}-wal"
     gw.inbox.store(_delivery(group_id, "inventory.moved.first"))
     one_commit = os.path.getsize(wal)
