@@ -1,7 +1,7 @@
 """deliveries: no index on group_id
 
 No query reads deliveries by group (events carry the group, and are indexed by it), and each
-commit of the receive path wrote some three pages of it: 5 % of what it writes.
+commit of the receive path wrote two to three pages of it, 4 % of what such a commit writes.
 
 Revision ID: 0007
 Revises: 0006
