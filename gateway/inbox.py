@@ -259,14 +259,10 @@ class Inbox:
             batch = [self._queue.get()]
             let_ready_requests_run()
             outcomes = self._commit(batch, top_up=True)
-            stored = [
-                (delivery, outcome)
-                for (delivery, _), outcome in zip(batch, outcomes, strict=True)
-                if isinstance(outcome, Receipt)
-            ]
+            told = [(d, outcome) for (d, _), outcome in zip(batch, outcomes, strict=True)]
             # First: a sender's answer never precedes its line, nor its count.
-            _log_commit(stored, outcomes)
-            _count_commit(stored)
+            _log_commit(told)
+            _count_commit(told)
             # Woken after the commit has let go of the write lock, which other processes await.
             for (_, slot), outcome in zip(batch, outcomes, strict=True):
                 self._resolve(slot, outcome)
@@ -427,12 +423,14 @@ def _event_row(delivery: NewDelivery, delivery_id: int, incoming: IncomingEvent)
     }
 
 
-_Stored = list[tuple[NewDelivery, Receipt]]
+#: Each delivery of a commit with what its sender is told.
+_Told = list[tuple[NewDelivery, Receipt | Exception]]
 
 
-def _log_commit(stored: _Stored, outcomes: list[Receipt | Exception]) -> None:
+def _log_commit(told: _Told) -> None:
     """One line per commit (not per delivery, which would cost the receive path more than a
     tenth of its time): the deliveries stored, and what a failed commit failed with."""
+    stored = [(delivery, outcome) for delivery, outcome in told if isinstance(outcome, Receipt)]
     if stored and log.isEnabledFor(logging.INFO):  # its fields are not built for nothing
         ids = [str(receipt.delivery_id) for _, receipt in stored]
         log.info(
@@ -445,21 +443,21 @@ def _log_commit(stored: _Stored, outcomes: list[Receipt | Exception]) -> None:
                 "events": sum(len(d.events) for d, _ in stored),
             },
         )
-    failures = [o for o in outcomes if isinstance(o, StoreUnavailable)]
-    if failures:
-        cause = failures[0].__cause__
+    failed = [(d, outcome) for d, outcome in told if isinstance(outcome, StoreUnavailable)]
+    if failed:
+        cause = failed[0][1].__cause__
         log.warning(
             "%d deliveries not stored (told 503): %s%s",
-            len(failures),
-            failures[0].message,
+            len(failed),
+            failed[0][1].message,
             f" ({' '.join(str(cause).split())[:300]})" if cause else "",
             # A database's refusal says it all; anything else is a bug worth its traceback.
             exc_info=None if cause is None or isinstance(cause, DBAPIError) else cause,
-            extra={"deliveries": len(failures)},
+            extra={"deliveries": len(failed), "group_ids": sorted({d.group_id for d, _ in failed})},
         )
 
 
-def _count_commit(stored: _Stored) -> None:
+def _count_commit(told: _Told) -> None:
     """Count a commit's deliveries and their events, with one increment per group and outcome.
 
     An increment of a metric that several processes share takes a lock, checks the process id
@@ -467,17 +465,19 @@ def _count_commit(stored: _Stored) -> None:
     receive path more than checking a delivery's signature does.
     """
     totals: collections.Counter[tuple[Counter, str, str]] = collections.Counter()
-    for delivery, receipt in stored:
+    for delivery, outcome in told:
+        if not isinstance(outcome, Receipt):
+            continue  # a refusal is counted where it is answered
         totals[DELIVERIES, delivery.group_id, "accepted"] += 1
         for disposition, count in (
-            ("accepted", receipt.accepted),
-            ("duplicate", receipt.duplicates),
-            ("ignored", receipt.ignored),
+            ("accepted", outcome.accepted),
+            ("duplicate", outcome.duplicates),
+            ("ignored", outcome.ignored),
         ):
             if count:
                 totals[EVENTS_RECEIVED, delivery.group_id, disposition] += count
-    for (metric, group, outcome), count in totals.items():
-        labelled(metric, group, outcome).inc(count)
+    for (metric, group, label), count in totals.items():
+        labelled(metric, group, label).inc(count)
 
 
 def _receipts(

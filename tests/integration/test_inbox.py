@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import sqlite3
 import time
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from gateway import db
 from gateway.errors import StoreUnavailable
@@ -107,6 +109,28 @@ def test_deliveries_stored_together_are_each_counted_by_group_and_disposition(
         "events duplicate": 3,
         "events ignored": 3,
     }
+
+
+def test_deliveries_a_commit_could_not_store_are_logged_with_their_groups(
+    gw: Any, group_factory: Any, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    group_id = group_factory(events=["inventory.moved"])["id"]
+
+    def unreachable(batch: Any, top_up: bool) -> Any:
+        raise OperationalError("INSERT", {}, Exception("disk I/O error"))
+
+    monkeypatch.setattr(gw.inbox, "_write_past_deadlocks", unreachable)
+    logger = logging.getLogger("gateway.inbox")
+    logger.addHandler(caplog.handler)
+    try:
+        with pytest.raises(StoreUnavailable):
+            gw.inbox.store(_delivery(group_id, "inventory.moved"))
+    finally:
+        logger.removeHandler(caplog.handler)
+
+    (line,) = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert line.getMessage().startswith("1 deliveries not stored (told 503)")
+    assert (line.deliveries, line.group_ids) == (1, [group_id])  # type: ignore[attr-defined]
 
 
 def _counts(group_id: str) -> dict[str, float]:
