@@ -114,3 +114,53 @@ def test_a_writer_waiting_for_a_lock_lets_other_greenlets_run(kind: str, tmp_pat
     assert waited >= HELD_S * 0.8, output
     # A blocked hub would tick once or twice; a cooperative wait ticks about every 10 ms.
     assert ticks >= HELD_S / 0.01 / 4, output
+
+
+SYNCS = """
+from gevent import monkey
+
+monkey.patch_all()
+
+import os
+
+from gevent.monkey import get_original
+
+from gateway.db import Database
+
+native_ident = get_original("_thread", "get_ident")
+native_sleep = get_original("time", "sleep")
+hub_thread = native_ident()
+db = Database({url!r})
+where = []
+
+
+def disk(fd: int) -> None:
+    where.append("hub" if native_ident() == hub_thread else "pool")
+    native_sleep(delay)
+
+
+os.fdatasync = disk
+for delay in {delays!r}:
+    with db.driver_transaction() as cursor:
+        cursor.execute("INSERT INTO t VALUES (1)")
+print(" ".join(where))
+"""
+
+
+def test_the_wal_is_synced_on_the_hub_while_the_disk_is_quick_and_off_it_after_a_slow_sync(
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "gateway.db"
+    with sqlite3.connect(database) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE t (x INTEGER)")
+    quick, slow = 0.0, 0.05  # seconds each sync takes
+    script = SYNCS.format(url=f"sqlite:///{database}", delays=[quick, slow, slow, quick, quick])
+
+    completed = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True, timeout=60
+    )
+
+    assert completed.returncode == 0, completed.stderr
+    # The second sync is slow: the next ones go to a native thread until one is quick again.
+    assert completed.stdout.split() == ["hub", "hub", "pool", "pool", "hub"]
