@@ -310,6 +310,27 @@ def test_credential_headers_are_never_stored_and_signatures_are(
     assert ("fake-value-0123456789" in kept.values()) is stored
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        'say "hi" \\ back',
+        "caf\xe9 \xbfqu\xe9?",  # as WSGI hands bytes past ASCII over: decoded as Latin-1
+        "tab\there",
+        "</script><!--",
+    ],
+)
+def test_stored_headers_keep_each_value_as_received(
+    group_factory: Any, deliver: Any, admin: Any, value: str
+) -> None:
+    group = group_factory()
+    body, headers = sample_delivery(shipped_profiles()["xemelgo"], "inventory.cycle_count")
+
+    deliver(group, body, {**headers, "X-Note": value})
+
+    event_id = admin.get("/events").get_json()["items"][0]["id"]
+    assert admin.get(f"/events/{event_id}").get_json()["delivery"]["headers"]["x-note"] == value
+
+
 # --- refusals ----------------------------------------------------------------------------
 
 CYCLE_COUNT = json.dumps(
