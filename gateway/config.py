@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from cryptography.fernet import Fernet
 from dotenv import dotenv_values
@@ -25,52 +25,324 @@ MAX_SIGN_IN_WINDOW_S = 86400.0
 N = TypeVar("N", int, float)
 
 
-def _number(
-    env: Mapping[str, str],
-    name: str,
-    default: N,
-    minimum: N,
-    *,
-    above: bool = False,
-    maximum: N | None = None,
-) -> N:
-    """``env[name]`` as the type of ``default``, at least ``minimum`` (or ``above`` it).
+@dataclass(frozen=True, kw_only=True)
+class Variable:
+    """One environment variable, declared once: the code reads it through its declaration and
+    ``python -m gateway.reference`` lists it in docs/configuration.md.
+
+    ``default`` and ``allowed`` are as a reader should see them, Markdown included.
+    """
+
+    name: str
+    kind: str
+    default: str
+    allowed: str
+    description: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Number(Generic[N]):
+    """A numeric variable: the type of its default, bounds checked when it is read.
 
     A value out of range is refused at startup, naming the variable, rather than meaning
     something nobody asked for later (a body limit of 0 refusing every delivery, a poll of 0
     spinning the CPU).
     """
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    kind = "a whole number" if isinstance(default, int) else "a number"
-    try:
-        value = type(default)(raw)
-    except ValueError:
-        raise ConfigurationError(f"{name} must be {kind}, not {raw!r}") from None
-    if not math.isfinite(value):
-        raise ConfigurationError(f"{name} must be {kind}, not {raw!r}")
-    if value < minimum or (above and value == minimum):
-        bound = f"more than {minimum:g}" if above else f"at least {minimum:g}"
-        raise ConfigurationError(f"{name} must be {bound}, not {raw!r}")
-    if maximum is not None and value > maximum:
-        raise ConfigurationError(f"{name} must be at most {maximum:g}, not {raw!r}")
-    return value
+
+    name: str
+    default: N
+    minimum: N
+    #: True when ``minimum`` itself is refused (a timeout of 0 would never wait).
+    above: bool = False
+    maximum: N | None = None
+    description: str
+    #: How the documentation shows the default when it means "not set" rather than a value.
+    unset: str | None = None
+
+    def read(self, env: Mapping[str, str]) -> N:
+        """``env[name]`` as the type of the default, or the default when unset or empty."""
+        raw = env.get(self.name)
+        if raw is None or raw == "":
+            return self.default
+        kind = "a whole number" if isinstance(self.default, int) else "a number"
+        try:
+            value = type(self.default)(raw)
+        except ValueError:
+            raise ConfigurationError(f"{self.name} must be {kind}, not {raw!r}") from None
+        if not math.isfinite(value):
+            raise ConfigurationError(f"{self.name} must be {kind}, not {raw!r}")
+        if value < self.minimum or (self.above and value == self.minimum):
+            raise ConfigurationError(f"{self.name} must be {self._lower_bound()}, not {raw!r}")
+        if self.maximum is not None and value > self.maximum:
+            raise ConfigurationError(f"{self.name} must be at most {self.maximum:g}, not {raw!r}")
+        return value
+
+    def _lower_bound(self) -> str:
+        return f"more than {self.minimum:g}" if self.above else f"at least {self.minimum:g}"
+
+    def documented(self) -> Variable:
+        """The variable as docs/configuration.md shows it."""
+        whole = isinstance(self.default, int)
+        if self.maximum is None:
+            allowed = f"more than {self.minimum:g}" if self.above else f"{self.minimum:g} or more"
+        elif self.above:
+            allowed = f"more than {self.minimum:g} and at most {self.maximum:g}"
+        else:
+            allowed = f"{self.minimum:g} to {self.maximum:g}"
+        return Variable(
+            name=self.name,
+            kind="whole number" if whole else "seconds",
+            default=self.unset or f"`{self.default if whole else f'{self.default:g}'}`",
+            allowed=allowed,
+            description=self.description,
+        )
 
 
-def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
-    value = env.get(name) or default
-    if value not in choices:
-        allowed = f"{', '.join(choices[:-1])} or {choices[-1]}"
-        raise ConfigurationError(f"{name} must be {allowed}, not {value!r}")
-    return value
+@dataclass(frozen=True, kw_only=True)
+class Choice:
+    """A variable that takes one of a few words."""
+
+    name: str
+    choices: tuple[str, ...]
+    description: str
+
+    def read(self, env: Mapping[str, str]) -> str:
+        """``env[name]``, or the first choice when unset or empty."""
+        value = env.get(self.name) or self.choices[0]
+        if value not in self.choices:
+            allowed = f"{', '.join(self.choices[:-1])} or {self.choices[-1]}"
+            raise ConfigurationError(f"{self.name} must be {allowed}, not {value!r}")
+        return value
+
+    def documented(self) -> Variable:
+        """The variable as docs/configuration.md shows it."""
+        return Variable(
+            name=self.name,
+            kind="choice",
+            default=f"`{self.choices[0]}`",
+            allowed=", ".join(f"`{choice}`" for choice in self.choices),
+            description=self.description,
+        )
+
+
+DATABASE_URL = Variable(
+    name="GATEWAY_DATABASE_URL",
+    kind="URL",
+    default="`sqlite:///instance/gateway.db`",
+    allowed="`sqlite:///PATH`, `postgresql+psycopg://…` (`postgres://` and `postgresql://`, as"
+    " platforms hand them out, mean the same); options are libpq's (`?sslmode=require`), an"
+    " unknown one is refused at start",
+    description="SQLite file, or `postgresql+psycopg://user:pass@host/db`",
+)
+INSTANCE_PATH = Variable(
+    name="GATEWAY_INSTANCE_PATH",
+    kind="directory",
+    default="`instance`",
+    allowed="a directory the gateway may create and write",
+    description="where the SQLite database and the generated token and key live",
+)
+PUBLIC_URL = Variable(
+    name="GATEWAY_PUBLIC_URL",
+    kind="URL",
+    default="`http://` and the address in `GATEWAY_BIND` (`127.0.0.1` for `0.0.0.0`)",
+    allowed="an `http://` or `https://` URL (`https://` also marks the console's cookie `Secure`)",
+    description="base of the callback URLs handed to providers: set it to the address"
+    " providers reach",
+)
+ADMIN_TOKEN = Variable(
+    name="GATEWAY_ADMIN_TOKEN",
+    kind="text",
+    default="generated into `instance/admin-token` (43 random characters)",
+    allowed=f"at least {MIN_ADMIN_TOKEN_LENGTH} characters, no blanks around it (anything else"
+    " is still used, with a warning)",
+    description="bearer token of the admin API and the console's sign-in; when the web server"
+    f" starts, one shorter than {MIN_ADMIN_TOKEN_LENGTH} characters (easy to guess) or beginning"
+    " or ending with blanks (which never match: what is given is stripped) gets a warning line"
+    " naming this variable",
+)
+SECRET_KEY = Variable(
+    name="GATEWAY_SECRET_KEY",
+    kind="text",
+    default="generated into `instance/secret-key`",
+    allowed="any non-empty text",
+    description="key encrypting stored secrets (and signing list cursors and console cookies):"
+    " a Fernet key (`python -c 'from cryptography.fernet import Fernet;"
+    " print(Fernet.generate_key().decode())'`) is used as it is, any other text is stretched"
+    " into one with HKDF-SHA256, so give a long random value rather than a memorable"
+    " passphrase; stored secrets cannot be decrypted once it changes",
+)
+MAX_BODY_BYTES = Number(
+    name="GATEWAY_MAX_BODY_BYTES",
+    default=MiB,
+    minimum=1,
+    description="larger deliveries get 413 before they are read; admin API bodies get 413 past"
+    " four times this",
+)
+MAX_HEADER_BYTES = Number(
+    name="GATEWAY_MAX_HEADER_BYTES",
+    default=16 * 1024,
+    minimum=1,
+    description="deliveries whose headers are larger in all get 400 `headers_too_large`;"
+    " whatever this says, one header line over 32 KiB, more than 200 headers or a request line"
+    " over 8 KiB are refused by the server first (431, 414)",
+)
+COMMIT_TIMEOUT_S = Number(
+    name="GATEWAY_COMMIT_TIMEOUT_S",
+    default=4.0,
+    minimum=0.0,
+    above=True,
+    description="a delivery not durably stored by then gets 503, before the sender's own"
+    " timeout (5 s or less for most senders)",
+)
+INBOX_MAX_BATCH = Number(
+    name="GATEWAY_INBOX_MAX_BATCH",
+    default=128,
+    minimum=1,
+    description="deliveries stored in one transaction at most (group commit)",
+)
+TARGET = Variable(
+    name="GATEWAY_TARGET",
+    kind="target name",
+    default="`local`",
+    allowed="`local`, `salesforce`, `salesforce:<profile>` (letters, digits, `_`)",
+    description="where records go; a group's `target` overrides it ([Salesforce](salesforce.md))",
+)
+BIND = Variable(
+    name="GATEWAY_BIND",
+    kind="host:port",
+    default="`127.0.0.1:8000`, or `0.0.0.0:$PORT` when `PORT` is set",
+    allowed="`host:port` (gunicorn's forms: several comma-separated, `unix:PATH`)",
+    description="where `gateway serve`, `gateway run` and `gunicorn wsgi:app` listen",
+)
+PORT = Number(
+    name="PORT",
+    default=0,
+    minimum=1,
+    maximum=65535,
+    unset="unset",
+    description="the port a platform running the `Procfile` assigns; used only when"
+    " `GATEWAY_BIND` is unset",
+)
+WEB_WORKERS = Number(
+    name="GATEWAY_WEB_WORKERS",
+    default=2,
+    minimum=1,
+    description="gunicorn (gevent) processes",
+)
+WEB_CONNECTIONS = Number(
+    name="GATEWAY_WEB_CONNECTIONS",
+    default=16,
+    minimum=1,
+    description="connections each gunicorn process serves at once",
+)
+WORKER_BATCH_SIZE = Number(
+    name="GATEWAY_WORKER_BATCH_SIZE",
+    default=1000,
+    minimum=1,
+    description="events a worker claims at once",
+)
+WORKER_POLL_S = Number(
+    name="GATEWAY_WORKER_POLL_S",
+    default=0.5,
+    minimum=0.0,
+    above=True,
+    description="how long an idle worker waits before looking for due events again",
+)
+BATCH_WINDOW_S = Number(
+    name="GATEWAY_BATCH_WINDOW_S",
+    default=0.5,
+    minimum=0.0,
+    description="how long a worker waits for a burst to fill a batch (fewer CRM calls)",
+)
+CLAIM_TIMEOUT_S = Number(
+    name="GATEWAY_CLAIM_TIMEOUT_S",
+    default=120.0,
+    minimum=0.0,
+    above=True,
+    description="a dead worker's claims are taken over after this",
+)
+MAX_ATTEMPTS = Number(
+    name="GATEWAY_MAX_ATTEMPTS",
+    default=8,
+    minimum=1,
+    description="transient failures retry this often, then the event is `dead`",
+)
+RETRY_BASE_S = Number(
+    name="GATEWAY_RETRY_BASE_S",
+    default=2.0,
+    minimum=0.0,
+    description="exponential backoff: the first retry waits up to this, each next one twice as"
+    " long, with jitter (half to all of it)",
+)
+RETRY_MAX_S = Number(
+    name="GATEWAY_RETRY_MAX_S",
+    default=3600.0,
+    minimum=0.0,
+    description="exponential backoff: the longest a retry waits",
+)
+RETENTION_DAYS = Number(
+    name="GATEWAY_RETENTION_DAYS",
+    default=30,
+    minimum=0,
+    description="`gateway events purge` removes delivered events older than this",
+)
+LOG_FORMAT = Choice(
+    name="GATEWAY_LOG_FORMAT",
+    choices=LOG_FORMATS,
+    description="`json` for structured logs, gunicorn's own lines included",
+)
+SIGN_IN_ATTEMPTS = Number(
+    name="GATEWAY_SIGN_IN_ATTEMPTS",
+    default=5,
+    minimum=1,
+    description="console sign-ins one client address may get wrong within"
+    " `GATEWAY_SIGN_IN_WINDOW_S` before its sign-ins are refused for the rest of it"
+    " ([Signing in](console.md#signing-in))",
+)
+SIGN_IN_WINDOW_S = Number(
+    name="GATEWAY_SIGN_IN_WINDOW_S",
+    default=300.0,
+    minimum=0.0,
+    above=True,
+    maximum=MAX_SIGN_IN_WINDOW_S,
+    description="the window of `GATEWAY_SIGN_IN_ATTEMPTS`, which opens at the first wrong sign-in",
+)
+
+#: Every variable, in the order docs/configuration.md lists them.
+VARIABLES: tuple[Variable | Number[int] | Number[float] | Choice, ...] = (
+    DATABASE_URL,
+    INSTANCE_PATH,
+    PUBLIC_URL,
+    ADMIN_TOKEN,
+    SECRET_KEY,
+    MAX_BODY_BYTES,
+    MAX_HEADER_BYTES,
+    COMMIT_TIMEOUT_S,
+    INBOX_MAX_BATCH,
+    TARGET,
+    BIND,
+    PORT,
+    WEB_WORKERS,
+    WEB_CONNECTIONS,
+    WORKER_BATCH_SIZE,
+    WORKER_POLL_S,
+    BATCH_WINDOW_S,
+    CLAIM_TIMEOUT_S,
+    MAX_ATTEMPTS,
+    RETRY_BASE_S,
+    RETRY_MAX_S,
+    RETENTION_DAYS,
+    LOG_FORMAT,
+    SIGN_IN_ATTEMPTS,
+    SIGN_IN_WINDOW_S,
+)
 
 
 def _target(env: Mapping[str, str]) -> str:
     """``GATEWAY_TARGET``, refused unless the target registry can open a target of that name."""
     from gateway.targets import TARGET_NAMES, is_target_name
 
-    value = env.get("GATEWAY_TARGET") or "local"
+    value = env.get(TARGET.name) or "local"
     if not is_target_name(value):
         raise ConfigurationError(f"GATEWAY_TARGET must be {TARGET_NAMES}, not {value!r}")
     return value
@@ -93,7 +365,7 @@ def _database_url(env: Mapping[str, str], instance: Path) -> str:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
-    url = env.get("GATEWAY_DATABASE_URL") or f"sqlite:///{instance / 'gateway.db'}"
+    url = env.get(DATABASE_URL.name) or f"sqlite:///{instance / 'gateway.db'}"
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -140,29 +412,29 @@ class Settings:
     public_url: str = "http://127.0.0.1:8000"
     admin_token: str | None = None
     secret_key: str | None = None
-    max_body_bytes: int = MiB
-    max_header_bytes: int = 16 * 1024
+    max_body_bytes: int = MAX_BODY_BYTES.default
+    max_header_bytes: int = MAX_HEADER_BYTES.default
     target: str = "local"
     log_format: str = "text"
     #: Deliveries written in one transaction at most (group commit).
-    inbox_max_batch: int = 128
+    inbox_max_batch: int = INBOX_MAX_BATCH.default
     #: How long a delivery waits for its commit before the sender is told 503 to retry later;
     #: shorter than senders' own timeouts (5 s or less), or the 503 reaches nobody.
-    commit_timeout_s: float = 4.0
-    worker_batch_size: int = 1000
-    worker_poll_s: float = 0.5
+    commit_timeout_s: float = COMMIT_TIMEOUT_S.default
+    worker_batch_size: int = WORKER_BATCH_SIZE.default
+    worker_poll_s: float = WORKER_POLL_S.default
     #: How long a worker's claim on a batch lasts before others may take it over.
-    claim_timeout_s: float = 120.0
-    max_attempts: int = 8
-    retry_base_s: float = 2.0
-    retry_max_s: float = 3600.0
+    claim_timeout_s: float = CLAIM_TIMEOUT_S.default
+    max_attempts: int = MAX_ATTEMPTS.default
+    retry_base_s: float = RETRY_BASE_S.default
+    retry_max_s: float = RETRY_MAX_S.default
     #: How long the worker waits for a burst to fill a batch before processing it.
-    batch_window_s: float = 0.5
-    retention_days: int = 30
+    batch_window_s: float = BATCH_WINDOW_S.default
+    retention_days: int = RETENTION_DAYS.default
     #: Console sign-ins one client address may try within ``sign_in_window_s`` without one
     #: succeeding; past them, its sign-ins are refused until that window has passed.
-    sign_in_attempts: int = 5
-    sign_in_window_s: float = 300.0
+    sign_in_attempts: int = SIGN_IN_ATTEMPTS.default
+    sign_in_window_s: float = SIGN_IN_WINDOW_S.default
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -175,36 +447,29 @@ class Settings:
         """
         if env is None:
             env = environment()
-        instance = Path(env.get("GATEWAY_INSTANCE_PATH") or instance_path or "instance").resolve()
+        instance = Path(env.get(INSTANCE_PATH.name) or instance_path or "instance").resolve()
         return cls(
             instance_path=instance,
             database_url=_database_url(env, instance),
-            public_url=(env.get("GATEWAY_PUBLIC_URL") or _served_url(env)).rstrip("/"),
-            admin_token=env.get("GATEWAY_ADMIN_TOKEN") or None,
-            secret_key=env.get("GATEWAY_SECRET_KEY") or None,
-            max_body_bytes=_number(env, "GATEWAY_MAX_BODY_BYTES", MiB, 1),
-            max_header_bytes=_number(env, "GATEWAY_MAX_HEADER_BYTES", 16 * 1024, 1),
+            public_url=(env.get(PUBLIC_URL.name) or _served_url(env)).rstrip("/"),
+            admin_token=env.get(ADMIN_TOKEN.name) or None,
+            secret_key=env.get(SECRET_KEY.name) or None,
+            max_body_bytes=MAX_BODY_BYTES.read(env),
+            max_header_bytes=MAX_HEADER_BYTES.read(env),
             target=_target(env),
-            log_format=_choice(env, "GATEWAY_LOG_FORMAT", "text", LOG_FORMATS),
-            inbox_max_batch=_number(env, "GATEWAY_INBOX_MAX_BATCH", 128, 1),
-            commit_timeout_s=_number(env, "GATEWAY_COMMIT_TIMEOUT_S", 4.0, 0.0, above=True),
-            worker_batch_size=_number(env, "GATEWAY_WORKER_BATCH_SIZE", 1000, 1),
-            worker_poll_s=_number(env, "GATEWAY_WORKER_POLL_S", 0.5, 0.0, above=True),
-            claim_timeout_s=_number(env, "GATEWAY_CLAIM_TIMEOUT_S", 120.0, 0.0, above=True),
-            max_attempts=_number(env, "GATEWAY_MAX_ATTEMPTS", 8, 1),
-            retry_base_s=_number(env, "GATEWAY_RETRY_BASE_S", 2.0, 0.0),
-            retry_max_s=_number(env, "GATEWAY_RETRY_MAX_S", 3600.0, 0.0),
-            batch_window_s=_number(env, "GATEWAY_BATCH_WINDOW_S", 0.5, 0.0),
-            retention_days=_number(env, "GATEWAY_RETENTION_DAYS", 30, 0),
-            sign_in_attempts=_number(env, "GATEWAY_SIGN_IN_ATTEMPTS", 5, 1),
-            sign_in_window_s=_number(
-                env,
-                "GATEWAY_SIGN_IN_WINDOW_S",
-                300.0,
-                0.0,
-                above=True,
-                maximum=MAX_SIGN_IN_WINDOW_S,
-            ),
+            log_format=LOG_FORMAT.read(env),
+            inbox_max_batch=INBOX_MAX_BATCH.read(env),
+            commit_timeout_s=COMMIT_TIMEOUT_S.read(env),
+            worker_batch_size=WORKER_BATCH_SIZE.read(env),
+            worker_poll_s=WORKER_POLL_S.read(env),
+            claim_timeout_s=CLAIM_TIMEOUT_S.read(env),
+            max_attempts=MAX_ATTEMPTS.read(env),
+            retry_base_s=RETRY_BASE_S.read(env),
+            retry_max_s=RETRY_MAX_S.read(env),
+            batch_window_s=BATCH_WINDOW_S.read(env),
+            retention_days=RETENTION_DAYS.read(env),
+            sign_in_attempts=SIGN_IN_ATTEMPTS.read(env),
+            sign_in_window_s=SIGN_IN_WINDOW_S.read(env),
             env=dict(env),
         )
 
@@ -247,8 +512,8 @@ class ServerSettings:
     """
 
     bind: str = "127.0.0.1:8000"
-    workers: int = 2
-    connections: int = 16
+    workers: int = WEB_WORKERS.default
+    connections: int = WEB_CONNECTIONS.default
     #: gunicorn's own lines (starting, booting workers, errors) follow the gateway's format.
     log_format: str = "text"
 
@@ -262,9 +527,9 @@ class ServerSettings:
             env = environment()
         return cls(
             bind=_bind(env),
-            workers=_number(env, "GATEWAY_WEB_WORKERS", 2, 1),
-            connections=_number(env, "GATEWAY_WEB_CONNECTIONS", 16, 1),
-            log_format=_choice(env, "GATEWAY_LOG_FORMAT", "text", LOG_FORMATS),
+            workers=WEB_WORKERS.read(env),
+            connections=WEB_CONNECTIONS.read(env),
+            log_format=LOG_FORMAT.read(env),
         )
 
 
@@ -274,9 +539,9 @@ def _bind(env: Mapping[str, str]) -> str:
     Platforms that run the Procfile (Heroku and its likes) say which port to serve on in
     ``PORT`` and route to it from outside, so loopback would be unreachable there.
     """
-    if env.get("GATEWAY_BIND"):
-        return env["GATEWAY_BIND"]
-    port = _number(env, "PORT", 0, 1, maximum=65535)
+    if env.get(BIND.name):
+        return env[BIND.name]
+    port = PORT.read(env)
     return f"0.0.0.0:{port}" if port else ServerSettings.bind
 
 

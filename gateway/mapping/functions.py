@@ -128,34 +128,76 @@ def _number_of(text: str) -> int | float | None:
 
 
 class MappingFunctions(Functions):
-    """The standard JMESPath functions plus the ones documented in the README."""
+    """The standard JMESPath functions plus the ones integrations need.
+
+    Each added function's docstring is its user documentation: docs/mappings.md is written from
+    it (``python -m gateway.reference``), and its examples are checked by the tests.
+    """
 
     @signature({"types": []})
     def _func_sf_date(self, value: Any) -> str | None:
+        """Epoch milliseconds or an ISO-8601 date or date-time to a Salesforce date, `YYYY-MM-DD`,
+        in UTC.
+
+        sf_date(`1714557600000`) => "2024-05-01"
+        sf_date('2024-05-01') => "2024-05-01"
+        sf_date('2024-05-01T23:30:00-02:00') => "2024-05-02"
+        sf_date('01/05/2024') => error: sf_date(): "01/05/2024" is not an ISO-8601 date or time
+
+        An empty string is not a date either; where a provider sends `""` for "no date", write
+        `sf_date(default(payload.DeliveryDate, null))`.
+        """
         if value is None:
             return None
         return _instant("sf_date", value).date().isoformat()
 
     @signature({"types": []})
     def _func_sf_datetime(self, value: Any) -> str | None:
+        """Epoch milliseconds or an ISO-8601 date-time to a Salesforce date-time,
+        `YYYY-MM-DDTHH:MM:SS.sssZ`, in UTC.
+
+        sf_datetime(`1714557600123`) => "2024-05-01T10:00:00.123Z"
+        sf_datetime('2024-05-01T12:00:00+02:00') => "2024-05-01T10:00:00.000Z"
+        sf_datetime('2024-05-01 10:00') => "2024-05-01T10:00:00.000Z"
+        sf_datetime('5 May') => error: sf_datetime(): "5 May" is not an ISO-8601 date or time
+        """
         if value is None:
             return None
         return _instant("sf_datetime", value).isoformat(timespec="milliseconds")[:-6] + "Z"
 
     @signature({"types": ["string", "null"]})
     def _func_upper(self, text: str | None) -> str | None:
+        """The text in upper case.
+
+        upper('se') => "SE"
+        """
         return None if text is None else text.upper()
 
     @signature({"types": ["string", "null"]})
     def _func_lower(self, text: str | None) -> str | None:
+        """The text in lower case.
+
+        lower('Ada@Example.COM') => "ada@example.com"
+        """
         return None if text is None else text.lower()
 
     @signature({"types": ["string", "null"]})
     def _func_trim(self, text: str | None) -> str | None:
+        """The text without leading and trailing white space.
+
+        trim('  Ada Lovelace ') => "Ada Lovelace"
+        """
         return None if text is None else text.strip()
 
     @signature({"types": []}, {"types": [], "variadic": True})
     def _func_concat(self, *parts: Any) -> str:
+        """Two or more strings and numbers joined into one text; nulls are left out. A whole number
+        is written without `.0`.
+
+        concat('RP-', `101`, null, '/', `2.0`) => "RP-101/2"
+        concat(`null`, `null`) => ""
+        concat('A', `true`) => error: concat(): true is not a string, number or null
+        """
         for part in parts:
             if part is not None and not isinstance(part, str) and not is_number(part):
                 raise _fail("concat", part, "is not a string, number or null")
@@ -165,6 +207,11 @@ class MappingFunctions(Functions):
 
     @signature({"types": ["string", "null"]}, {"types": ["string"]}, {"types": ["string"]})
     def _func_replace(self, text: str | None, old: str, new: str) -> str | None:
+        """The text with every `old` replaced by `new`.
+
+        replace('12-34-56', '-', '') => "123456"
+        replace('abc', '', 'x') => error: replace(): the text to replace cannot be empty
+        """
         if old == "":
             raise FunctionError("replace(): the text to replace cannot be empty")
         if text is None:
@@ -186,14 +233,34 @@ class MappingFunctions(Functions):
 
     @signature({"types": []}, {"types": []})
     def _func_default(self, value: Any, fallback: Any) -> Any:
+        """`fallback` when `value` is null or an empty string, otherwise `value`.
+
+        default('', 'EUR') => "EUR"
+        default('SEK', 'EUR') => "SEK"
+        default('', null) => null
+        """
         return fallback if value is None or value == "" else value
 
     @signature({"types": []}, {"types": [], "variadic": True})
     def _func_coalesce(self, *values: Any) -> Any:
+        """The first argument that is not null (the standard `not_null`, under the name SQL uses).
+
+        coalesce(null, 'DHL', 'UPS') => "DHL"
+        coalesce('', 'DHL') => ""
+        """
         return next((value for value in values if value is not None), None)
 
     @signature({"types": []})
     def _func_number(self, value: Any) -> int | float | None:
+        """A number, or text that is exactly a number (`12.5`, `-3`, `1e3`), as a number. Unlike the
+        standard `to_number`, which answers null, anything else is an error: thousands
+        separators, decimal commas, spaces, an empty string.
+
+        number('12.5') => 12.5
+        number('-3') => -3
+        number('1e3') => 1000.0
+        number('1,234.50') => error: number(): "1,234.50" is not a number
+        """
         if value is None or is_number(value):
             return value
         if not isinstance(value, str) or not _NUMBER_TEXT.fullmatch(value):
@@ -216,12 +283,24 @@ class MappingFunctions(Functions):
 
     @signature({"types": ["string", "null"]}, {"types": ["string"]})
     def _func_split(self, text: str | None, separator: str) -> list[str] | None:
+        """The text cut at every separator, as a list.
+
+        split('A;B;C', ';') => ["A", "B", "C"]
+        split('A;B;C', '') => error: split(): the separator cannot be empty
+        """
         if separator == "":
             raise FunctionError("split(): the separator cannot be empty")
         return None if text is None else text.split(separator)
 
     @signature({"types": ["string", "null"]}, {"types": ["number"], "variadic": True})
     def _func_substring(self, text: str | None, start: Any, *length: Any) -> str | None:
+        """Part of the text from `start` (counting from 0; a negative start counts from the end), at
+        most `length` characters long, or up to the end without `length`.
+
+        substring('ABCDEF', `1`, `3`) => "BCD"
+        substring('ABCDEF', `-2`) => "EF"
+        substring('ABC', `5`) => ""
+        """
         if len(length) > 1:
             raise FunctionError(arity_problem("substring", 2 + len(length)))
         if type(start) is not int:

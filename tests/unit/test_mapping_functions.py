@@ -17,7 +17,7 @@ from jmespath.functions import Functions
 
 from gateway.mapping.functions import OPTIONS, MappingFunctions, arity_problem, as_text
 
-DOCS = Path(__file__).parents[2] / "README.md"
+DOCS = Path(__file__).parents[2] / "docs" / "mappings.md"
 
 CUSTOM = {
     "sf_date",
@@ -275,9 +275,8 @@ def test_number_reads_back_what_json_writes(value: float) -> None:
 
 def documented_examples() -> list[tuple[str, str]]:
     """Each ``expression => result`` line of the function documentation."""
-    readme = DOCS.read_text(encoding="utf-8")
-    section = readme[readme.index("### Mapping functions") :]
-    section = section[: section.index("\n## ")]
+    page = DOCS.read_text(encoding="utf-8")
+    section = page[page.index("## Functions") :]
     blocks = re.findall(r"```text\n(.*?)```", section, re.S)
     pairs = (line.split(" => ", 1) for block in blocks for line in block.splitlines())
     return [(expression.strip(), result) for expression, result in pairs]
