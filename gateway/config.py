@@ -590,9 +590,9 @@ def admin_token_warning(token: str | None) -> str | None:
 def environment() -> dict[str, str]:
     """The environment the gateway is configured by: ``.env``, overlaid by the process's own.
 
-    An empty value counts as unset (README), so an empty variable of the process leaves the
-    same one in ``.env`` in force rather than blanking it; with none there, it stays empty
-    (``SALESFORCE_SECURITY_TOKEN=`` says the org needs no token).
+    An empty value counts as unset (docs/configuration.md), so an empty variable of the process
+    leaves the same one in ``.env`` in force rather than blanking it; with none there, it stays
+    empty (``SALESFORCE_SECURITY_TOKEN=`` says the org needs no token).
     """
     dotenv = _dotenv()
     own = {name: value for name, value in os.environ.items() if value or name not in dotenv}
