@@ -39,6 +39,10 @@ class Variable:
     allowed: str
     description: str
 
+    def documented(self) -> Variable:
+        """The variable as docs/configuration.md shows it: as declared."""
+        return self
+
 
 @dataclass(frozen=True, kw_only=True)
 class Number(Generic[N]):
