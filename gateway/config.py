@@ -153,9 +153,13 @@ class Settings:
     worker_poll_s: float = 0.5
     #: How long a worker's claim on a batch lasts before others may take it over.
     claim_timeout_s: float = 120.0
-    max_attempts: int = 8
-    retry_base_s: float = 2.0
-    retry_max_s: float = 3600.0
+    #: Attempts an event gets before it is dead. With the delays below, the default schedule
+    #: spans 26 to 52 hours: a target's outage of a day costs no event.
+    max_attempts: int = 22
+    #: The delay before the first retry; each one after doubles, jittered down by up to half.
+    retry_base_s: float = 30.0
+    #: The longest delay between two attempts.
+    retry_max_s: float = 14400.0
     #: How long the worker waits for a burst to fill a batch before processing it.
     batch_window_s: float = 0.5
     retention_days: int = 30
@@ -191,9 +195,9 @@ class Settings:
             worker_batch_size=_number(env, "GATEWAY_WORKER_BATCH_SIZE", 1000, 1),
             worker_poll_s=_number(env, "GATEWAY_WORKER_POLL_S", 0.5, 0.0, above=True),
             claim_timeout_s=_number(env, "GATEWAY_CLAIM_TIMEOUT_S", 120.0, 0.0, above=True),
-            max_attempts=_number(env, "GATEWAY_MAX_ATTEMPTS", 8, 1),
-            retry_base_s=_number(env, "GATEWAY_RETRY_BASE_S", 2.0, 0.0),
-            retry_max_s=_number(env, "GATEWAY_RETRY_MAX_S", 3600.0, 0.0),
+            max_attempts=_number(env, "GATEWAY_MAX_ATTEMPTS", 22, 1),
+            retry_base_s=_number(env, "GATEWAY_RETRY_BASE_S", 30.0, 0.0),
+            retry_max_s=_number(env, "GATEWAY_RETRY_MAX_S", 14400.0, 0.0),
             batch_window_s=_number(env, "GATEWAY_BATCH_WINDOW_S", 0.5, 0.0),
             retention_days=_number(env, "GATEWAY_RETENTION_DAYS", 30, 0),
             sign_in_attempts=_number(env, "GATEWAY_SIGN_IN_ATTEMPTS", 5, 1),
