@@ -267,20 +267,21 @@ CLAIM_TIMEOUT_S = Number(
 )
 MAX_ATTEMPTS = Number(
     name="GATEWAY_MAX_ATTEMPTS",
-    default=8,
+    default=22,
     minimum=1,
-    description="transient failures retry this often, then the event is `dead`",
+    description="attempts an event gets before it is `dead`; with the default delays the"
+    " schedule spans 26 to 52 hours, so a target's outage of a day costs no event",
 )
 RETRY_BASE_S = Number(
     name="GATEWAY_RETRY_BASE_S",
-    default=2.0,
+    default=30.0,
     minimum=0.0,
     description="exponential backoff: the first retry waits up to this, each next one twice as"
     " long, with jitter (half to all of it)",
 )
 RETRY_MAX_S = Number(
     name="GATEWAY_RETRY_MAX_S",
-    default=3600.0,
+    default=14400.0,
     minimum=0.0,
     description="exponential backoff: the longest a retry waits",
 )

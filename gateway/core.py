@@ -6,13 +6,13 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from gateway.config import Settings
-from gateway.db import Database
-from gateway.inbox import Inbox
 from gateway.mapping_store import MappingStore
 from gateway.paging import Paging
 from gateway.registry import ConnectorRegistry
 from gateway.secrets import SecretBox
 from gateway.sign_ins import SignInThrottle
+from gateway.storage import open_storage
+from gateway.storage.inbox import Inbox
 from gateway.targets.credentials import CredentialStore
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ class Gateway:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings.ensure_instance_secrets()
-        self.db = Database(self.settings.database_url)
+        self.db = open_storage(self.settings.database_url)
         secret_key = self.settings.secret_key
         assert secret_key is not None
         self._secret_key = secret_key

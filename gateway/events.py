@@ -237,7 +237,9 @@ def replay(gw: Gateway, event_id: Any) -> Event:
             raise NotFound.of("event", key)
         if event.status in NOT_REPLAYABLE:
             raise _not_now(event)
-        taken = _redecide(session, [(event.id, event.group_id, event.type)]).replayed
+        taken = _redecide(
+            session, [(event.id, event.group_id, event.type)], gw.db.now(session)
+        ).replayed
         session.refresh(event)
         if not taken:  # a worker claimed it since it was read
             raise _not_now(event)
@@ -256,12 +258,13 @@ def replay_matching(gw: Gateway, filters: Mapping[str, Any], limit: int | None =
     if limit:
         query = query.order_by(Event.id).limit(limit)
     with gw.db.session() as session:
-        return _redecide(session, session.execute(query).all())
+        return _redecide(session, session.execute(query).all(), gw.db.now(session))
 
 
-def _redecide(session: Session, events: Sequence[tuple[int, str, str]]) -> Replayed:
+def _redecide(session: Session, events: Sequence[tuple[int, str, str]], now: datetime) -> Replayed:
     """Queue each event (id, group, type) whose group registers its type, as the receive path
     decides, and ignore the others; how many were taken again, and how many of those ignored.
+    ``now`` is the database's clock, which workers read due times on.
 
     A group deleted since decides nothing: its events are queued and fail saying so.
     """
@@ -275,7 +278,6 @@ def _redecide(session: Session, events: Sequence[tuple[int, str, str]]) -> Repla
             queued.append(event_id)
         else:
             unregistered[event_type].append(event_id)
-    now = datetime.now(UTC)
     requeued = _change(session, queued, _requeued(now))
     ignored = sum(_change(session, ids, _ignored(t, now)) for t, ids in unregistered.items())
     return Replayed(requeued + ignored, ignored)

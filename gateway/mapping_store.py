@@ -11,10 +11,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from gateway.db import Database
 from gateway.errors import Conflict, NotFound
 from gateway.mapping import CompiledMapping, compile_mapping, validate_document
 from gateway.models import MappingVersion
+from gateway.storage import Storage
 
 #: The first key of the advisory locks that line up edits of one mapping (by name).
 MAPPING_EDITS = 1
@@ -28,7 +28,7 @@ def checksum(document: Any) -> str:
 class MappingStore:
     """Every change is a new immutable version; events record which version mapped them."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Storage) -> None:
         self._db = database
         self._compiled: dict[tuple[str, int], CompiledMapping] = {}
         self._lock = threading.Lock()
@@ -134,13 +134,9 @@ class MappingStore:
 
         Two edits made at once would otherwise both read the same newest version: both
         numbering theirs after it (one failing on the primary key), or both creating the
-        mapping. PostgreSQL keeps these two-key advisory locks apart from the worker's one-key
-        record locks.
+        mapping.
         """
-        if not self._db.is_sqlite:
-            digest = hashlib.blake2b(name.encode(), digest_size=4).digest()
-            key = int.from_bytes(digest, "big", signed=True)
-            session.execute(select(func.pg_advisory_xact_lock(MAPPING_EDITS, key)))
+        self._db.line_up(session, MAPPING_EDITS, name)
 
     @staticmethod
     def _latest(session: Session, name: str) -> MappingVersion | None:

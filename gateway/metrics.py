@@ -25,9 +25,9 @@ from prometheus_client.registry import REGISTRY, Collector
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from gateway.db import Database
 from gateway.errors import StoreUnavailable
 from gateway.models import SETTLED, UNSETTLED, Event, EventStatus, TargetUsage
+from gateway.storage import Storage
 
 DELIVERIES = Counter(
     "gateway_deliveries_total",
@@ -94,7 +94,7 @@ class QueueCollector(Collector):
     know (queue, retries, latency, target API usage) is read from the shared database.
     """
 
-    def __init__(self, database: Database, counts: StatusCounts) -> None:
+    def __init__(self, database: Storage, counts: StatusCounts) -> None:
         self._db = database
         self._counts = counts
 
@@ -205,7 +205,7 @@ def _age(value: datetime | None) -> float:
     return max(0.0, (datetime.now(UTC) - _aware(value)).total_seconds())
 
 
-def render(database: Database, counts: StatusCounts) -> bytes:
+def render(database: Storage, counts: StatusCounts) -> bytes:
     """Prometheus text: this process's (or all processes') counters, and the queue."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()

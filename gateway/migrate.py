@@ -14,8 +14,8 @@ from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy.exc import OperationalError
 
-from gateway.db import Database, translate_outage
 from gateway.errors import Detail, GatewayError, StoreUnavailable
+from gateway.storage import Storage, translate_outage
 
 
 def _scripts_config() -> Config:
@@ -24,7 +24,7 @@ def _scripts_config() -> Config:
     return config
 
 
-def alembic_config(database: Database) -> Config:
+def alembic_config(database: Storage) -> Config:
     config = _scripts_config()
     config.set_main_option(
         "sqlalchemy.url", database.url.render_as_string(hide_password=False).replace("%", "%%")
@@ -32,7 +32,7 @@ def alembic_config(database: Database) -> Config:
     return config
 
 
-def upgrade(database: Database, revision: str = "head") -> None:
+def upgrade(database: Storage, revision: str = "head") -> None:
     """Bring the schema to ``revision``; safe to run on every start."""
     with reaching(database):
         try:
@@ -44,13 +44,13 @@ def upgrade(database: Database, revision: str = "head") -> None:
             ) from exc
 
 
-def current_revision(database: Database) -> str | None:
+def current_revision(database: Storage) -> str | None:
     """The schema revision the database is at; None before the first migration."""
     with reaching(database):
         return _revision(database)
 
 
-def _revision(database: Database) -> str | None:
+def _revision(database: Storage) -> str | None:
     with database.engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
 
@@ -61,7 +61,7 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(_scripts_config()).get_current_head()
 
 
-def schema_is_current(database: Database) -> bool:
+def schema_is_current(database: Storage) -> bool:
     """Whether the database's schema is the one this release needs (``gateway db upgrade``)."""
     # Not current_revision: its error names the database, and this one answers /readyz.
     with translate_outage():
@@ -69,7 +69,7 @@ def schema_is_current(database: Database) -> bool:
 
 
 @contextlib.contextmanager
-def reaching(database: Database) -> Iterator[None]:
+def reaching(database: Storage) -> Iterator[None]:
     """Say which database cannot be reached, and the driver's reason, without its password.
 
     Migrating is what an admin runs first against a new database: it is where a wrong host,

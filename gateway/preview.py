@@ -15,7 +15,6 @@ from typing import Any
 from sqlalchemy import select
 
 from gateway import events as event_log
-from gateway.bulk import rows_by_keys
 from gateway.core import Gateway
 from gateway.errors import BadRequest, GatewayError, NotFound
 from gateway.groups import get_group
@@ -30,6 +29,7 @@ from gateway.mapping import (
 )
 from gateway.models import Event, Group, Webhook, WriteMark, iso
 from gateway.staleness import is_older
+from gateway.storage.bulk import rows_by_keys
 
 DEFAULT_LAST = 10
 

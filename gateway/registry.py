@@ -10,15 +10,15 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from gateway.connectors import Profile, shipped_profiles, validate_profile
-from gateway.db import Database
 from gateway.errors import Conflict, NotFound
 from gateway.models import ConnectorProfile
+from gateway.storage import Storage
 
 
 class ConnectorRegistry:
     """Looks profiles up by name; custom ones are cached and reloaded when a name is missing."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Storage) -> None:
         self._db = database
         self._custom: dict[str, Profile] = {}
         self._lock = threading.Lock()

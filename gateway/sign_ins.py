@@ -12,12 +12,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Executable, case, delete, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from gateway.db import Database
 from gateway.errors import TooManySignIns
 from gateway.models import SignInAttempts
+from gateway.storage import Storage
 
 #: Expired rows removed with each attempt at most: more than an attempt adds (one), so the
 #: table holds little beyond the addresses tried within the last window, and no attempt pays
@@ -35,7 +33,7 @@ class SignInThrottle:
 
     def __init__(
         self,
-        db: Database,
+        db: Storage,
         limit: int,
         window_s: float,
         clock: Callable[[], datetime] = utc_now,
@@ -44,7 +42,7 @@ class SignInThrottle:
         self.limit = limit
         self.window = timedelta(seconds=window_s)
         self.clock = clock
-        self._insert = sqlite_insert if db.is_sqlite else pg_insert
+        self._insert = db.insert
 
     def attempt(self, address: str) -> int:
         """Count a sign-in attempt from ``address``; its number within the address's window.

@@ -44,9 +44,9 @@ def postgres_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def migrated_postgres(postgres_url: str) -> str:
-    from gateway.db import Database
+    from gateway.storage import open_storage
 
-    database = Database(postgres_url)
+    database = open_storage(postgres_url)
     upgrade(database)
     database.dispose()
     return postgres_url
@@ -57,9 +57,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A migrated, empty database of each backend."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'gateway.db'}"
-        from gateway.db import Database
+        from gateway.storage import open_storage
 
-        database = Database(url)
+        database = open_storage(url)
         upgrade(database)
         database.dispose()
         return url

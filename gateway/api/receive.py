@@ -34,10 +34,10 @@ from gateway.errors import (
     VerificationFailed,
 )
 from gateway.groups import accepted_secrets, find_by_token
-from gateway.inbox import GroupChanged, NewDelivery, Receipt, group_state
 from gateway.intake import IncomingEvent, split_delivery
 from gateway.metrics import DELIVERIES, RECEIVE_LATENCY, labelled
 from gateway.models import Group
+from gateway.storage.inbox import GroupChanged, NewDelivery, Receipt, group_state
 from gateway.verify import verify
 from gateway.web import (
     UNREADABLE_BODY,
@@ -104,7 +104,7 @@ class KnownGroup:
     """A group as its deliveries use it, with what each of them would otherwise recompute."""
 
     group: Group
-    #: The state the inbox checks again at commit (:func:`gateway.inbox.group_state`).
+    #: The state the inbox checks again at commit (:func:`gateway.storage.inbox.group_state`).
     state: tuple[Any, ...]
     registered: frozenset[str]
 

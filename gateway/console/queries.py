@@ -92,7 +92,7 @@ class Overview:
 def overview(gw: Gateway, minutes: int = 60) -> Overview:
     end = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)
     start = end - timedelta(minutes=minutes)
-    minute = _minute_of(gw, Delivery.received_at)
+    minute = gw.db.utc_minute(Delivery.received_at)
     with gw.db.read_session() as session:
         counted = session.execute(
             select(minute, func.count()).where(Delivery.received_at >= start).group_by(minute)
@@ -104,10 +104,3 @@ def overview(gw: Gateway, minutes: int = 60) -> Overview:
     slots = [start + timedelta(minutes=i) for i in range(minutes)]
     per_minute = [(slot, by_minute.get(slot.strftime(MINUTE_FORMAT), 0)) for slot in slots]
     return Overview(per_minute, queue, waiting)
-
-
-def _minute_of(gw: Gateway, column: Any) -> Any:
-    """The UTC minute of ``column`` as MINUTE_FORMAT text, so the database does the counting."""
-    if gw.db.is_sqlite:  # SQLite keeps UTC times as ISO text
-        return func.substr(column, 1, 16)
-    return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD HH24:MI")

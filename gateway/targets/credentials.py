@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.db import Database
 from gateway.errors import Detail, NotFound, ValidationFailed
 from gateway.models import TargetCredentials, iso
 from gateway.secrets import SecretBox, hint
+from gateway.storage import Storage
 
 #: The variables a Salesforce target reads; stored ones win over the environment's.
 SALESFORCE_VARIABLES = (
@@ -47,7 +47,7 @@ class StoredCredentials:
 class CredentialStore:
     """Reads and writes encrypted credentials by target name."""
 
-    def __init__(self, database: Database, box: SecretBox) -> None:
+    def __init__(self, database: Storage, box: SecretBox) -> None:
         self._db = database
         self._box = box
 

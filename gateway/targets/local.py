@@ -12,8 +12,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from gateway.bulk import insert_rows, rows_by_keys, update_rows
 from gateway.models import Record
+from gateway.storage.bulk import insert_rows, rows_by_keys, update_rows
 from gateway.targets.base import UpsertRequest, UpsertResult
 
 

@@ -21,8 +21,8 @@ import pytest
 from cryptography.fernet import Fernet
 
 from gateway.config import Settings
-from gateway.db import Database
 from gateway.migrate import upgrade
+from gateway.storage import open_storage
 from tests.acceptance import senders
 from tests.acceptance.conftest import Api, launch_web, stop
 from tests.conftest import ADMIN_TOKEN
@@ -56,7 +56,7 @@ def _sqlite_settings(path: Path) -> Settings:
         admin_token=ADMIN_TOKEN,
         secret_key=Fernet.generate_key().decode(),
     )
-    database = Database(settings.database_url)
+    database = open_storage(settings.database_url)
     upgrade(database)
     database.dispose()
     return settings

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
-from gateway.bulk import insert_rows, update_rows
 from gateway.models import Record, WriteMark
+from gateway.storage.bulk import insert_rows, update_rows
 
 VALUES: list[Any] = [
     None,

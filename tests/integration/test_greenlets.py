@@ -31,11 +31,11 @@ monkey.patch_all()
 import threading
 import time
 
-from gateway.db import Database
-from gateway.greenlets import cooperative
+from gateway.storage import open_storage
+from gateway.storage.greenlets import cooperative
 
 assert cooperative(), "gevent has patched threading, so waits must be cooperative"
-db = Database({url!r})
+db = open_storage({url!r})
 ticks = 0
 
 
@@ -125,12 +125,12 @@ import os
 
 from gevent.monkey import get_original
 
-from gateway.db import Database
+from gateway.storage import open_storage
 
 native_ident = get_original("_thread", "get_ident")
 native_sleep = get_original("time", "sleep")
 hub_thread = native_ident()
-db = Database({url!r})
+db = open_storage({url!r})
 where = []
 
 

@@ -17,11 +17,11 @@ from sqlalchemy import create_engine, func, make_url, select, update
 
 from gateway.config import Settings
 from gateway.core import Gateway
-from gateway.db import Database
 from gateway.metrics import SETTLED_RECOUNT_S, StatusCounts
 from gateway.migrate import upgrade
 from gateway.models import Delivery, Event
 from gateway.retention import purge
+from gateway.storage import open_storage
 from gateway.web import create_app
 from tests.conftest import ADMIN_TOKEN, BACKENDS
 from tests.postgres import another_client, once_it_waits_for
@@ -171,7 +171,7 @@ def test_json_logs_carry_the_event_and_delivery_ids(
     assert failure["event_id"] == admin.get("/events").get_json()["items"][0]["id"]
     assert "has no mapping" in failure["message"]
     stored = next(line for line in lines if line["message"].startswith("stored 1 deliveries"))
-    assert stored["logger"] == "gateway.inbox"
+    assert stored["logger"] == "gateway.storage.inbox"
     assert stored["delivery_ids"] == [delivery_id]
     assert stored["group_ids"] == [group["id"]]
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", x["time"]) for x in lines)
@@ -278,7 +278,7 @@ def unmigrated_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[s
 def test_readyz_and_the_api_say_the_schema_needs_migrating_until_it_is(
     unmigrated_url: str, settings: Settings, revision: str | None
 ) -> None:
-    database = Database(unmigrated_url)
+    database = open_storage(unmigrated_url)
     if revision:
         upgrade(database, revision)
     gw = Gateway(settings.with_overrides({"database_url": unmigrated_url}))
@@ -308,15 +308,15 @@ def test_a_postgresql_server_that_never_answers_is_unavailable_within_the_connec
     import socket
     import time
 
-    import gateway.db
+    import gateway.storage.postgresql
     from gateway.errors import StoreUnavailable
 
-    monkeypatch.setattr(gateway.db, "CONNECT_TIMEOUT_S", 1)
+    monkeypatch.setattr(gateway.storage.postgresql, "CONNECT_TIMEOUT_S", 1)
     with socket.socket() as silent:  # takes connections (the kernel does), answers nothing
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)
         port = silent.getsockname()[1]
-        database = Database(f"postgresql+psycopg://nobody@127.0.0.1:{port}/none")
+        database = open_storage(f"postgresql+psycopg://nobody@127.0.0.1:{port}/none")
         started = time.monotonic()
         with pytest.raises(StoreUnavailable):
             database.ping()

@@ -531,11 +531,11 @@ def test_a_dead_event_is_replayed_when_the_target_is_back(
 
 
 def test_retries_back_off_exponentially(setup: dict[str, Any], gw: Any, worker: Any) -> None:
-    from gateway.worker import _retry_delay
+    from gateway.retries import retry_delay
 
     settings = gw.settings.with_overrides({"retry_base_s": 2.0, "retry_max_s": 60.0})
 
-    delays = [_retry_delay(n, settings) for n in (1, 2, 3, 4, 10)]
+    delays = [retry_delay(n, settings) for n in (1, 2, 3, 4, 10)]
 
     assert 1.0 <= delays[0] <= 2.0
     assert 2.0 <= delays[1] <= 4.0
@@ -1522,19 +1522,19 @@ def test_on_postgresql_no_transaction_locks_more_records_than_its_budget(
     gw: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import gateway.worker as worker_module
-
     if gw.db.is_sqlite:
         pytest.skip("SQLite serialises writers itself: no record locks")
+    import gateway.storage.postgresql as postgresql
+
     locked: list[int] = []
-    real_lock = worker_module._lock_records
+    real_lock = postgresql._lock_records
 
-    def counting_lock(session: Any, planned: list[Any]) -> None:
-        locked.append(len({worker_module._record_key(p) for p in planned}))
-        real_lock(session, planned)
+    def counting_lock(session: Any, records: set[Any]) -> None:
+        locked.append(len(records))
+        real_lock(session, records)
 
-    monkeypatch.setattr(worker_module, "RECORD_LOCKS_PER_TRANSACTION", 3)
-    monkeypatch.setattr(worker_module, "_lock_records", counting_lock)
+    monkeypatch.setattr(postgresql, "RECORD_LOCKS_PER_TRANSACTION", 3)
+    monkeypatch.setattr(postgresql, "_lock_records", counting_lock)
     for at in range(1, 11):  # ten records, the last three written twice, newest last
         deliver(setup["group"], moved(f"A-{at % 7}", f"loc-{at}", at))
 
@@ -1561,6 +1561,44 @@ def test_on_postgresql_no_transaction_locks_more_records_than_its_budget(
 def test_a_failing_worker_waits_longer_between_tries_up_to_a_cap(
     failures: int, wait: float
 ) -> None:
-    from gateway.worker import _idle_wait
+    from gateway.retries import idle_wait
 
-    assert _idle_wait(0.5, failures) == wait
+    assert idle_wait(0.5, failures) == wait
+
+
+def _clock_ahead(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    """Make every clock the gateway's code reads run ``seconds`` ahead, as a host's would."""
+    import sys
+    from datetime import datetime, timedelta
+
+    class Ahead(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:
+            return datetime.now(tz) + timedelta(seconds=seconds)
+
+    for name, module in list(sys.modules.items()):
+        if name.startswith("gateway") and getattr(module, "datetime", None) is datetime:
+            monkeypatch.setattr(module, "datetime", Ahead)
+
+
+def test_a_worker_whose_clock_runs_ahead_takes_no_live_lease_and_sends_no_record_twice(
+    setup: dict[str, Any], admin: Any, deliver: Any, gw: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gateway.worker import Worker
+
+    on_time = Worker(gw, worker_id="on-time")
+    ahead = Worker(gw, worker_id="ahead")
+    on_time.settings = ahead.settings = gw.settings.with_overrides({"claim_timeout_s": 120.0})
+    deliver(setup["group"], moved("A-1", "Dock", 1))
+    held = on_time.claim()
+    _clock_ahead(monkeypatch, 130)
+
+    assert ahead.claim() == []  # the lease has 120 s to run on the database's clock
+    on_time.process(held)
+    assert ahead.drain() == 0
+
+    (event,) = admin.get("/events").get_json()["items"]
+    detail = admin.get(f"/events/{event['id']}").get_json()
+    assert (detail["status"], detail["attempts"]) == ("delivered", 1)
+    assert [(h["attempt"], h["outcome"]) for h in detail["history"]] == [(1, "created")]
+    assert record(admin, "A-1")["Location__c"] == "Dock"

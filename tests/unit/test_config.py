@@ -116,7 +116,7 @@ def test_a_database_url_the_gateway_cannot_use_is_refused(
         ("GATEWAY_RETRY_BASE_S", "0", "retry_base_s", 0.0),  # retry at once
         ("GATEWAY_BATCH_WINDOW_S", "0", "batch_window_s", 0.0),  # never wait for a burst
         ("GATEWAY_COMMIT_TIMEOUT_S", "0.25", "commit_timeout_s", 0.25),
-        ("GATEWAY_MAX_ATTEMPTS", "", "max_attempts", 8),  # empty is unset
+        ("GATEWAY_MAX_ATTEMPTS", "", "max_attempts", 22),  # empty is unset
         ("GATEWAY_SIGN_IN_ATTEMPTS", "", "sign_in_attempts", 5),
         ("GATEWAY_SIGN_IN_ATTEMPTS", "1", "sign_in_attempts", 1),
         ("GATEWAY_SIGN_IN_WINDOW_S", "", "sign_in_window_s", 300.0),

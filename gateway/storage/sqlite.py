@@ -1,9 +1,9 @@
-"""Engines and sessions for SQLite (the embedded default) and PostgreSQL.
+"""SQLite, the embedded default: two engines on one file, WAL, and the inbox's own syncing.
 
-SQLite gets two engines on the same file: writers open their transaction with ``BEGIN
-IMMEDIATE`` so they queue on the write lock instead of failing to upgrade a read lock, and
-readers use plain deferred transactions that WAL lets run beside a writer. PostgreSQL needs no
-such care, so both names point at the same engine there.
+Writers open their transaction with ``BEGIN IMMEDIATE`` so they queue on the write lock instead
+of failing to upgrade a read lock, and readers use plain deferred transactions that WAL lets run
+beside a writer. Writers of every process line up on a file lock before they ask SQLite for its
+own, and the inbox syncs the WAL and starts checkpoints itself, outside the write lock.
 """
 
 from __future__ import annotations
@@ -11,29 +11,30 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
-import json
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Table, create_engine, event, func, select
+from sqlalchemy.dialects.sqlite import Insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from gateway.errors import ConfigurationError, StoreUnavailable
-from gateway.greenlets import cooperative, off_the_hub
+from gateway.errors import ConfigurationError
+from gateway.storage.base import Storage, serialize_json
+from gateway.storage.greenlets import cooperative, off_the_hub
+from gateway.storage.results import BatchWrites
 
 log = logging.getLogger(__name__)
 
 #: How long a writer waits for SQLite's write lock before the database counts as unavailable.
 BUSY_TIMEOUT_S = 30.0
-#: How long a new PostgreSQL connection may take before the database counts as unavailable.
-CONNECT_TIMEOUT_S = 5
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}",
@@ -42,92 +43,54 @@ SQLITE_PRAGMAS = (
 #: Every commit is on disk, even across power loss, before it returns.
 SYNC_ON_COMMIT = "PRAGMA synchronous=FULL"
 #: The inbox's connections: a commit returns once written, and the inbox syncs the WAL itself
-#: after letting go of the write lock (:meth:`Database.driver_transaction`). Checkpoints still
+#: after letting go of the write lock (:meth:`SQLiteStorage.driver_transaction`). Checkpoints still
 #: sync the WAL before and the database after, so the file stays whole either way.
 SYNC_BY_CALLER = "PRAGMA synchronous=NORMAL"
 #: Nor do they checkpoint as part of a commit, under the write lock: the inbox starts one beside
-#: its writer now and then (:meth:`Database.driver_transaction`).
+#: its writer now and then (:meth:`SQLiteStorage.driver_transaction`).
 NO_CHECKPOINT_ON_COMMIT = "PRAGMA wal_autocheckpoint=0"
-#: The inbox's commits between two checkpoints it starts (per process): a commit of a batch
-#: adds some 30 to 60 pages to the WAL, and SQLite's own checkpoints come every 1,000 pages,
-#: which one web process reaches in about 20 commits and two in about 40 (20 each).
+#: The inbox's commits between two checkpoints it starts (per process): about as often as
+#: SQLite's own checkpoints (every 1,000 pages of WAL) would come.
 CHECKPOINT_EVERY = 32
 #: SQLite's page cache for writers (KiB; its default is 2 MiB): the dedupe index takes random
 #: inserts, and once it outgrows the cache every delivery reads some of its pages back.
 WRITER_CACHE_KIB = 32768
 #: A sync of the WAL that took less than this is made on the hub the next time: under gevent,
-#: handing a call to a native thread and back costs about 0.15 ms of CPU (three wake-ups), more
+#: handing a call to a native thread and back costs three wake-ups of CPU, more
 #: than a quick disk keeps the process waiting, and its requests all wait on that sync anyway.
 QUICK_SYNC_S = 0.001
+ONE_MILLISECOND = timedelta(milliseconds=1)
 #: Between two tries at SQLite's lock under gevent: short beside a commit, long beside a syscall.
 COOPERATIVE_POLL_S = 0.0005
 
 
-class JsonText(str):
-    """JSON already in text form, for a JSON column: stored as it is, not encoded again."""
+class SQLiteStorage(Storage):
+    """The embedded database: a write engine, a read engine and the inbox's engine on one file."""
 
-
-def serialize_json(value: Any) -> str:
-    """The engines' JSON serializer: what JSON columns store for ``value``."""
-    return value if isinstance(value, JsonText) else json.dumps(value)
-
-
-class Database:
-    """The gateway's database: a write engine, a read engine and session factories."""
+    is_sqlite = True
+    numbers_deliveries = True
 
     def __init__(self, url: str) -> None:
-        self.url = make_url(url)
-        self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        super().__init__(url)
         self._lock_path: str | None = None
         self._records_lock_path: str | None = None
         self._wal_path: str | None = None
         self._commits = 0
         self._last_sync_s = 0.0
         self._checkpointing = threading.Lock()
-        if self.is_sqlite and self.url.database and self.url.database != ":memory:":
+        if self.url.database and self.url.database != ":memory:":
             self._lock_path = f"{self.url.database}-writers.lock"
             self._records_lock_path = f"{self.url.database}-records.lock"
             self._wal_path = f"{self.url.database}-wal"
-        if self.is_sqlite:
-            self.engine = _sqlite_engine(url, immediate=True)
-            self.read_engine = _sqlite_engine(url, immediate=False)
-            #: The inbox's own connections, which leave syncing the WAL to it.
-            self.inbox_engine = (
-                _sqlite_engine(url, immediate=True, synced_by_caller=True)
-                if self._wal_path
-                else self.engine
-            )
-        else:
-            self.engine = create_engine(
-                url,
-                pool_pre_ping=True,
-                pool_size=10,
-                max_overflow=20,
-                pool_recycle=1800,
-                json_serializer=serialize_json,
-                hide_parameters=True,  # see _sqlite_engine
-                # A host that drops packets would hold a connection attempt for minutes, past
-                # every sender's timeout; the URL's own connect_timeout wins where it has one.
-                connect_args={"connect_timeout": CONNECT_TIMEOUT_S}
-                if "connect_timeout" not in self.url.query
-                else {},
-            )
-            self.read_engine = self.engine
-            self.inbox_engine = self.engine
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self._read_sessions = sessionmaker(self.read_engine, expire_on_commit=False)
-
-    @contextlib.contextmanager
-    def session(self) -> Iterator[Session]:
-        """A write session committed on success; database outages become StoreUnavailable."""
-        with translate_outage(), self._sessions() as session, session.begin():
-            yield session
-
-    @contextlib.contextmanager
-    def read_session(self) -> Iterator[Session]:
-        """A session for reads only; never takes SQLite's write lock."""
-        with translate_outage(), self._read_sessions() as session:
-            yield session
+        self.engine = _sqlite_engine(url, immediate=True)
+        self.read_engine = _sqlite_engine(url, immediate=False)
+        #: The inbox's own connections, which leave syncing the WAL to it.
+        self.inbox_engine = (
+            _sqlite_engine(url, immediate=True, synced_by_caller=True)
+            if self._wal_path
+            else self.engine
+        )
+        self._open_sessions()
 
     @contextlib.contextmanager
     def write_lock(self) -> Iterator[None]:
@@ -135,16 +98,16 @@ class Database:
 
         A writer that finds SQLite's lock taken sleeps and polls (1 ms, then longer and longer),
         so two processes taking turns waste most of each turn; a waiter on a file lock is woken
-        the moment it is free. SQLite's own lock still decides: without this one (PostgreSQL,
-        or a lock file that cannot be opened) writers are as safe, only slower.
+        the moment it is free. SQLite's own lock still decides: without this one (a database
+        in memory, or a lock file that cannot be opened) writers are as safe, only slower.
         """
         with _file_lock(self._lock_path):
             yield
 
     @contextlib.contextmanager
     def records_lock(self) -> Iterator[None]:
-        """On SQLite, line up workers of every process from a batch's stale-write check against
-        remote targets to the commit of its results.
+        """Line up workers of every process from a batch's stale-write check against remote
+        targets to the commit of its results.
 
         Remote calls are made outside SQLite's write lock, so that deliveries never wait on a
         CRM; without this lock, two workers could both find a record unwritten and the older
@@ -155,16 +118,11 @@ class Database:
 
     @contextlib.contextmanager
     def driver_transaction(self) -> Iterator[Any]:
-        """A write transaction on the driver's own connection, and a cursor in it; durable
-        when the block ends without an error.
-
-        For statements compiled ahead (:mod:`gateway.driver`) on the receive path, where
-        SQLAlchemy's transaction and execution layers cost more than the statements. Driver
-        errors come out as they are; the connection goes back to the pool either way.
+        """See :meth:`Storage.driver_transaction`.
 
         The writers' lock (:meth:`write_lock`), and with it SQLite's, is held from BEGIN to
-        COMMIT only. On SQLite the WAL is synced after that, so the next writer, often another
-        process, writes its batch while this one waits for the disk instead of after: the
+        COMMIT only. The WAL is synced after that, so the next writer, often another process,
+        writes its batch while this one waits for the disk instead of after: the
         commit is visible to readers before it is durable, and nothing that waits on this
         block (a sender's 200) learns of it before it is both.
         """
@@ -237,50 +195,44 @@ class Database:
         finally:
             os.close(fd)
 
-    def _begin_immediate(self, dbapi_connection: Any) -> None:
-        """On SQLite, take the write lock now (PostgreSQL's driver begins by itself)."""
-        if not self.is_sqlite:
-            return
+    @staticmethod
+    def _begin_immediate(dbapi_connection: Any) -> None:
+        """Take the write lock now."""
         begin = functools.partial(dbapi_connection.execute, "BEGIN IMMEDIATE")
         if cooperative():
             _begin_waiting(begin)
         else:
             begin()
 
-    def ping(self) -> None:
-        """Raise StoreUnavailable unless the database answers."""
-        with translate_outage(), self.read_engine.connect() as conn:
-            conn.exec_driver_sql("SELECT 1")
+    def now(self, session: Session) -> datetime:
+        """SQLite reads its clock to the millisecond: the end of that millisecond is taken, so
+        that whatever was written during it counts as past."""
+        text = session.execute(select(func.strftime("%Y-%m-%d %H:%M:%f", "now"))).scalar_one()
+        return datetime.fromisoformat(text).replace(tzinfo=UTC) + ONE_MILLISECOND
 
-    def dispose(self) -> None:
-        for engine in {self.engine, self.read_engine, self.inbox_engine}:
-            engine.dispose()
+    def write_batch(self, batch: BatchWrites) -> None:
+        """Remote targets are called outside SQLite's write lock, so that deliveries never
+        wait on a CRM, but under the records lock, so that other workers' remote writes wait;
+        the local targets' stale check happens under the write lock."""
+        with self.records_lock() if batch.remote_records() else contextlib.nullcontext():
+            with self.read_session() as session:
+                batch.check_stale(session, remote=True, local=False)
+            batch.call_remote()
+            with self.session() as session:
+                # A remote upsert of a lease lost meanwhile goes unrecorded: the worker that
+                # took the event over sends it again, to the same effect.
+                batch.keep_leased(session)
+                batch.check_stale(session, remote=False, local=True)
+                batch.finish(session)
 
+    def insert(self, table: Table | type[Any]) -> Insert:
+        return sqlite_insert(table)
 
-#: What the database says when a table is missing: SQLite's message, PostgreSQL's SQLSTATE.
-_NO_SUCH_TABLE = "no such table"
-_UNDEFINED_TABLE = "42P01"
-NOT_MIGRATED = (
-    "the database has no gateway schema, or an older one than this release needs: run"
-    " `gateway db upgrade`"
-)
+    def utc_minute(self, column: Any) -> Any:
+        return func.substr(column, 1, 16)  # UTC times are kept as ISO text
 
-
-@contextlib.contextmanager
-def translate_outage() -> Iterator[None]:
-    """Turn 'cannot reach or lock the database' into the domain's StoreUnavailable, and say so
-    when the reason is a schema never migrated: senders retry a 503 until it is."""
-    try:
-        yield
-    except DBAPIError as exc:
-        original = exc.orig
-        if _NO_SUCH_TABLE in str(original) or getattr(original, "sqlstate", None) == (
-            _UNDEFINED_TABLE
-        ):
-            raise StoreUnavailable(NOT_MIGRATED, code="schema_not_migrated") from exc
-        if isinstance(exc, OperationalError) or exc.connection_invalidated:
-            raise StoreUnavailable() from exc
-        raise
+    def line_up(self, session: Session, namespace: int, name: str) -> None:
+        """Nothing to do: SQLite's writers take turns from BEGIN IMMEDIATE to COMMIT."""
 
 
 def _timed_sync(fd: int) -> float:
@@ -323,8 +275,8 @@ def _flock(fd: int) -> None:
     """Take the lock; under gevent, a wait happens in a native thread of gevent's pool.
 
     The process's other requests go on meanwhile, and the writer wakes the moment the lock is
-    free: polling for it (every 0.5 ms, later still when the process was busy) left it free for
-    1 ms on average at each hand-over between two processes, and cost a system call per try.
+    free, where polling for it would leave it free between tries at each hand-over between two
+    processes, and cost a system call per try.
     """
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -1,10 +1,10 @@
 """Core statements compiled once and run on the driver's cursor: the receive path's writes.
 
 For a few small rows, SQLAlchemy's execution layer (cache lookup, parameter processing, result
-metadata, its transaction) costs more CPU than the driver's own work: on SQLite, a third of
-what storing a delivery cost. These statements keep what SQLAlchemy knows (the dialect's SQL,
-each column type's conversion of values) and drop the rest. Run them in
-:meth:`gateway.db.Database.driver_transaction`.
+metadata, its transaction) costs more CPU than the driver's own work. These statements keep
+what SQLAlchemy knows (the dialect's SQL, each column type's conversion of values) and drop the
+rest. Run them in
+:meth:`gateway.storage.base.Storage.driver_transaction`.
 """
 
 from __future__ import annotations

@@ -60,7 +60,7 @@ def _as_arrays(session: Session, rows: Sequence[dict[str, Any]]) -> dict[str, li
     """On PostgreSQL, the rows (all of the same columns) as one array per column; else None.
 
     The statements below unnest them into one set of rows: an executemany costs the server a
-    statement per row, and about 60 % more of its CPU (bench/README.md). SQLite has no arrays,
+    statement per row, and more of its CPU. SQLite has no arrays,
     and its executemany runs in-process anyway.
     """
     if session.get_bind().dialect.name != "postgresql":
