@@ -8,9 +8,9 @@ from flask import Blueprint, Flask, Response, jsonify
 
 from gateway.db import NOT_MIGRATED
 from gateway.errors import StoreUnavailable
+from gateway.http import gateway
 from gateway.metrics import render
 from gateway.migrate import schema_is_current
-from gateway.web import gateway
 
 bp = Blueprint("ops", __name__)
 
