@@ -15,6 +15,7 @@ from cryptography.fernet import Fernet
 from dotenv import dotenv_values
 
 from gateway.errors import ConfigurationError
+from gateway.target_names import TARGET_NAMES, is_target_name
 
 MiB = 1024 * 1024
 LOG_FORMATS = ("text", "json")
@@ -345,8 +346,6 @@ VARIABLES: tuple[Variable | Number[int] | Number[float] | Choice, ...] = (
 
 def _target(env: Mapping[str, str]) -> str:
     """``GATEWAY_TARGET``, refused unless the target registry can open a target of that name."""
-    from gateway.targets import TARGET_NAMES, is_target_name
-
     value = env.get(TARGET.name) or "local"
     if not is_target_name(value):
         raise ConfigurationError(f"GATEWAY_TARGET must be {TARGET_NAMES}, not {value!r}")

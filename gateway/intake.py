@@ -12,18 +12,16 @@ import hashlib
 import json
 import re
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import jmespath
 import orjson
-from jmespath.exceptions import JMESPathError
-from jmespath.parser import ParsedResult
 
 from gateway.connectors import DEFAULT_CONTENT_TYPES, Profile
 from gateway.errors import InvalidPayload, UnsupportedContentType
+from gateway.expressions import Query, SearchFailed
 from gateway.validation import finite_float, refuse_constant
 
 #: Longer event types are refused: they are stored, indexed and shown in lists.
@@ -82,6 +80,8 @@ def split_delivery(
     text = reader.json_text(body, reader.media(content_type))
     try:
         return reader.events(headers, _parse(text), text)
+    except SearchFailed as exc:
+        raise InvalidPayload(str(exc)) from exc
     except RecursionError as exc:
         raise InvalidPayload("the body is nested too deeply") from exc
 
@@ -168,7 +168,7 @@ class _Header:
 class _Path:
     """A value found by a JMESPath on the event, or on the whole delivery."""
 
-    expression: _Expression
+    expression: Query
     on_delivery: bool = False
 
     def find(self, headers: Mapping[str, str], delivery: Any, event: Any) -> Any:
@@ -188,11 +188,11 @@ class _Reader:
     accepted: frozenset[str]
     #: The form field holding the JSON when the sender posts a form; None if it never does.
     form_field: str | None
-    split: _Expression | None
+    split: Query | None
     type: _Locator
     id: _Locator | None
     #: What to hash when there is no provider id; None hashes the whole event.
-    hash_of: _Expression | None
+    hash_of: Query | None
     with_index: bool
     #: Where the event's time is, and its unit.
     timestamp: tuple[_Locator, str] | None
@@ -297,64 +297,11 @@ def _reader(key: str) -> _Reader:
 def _locator(spec: Mapping[str, Any]) -> _Locator:
     if "header" in spec:
         return _Header(spec["header"].lower())
-    return _Path(_Expression.of(spec["jmespath"]), on_delivery=spec.get("from") == "delivery")
+    return _Path(Query.of(spec["jmespath"]), on_delivery=spec.get("from") == "delivery")
 
 
-def _compile(expression: str | None) -> _Expression | None:
-    return None if expression is None else _Expression.of(expression)
-
-
-@dataclass(frozen=True)
-class _Expression:
-    """A compiled JMESPath; read by a plain function when all it does is pick fields.
-
-    Most profiles locate the type, id and time with expressions such as ``type``,
-    ``data.object.id`` or ``[topic, eventTimestamp, data]``; the interpreter walks their tree
-    on every delivery, a plain function does the same in a fraction of the time.
-    """
-
-    parsed: ParsedResult
-    reader: Callable[[Any], Any] | None
-
-    @classmethod
-    def of(cls, text: str) -> _Expression:
-        parsed = jmespath.compile(text)
-        return cls(parsed, _reader_of(parsed.parsed))
-
-    @property
-    def text(self) -> str:
-        return str(self.parsed.expression)
-
-    def search(self, data: Any) -> Any:
-        if self.reader is not None:
-            return self.reader(data)
-        try:
-            return self.parsed.search(data)
-        except JMESPathError as exc:
-            raise InvalidPayload(f"`{self.text}` cannot be applied: {exc}") from exc
-
-
-def _reader_of(node: Mapping[str, Any]) -> Callable[[Any], Any] | None:
-    """What JMESPath returns for a field, a chain of fields, or a list of those; else None."""
-    kind = node["type"]
-    if kind == "field":
-        name = node["value"]
-        return lambda data: data.get(name) if isinstance(data, dict) else None
-    parts = [_reader_of(child) for child in node["children"]]
-    if kind not in ("subexpression", "multi_select_list") or any(p is None for p in parts):
-        return None
-    readers = [p for p in parts if p is not None]
-    if kind == "multi_select_list":
-        return lambda data: None if data is None else [read(data) for read in readers]
-    return functools.partial(_chain, readers)
-
-
-def _chain(readers: list[Callable[[Any], Any]], data: Any) -> Any:
-    for read in readers:
-        if data is None:
-            return None
-        data = read(data)
-    return data
+def _compile(expression: str | None) -> Query | None:
+    return None if expression is None else Query.of(expression)
 
 
 #: Keys sorted, no spaces, text as it is: the same value always gives the same key.

@@ -28,7 +28,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from gateway.mapping.functions import is_number
+from gateway.expressions import is_number
 
 #: Epoch numbers from here on are milliseconds when compared with an ISO time; below, seconds.
 MILLISECONDS_FROM = 1e11

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -14,12 +16,16 @@ from jsonschema.exceptions import ValidationError
 from gateway.errors import Detail, ValidationFailed
 
 
+def join_path(path: str, segment: str | int) -> str:
+    """Extend a path such as ``upserts[1].fields`` by a key or an index."""
+    if isinstance(segment, int):
+        return f"{path}[{segment}]"
+    return f"{path}.{segment}" if path else segment
+
+
 def json_path(error: ValidationError) -> str:
-    """``upserts[1].fields.Name`` from a jsonschema error's absolute path."""
-    path = ""
-    for part in error.absolute_path:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    return path or "$"
+    """``upserts[1].fields.Name`` from a jsonschema error's absolute path; ``$`` for the root."""
+    return functools.reduce(join_path, error.absolute_path, "") or "$"
 
 
 def whole_number(text: str, maximum: int) -> int | None:
@@ -132,63 +138,143 @@ def shown(value: Any) -> str:
     return f"{text[:SHOWN_AT_MOST]}… ({len(text)} characters of JSON)"
 
 
+def schema_details(error: ValidationError, path: str, *, by_key: bool = False) -> list[Detail]:
+    """One schema error as details at ``path``, the failing value's.
+
+    ``by_key``: keys missing, unknown or badly named are reported each at its own path rather
+    than all at the object's, as mapping documents report them.
+    """
+    keys = _KEY_PROBLEMS.get(str(error.validator))
+    if by_key and keys is not None:
+        return [Detail(join_path(path, key), keys.one) for key in keys.find(error)]
+    if by_key and "propertyNames" in error.relative_schema_path:
+        return [Detail(join_path(path, error.instance), schema_message(error))]  # type: ignore[arg-type]
+    return [Detail(path, schema_message(error))]
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """A schema error, as its message needs it."""
+
+    error: ValidationError
+    #: The failing value as messages name it: never a secret's (``writeOnly``) value, which
+    #: would come back in the answer and in whatever logs the client or a proxy keeps.
+    subject: str
+    secret: bool
+    instance: Any
+    expected: Any
+
+    @classmethod
+    def of(cls, error: ValidationError) -> _Failure:
+        secret = isinstance(error.schema, Mapping) and bool(error.schema.get("writeOnly"))
+        subject = "the value" if secret else shown(error.instance)
+        if "propertyNames" in error.relative_schema_path:
+            subject = f"the key {subject}"
+        return cls(error, subject, secret, error.instance, error.validator_value)
+
+
 def schema_message(error: ValidationError) -> str:
     """A JSON Schema error in JSON terms, for request bodies and documents alike.
 
     jsonschema's own messages spell values the Python way (``None is not of type 'string'``).
-    A value whose schema says ``writeOnly`` (a secret) is never repeated: it would come back in
-    the answer, and in whatever logs the client or a proxy keeps.
     """
-    secret = isinstance(error.schema, Mapping) and bool(error.schema.get("writeOnly"))
-    instance: Any = error.instance  # errors from iter_errors always carry these
-    expected: Any = error.validator_value
-    subject = "the value" if secret else shown(instance)
-    if "propertyNames" in error.relative_schema_path:
-        subject = f"the key {subject}"
-    keyword = error.validator
-    if keyword == "type":
-        names = [_TYPE_NAMES.get(name, name) for name in _as_list(expected)]
-        must = f"must be {_either(names, 'or')}"
-        return must if secret else f"{must}, not {shown(instance)}"
-    if keyword in _SIZES and expected == 1 and keyword.startswith("min"):
+    return _MESSAGES.get(str(error.validator), _other_message)(_Failure.of(error))
+
+
+def _type_message(f: _Failure) -> str:
+    names = [_TYPE_NAMES.get(name, name) for name in _as_list(f.expected)]
+    must = f"must be {_either(names, 'or')}"
+    return must if f.secret else f"{must}, not {shown(f.instance)}"
+
+
+def _size_message(f: _Failure) -> str:
+    keyword = str(f.error.validator)
+    if f.expected == 1 and keyword.startswith("min"):
         return "must not be empty"
-    if keyword in _SIZES:
-        than, unit = _SIZES[keyword]
-        verb = "is" if keyword.endswith("Length") else "has"
-        return f"{subject} {verb} {than} {expected} {unit}"
-    if keyword in _BOUNDS:
-        return f"{subject} {_BOUNDS[keyword]} {shown(expected)}"
-    if keyword == "pattern":
-        return f"{subject} does not match {expected}"
-    if keyword == "enum":
-        return f"{subject} is not one of {_either([shown(v) for v in expected], 'or')}"
-    if keyword == "const":
-        return f"{subject} is not {shown(expected)}"
-    if keyword == "uniqueItems":
-        return f"{subject} holds the same value more than once"
-    if keyword == "required":
-        missing = [key for key in expected if key not in instance]
-        verb = "is" if len(missing) == 1 else "are"
-        return f"{_either([shown(key) for key in missing], 'and')} {verb} required"
-    if keyword == "additionalProperties":
-        return _unknown_keys(error)
-    if keyword == "dependentRequired":
-        return "; ".join(
-            f"{shown(key)} is given, so {shown(needed)} is required"
-            for key, needs in expected.items()
-            if key in instance
-            for needed in needs
-            if needed not in instance
-        )
-    if keyword in ("oneOf", "anyOf"):
-        # oneOf without context: more than one form matched, none failed
-        how = "none of" if error.context else "more than one of"
-        return f"{subject} matches {how} the allowed forms"
-    # A keyword no schema here uses: jsonschema's words, without the Python value.
-    python = repr(instance)
-    if error.message.startswith(python):
-        return subject + error.message.removeprefix(python)
-    return f"the value fails the {keyword!r} check" if secret else error.message
+    than, unit = _SIZES[keyword]
+    verb = "is" if keyword.endswith("Length") else "has"
+    return f"{f.subject} {verb} {than} {f.expected} {unit}"
+
+
+def _bound_message(f: _Failure) -> str:
+    return f"{f.subject} {_BOUNDS[str(f.error.validator)]} {shown(f.expected)}"
+
+
+def _dependency_message(f: _Failure) -> str:
+    return "; ".join(
+        f"{shown(key)} is given, so {shown(needed)} is required"
+        for key, needs in f.expected.items()
+        if key in f.instance
+        for needed in needs
+        if needed not in f.instance
+    )
+
+
+def _forms_message(f: _Failure) -> str:
+    # oneOf without context: more than one form matched, none failed
+    how = "none of" if f.error.context else "more than one of"
+    return f"{f.subject} matches {how} the allowed forms"
+
+
+def _other_message(f: _Failure) -> str:
+    """A keyword no schema here uses: jsonschema's words, without the Python value."""
+    python = repr(f.instance)
+    if f.error.message.startswith(python):
+        return f.subject + f.error.message.removeprefix(python)
+    return f"the value fails the {f.error.validator!r} check" if f.secret else f.error.message
+
+
+@dataclass(frozen=True)
+class _KeyProblem:
+    """Keys of an object that are wrong the same way, and what is wrong with one, or several."""
+
+    find: Callable[[ValidationError], list[str]]
+    one: str
+    several: str
+
+    def message(self, f: _Failure) -> str:
+        keys = self.find(f.error)
+        named = [shown(key) for key in keys[:KEYS_SHOWN_AT_MOST]]
+        if len(keys) > KEYS_SHOWN_AT_MOST:
+            named.append(f"{len(keys) - KEYS_SHOWN_AT_MOST} more")
+        return f"{_either(named, 'and')} {self.one if len(keys) == 1 else self.several}"
+
+
+def _missing_keys(error: ValidationError) -> list[str]:
+    required: Any = error.validator_value
+    instance: Any = error.instance
+    return [key for key in required if key not in instance]
+
+
+def _unknown_keys(error: ValidationError) -> list[str]:
+    schema: Any = error.schema  # additionalProperties only sits in an object schema
+    instance: Any = error.instance
+    patterns = [re.compile(p) for p in schema.get("patternProperties", {})]
+    return [
+        key
+        for key in instance
+        if key not in schema.get("properties", {}) and not any(p.search(key) for p in patterns)
+    ]
+
+
+_KEY_PROBLEMS = {
+    "required": _KeyProblem(_missing_keys, "is required", "are required"),
+    "additionalProperties": _KeyProblem(_unknown_keys, "is not a known key", "are not known keys"),
+}
+#: Each validator keyword the schemas here use, and its message.
+_MESSAGES: dict[str, Callable[[_Failure], str]] = {
+    "type": _type_message,
+    **dict.fromkeys(_SIZES, _size_message),
+    **dict.fromkeys(_BOUNDS, _bound_message),
+    "pattern": lambda f: f"{f.subject} does not match {f.expected}",
+    "enum": lambda f: f"{f.subject} is not one of {_either([shown(v) for v in f.expected], 'or')}",
+    "const": lambda f: f"{f.subject} is not {shown(f.expected)}",
+    "uniqueItems": lambda f: f"{f.subject} holds the same value more than once",
+    **{keyword: problem.message for keyword, problem in _KEY_PROBLEMS.items()},
+    "dependentRequired": _dependency_message,
+    "oneOf": _forms_message,
+    "anyOf": _forms_message,
+}
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -200,22 +286,6 @@ def _either(words: Sequence[str], joiner: str) -> str:
     if len(words) < 2:
         return "".join(words)
     return f"{', '.join(words[:-1])} {joiner} {words[-1]}"
-
-
-def _unknown_keys(error: ValidationError) -> str:
-    schema: Any = error.schema  # additionalProperties only sits in an object schema
-    instance: Any = error.instance
-    patterns = [re.compile(p) for p in schema.get("patternProperties", {})]
-    unknown = [
-        key
-        for key in instance
-        if key not in schema.get("properties", {}) and not any(p.search(key) for p in patterns)
-    ]
-    named = [shown(key) for key in unknown[:KEYS_SHOWN_AT_MOST]]
-    if len(unknown) > KEYS_SHOWN_AT_MOST:
-        named.append(f"{len(unknown) - KEYS_SHOWN_AT_MOST} more")
-    verb = "is not a known key" if len(unknown) == 1 else "are not known keys"
-    return f"{_either(named, 'and')} {verb}"
 
 
 class Schema:

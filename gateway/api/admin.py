@@ -22,13 +22,13 @@ from gateway.errors import (
     Unauthorized,
     ValidationFailed,
 )
+from gateway.http import UNREADABLE_BODY, gateway, unreadable_body
 from gateway.models import MappingVersion, iso
 from gateway.preview import preview
 from gateway.sent import event_with_sent_fields
 from gateway.targets import credentials
 from gateway.targets.usage import target_usage
 from gateway.validation import Schema, strict_json, whole_number
-from gateway.web import UNREADABLE_BODY, gateway, unreadable_body
 
 PREFIX = "/api/v1"
 bp = Blueprint("admin", __name__, url_prefix=PREFIX)

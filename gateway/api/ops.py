@@ -7,10 +7,10 @@ from typing import Any
 from flask import Blueprint, Flask, Response, jsonify
 
 from gateway.errors import StoreUnavailable
+from gateway.http import gateway
 from gateway.metrics import render
 from gateway.migrate import schema_is_current
 from gateway.storage import NOT_MIGRATED
-from gateway.web import gateway
 
 bp = Blueprint("ops", __name__)
 

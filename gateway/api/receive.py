@@ -34,18 +34,18 @@ from gateway.errors import (
     VerificationFailed,
 )
 from gateway.groups import accepted_secrets, find_by_token
-from gateway.intake import IncomingEvent, split_delivery
-from gateway.metrics import DELIVERIES, RECEIVE_LATENCY, labelled
-from gateway.models import Group
-from gateway.storage.inbox import GroupChanged, NewDelivery, Receipt, group_state
-from gateway.verify import verify
-from gateway.web import (
+from gateway.http import (
     UNREADABLE_BODY,
     as_gateway_error,
     error_headers,
     http_error,
     unreadable_body,
 )
+from gateway.intake import IncomingEvent, split_delivery
+from gateway.metrics import DELIVERIES, RECEIVE_LATENCY, labelled
+from gateway.models import Group
+from gateway.storage.inbox import GroupChanged, NewDelivery, Receipt, group_state
+from gateway.verify import verify
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.targets import TARGET_NAME
+from gateway.target_names import TARGET_NAME
 from gateway.targets.credentials import SALESFORCE_VARIABLES
 from gateway.validation import Schema
 

@@ -25,12 +25,11 @@ from importlib.resources.abc import Traversable
 from typing import Any
 from urllib.parse import quote, unquote
 
-import jmespath
-from jmespath.exceptions import IncompleteExpressionError, JMESPathError
 from jmespath.functions import Functions
 from jsonschema import Draft202012Validator
 
 from gateway.errors import Detail, ValidationFailed
+from gateway.expressions import functions_called, syntax_problem, tree
 from gateway.validation import details_of
 
 #: Accepted when a profile does not list its content types.
@@ -226,23 +225,11 @@ def _expression_problems(events: dict[str, Any]) -> Iterator[Detail]:
 
 def _jmespath_problem(expression: str) -> str | None:
     """Why ``expression`` would fail on every delivery: bad syntax or an unknown function."""
-    try:
-        parsed = jmespath.compile(expression)
-    except IncompleteExpressionError:
-        return "not a valid JMESPath expression: it ends too early"
-    except JMESPathError as exc:  # the first line says what and where; the rest draws it
-        reason = str(exc).splitlines()[0].removesuffix(", for expression:").rstrip(":")
-        return f"not a valid JMESPath expression: {reason}"
-    unknown = sorted(set(_functions_called(parsed.parsed)) - Functions.FUNCTION_TABLE.keys())
+    if problem := syntax_problem(expression):
+        return problem
+    called = {name for name, _ in functions_called(tree(expression))}
+    unknown = sorted(called - Functions.FUNCTION_TABLE.keys())
     return f"unknown JMESPath function: {', '.join(unknown)}" if unknown else None
-
-
-def _functions_called(node: Mapping[str, Any]) -> Iterator[str]:
-    if node["type"] == "function_expression":
-        yield node["value"]
-    for child in node.get("children", ()):
-        if isinstance(child, dict):  # slices hold plain numbers
-            yield from _functions_called(child)
 
 
 def _index_problems(events: dict[str, Any]) -> Iterator[Detail]:

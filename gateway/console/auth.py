@@ -12,10 +12,10 @@ from typing import Any
 
 from flask import current_app, flash, redirect, render_template, request, session, url_for
 
-from gateway.console import SESSION_LIFETIME, bp
+from gateway.console.blueprint import SESSION_LIFETIME, bp
 from gateway.errors import GatewayError, TooManySignIns, Unauthorized
+from gateway.http import gateway
 from gateway.sign_ins import in_words
-from gateway.web import gateway
 
 log = logging.getLogger(__name__)
 

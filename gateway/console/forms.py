@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import render_template, request
 
-from gateway.console import bp
+from gateway.console.blueprint import bp
 from gateway.errors import GatewayError
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.console import bp, forms, queries
+from gateway.console import forms, queries
+from gateway.console.blueprint import bp
 from gateway.core import Gateway
+from gateway.http import gateway
 from gateway.models import EventStatus
 from gateway.targets.usage import target_usage
-from gateway.web import gateway
 
 
 def salesforce_usage(gw: Gateway) -> list[dict[str, Any]]:

@@ -8,32 +8,29 @@ events a second. The document format is fixed by MAPPINGS.md and ``schema.json``
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.resources import files
-from typing import Any, cast
+from typing import Any
 
-import jmespath
 from jmespath.exceptions import JMESPathError
-from jmespath.visitor import TreeInterpreter
 from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
 
 from gateway.errors import Detail, MappingError, ValidationFailed
-from gateway.mapping.functions import (
-    MAX_VALUE_SIZE,
-    OPTIONS,
-    FunctionError,
-    arity_problem,
-    as_text,
+from gateway.expressions import (
+    BoundedInterpreter,
     check_size,
+    functions_called,
     is_number,
-    show,
+    syntax_problem,
+    tree,
 )
+from gateway.mapping.functions import OPTIONS, arity_problem, as_text, show
 from gateway.targets.base import ParentLink, UpsertRequest
-from gateway.validation import schema_message
+from gateway.validation import join_path, schema_details
 
 __all__ = [
     "CompiledMapping",
@@ -49,49 +46,7 @@ __all__ = [
 ]
 
 
-class _Interpreter(TreeInterpreter):
-    """JMESPath's interpreter, with ordering comparisons of unlike values null, as the JMESPath
-    specification has them: jmespath raises Python's TypeError for a string against a number.
-
-    It also keeps values within MAX_VALUE_SIZE where they can double: a flatten of a list
-    holding another twice, and an equality test, which compares shared parts once per share.
-    """
-
-    def visit_flatten(self, node: Any, value: Any) -> Any:
-        base = self.visit(node["children"][0], value)
-        if not isinstance(base, list):
-            return None
-        items = sum(len(element) if isinstance(element, list) else 1 for element in base)
-        if items > MAX_VALUE_SIZE:  # counted before it is made; the items are checked elsewhere
-            raise FunctionError(f"a flatten ([]) makes a value larger than {MAX_VALUE_SIZE} items")
-        flat: list[Any] = []
-        for element in base:
-            if isinstance(element, list):
-                flat.extend(element)
-            else:
-                flat.append(element)
-        return flat
-
-    def visit_comparator(self, node: Any, value: Any) -> Any:
-        operator = node["value"]
-        left = self.visit(node["children"][0], value)
-        right = self.visit(node["children"][1], value)
-        if operator not in _ORDERING:
-            check_size(left, "a comparison")
-            check_size(right, "a comparison")
-            return self.COMPARATOR_FUNC[operator](left, right)
-        if (is_number(left) and is_number(right)) or (
-            isinstance(left, str) and isinstance(right, str)
-        ):
-            return self.COMPARATOR_FUNC[operator](left, right)
-        return None
-
-
-_ORDERING = frozenset({"lt", "lte", "gt", "gte"})
-
-#: One interpreter for every evaluation: ``ParsedResult.search`` builds a new one per call, which
-#: costs more than evaluating a typical field. It holds no per-evaluation state.
-_INTERPRETER = _Interpreter(OPTIONS)
+_INTERPRETER = BoundedInterpreter(OPTIONS)
 _VALIDATOR = Draft202012Validator(
     json.loads(files(__package__).joinpath("schema.json").read_text(encoding="utf-8"))
 )
@@ -121,40 +76,11 @@ def _check(document: Any, name: str | None, *, lint: bool) -> None:
         raise ValidationFailed(f"The mapping document has {count}.", details=problems)
 
 
-def _join(path: str, segment: str | int) -> str:
-    """Extend a path such as ``upserts[1].fields`` by a key or an index."""
-    if isinstance(segment, int):
-        return f"{path}[{segment}]"
-    return f"{path}.{segment}" if path else segment
-
-
 def _schema_problems(document: Any) -> Iterator[Detail]:
     """Schema errors, pointed at the offending key itself rather than at the object around it."""
     for error in _VALIDATOR.iter_errors(document):
-        where = ""
-        for segment in error.absolute_path:
-            where = _join(where, segment)
-        yield from _schema_details(error, where)
-
-
-def _schema_details(error: ValidationError, where: str) -> Iterator[Detail]:
-    # Errors from ``iter_errors`` always carry these; the stubs also allow an "unset" marker.
-    instance: Any = error.instance
-    if error.validator == "required":
-        expected: Any = error.validator_value
-        for key in expected:
-            if key not in instance:
-                yield Detail(_join(where, key), "is required")
-    elif error.validator == "additionalProperties":
-        # additionalProperties only sits in an object schema, never in a boolean one.
-        schema = cast("Mapping[str, Any]", error.schema)
-        for key in instance:
-            if key not in schema.get("properties", {}):
-                yield Detail(_join(where, key), "is not a known key")
-    elif "propertyNames" in error.relative_schema_path:
-        yield Detail(_join(where, instance), schema_message(error))
-    else:
-        yield Detail(where, schema_message(error))
+        where = functools.reduce(join_path, error.absolute_path, "")
+        yield from schema_details(error, where, by_key=True)
 
 
 def _semantic_problems(document: Any, name: str | None, *, lint: bool) -> Iterator[Detail]:
@@ -193,7 +119,7 @@ def _expression_problems(upsert: Mapping[str, Any], where: str, *, lint: bool) -
     sources += [(f"fields.{name}", source) for name, source in fields.items()]
     for part, source in sources:
         if isinstance(source, str) and source:
-            problems = expression_problems(source) if lint else _parse_problems(source)
+            problems = expression_problems(source) if lint else _syntax_problems(source)
             if lint and not problems:
                 problems = _name_problems(source, _no_item(upsert, part))
             for problem in problems:
@@ -211,19 +137,16 @@ def expression_problems(source: str) -> list[str]:
     JMESPath only notices bad calls while evaluating; an admin should hear of them on save, for
     a mapping's expressions and a webhook record's filter alike.
     """
-    problems = _parse_problems(source)
+    problems = _syntax_problems(source)
     if problems:
         return problems
-    tree = jmespath.compile(source).parsed
-    return [problem for problem in map(_call_problem, _nodes(tree)) if problem]
+    calls = (arity_problem(name, given) for name, given in functions_called(tree(source)))
+    return [problem for problem in calls if problem]
 
 
-def _parse_problems(source: str) -> list[str]:
-    try:
-        jmespath.compile(source)
-    except JMESPathError as exc:
-        return [str(exc)]
-    return []
+def _syntax_problems(source: str) -> list[str]:
+    problem = syntax_problem(source)
+    return [] if problem is None else [problem]
 
 
 #: What a mapping expression can start from (MAPPINGS.md), and what ``event`` holds. A bare
@@ -264,7 +187,7 @@ def _name_problems(source: str, no_item: str | None = None) -> list[str]:
     ``event.recieved_at``, ``Details.OrderNumber`` without ``payload.``) never worth keeping.
     """
     problems = []
-    for node in _rooted(jmespath.compile(source).parsed):
+    for node in _rooted(tree(source)):
         name = node["value"] if node["type"] == "field" else None
         if name in ("true", "false"):
             problems.append(f"bare {name} is a name, which yields null; the literal is `{name}`")
@@ -296,19 +219,6 @@ def _rooted(node: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
 
 def _is_field(node: Mapping[str, Any], name: str) -> bool:
     return bool(node["type"] == "field" and node["value"] == name)
-
-
-def _nodes(node: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
-    yield node
-    for child in node.get("children", ()):
-        if isinstance(child, dict):  # slices keep plain numbers among their children
-            yield from _nodes(child)
-
-
-def _call_problem(node: Mapping[str, Any]) -> str | None:
-    if node["type"] != "function_expression":
-        return None
-    return arity_problem(node["value"], len(node["children"]))
 
 
 def _parent_problems(
@@ -391,7 +301,7 @@ class Expression:
     __slots__ = ("_quoted", "_tree", "_where", "source")
 
     def __init__(self, source: str, where: str) -> None:
-        self._tree = jmespath.compile(source).parsed
+        self._tree = tree(source)
         self._where = where
         self._quoted = f"`{source}`"
         self.source = source

@@ -13,58 +13,16 @@ import json
 import math
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeGuard
+from typing import Any
 
 import jmespath
-from jmespath.exceptions import JMESPathError
 from jmespath.functions import Functions, signature
+
+from gateway.expressions import MAX_VALUE_SIZE, FunctionError, check_size, is_number
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NUMBER_TEXT = re.compile(r"[-+]?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?", re.ASCII)
 _SHOWN_CHARS = 80
-
-
-class FunctionError(JMESPathError):
-    """A mapping function was given a value it cannot convert."""
-
-
-#: The most a value made by a mapping expression may hold, counting each character of text and
-#: each item of a list or object: four times the default largest delivery. Without a bound a short
-#: expression makes an exponentially large value (``replace`` with a long replacement nested a
-#: few times, or ``concat(@, @)``, ``[@, @][]`` and ``to_string({a: @, b: @})`` piped one into
-#: the next) and takes the worker, or the web process previewing it, down with it.
-MAX_VALUE_SIZE = 4 * 1024 * 1024
-
-
-def check_size(value: Any, made_by: str) -> None:
-    """FunctionError when ``value`` holds more than MAX_VALUE_SIZE; never walks further than that.
-
-    Values may share parts (``[@, @]`` holds one list twice), so the walk counts each part as
-    often as serializing the value would write it, and stops as soon as the budget is spent.
-    Most values are a number or a short text: those take no walk (this runs for every field).
-    """
-    if not isinstance(value, dict | list):
-        if isinstance(value, str) and len(value) > MAX_VALUE_SIZE:
-            raise FunctionError(f"{made_by} makes a text larger than {MAX_VALUE_SIZE} characters")
-        return
-    budget = MAX_VALUE_SIZE
-    pending = [value]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, str):
-            budget -= len(item)
-        elif isinstance(item, dict):
-            budget -= len(item) + sum(len(key) for key in item)
-            pending.extend(item.values())
-        elif isinstance(item, list):
-            budget -= len(item)
-            pending.extend(item)
-        else:
-            budget -= 1
-        if budget < 0:
-            raise FunctionError(
-                f"{made_by} makes a value larger than {MAX_VALUE_SIZE} characters and items"
-            )
 
 
 def _check_length(function: str, length: int) -> None:
@@ -73,11 +31,6 @@ def _check_length(function: str, length: int) -> None:
         raise FunctionError(
             f"{function}() would make a text of {length} characters; at most {MAX_VALUE_SIZE}"
         )
-
-
-def is_number(value: Any) -> TypeGuard[int | float]:
-    """True for JSON numbers; booleans are ints in Python but not numbers in JSON."""
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def as_text(value: str | float) -> str:

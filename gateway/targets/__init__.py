@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import threading
 from datetime import datetime
 
@@ -10,19 +9,10 @@ from sqlalchemy.orm import Session
 
 from gateway.config import Settings
 from gateway.errors import TargetError
+from gateway.target_names import TARGET_NAMES, is_target_name
 from gateway.targets.base import Target
 from gateway.targets.credentials import CredentialStore, environment_for
 from gateway.targets.local import LocalTarget
-
-#: The targets there are: the local store, and Salesforce orgs, each profile reading its own
-#: ``SALESFORCE_<PROFILE>_*`` variables.
-TARGET_NAME = re.compile(r"local|salesforce(:[A-Za-z0-9_]+)?")
-TARGET_NAMES = "local, salesforce or salesforce:<profile>"
-
-
-def is_target_name(name: str) -> bool:
-    """Whether ``name`` is a target the registry can open (its settings aside)."""
-    return TARGET_NAME.fullmatch(name) is not None
 
 
 class TargetRegistry:

@@ -384,7 +384,7 @@ def test_record_errors_are_shown_on_the_record_form(console: Console, setup: Any
     assert response.status_code == 422
     errors = " ".join(field_errors(response.text))
     assert "not registered on group" in errors
-    assert "Invalid jmespath expression" in errors
+    assert "not a valid JMESPath expression: it ends too early" in errors
     assert "no mapping &#39;nope&#39;" in errors
 
 

@@ -457,7 +457,7 @@ FILTER_ERRORS = [
     ("nosuch(data) == `1`", "unknown function nosuch()"),
     ("lower(data.region, 'x') == 'eu'", "lower() takes 1 argument, got 2"),
     ("not_null(data.a) && join(',')", "join() takes 2 arguments, got 1"),  # standard ones too
-    ("data.[[", "Invalid jmespath expression"),
+    ("data.[[", "not a valid JMESPath expression: it ends too early"),
 ]
 
 

@@ -236,7 +236,7 @@ def test_a_jmespath_syntax_error_keeps_its_pointer_under_the_expression(
     result = CliRunner().invoke(cli.main, ["mappings", "load", str(mappings_dir)])
 
     assert result.output.splitlines()[1:] == [
-        "  stock.json: upserts[0].external_id: Invalid jmespath expression: Incomplete expression:",
+        "  stock.json: upserts[0].external_id: not a valid JMESPath expression: it ends too early",
         '    "payload.["',
         "              ^",
     ]

@@ -563,7 +563,7 @@ def test_expressions_are_compiled_once_per_spec(monkeypatch: pytest.MonkeyPatch)
         compiled.append(expression)
         return compile_for_real(expression)
 
-    monkeypatch.setattr(intake.jmespath, "compile", counting_compile)
+    monkeypatch.setattr(jmespath, "compile", counting_compile)
     spec = {"split": "batch_for_compile_test", "type": {"jmespath": "kind"}}
     for _ in range(3):
         split(spec, {"batch_for_compile_test": [{"kind": "a"}, {"kind": "b"}]})
@@ -641,40 +641,3 @@ def test_arbitrary_json_is_events_or_a_clean_refusal(
     connector: str, headers: dict[str, str], value: Any, content_type: str | None
 ) -> None:
     split_or_refuse(connector, headers, json.dumps(value).encode(), content_type)
-
-
-# --- expressions that only pick fields are read without the interpreter -------------------
-
-NAMES = st.sampled_from(["a", "b", "type", "data"])
-JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=3),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(NAMES, inner, max_size=4),
-    max_leaves=12,
-)
-FIELD_CHAINS = st.lists(NAMES, min_size=1, max_size=3).map(".".join)
-#: Fields, chains of fields, lists of those, and chains ending in a list (``a.[b, c.d]``).
-PICKING = st.recursive(
-    FIELD_CHAINS,
-    lambda inner: (
-        st.lists(inner, min_size=1, max_size=3).map(lambda e: "[" + ", ".join(e) + "]")
-        | st.tuples(FIELD_CHAINS, inner).map(lambda pair: f"{pair[0]}.{pair[1]}")
-    ),
-    max_leaves=6,
-)
-
-
-@given(PICKING, JSON_VALUES)
-def test_a_picking_expression_reads_what_jmespath_returns(expression: str, data: Any) -> None:
-    compiled = intake._Expression.of(expression)
-
-    assert compiled.reader is not None, "fields, chains and lists of them need no interpreter"
-    assert compiled.search(data) == jmespath.search(expression, data)
-
-
-@pytest.mark.parametrize("expression", ["a[0]", "a || b", "[?a].b", "length(a)", "a.*"])
-def test_other_expressions_go_through_the_interpreter(expression: str) -> None:
-    compiled = intake._Expression.of(expression)
-    data = {"a": [{"a": 1, "b": 2}]}
-
-    assert compiled.reader is None
-    assert compiled.search(data) == jmespath.search(expression, data)

@@ -13,6 +13,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from gateway.errors import MappingError, ValidationFailed
+from gateway.expressions import MAX_VALUE_SIZE
 from gateway.mapping import (
     Expression,
     PlannedUpsert,
@@ -21,7 +22,6 @@ from gateway.mapping import (
     event_context,
     validate_document,
 )
-from gateway.mapping.functions import MAX_VALUE_SIZE
 from gateway.targets.base import ParentLink, UpsertRequest
 
 #: The example of the mapping format's documentation (MAPPINGS.md), verbatim.
@@ -220,16 +220,16 @@ def test_the_documented_example_is_valid() -> None:
         ),
         # keys
         ("upserts.1.key", "order", "upserts[1].key", "'order' is already the key of upserts[0]"),
-        # expressions: JMESPath's own parse error, and calls it would only fail on evaluation
+        # expressions: what does not parse, and calls it would only fail on evaluation
         (
             "upserts.0.external_id",
             "payload.Details.[",
             "upserts[0].external_id",
-            'Invalid jmespath expression: Incomplete expression:\n"payload.Details.["',
+            'not a valid JMESPath expression: it ends too early\n"payload.Details.["',
         ),
-        ("upserts.0.when", "payload.a = 'b'", "upserts[0].when", "Bad jmespath expression"),
+        ("upserts.0.when", "payload.a = 'b'", "upserts[0].when", "Unknown token '='"),
         ("upserts.0.order_by", "event.", "upserts[0].order_by", "Parse error at column 6"),
-        ("upserts.1.for_each", "payload.Rows[", "upserts[1].for_each", "jmespath expression"),
+        ("upserts.1.for_each", "payload.Rows[", "upserts[1].for_each", "not a valid JMESPath"),
         (
             "upserts.1.fields.Quantity__c",
             "numbr(item.Unit.Quantity)",
