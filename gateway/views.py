@@ -34,13 +34,14 @@ FILTER_DESCRIPTION = (
 
 
 class View(BaseModel):
-    """A response body: exactly these fields, read-only once made."""
+    """A response body: exactly these fields, read-only once made. A field with a default is
+    optional: the body has it only when it was given."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     def body(self) -> dict[str, Any]:
         """The view as JSON values, ready for ``jsonify``."""
-        return self.model_dump(mode="json")
+        return self.model_dump(mode="json", exclude_unset=True)
 
 
 # --- errors ----------------------------------------------------------------------------------

@@ -423,7 +423,7 @@ def _check_copy(copy: Any, document: dict[str, Any], read: MappingVersion | None
 )
 def preview_mapping(name: str) -> Any:
     """The upserts a mapping (or a candidate document) would make; nothing is written."""
-    return jsonify(preview(gateway(), name, _body(schemas.preview)))
+    return jsonify(preview(gateway(), name, _body(schemas.preview)).body())
 
 
 # --- events and records ------------------------------------------------------------------
@@ -494,12 +494,12 @@ def get_record(obj: str, external_id: str) -> Any:
 def list_targets() -> Any:
     """The targets in use, each with the API usage it last reported, the default first."""
     targets = paging.in_memory(target_usage(gateway()), _target_key)
-    return _list(targets, _target_key, lambda target: views.Target(**target).body())
+    return _list(targets, _target_key, views.Target.body)
 
 
-def _target_key(target: dict[str, Any]) -> list[Any]:
+def _target_key(target: views.Target) -> list[Any]:
     """The default target first, then the others by name, as ``target_usage`` orders them."""
-    return [0 if target["default"] else 1, target["name"]]
+    return [0 if target.default else 1, target.name]
 
 
 TARGET_NAME = {"name": "A remote target: `salesforce` or `salesforce:<profile>`."}
