@@ -14,7 +14,7 @@ from typing import Annotated, Any, Self
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from gateway import models
-from gateway.models import Delivery, Event, EventResult, EventStatus, Record, iso
+from gateway.models import Delivery, Event, EventResult, EventStatus, iso
 
 #: A moment as the API shows it: UTC, ISO 8601 with a Z (``gateway.models.iso``).
 Time = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
@@ -318,7 +318,7 @@ class Replayed(View):
     )
 
 
-class StoredRecord(View):
+class Record(View):
     """A record in the embedded local store."""
 
     object: str
@@ -330,7 +330,7 @@ class StoredRecord(View):
     source_event_id: NumericId | None
 
     @classmethod
-    def of(cls, record: Record) -> Self:
+    def of(cls, record: models.Record) -> Self:
         return cls(
             object=record.object,
             external_id=record.external_id,

@@ -127,7 +127,7 @@ def _created(payload: Any) -> Any:
         "content": {"application/json": {"schema": {"type": "object"}}},
     },
 )
-def get_openapi() -> Any:
+def get_open_api() -> Any:
     """This document."""
     return jsonify(openapi.document(current_app))
 
@@ -139,7 +139,7 @@ _by_name = attrgetter("name")
 
 
 @bp.get("/connectors")
-@operation("connectors", page="Connector")
+@operation("connectors", page="Connector", errors="503")
 def list_connectors() -> Any:
     """The connector profiles, shipped and custom, by name."""
     profiles = gateway().connectors.all()
@@ -479,11 +479,11 @@ def replay_events() -> Any:
 
 
 @bp.get("/records/<obj>/<path:external_id>")
-@operation("records", views.StoredRecord, errors="404 503")
+@operation("records", views.Record, errors="404 503")
 def get_record(obj: str, external_id: str) -> Any:
     """A record in the embedded local store."""
     record = event_log.get_record(gateway(), obj, external_id)
-    return jsonify(views.StoredRecord.of(record).body())
+    return jsonify(views.Record.of(record).body())
 
 
 # --- targets -----------------------------------------------------------------------------

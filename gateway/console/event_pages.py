@@ -129,5 +129,5 @@ def replay_progress() -> Any:
 
 @bp.get("/records/<obj>/<path:external_id>")
 def record_detail(obj: str, external_id: str) -> Any:
-    record = views.StoredRecord.of(event_log.get_record(gateway(), obj, external_id)).body()
+    record = views.Record.of(event_log.get_record(gateway(), obj, external_id)).body()
     return forms.render("console/records/detail.html", record=record)
