@@ -14,8 +14,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import case, delete, select, tuple_
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
+from gateway import views
 from gateway.core import Gateway
 from gateway.errors import Conflict, Detail, NotFound, ValidationFailed
 from gateway.mapping import expression_problems
@@ -90,12 +91,20 @@ def get_group(gw: Gateway, group_id: str) -> Group:
         return _group(session, group_id)
 
 
-def list_groups(gw: Gateway, limit: int, after: str | None) -> list[Group]:
-    query = select(Group).order_by(Group.id).limit(limit)
+def list_groups(gw: Gateway, limit: int, after: str | None) -> list[tuple[Group, str | None]]:
+    """Up to ``limit`` groups by id past ``after``, each with its template record's id, all
+    read in one query."""
+    template = aliased(Webhook)
+    query = (
+        select(Group, template.id)
+        .outerjoin(template, (template.group_id == Group.id) & template.is_template)
+        .order_by(Group.id)
+        .limit(limit)
+    )
     if after:
         query = query.where(Group.id > after)
     with gw.db.read_session() as session:
-        return list(session.scalars(query))
+        return [(group, template_id) for group, template_id in session.execute(query)]
 
 
 def update_group(gw: Gateway, group_id: str, body: Mapping[str, Any]) -> Group:
@@ -197,28 +206,14 @@ def accepted_secrets(gw: Gateway, group: Group, at: datetime) -> list[str]:
     return accepted
 
 
-def group_view(gw: Gateway, group: Group, template_id: str | None = None) -> dict[str, Any]:
-    if template_id is None:
+def view(gw: Gateway, group: Group, template_webhook_id: str | None = None) -> views.Group:
+    """The group as the API shows it; its template record's id is read unless given."""
+    if template_webhook_id is None:
         with gw.db.read_session() as session:
-            template_id = session.scalars(
+            template_webhook_id = session.scalars(
                 select(Webhook.id).where(Webhook.group_id == group.id, Webhook.is_template)
             ).first()
-    return {
-        "id": group.id,
-        "name": group.name,
-        "connector": group.connector,
-        "function": group.function,
-        "external_id": group.external_id,
-        "events": group.events,
-        "callback_url": gw.callback_url(group.token),
-        "template_webhook_id": template_id,
-        "active": group.active,
-        "secret_hint": group.secret_hint,
-        "previous_secret_expires_at": _iso(group.previous_secret_expires_at),
-        "target": group.target,
-        "created_at": _iso(group.created_at),
-        "updated_at": _iso(group.updated_at),
-    }
+    return views.Group.of(group, template_webhook_id, gw.callback_url(group.token))
 
 
 def _group(session: Session, group_id: str) -> Group:
@@ -378,24 +373,6 @@ def delete_webhook(gw: Gateway, webhook_id: str) -> None:
         session.delete(webhook)
 
 
-def webhook_view(webhook: Webhook) -> dict[str, Any]:
-    mapping: dict[str, Any] | None = None
-    if webhook.mapping_name:
-        mapping = {"name": webhook.mapping_name, "version": webhook.mapping_version}
-    return {
-        "id": webhook.id,
-        "group_id": webhook.group_id,
-        "label": webhook.label,
-        "events": webhook.events,
-        "active": webhook.active,
-        "filter": webhook.filter,
-        "mapping": mapping,
-        "is_template": webhook.is_template,
-        "created_at": _iso(webhook.created_at),
-        "updated_at": _iso(webhook.updated_at),
-    }
-
-
 def _webhook(session: Session, webhook_id: str) -> Webhook:
     return _get(session, Webhook, webhook_id, "webhook record")
 
@@ -459,7 +436,3 @@ def _mapping_problems(gw: Gateway, name: str, version: int | None) -> list[Detai
 
 def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _iso(value: datetime | None) -> str | None:
-    return _aware(value).isoformat().replace("+00:00", "Z") if value else None

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 
 from gateway import events as event_log
+from gateway import views
 from gateway.core import Gateway
 from gateway.errors import BadRequest, GatewayError, NotFound
 from gateway.groups import get_group
@@ -34,7 +35,7 @@ from gateway.storage.bulk import rows_by_keys
 DEFAULT_LAST = 10
 
 
-def preview(gw: Gateway, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
+def preview(gw: Gateway, name: str, body: Mapping[str, Any]) -> views.PreviewAnswer:
     current = _current(gw, name)
     candidate = _candidate(name, body.get("document"))
     mapping = candidate or current
@@ -44,18 +45,16 @@ def preview(gw: Gateway, name: str, body: Mapping[str, Any]) -> dict[str, Any]:
     results = [
         _preview_one(gw, sample, mapping, current if candidate else None) for sample in samples
     ]
-    answer: dict[str, Any] = {
-        "mapping": {
-            "name": name,
-            "version": None if candidate else mapping.version,
-            "candidate": candidate is not None,
-            "compared_to": current.version if candidate and current else None,
-        },
-        "results": results,
-    }
-    if len(results) == 1 and ("event_id" in body or "payload" in body):
-        answer.update(results[0])
-    return answer
+    previewed = views.PreviewedMapping(
+        name=name,
+        version=None if candidate else mapping.version,
+        candidate=candidate is not None,
+        compared_to=current.version if candidate and current else None,
+    )
+    # One event or payload asked for: its result is repeated at the top level.
+    alone = len(results) == 1 and ("event_id" in body or "payload" in body)
+    repeated = {field: getattr(results[0], field) for field in results[0].model_fields_set}
+    return views.PreviewAnswer(mapping=previewed, results=results, **(repeated if alone else {}))
 
 
 def _current(gw: Gateway, name: str) -> CompiledMapping | None:
@@ -145,7 +144,7 @@ def _stored_sample(gw: Gateway, event: Event) -> dict[str, Any]:
 
 def _preview_one(
     gw: Gateway, sample: dict[str, Any], mapping: CompiledMapping, current: CompiledMapping | None
-) -> dict[str, Any]:
+) -> views.PreviewResult:
     event = sample["event"]
     result: dict[str, Any] = {
         "event_id": str(event.id) if event is not None else None,
@@ -154,7 +153,7 @@ def _preview_one(
     try:
         plan = mapping.explained_plan(sample["context"])
     except GatewayError as exc:
-        return {**result, "upserts": [], "skipped": [], "error": exc.message}
+        return views.PreviewResult(**result, upserts=[], skipped=[], error=exc.message)
     marks = None if sample["target"] is None else _write_marks(gw, sample["target"], plan.upserts)
     result["upserts"] = [upsert_view(p, marks) for p in plan.upserts]
     result["skipped"] = [skipped_view(s) for s in plan.skipped]
@@ -165,7 +164,7 @@ def _preview_one(
         except GatewayError as exc:
             result["changes"] = None
             result["current_error"] = exc.message
-    return result
+    return views.PreviewResult(**result)
 
 
 #: A record's write mark: the ordering value and the event that last wrote it.
@@ -183,25 +182,25 @@ def _write_marks(gw: Gateway, target: str, planned: list[PlannedUpsert]) -> _Mar
         return {(obj, ext): (value, event_id) for obj, ext, value, event_id in rows}
 
 
-def upsert_view(planned: PlannedUpsert, marks: _Marks | None = None) -> dict[str, Any]:
+def upsert_view(planned: PlannedUpsert, marks: _Marks | None = None) -> views.PlannedUpsert:
     """One upsert as the preview shows it; ``marks`` None when no write marks were read."""
     parent = planned.parent
-    return {
-        "key": planned.key,
-        "object": planned.object,
-        "external_id_field": planned.external_id_field,
-        "external_id": planned.external_id,
-        "fields": planned.fields,
-        "parent": None
+    return views.PlannedUpsert(
+        key=planned.key,
+        object=planned.object,
+        external_id_field=planned.external_id_field,
+        external_id=planned.external_id,
+        fields=planned.fields,
+        parent=None
         if parent is None
-        else {
-            "relationship": parent.relationship,
-            "external_id_field": parent.external_id_field,
-            "external_id": parent.external_id,
-        },
-        "order_value": planned.order_value,
+        else views.Parent(
+            relationship=parent.relationship,
+            external_id_field=parent.external_id_field,
+            external_id=parent.external_id,
+        ),
+        order_value=planned.order_value,
         **_staleness(planned, marks),
-    }
+    )
 
 
 def _staleness(planned: PlannedUpsert, marks: _Marks | None) -> dict[str, Any]:
@@ -214,9 +213,9 @@ def _staleness(planned: PlannedUpsert, marks: _Marks | None) -> dict[str, Any]:
     value, event_id = mark
     return {
         "stale": is_older(planned.order_value, value),
-        "last_written": {"order_value": value, "event_id": str(event_id)},
+        "last_written": views.LastWritten(order_value=value, event_id=str(event_id)),
     }
 
 
-def skipped_view(skipped: SkippedUpsert) -> dict[str, Any]:
-    return {"key": skipped.key, "object": skipped.object, "reason": skipped.reason}
+def skipped_view(skipped: SkippedUpsert) -> views.SkippedUpsert:
+    return views.SkippedUpsert(key=skipped.key, object=skipped.object, reason=skipped.reason)

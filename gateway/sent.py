@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gateway import events as event_log
+from gateway import views
 from gateway.core import Gateway
 from gateway.errors import GatewayError, NotFound
 from gateway.mapping import PlannedUpsert
@@ -37,10 +38,10 @@ _RecordKey = tuple[str, str, str]
 _Replanned = dict[_RecordKey, list[Mapping[str, Any]]] | str
 
 
-def event_with_sent_fields(gw: Gateway, event_id: Any) -> dict[str, Any]:
+def event_with_sent_fields(gw: Gateway, event_id: Any) -> views.EventDetail:
     """The event as the admin API and the console show it, each attempt with what it sent."""
     event, delivery, history = event_log.get_event(gw, event_id)
-    return event_log.event_detail(event, delivery, history, sent_upserts(gw, event, history))
+    return views.EventDetail.of_parts(event, delivery, history, sent_upserts(gw, event, history))
 
 
 def sent_upserts(

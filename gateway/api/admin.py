@@ -8,12 +8,13 @@ from functools import partial
 from operator import attrgetter
 from typing import Any, TypeVar
 
-from flask import Blueprint, Flask, jsonify, request
+from flask import Blueprint, Flask, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from gateway import events as event_log
-from gateway import groups, paging
+from gateway import groups, paging, views
 from gateway.api import openapi, schemas
+from gateway.api.openapi import operation
 from gateway.errors import (
     BadRequest,
     Detail,
@@ -23,7 +24,7 @@ from gateway.errors import (
     ValidationFailed,
 )
 from gateway.http import UNREADABLE_BODY, gateway, unreadable_body
-from gateway.models import MappingVersion, iso
+from gateway.models import Group, MappingVersion, iso
 from gateway.preview import preview
 from gateway.sent import event_with_sent_fields
 from gateway.targets import credentials
@@ -119,8 +120,16 @@ def _created(payload: Any) -> Any:
 
 
 @bp.get("/openapi.json")
-def openapi_document() -> Any:
-    return jsonify(openapi.document(gateway().settings.public_url))
+@operation(
+    "meta",
+    {
+        "description": "The OpenAPI 3.1 document.",
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    },
+)
+def get_open_api() -> Any:
+    """This document."""
+    return jsonify(openapi.document(current_app))
 
 
 # --- connectors --------------------------------------------------------------------------
@@ -130,93 +139,134 @@ _by_name = attrgetter("name")
 
 
 @bp.get("/connectors")
+@operation("connectors", page="Connector", errors="503")
 def list_connectors() -> Any:
+    """The connector profiles, shipped and custom, by name."""
     profiles = gateway().connectors.all()
     return _list(paging.in_memory(profiles, _by_name), _by_name, lambda p: p.public())
 
 
 @bp.post("/connectors")
+@operation("connectors", "Connector", status=201, errors="400 409 422 503", body="ConnectorProfile")
 def register_connector() -> Any:
+    """Register a custom connector profile."""
     return _created(gateway().connectors.register(_body()).public())
 
 
 @bp.get("/connectors/<name>")
-def show_connector(name: str) -> Any:
+@operation("connectors", "Connector", errors="404 503", path={"name": "The connector's name."})
+def get_connector(name: str) -> Any:
+    """One connector profile."""
     return jsonify(gateway().connectors.get(name).public())
 
 
 # --- groups ------------------------------------------------------------------------------
 
 
+def _group_view(group: Group) -> dict[str, Any]:
+    return groups.view(gateway(), group).body()
+
+
 @bp.post("/groups")
+@operation("groups", views.Group, status=201, errors="400 422 503", body="GroupCreate")
 def create_group() -> Any:
-    gw = gateway()
-    return _created(groups.group_view(gw, groups.create_group(gw, _body(schemas.group_create))))
+    """Create a webhook group with its callback URL and blank template record."""
+    return _created(_group_view(groups.create_group(gateway(), _body(schemas.group_create))))
 
 
 @bp.get("/groups")
+@operation("groups", page=views.Group, errors="503")
 def list_groups() -> Any:
+    """The webhook groups, by id."""
     gw = gateway()
-    return _list(partial(groups.list_groups, gw), attrgetter("id"), partial(groups.group_view, gw))
+    return _list(
+        partial(groups.list_groups, gw),
+        lambda row: row[0].id,
+        lambda row: groups.view(gw, *row).body(),
+    )
 
 
 @bp.get("/groups/<group_id>")
-def show_group(group_id: str) -> Any:
-    gw = gateway()
-    return jsonify(groups.group_view(gw, groups.get_group(gw, group_id)))
+@operation("groups", views.Group, errors="404 503")
+def get_group(group_id: str) -> Any:
+    """One group."""
+    return jsonify(_group_view(groups.get_group(gateway(), group_id)))
 
 
 @bp.patch("/groups/<group_id>")
+@operation("groups", views.Group, errors="404 422 503", body="GroupUpdate", body_required=False)
 def update_group(group_id: str) -> Any:
-    gw = gateway()
+    """Change a group (name, events, secret, active, target...)."""
     body = _body(schemas.group_update)
-    return jsonify(groups.group_view(gw, groups.update_group(gw, group_id, body)))
+    return jsonify(_group_view(groups.update_group(gateway(), group_id, body)))
 
 
 @bp.delete("/groups/<group_id>")
+@operation("groups", status=204, errors="404 503")
 def delete_group(group_id: str) -> Any:
+    """Delete a group and its webhook records."""
     groups.delete_group(gateway(), group_id)
     return "", 204
 
 
 @bp.post("/groups/<group_id>/rotate-url")
-def rotate_url(group_id: str) -> Any:
-    gw = gateway()
-    return jsonify(groups.group_view(gw, groups.rotate_url(gw, group_id)))
+@operation("groups", views.Group, errors="404 503")
+def rotate_group_url(group_id: str) -> Any:
+    """A new callback URL; the old one stops working."""
+    return jsonify(_group_view(groups.rotate_url(gateway(), group_id)))
 
 
 @bp.post("/groups/<group_id>/rotate-secret")
-def rotate_secret(group_id: str) -> Any:
-    gw = gateway()
+@operation("groups", views.Group, errors="404 422 503", body="RotateSecret")
+def rotate_group_secret(group_id: str) -> Any:
+    """A new secret; the previous one is still accepted for `previous_valid_for_s`."""
     body = _body(schemas.rotate_secret)
-    group = groups.rotate_secret(gw, group_id, body["secret"], body.get("previous_valid_for_s", 0))
-    return jsonify(groups.group_view(gw, group))
+    secret, keep_for = body["secret"], body.get("previous_valid_for_s", 0)
+    return jsonify(_group_view(groups.rotate_secret(gateway(), group_id, secret, keep_for)))
 
 
 @bp.get("/groups/<group_id>/webhooks")
-def list_webhooks(group_id: str) -> Any:
+@operation("webhooks", page=views.Webhook, errors="404 503")
+def list_group_webhooks(group_id: str) -> Any:
+    """A group's webhook records, the template first."""
     read = partial(groups.list_webhooks, gateway(), group_id)
-    return _list(read, groups.webhook_key, groups.webhook_view)
+    return _list(read, groups.webhook_key, _webhook_view)
+
+
+def _webhook_view(webhook: Any) -> dict[str, Any]:
+    return views.Webhook.of(webhook).body()
 
 
 # --- webhook records ---------------------------------------------------------------------
 
 
 @bp.post("/webhooks/<webhook_id>/clone")
+@operation("webhooks", views.Webhook, status=201, errors="404 422 503", body="WebhookClone")
 def clone_webhook(webhook_id: str) -> Any:
+    """Clone a record (or the template) into a new webhook record."""
     body = _with_mapping_saved(_body(schemas.webhook_clone))
-    return _created(groups.webhook_view(groups.clone_webhook(gateway(), webhook_id, body)))
+    return _created(_webhook_view(groups.clone_webhook(gateway(), webhook_id, body)))
 
 
 @bp.get("/webhooks/<webhook_id>")
-def show_webhook(webhook_id: str) -> Any:
-    return jsonify(groups.webhook_view(groups.get_webhook(gateway(), webhook_id)))
+@operation("webhooks", views.Webhook, errors="404 503")
+def get_webhook(webhook_id: str) -> Any:
+    """One webhook record."""
+    return jsonify(_webhook_view(groups.get_webhook(gateway(), webhook_id)))
 
 
 @bp.patch("/webhooks/<webhook_id>")
+@operation(
+    "webhooks",
+    views.Webhook,
+    errors="404 409 422 503",
+    body="WebhookUpdate",
+    body_required=False,
+)
 def update_webhook(webhook_id: str) -> Any:
+    """Change a webhook record (the template takes only a new label)."""
     body = _with_mapping_saved(_body(schemas.webhook_update))
-    return jsonify(groups.webhook_view(groups.update_webhook(gateway(), webhook_id, body)))
+    return jsonify(_webhook_view(groups.update_webhook(gateway(), webhook_id, body)))
 
 
 def _with_mapping_saved(body: dict[str, Any]) -> dict[str, Any]:
@@ -240,7 +290,9 @@ def _with_mapping_saved(body: dict[str, Any]) -> dict[str, Any]:
 
 
 @bp.delete("/webhooks/<webhook_id>")
+@operation("webhooks", status=204, errors="404 409 503")
 def delete_webhook(webhook_id: str) -> Any:
+    """Delete a webhook record (never the template)."""
     groups.delete_webhook(gateway(), webhook_id)
     return "", 204
 
@@ -259,13 +311,25 @@ def mapping_view(row: Any) -> dict[str, Any]:
     }
 
 
+MAPPING_NAME = {"name": "The mapping's name."}
+MAPPING_VERSION = openapi.query_parameter(
+    "version",
+    {"type": "integer", "minimum": 1, "maximum": schemas.MAX_INT32},
+    "A version to show.",
+)
+
+
 @bp.get("/mappings")
+@operation("mappings", page="Mapping", errors="503")
 def list_mappings() -> Any:
+    """The newest version of every mapping document, by name."""
     return _list(gateway().mappings.latest, _by_name, mapping_view)
 
 
 @bp.get("/mappings/<name>")
-def show_mapping(name: str) -> Any:
+@operation("mappings", "Mapping", errors="404 503", query=[MAPPING_VERSION], path=MAPPING_NAME)
+def get_mapping(name: str) -> Any:
+    """A mapping document, its newest version unless `version` is given."""
     version = _single("version")
     number = None if version is None else whole_number(version, schemas.MAX_INT32)
     if version is not None and number is None:
@@ -276,13 +340,28 @@ def show_mapping(name: str) -> Any:
 
 
 @bp.get("/mappings/<name>/versions")
-def mapping_versions(name: str) -> Any:
+@operation("mappings", page="Mapping", errors="404 503", path=MAPPING_NAME)
+def list_mapping_versions(name: str) -> Any:
+    """Every version of a mapping document, newest first."""
     read = partial(gateway().mappings.versions, name)
     return _list(read, attrgetter("version"), mapping_view)
 
 
 @bp.put("/mappings/<name>")
+@operation(
+    "mappings",
+    "Mapping",
+    more={201: "Mapping"},
+    errors="409 422 503",
+    body="MappingDocumentBody",
+    path=MAPPING_NAME,
+)
 def put_mapping(name: str) -> Any:
+    """Create or change a mapping document (a new version each change).
+
+    Answers 201 with its first version when it is created, else 200 with the newest version,
+    changed or unchanged.
+    """
     gw = gateway()
     body = _body()
     document, based_on = _as_edited(body)
@@ -334,8 +413,17 @@ def _check_copy(copy: Any, document: dict[str, Any], read: MappingVersion | None
 
 
 @bp.post("/mappings/<name>/preview")
+@operation(
+    "mappings",
+    views.PreviewAnswer,
+    errors="404 422 503",
+    body="Preview",
+    body_required=False,
+    path=MAPPING_NAME,
+)
 def preview_mapping(name: str) -> Any:
-    return jsonify(preview(gateway(), name, _body(schemas.preview)))
+    """The upserts a mapping (or a candidate document) would make; nothing is written."""
+    return jsonify(preview(gateway(), name, _body(schemas.preview)).body())
 
 
 # --- events and records ------------------------------------------------------------------
@@ -354,67 +442,97 @@ def _event_filters() -> dict[str, Any]:
 
 
 @bp.get("/events")
+@operation("events", page=views.EventSummary, errors="422 503", query=openapi.EVENT_FILTERS)
 def list_events() -> Any:
+    """The event log, newest first."""
     filters = _event_filters()
     read = partial(event_log.list_events, gateway(), filters)
-    return _list(read, event_log.event_key, event_log.event_summary)
+    return _list(read, event_log.event_key, _event_summary)
+
+
+def _event_summary(event: Any) -> dict[str, Any]:
+    return views.EventSummary.of(event).body()
 
 
 @bp.get("/events/<event_id>")
-def show_event(event_id: str) -> Any:
-    return jsonify(event_with_sent_fields(gateway(), event_id))
+@operation("events", views.EventDetail, errors="404 503")
+def get_event(event_id: str) -> Any:
+    """One event with its payload, its delivery's headers and its history."""
+    return jsonify(event_with_sent_fields(gateway(), event_id).body())
 
 
 @bp.post("/events/<event_id>/replay")
+@operation("events", views.EventSummary, errors="404 409 503")
 def replay_event(event_id: str) -> Any:
-    event = event_log.replay(gateway(), event_id)
-    return jsonify(event_log.event_summary(event))
+    """Process one event again (it stays ignored while its group does not register its type)."""
+    return jsonify(_event_summary(event_log.replay(gateway(), event_id)))
 
 
 @bp.post("/events/replay")
+@operation("events", views.Replayed, errors="400 422 503", body="EventFilter", body_required=False)
 def replay_events() -> Any:
+    """Process every event matching the filters again (never duplicates)."""
     body = _body(schemas.event_filter)
     filters = {k: body[k] for k in EVENT_FILTERS if body.get(k)}
     done = event_log.replay_matching(gateway(), filters, body.get("limit"))
-    return jsonify(replayed=done.replayed, ignored=done.ignored)
+    return jsonify(views.Replayed(replayed=done.replayed, ignored=done.ignored).body())
 
 
 @bp.get("/records/<obj>/<path:external_id>")
-def show_record(obj: str, external_id: str) -> Any:
-    return jsonify(event_log.record_view(event_log.get_record(gateway(), obj, external_id)))
+@operation("records", views.Record, errors="404 503")
+def get_record(obj: str, external_id: str) -> Any:
+    """A record in the embedded local store."""
+    record = event_log.get_record(gateway(), obj, external_id)
+    return jsonify(views.Record.of(record).body())
 
 
 # --- targets -----------------------------------------------------------------------------
 
 
 @bp.get("/targets")
+@operation("targets", page=views.Target, errors="503")
 def list_targets() -> Any:
-    """Targets in use with the API usage each last reported (Salesforce's daily limit)."""
-    return _list(paging.in_memory(target_usage(gateway()), _target_key), _target_key, dict)
+    """The targets in use, each with the API usage it last reported, the default first."""
+    targets = paging.in_memory(target_usage(gateway()), _target_key)
+    return _list(targets, _target_key, views.Target.body)
 
 
-def _target_key(target: dict[str, Any]) -> list[Any]:
+def _target_key(target: views.Target) -> list[Any]:
     """The default target first, then the others by name, as ``target_usage`` orders them."""
-    return [0 if target["default"] else 1, target["name"]]
+    return [0 if target.default else 1, target.name]
+
+
+TARGET_NAME = {"name": "A remote target: `salesforce` or `salesforce:<profile>`."}
 
 
 @bp.get("/targets/<name>/credentials")
-def show_target_credentials(name: str) -> Any:
+@operation("targets", views.TargetCredentialsView, errors="404 503", path=TARGET_NAME)
+def get_target_credentials(name: str) -> Any:
+    """Which credentials are stored for a remote target (hints only, never values)."""
     stored = gateway().credentials.get(name)
     if stored is None:
         raise NotFound.of("stored credentials for target", name)
-    return jsonify(credentials.view(stored))
+    return jsonify(credentials.view(stored).body())
 
 
 @bp.put("/targets/<name>/credentials")
+@operation(
+    "targets",
+    views.TargetCredentialsView,
+    errors="422 503",
+    body="TargetCredentials",
+    path=TARGET_NAME,
+)
 def put_target_credentials(name: str) -> Any:
-    """Store a remote target's credentials, encrypted; they win over the environment's."""
+    """Store a remote target's credentials, encrypted; they win over the environment."""
     body = _body(schemas.target_credentials)
-    return jsonify(credentials.view(gateway().credentials.put(name, body)))
+    return jsonify(credentials.view(gateway().credentials.put(name, body)).body())
 
 
 @bp.delete("/targets/<name>/credentials")
+@operation("targets", status=204, errors="404 503", path=TARGET_NAME)
 def delete_target_credentials(name: str) -> Any:
+    """Forget a remote target's stored credentials (the environment's apply again)."""
     gateway().credentials.delete(name)
     return "", 204
 

@@ -6,6 +6,8 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, jsonify
 
+from gateway import views
+from gateway.api.openapi import operation
 from gateway.errors import StoreUnavailable
 from gateway.http import gateway
 from gateway.metrics import render
@@ -16,22 +18,35 @@ bp = Blueprint("ops", __name__)
 
 
 @bp.get("/healthz")
+@operation("operations", views.Alive, public=True)
 def healthz() -> Any:
-    return jsonify(status="ok")
+    """The process is alive."""
+    return jsonify(views.Alive(status="ok").body())
 
 
 @bp.get("/readyz")
+@operation("operations", views.Ready, errors="503", public=True)
 def readyz() -> Any:
-    """Ready when the database answers and its schema is the one this release needs."""
+    """The database is reachable and its schema is the one this release needs."""
     database = gateway().db
     database.ping()  # StoreUnavailable -> 503 with the error body
     if not schema_is_current(database):
         raise StoreUnavailable(NOT_MIGRATED, code="schema_not_migrated")
-    return jsonify(status="ready", database="ok")
+    return jsonify(views.Ready(status="ready", database="ok").body())
 
 
 @bp.get("/metrics")
+@operation(
+    "operations",
+    {
+        "description": "The Prometheus text exposition format; while the database cannot be"
+        " read, the counters and `gateway_database_up 0` in place of the gauges.",
+        "content": {"text/plain": {"schema": {"type": "string"}}},
+    },
+    public=True,
+)
 def metrics() -> Any:
+    """Prometheus metrics."""
     gw = gateway()
     return Response(render(gw.db, gw.status_counts), mimetype="text/plain; version=0.0.4")
 

@@ -22,6 +22,8 @@ from flask import Flask
 from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.wsgi import get_content_length, get_input_stream
 
+from gateway import views
+from gateway.api.openapi import operation
 from gateway.config import Settings
 from gateway.connectors import Profile
 from gateway.core import Gateway
@@ -173,7 +175,28 @@ class Hooks:
         )
         return [] if method == "HEAD" else [payload]
 
+    @operation(
+        "receive",
+        views.Receipt,
+        more={
+            401: {
+                "description": "The signature, timestamp or API key is wrong or missing; the"
+                " expected signature is never shown.",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            }
+        },
+        errors="400 404 413 503",
+        body="DeliveryBody",
+        public=True,
+        served_at=(PREFIX + "{token}", METHODS),
+    )
     def _receive(self, environ: WSGIEnvironment, token: str) -> tuple[int, bytes, dict[str, str]]:
+        """Receive a delivery from a provider.
+
+        The body is kept byte for byte and verified as the group's connector signs; its
+        content type must be JSON or one the connector profile lists. Signature, timestamp and
+        API key headers depend on the connector.
+        """
         started = time.perf_counter()
         group_label = "unknown"
         fresh = True

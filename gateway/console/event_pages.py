@@ -9,6 +9,7 @@ from typing import Any
 from flask import flash, redirect, render_template, request, url_for
 
 from gateway import events as event_log
+from gateway import views
 from gateway.api.admin import EVENT_FILTERS
 from gateway.console import forms, queries
 from gateway.console.blueprint import bp
@@ -65,7 +66,7 @@ def event_detail(event_id: str) -> Any:
 
 def _detail_page(event_id: str, error: GatewayError | None = None) -> Any:
     gw = gateway()
-    detail = event_with_sent_fields(gw, event_id)
+    detail = event_with_sent_fields(gw, event_id).body()
     return forms.render(
         "console/events/detail.html",
         error,
@@ -129,5 +130,5 @@ def replay_progress() -> Any:
 
 @bp.get("/records/<obj>/<path:external_id>")
 def record_detail(obj: str, external_id: str) -> Any:
-    record = event_log.record_view(event_log.get_record(gateway(), obj, external_id))
+    record = views.Record.of(event_log.get_record(gateway(), obj, external_id)).body()
     return forms.render("console/records/detail.html", record=record)

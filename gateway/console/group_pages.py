@@ -81,7 +81,7 @@ def _catalog_of(gw: Gateway, group: Group) -> Catalog:
 @bp.get("/groups")
 def group_list() -> Any:
     after = request.args.get("after") or None
-    rows = groups.list_groups(gateway(), PAGE + 1, after)
+    rows = [group for group, _ in groups.list_groups(gateway(), PAGE + 1, after)]
     more = rows[PAGE - 1].id if len(rows) > PAGE else None
     return forms.render("console/groups/list.html", groups=rows[:PAGE], more=more)
 
@@ -109,7 +109,7 @@ def group_edit(group_id: str) -> Any:
     gw = gateway()
     group = groups.get_group(gw, group_id)
     choices = [_catalog_of(gw, group)]
-    values: dict[str, Any] = {**groups.group_view(gw, group), "choice": choices[0].value}
+    values: dict[str, Any] = {**groups.view(gw, group).body(), "choice": choices[0].value}
     if request.method == "POST":
         body = _group_body()
         values.update(body)
@@ -162,7 +162,7 @@ def _detail_page(group_id: str, error: GatewayError | None = None, failed: str =
         error,
         failed=failed,
         group=group,
-        view=groups.group_view(gw, group),
+        view=groups.view(gw, group),
         webhooks=groups.list_webhooks(gw, group_id),
         catalog=_catalog_of(gw, group),
         grace_choices=GRACE_CHOICES,

@@ -196,7 +196,8 @@ def mapping_submit(name: str) -> Any:
     try:
         document = _parse(text)
         if forms.text("action") == "preview":
-            answer = preview(gw, name, schemas.preview.validate(_preview_body(document, choice)))
+            body = schemas.preview.validate(_preview_body(document, choice))
+            answer = preview(gw, name, body).body()
             return _page(gw, name, Editor(pretty(document), preview=answer), choice)
         row, changed = gw.mappings.put(name, document)
     except GatewayError as error:

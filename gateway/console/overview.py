@@ -14,7 +14,7 @@ from gateway.targets.usage import target_usage
 
 def salesforce_usage(gw: Gateway) -> list[dict[str, Any]]:
     """The Salesforce targets in use, with the API usage workers last stored for each."""
-    return [t for t in target_usage(gw) if t["name"].startswith("salesforce")]
+    return [t.body() for t in target_usage(gw) if t.name.startswith("salesforce")]
 
 
 @bp.get("/")

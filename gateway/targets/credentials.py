@@ -15,9 +15,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway.errors import Detail, NotFound, ValidationFailed
-from gateway.models import TargetCredentials, iso
+from gateway.models import TargetCredentials
 from gateway.secrets import SecretBox, hint
 from gateway.storage import Storage
+from gateway.views import TargetCredentialsView, stamp
 
 #: The variables a Salesforce target reads; stored ones win over the environment's.
 SALESFORCE_VARIABLES = (
@@ -96,13 +97,13 @@ def environment_for(
     return merged
 
 
-def view(stored: StoredCredentials) -> dict[str, Any]:
+def view(stored: StoredCredentials) -> TargetCredentialsView:
     """What the API shows: the variables set, each as a hint, never a value."""
-    return {
-        "target": stored.target,
-        "variables": {name: hint(value) for name, value in sorted(stored.values.items())},
-        "updated_at": iso(stored.updated_at),
-    }
+    return TargetCredentialsView(
+        target=stored.target,
+        variables={name: hint(value) for name, value in sorted(stored.values.items())},
+        updated_at=stamp(stored.updated_at),
+    )
 
 
 def _check(target: str, values: Mapping[str, Any]) -> None:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import select
 
+from gateway import views
 from gateway.core import Gateway
 from gateway.models import Group, TargetUsage, iso
 
 
-def target_usage(gw: Gateway) -> list[dict[str, Any]]:
+def target_usage(gw: Gateway) -> list[views.Target]:
     default = gw.targets.default_name()
     with gw.db.read_session() as session:
         chosen = {t for t in session.scalars(select(Group.target).distinct()) if t}
@@ -19,16 +18,16 @@ def target_usage(gw: Gateway) -> list[dict[str, Any]]:
     return [_view(name, name == default, usage.get(name)) for name in names]
 
 
-def _view(name: str, default: bool, usage: TargetUsage | None) -> dict[str, Any]:
-    return {
-        "name": name,
-        "default": default,
-        "api_usage": None
+def _view(name: str, default: bool, usage: TargetUsage | None) -> views.Target:
+    return views.Target(
+        name=name,
+        default=default,
+        api_usage=None
         if usage is None
-        else {
-            "used": usage.used,
-            "limit": usage.limit,
-            "remaining": max(usage.limit - usage.used, 0),
-            "reported_at": iso(usage.updated_at),
-        },
-    }
+        else views.ApiUsage(
+            used=usage.used,
+            limit=usage.limit,
+            remaining=max(usage.limit - usage.used, 0),
+            reported_at=iso(usage.updated_at),
+        ),
+    )

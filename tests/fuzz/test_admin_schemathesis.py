@@ -87,7 +87,7 @@ def seeded(admin: Any, group_factory: Any, deliver: Any, worker: Any) -> dict[st
         "webhook_id": record["id"],
         "event_id": event["id"],
         "name": "items",
-        "object": "Item__c",
+        "obj": "Item__c",
         "external_id": "A-1",
         "token": group["token"],
         "deleted": {"group_id": doomed["id"], "webhook_id": _clone(admin, doomed)["id"]},

@@ -7,11 +7,14 @@ that a list added without paging, or paged its own way, fails here.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
+from gateway.core import Gateway
 from gateway.paging import MAX_LIMIT
 
 MAPPING = {
@@ -182,3 +185,37 @@ def test_limit_or_cursor_given_twice_is_refused(
         response = admin.get(url, query_string=query)
 
         assert_refused(response, "repeated_parameter", query.split("&")[-1].split("=")[0], query)
+
+
+@contextmanager
+def statements(gw: Gateway) -> Iterator[list[str]]:
+    """The SQL statements the gateway's engines run meanwhile."""
+    run: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        run.append(statement)
+
+    engines = {gw.db.engine, gw.db.read_engine}
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield run
+    finally:
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", record)
+
+
+def test_a_page_of_groups_takes_as_many_statements_for_twenty_groups_as_for_one(
+    admin: Any, gw: Gateway, group_factory: Callable[..., dict[str, Any]]
+) -> None:
+    counts = {}
+    for total in (1, 20):
+        while len(admin.get("/groups?limit=500").get_json()["items"]) < total:
+            group_factory()
+        with statements(gw) as run:
+            page = admin.get("/groups?limit=500").get_json()["items"]
+        assert len(page) == total
+        assert all(group["template_webhook_id"] for group in page)
+        counts[total] = len(run)
+
+    assert counts[20] == counts[1]

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from gateway.api import openapi
+from gateway import views
 from gateway.errors import TransientTargetError
 from gateway.mapping import CompiledMapping
 from gateway.mapping_store import MappingStore
@@ -858,7 +858,8 @@ def newest_event(admin: Any) -> dict[str, Any]:
     response = admin.get(f"/events/{event_id}")
     assert response.status_code == 200, response.get_json()
     event: dict[str, Any] = response.get_json()
-    assert [e.message for e in Draft202012Validator(openapi.EVENT_DETAIL).iter_errors(event)] == []
+    schema = views.EventDetail.model_json_schema(mode="serialization")
+    assert [e.message for e in Draft202012Validator(schema).iter_errors(event)] == []
     return event
 
 
