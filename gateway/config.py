@@ -251,6 +251,11 @@ class ServerSettings:
     connections: int = 16
     #: gunicorn's own lines (starting, booting workers, errors) follow the gateway's format.
     log_format: str = "text"
+    #: The longest a request body may take to arrive, whether it is read or discarded.
+    body_timeout_s: float = 10.0
+    #: Bytes a second a request body must arrive at, on average, once its first
+    #: ``BODY_GRACE_S`` have passed; 0: no minimum, the timeout alone.
+    body_min_rate: int = 1024
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServerSettings:
@@ -265,6 +270,8 @@ class ServerSettings:
             workers=_number(env, "GATEWAY_WEB_WORKERS", 2, 1),
             connections=_number(env, "GATEWAY_WEB_CONNECTIONS", 16, 1),
             log_format=_choice(env, "GATEWAY_LOG_FORMAT", "text", LOG_FORMATS),
+            body_timeout_s=_number(env, "GATEWAY_BODY_TIMEOUT_S", 10.0, 0.0, above=True),
+            body_min_rate=_number(env, "GATEWAY_BODY_MIN_RATE", 1024, 0),
         )
 
 
