@@ -988,7 +988,12 @@ def _other_paths() -> dict[str, dict[str, Any]]:
                 _ref("Error"),
                 "The signature, timestamp or API key is wrong or missing; the expected "
                 "signature is never shown.",
-            )
+            ),
+            "415": _json(
+                _ref("Error"),
+                "`unsupported_content_encoding`: the body is compressed with a coding the "
+                "connector profile does not accept (its `content_encoding`).",
+            ),
         },
         parameters=[_path("token", "The group's callback token.")],
         public=True,

@@ -24,6 +24,7 @@ from werkzeug.wsgi import get_content_length, get_input_stream
 
 from gateway.config import Settings
 from gateway.connectors import Profile
+from gateway.content_encoding import decode
 from gateway.core import Gateway
 from gateway.errors import (
     BadRequest,
@@ -281,7 +282,12 @@ def _verified_delivery(gw: Gateway, known: KnownGroup, request: _Request) -> New
     profile = gw.connectors.get(group.connector)
     now = datetime.now(UTC)
     headers, body = request.headers, request.body
-    verify(profile.verification, accepted_secrets(gw, group, now), headers, body, now.timestamp())
+    signed = body
+    if "content-encoding" in headers:  # decompressed to the limit a body is held to
+        limit = gw.settings.max_body_bytes
+        body = decode(headers["content-encoding"], profile.content_encodings, body, limit)
+        signed = request.body if profile.signs_compressed else body
+    verify(profile.verification, accepted_secrets(gw, group, now), headers, signed, now.timestamp())
     return NewDelivery(
         group_id=group.id,
         registered_events=known.registered,
