@@ -25,13 +25,10 @@ from typing import Any
 
 import pytest
 import requests
-from cryptography.fernet import Fernet
 
-from gateway.config import MiB, Settings
-from gateway.db import Database
-from gateway.migrate import upgrade
+from gateway.config import MiB
 from tests.acceptance import senders
-from tests.acceptance.conftest import Api, launch_web, stop
+from tests.acceptance.conftest import Api, launch_web, sqlite_settings, stop
 from tests.conftest import ADMIN_TOKEN
 
 pytestmark = pytest.mark.slow
@@ -56,16 +53,7 @@ class Served:
 
 
 def _serve(path: Path, started: list[subprocess.Popen[bytes]], **env: str) -> Served:
-    settings = Settings(
-        instance_path=path / "instance",
-        database_url=f"sqlite:///{path / 'gateway.db'}",
-        admin_token=ADMIN_TOKEN,
-        secret_key=Fernet.generate_key().decode(),
-    )
-    database = Database(settings.database_url)
-    upgrade(database)
-    database.dispose()
-    url, _ = launch_web(settings, started, **env)
+    url, _ = launch_web(sqlite_settings(path), started, **env)
     group = senders.create_group(Api(url, ADMIN_TOKEN))
     hook = "/hooks/" + group["callback_url"].split("/")[-1]
     return Served(url, int(url.rsplit(":", 1)[1]), hook)
