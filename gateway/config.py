@@ -240,6 +240,21 @@ WEB_CONNECTIONS = Number(
     minimum=1,
     description="connections each gunicorn process serves at once",
 )
+BODY_TIMEOUT_S = Number(
+    name="GATEWAY_BODY_TIMEOUT_S",
+    default=10.0,
+    minimum=0.0,
+    above=True,
+    description="the longest a request body may take to arrive, whether it is read or"
+    " discarded after an early answer; a slower one is cut off with 408",
+)
+BODY_MIN_RATE = Number(
+    name="GATEWAY_BODY_MIN_RATE",
+    default=1024,
+    minimum=0,
+    description="bytes a second a request body must average once its first 2 seconds have"
+    " passed (0: no minimum)",
+)
 WORKER_BATCH_SIZE = Number(
     name="GATEWAY_WORKER_BATCH_SIZE",
     default=1000,
@@ -330,6 +345,8 @@ VARIABLES: tuple[Variable | Number[int] | Number[float] | Choice, ...] = (
     PORT,
     WEB_WORKERS,
     WEB_CONNECTIONS,
+    BODY_TIMEOUT_S,
+    BODY_MIN_RATE,
     WORKER_BATCH_SIZE,
     WORKER_POLL_S,
     BATCH_WINDOW_S,
@@ -520,6 +537,11 @@ class ServerSettings:
     connections: int = WEB_CONNECTIONS.default
     #: gunicorn's own lines (starting, booting workers, errors) follow the gateway's format.
     log_format: str = "text"
+    #: The longest a request body may take to arrive, whether it is read or discarded.
+    body_timeout_s: float = BODY_TIMEOUT_S.default
+    #: Bytes a second a request body must arrive at, on average, once its first
+    #: ``BODY_GRACE_S`` have passed; 0: no minimum, the timeout alone.
+    body_min_rate: int = BODY_MIN_RATE.default
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServerSettings:
@@ -534,6 +556,8 @@ class ServerSettings:
             workers=WEB_WORKERS.read(env),
             connections=WEB_CONNECTIONS.read(env),
             log_format=LOG_FORMAT.read(env),
+            body_timeout_s=BODY_TIMEOUT_S.read(env),
+            body_min_rate=BODY_MIN_RATE.read(env),
         )
 
 

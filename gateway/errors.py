@@ -109,6 +109,20 @@ class PayloadTooLarge(GatewayError):
     code = "payload_too_large"
 
 
+class BodyTimeout(GatewayError):
+    """The request body arrived too slowly; the connection is closed."""
+
+    status = 408
+    code = "body_timeout"
+
+
+class UnsupportedContentEncoding(GatewayError):
+    """The body's content encoding is not one this connector accepts."""
+
+    status = 415
+    code = "unsupported_content_encoding"
+
+
 class UnsupportedContentType(BadRequest):
     """The content type is not one this connector accepts."""
 

@@ -39,6 +39,11 @@ EVENTS_RECEIVED = Counter(
     "Events carried by accepted deliveries, by group and how they were taken",
     ["group", "disposition"],
 )
+BODIES_CUT_OFF = Counter(
+    "gateway_request_bodies_cut_off_total",
+    "Request bodies that arrived too slowly (GATEWAY_BODY_TIMEOUT_S, GATEWAY_BODY_MIN_RATE),"
+    " their connections closed",
+)
 RECEIVE_LATENCY = Histogram(
     "gateway_receive_seconds",
     "Time from request to durable acknowledgement",

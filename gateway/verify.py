@@ -30,7 +30,9 @@ _ALGORITHMS: Mapping[str, Callable[..., Any]] = {
 }
 _ENCODINGS = ("hex", "base64", "any")
 _HEX = re.compile(r"[0-9a-fA-F]+")
-_EPOCH = re.compile(r"[0-9]+")
+#: Whole epoch seconds: twelve digits reach past the year 30000, and a longer number cannot be
+#: a timestamp (nor be turned into a float, nor, past 4,300 digits, even into an int).
+_EPOCH = re.compile(r"[0-9]{1,12}")
 #: Codes meaning "this scheme's header is not there", which any-of reads as "not this scheme".
 _ABSENT = frozenset({"signature_missing", "api_key_missing"})
 #: Standard Webhooks header names, per the specification.

@@ -26,6 +26,7 @@ from gateway import views
 from gateway.api.openapi import operation
 from gateway.config import Settings
 from gateway.connectors import Profile
+from gateway.content_encoding import decode
 from gateway.core import Gateway
 from gateway.errors import (
     BadRequest,
@@ -183,7 +184,12 @@ class Hooks:
                 "description": "The signature, timestamp or API key is wrong or missing; the"
                 " expected signature is never shown.",
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-            }
+            },
+            415: {
+                "description": "`unsupported_content_encoding`: the body is compressed with a"
+                " coding the connector profile does not accept (its `content_encoding`).",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+            },
         },
         errors="400 404 413 503",
         body="DeliveryBody",
@@ -304,7 +310,12 @@ def _verified_delivery(gw: Gateway, known: KnownGroup, request: _Request) -> New
     profile = gw.connectors.get(group.connector)
     now = datetime.now(UTC)
     headers, body = request.headers, request.body
-    verify(profile.verification, accepted_secrets(gw, group, now), headers, body, now.timestamp())
+    signed = body
+    if "content-encoding" in headers:  # decompressed to the limit a body is held to
+        limit = gw.settings.max_body_bytes
+        body = decode(headers["content-encoding"], profile.content_encodings, body, limit)
+        signed = request.body if profile.signs_compressed else body
+    verify(profile.verification, accepted_secrets(gw, group, now), headers, signed, now.timestamp())
     return NewDelivery(
         group_id=group.id,
         registered_events=known.registered,

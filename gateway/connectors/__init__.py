@@ -87,6 +87,16 @@ class Profile:
         """
         return frozenset(_credential_headers(self.document["verification"]))
 
+    @functools.cached_property
+    def content_encodings(self) -> frozenset[str]:
+        """The Content-Encoding codings its senders may compress a body with; often none."""
+        return frozenset(self.document.get("content_encoding", {}).get("accept", ()))
+
+    @property
+    def signs_compressed(self) -> bool:
+        """Whether a compressed body's signature covers it as sent, rather than decompressed."""
+        return bool(self.document.get("content_encoding", {}).get("signed") == "compressed")
+
     @property
     def verification(self) -> dict[str, Any]:
         """The verification scheme object (never holds a secret: groups do)."""

@@ -180,7 +180,7 @@ class SQLiteStorage(Storage):
         """Put every commit written to the WAL so far on disk (SYNC_BY_CALLER).
 
         In the calling thread while the disk is quick (QUICK_SYNC_S); after a slow sync, in a
-        native thread (:func:`gateway.greenlets.off_the_hub`), so that under gevent the
+        native thread (:func:`gateway.storage.greenlets.off_the_hub`), so that under gevent the
         process's other requests go on meanwhile, until a sync is quick again. A disk that
         stalls once stops the process's greenlets for that one sync only.
         """

@@ -49,6 +49,26 @@ def gunicorn_env(tmp_path: Path, **settings: str) -> dict[str, str]:
     return env
 
 
+def sqlite_settings(path: Path) -> Settings:
+    """Settings for a gunicorn of its own on a migrated SQLite database under ``path``."""
+    from cryptography.fernet import Fernet
+
+    from gateway.migrate import upgrade
+    from gateway.storage import open_storage
+    from tests.conftest import ADMIN_TOKEN
+
+    settings = Settings(
+        instance_path=path / "instance",
+        database_url=f"sqlite:///{path / 'gateway.db'}",
+        admin_token=ADMIN_TOKEN,
+        secret_key=Fernet.generate_key().decode(),
+    )
+    database = open_storage(settings.database_url)
+    upgrade(database)
+    database.dispose()
+    return settings
+
+
 def wait_until_up(url: str, process: subprocess.Popen[Any], timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -14,17 +14,12 @@ import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import BinaryIO
 
 import pytest
-from cryptography.fernet import Fernet
 
-from gateway.config import Settings
-from gateway.migrate import upgrade
-from gateway.storage import open_storage
 from tests.acceptance import senders
-from tests.acceptance.conftest import Api, launch_web, stop
+from tests.acceptance.conftest import Api, launch_web, sqlite_settings, stop
 from tests.conftest import ADMIN_TOKEN
 
 
@@ -38,7 +33,7 @@ class Served:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """One gunicorn for every case: what is sent here never reaches the database."""
-    settings = _sqlite_settings(tmp_path_factory.mktemp("malformed"))
+    settings = sqlite_settings(tmp_path_factory.mktemp("malformed"))
     started: list[subprocess.Popen[bytes]] = []
     try:
         url, _ = launch_web(settings, started)
@@ -47,19 +42,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     finally:
         for process in started:
             stop(process)
-
-
-def _sqlite_settings(path: Path) -> Settings:
-    settings = Settings(
-        instance_path=path / "instance",
-        database_url=f"sqlite:///{path / 'gateway.db'}",
-        admin_token=ADMIN_TOKEN,
-        secret_key=Fernet.generate_key().decode(),
-    )
-    database = open_storage(settings.database_url)
-    upgrade(database)
-    database.dispose()
-    return settings
 
 
 @dataclass(frozen=True)

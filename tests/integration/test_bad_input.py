@@ -344,6 +344,25 @@ def test_deliveries_the_database_cannot_hold_are_400_and_store_nothing(
     assert admin.get("/events").get_json()["items"] == []
 
 
+@pytest.mark.parametrize(
+    "stamp",
+    ["9" * 4000, "9" * 5000, "0" * 13],
+    ids=["past a float", "past int()'s digits", "more digits than an epoch"],
+)
+def test_a_timestamp_too_long_to_be_one_is_401_timestamp_invalid(
+    group_factory: Any, deliver: Any, stamp: str
+) -> None:
+    group = group_factory(
+        connector="stripe", function="events", events=["customer.created"], secret=STRIPE_SECRET
+    )
+    body = b'{"id": "evt_1", "type": "customer.created"}'
+    forged = {"Stripe-Signature": f"t={stamp},v1={'ab' * 32}"}
+
+    response = deliver(group, body, forged, signed=False)
+
+    assert_error(response, 401, "timestamp_invalid")
+
+
 class _Unreadable:
     """A request body whose reading fails as the WSGI server makes it fail."""
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import standardwebhooks
 import stripe
-from hypothesis import assume, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from gateway.errors import VerificationFailed
@@ -265,6 +265,9 @@ def test_stripe_timestamp_missing() -> None:
         "t=1700000000.5",  # not whole seconds
         "t=-1700000000",  # signed
         f"t={NOW},t={NOW}",  # ambiguous
+        "t=" + "9" * 4000,  # too large for a float
+        "t=" + "9" * 5000,  # too long for int() as well
+        "t=" + "0" * 13,  # more digits than any epoch second has
     ],
 )
 def test_stripe_timestamp_invalid(stamp: str) -> None:
@@ -403,7 +406,9 @@ def test_standard_webhooks_timestamp_missing() -> None:
     assert failure(SW, headers, secrets=(SW_SECRET,)).code == "timestamp_missing"
 
 
-@pytest.mark.parametrize("stamp", ["soon", f"{NOW}.5", f"{NOW}e0", f"-{NOW}"])
+@pytest.mark.parametrize(
+    "stamp", ["soon", f"{NOW}.5", f"{NOW}e0", f"-{NOW}", "9" * 400, "\u0661" * 10]
+)
 def test_standard_webhooks_timestamp_invalid(stamp: str) -> None:
     headers = {**sw_headers(), "webhook-timestamp": stamp}
     assert failure(SW, headers, secrets=(SW_SECRET,)).code == "timestamp_invalid"
@@ -824,3 +829,60 @@ def test_signing_writes_hex_in_the_senders_case() -> None:
     assert headers == {
         "ms-signature": "sha256=25FB6994568A75CD233E04BA1C653AF1BF476041CC543AF04F82CAAC482C201A"
     }
+
+
+# --- the header parsers under arbitrary input --------------------------------------------------
+
+#: Header text as a WSGI server hands it over (Latin-1), and beyond it (no lone surrogates).
+header_text = st.text(st.characters(exclude_categories=("Cs",)), max_size=80)
+digits = st.text(st.sampled_from("0123456789"), min_size=1, max_size=4500)
+#: Pieces the parsers split on and look for, so that drawn values reach past their first check.
+header_pieces = st.one_of(
+    header_text,
+    digits,
+    st.sampled_from(["t=", "v1=", "v1,", ",", " ", "=", "sha256=", "Bearer ", "whsec_"]),
+    st.binary(min_size=0, max_size=64).map(lambda raw: raw.hex()),
+    st.binary(min_size=0, max_size=64).map(b64),
+)
+header_values = st.lists(header_pieces, max_size=8).map("".join)
+
+#: Every scheme's parser, with every header name it reads.
+FUZZED_SPECS = [
+    pytest.param(XTND, id="hmac-hex-prefix"),
+    pytest.param({**SHOPIFY, "algorithm": "sha512"}, id="hmac-sha512-base64"),
+    pytest.param(ANY_ENCODING, id="hmac-any"),
+    pytest.param(STRIPE, id="stripe"),
+    pytest.param(SW, id="standard-webhooks"),
+    pytest.param(SVIX, id="standard-webhooks-svix-names"),
+    pytest.param(BEARER, id="api-key"),
+    pytest.param(HEADER_SECRET, id="header-secret"),
+    pytest.param(XILNEX, id="any-of"),
+]
+FUZZED_HEADERS = [
+    "ms-signature",
+    "x-shopify-hmac-sha256",
+    "xilnex-webhook-signature",
+    "stripe-signature",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+    "svix-id",
+    "svix-timestamp",
+    "svix-signature",
+    "authorization",
+]
+
+
+@pytest.mark.parametrize("spec", FUZZED_SPECS)
+@given(headers=st.dictionaries(st.sampled_from(FUZZED_HEADERS), header_values))
+@example(headers={"stripe-signature": f"t={'9' * 4000},v1={'ab' * 32}"})
+@example(headers={"webhook-id": "msg", "webhook-timestamp": "9" * 400, "webhook-signature": "v1,"})
+def test_property_any_header_value_is_accepted_or_refused_never_an_error(
+    spec: dict[str, Any], headers: dict[str, str]
+) -> None:
+    keyed = spec["scheme"] == "standard-webhooks"
+    secrets = [SW_SECRET, SW_OLD_SECRET] if keyed else [SECRET, OLD_SECRET]
+    try:
+        verify(spec, secrets, headers, BODY, NOW)
+    except VerificationFailed as error:
+        assert error.status == 401
