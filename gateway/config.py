@@ -163,6 +163,9 @@ class Settings:
     #: succeeding; past them, its sign-ins are refused until that window has passed.
     sign_in_attempts: int = 5
     sign_in_window_s: float = 300.0
+    #: Reverse proxies in front of the web processes whose X-Forwarded-For entries are believed:
+    #: the client's address is the one the outermost of them saw (0: the connection's peer).
+    trusted_proxies: int = 0
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -205,6 +208,7 @@ class Settings:
                 above=True,
                 maximum=MAX_SIGN_IN_WINDOW_S,
             ),
+            trusted_proxies=_number(env, "GATEWAY_TRUSTED_PROXIES", 0, 0),
             env=dict(env),
         )
 

@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask, current_app, jsonify
 from gunicorn.http.errors import ParseException
 from werkzeug.exceptions import ClientDisconnected, HTTPException, MethodNotAllowed
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from gateway.config import Settings
 from gateway.core import Gateway
@@ -43,6 +44,10 @@ def create_app(
     admin.init_app(app)
     ops.init_app(app)
     console.init_app(app)
+    if gateway.settings.trusted_proxies:
+        # Outermost, so that callbacks, the console's sign-in limit and gunicorn's access log
+        # (which reads the same environ) all see the client's address rather than the proxy's.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=gateway.settings.trusted_proxies)  # type: ignore[method-assign]
     return app
 
 
