@@ -23,11 +23,12 @@ def _gateway() -> Gateway:
     """The Gateway for this command; its database connections close when the command ends.
 
     The server's settings are checked too, though only serving reads them: a bad value stops
-    every command at once, rather than the first ``gateway run`` or deploy that serves.
+    every command at once, rather than the first ``gateway run`` or deploy that serves. So is
+    the secret key, against the secrets the database holds.
     """
     env = environment()
     ServerSettings.from_env(env)
-    gw = Gateway(Settings.from_env(env))
+    gw = Gateway.start(Settings.from_env(env))
     context = click.get_current_context(silent=True)
     if context is not None:
         context.call_on_close(gw.close)

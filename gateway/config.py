@@ -140,6 +140,8 @@ class Settings:
     public_url: str = "http://127.0.0.1:8000"
     admin_token: str | None = None
     secret_key: str | None = None
+    #: Where ``secret_key`` was read from, for the messages that concern it.
+    secret_key_source: str = "GATEWAY_SECRET_KEY"
     max_body_bytes: int = MiB
     max_header_bytes: int = 16 * 1024
     target: str = "local"
@@ -234,12 +236,14 @@ class Settings:
             lambda: secrets.token_urlsafe(32),
             "GATEWAY_ADMIN_TOKEN",
         )
-        key = self.secret_key or _read_or_create(
-            self.instance_path / "secret-key",
-            lambda: Fernet.generate_key().decode(),
-            "GATEWAY_SECRET_KEY",
+        if self.secret_key:
+            return replace(self, admin_token=token)
+        key_file = self.instance_path / "secret-key"
+        key = _read_or_create(
+            key_file, lambda: Fernet.generate_key().decode(), "GATEWAY_SECRET_KEY"
         )
-        return replace(self, admin_token=token, secret_key=key)
+        source = f"{key_file} (GATEWAY_SECRET_KEY is not set)"
+        return replace(self, admin_token=token, secret_key=key, secret_key_source=source)
 
 
 @dataclass(frozen=True)

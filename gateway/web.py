@@ -28,7 +28,7 @@ def create_app(
         settings = Settings.from_env()
         if overrides:
             settings = settings.with_overrides(overrides)
-        gateway = Gateway(settings)
+        gateway = Gateway.start(settings)
     app.extensions["gateway"] = gateway
     configure_logging(gateway.settings.log_format)
     app.json.sort_keys = False  # type: ignore[attr-defined]
