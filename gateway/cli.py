@@ -59,6 +59,7 @@ def _error_text(error: GatewayError) -> str:
 
 
 @click.group(cls=GatewayGroup)
+@click.version_option(package_name="webhook-gateway", prog_name="gateway")
 def main() -> None:
     """Inbound webhook listener and mapping gateway."""
     from gateway.logs import configure
@@ -173,6 +174,7 @@ def run(bind: str | None, mappings_dir: str) -> None:
         click.echo(f"no {mappings_dir}/ directory here: no mapping loaded")
     else:
         raise click.BadParameter(f"{mappings_dir!r} is not a directory", param_hint="--mappings")
+    click.echo(f"console:     {gw.settings.public_url}/admin/  (sign in with the admin token)")
     click.echo(f"admin token: {_shown_token(gw)}")
     click.echo(f"admin API:   {gw.settings.public_url}/api/v1  (Authorization: Bearer <token>)")
     processes = [

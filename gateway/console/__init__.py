@@ -12,10 +12,10 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from flask import Blueprint, Flask, Request, Response, render_template
+from flask import Blueprint, Flask, Request, Response, redirect, render_template, url_for
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, NotFound
 
 bp = Blueprint(
     "console",
@@ -76,6 +76,8 @@ def init_app(app: Flask) -> None:
     app.permanent_session_lifetime = SESSION_LIFETIME
     app.session_interface = ConsoleSessions()
     app.register_blueprint(bp)
+    # Whoever opens the gateway's address in a browser is looking for the console.
+    app.add_url_rule("/", "console_home", lambda: redirect(url_for("console.overview")))
 
 
 @bp.after_request
@@ -113,3 +115,10 @@ def compact_json(value: Any) -> str:
 def _error_page(error: GatewayError) -> Any:
     """A page the admin can read (the API's JSON body would be useless in a browser)."""
     return render_template("console/error.html", error=error), error.status
+
+
+@bp.get("/<path:unknown>")
+def _unknown_page(unknown: str) -> Any:
+    """Any other address under /admin/: the console's own 404 page (after sign-in, as every
+    page), where the app would answer the API's JSON."""
+    raise NotFound(f"The console has no page at /admin/{unknown}.")
