@@ -23,11 +23,12 @@ def _gateway() -> Gateway:
     """The Gateway for this command; its database connections close when the command ends.
 
     The server's settings are checked too, though only serving reads them: a bad value stops
-    every command at once, rather than the first ``gateway run`` or deploy that serves.
+    every command at once, rather than the first ``gateway run`` or deploy that serves. So is
+    the secret key, against the secrets the database holds.
     """
     env = environment()
     ServerSettings.from_env(env)
-    gw = Gateway(Settings.from_env(env))
+    gw = Gateway.start(Settings.from_env(env))
     context = click.get_current_context(silent=True)
     if context is not None:
         context.call_on_close(gw.close)
@@ -58,6 +59,7 @@ def _error_text(error: GatewayError) -> str:
 
 
 @click.group(cls=GatewayGroup)
+@click.version_option(package_name="webhook-gateway", prog_name="gateway")
 def main() -> None:
     """Inbound webhook listener and mapping gateway."""
     from gateway.logs import configure
@@ -172,6 +174,7 @@ def run(bind: str | None, mappings_dir: str) -> None:
         click.echo(f"no {mappings_dir}/ directory here: no mapping loaded")
     else:
         raise click.BadParameter(f"{mappings_dir!r} is not a directory", param_hint="--mappings")
+    click.echo(f"console:     {gw.settings.public_url}/admin/  (sign in with the admin token)")
     click.echo(f"admin token: {_shown_token(gw)}")
     click.echo(f"admin API:   {gw.settings.public_url}/api/v1  (Authorization: Bearer <token>)")
     processes = [

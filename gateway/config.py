@@ -255,6 +255,14 @@ BODY_MIN_RATE = Number(
     description="bytes a second a request body must average once its first 2 seconds have"
     " passed (0: no minimum)",
 )
+TRUSTED_PROXIES = Number(
+    name="GATEWAY_TRUSTED_PROXIES",
+    default=0,
+    minimum=0,
+    description="reverse proxies in front whose `X-Forwarded-For` entries are believed: the"
+    " client's address (sign-in limit, logs, each delivery's `remote_addr`) is the one the"
+    " outermost of them saw; set it only when every request comes through them",
+)
 WORKER_BATCH_SIZE = Number(
     name="GATEWAY_WORKER_BATCH_SIZE",
     default=1000,
@@ -358,6 +366,7 @@ VARIABLES: tuple[Variable | Number[int] | Number[float] | Choice, ...] = (
     LOG_FORMAT,
     SIGN_IN_ATTEMPTS,
     SIGN_IN_WINDOW_S,
+    TRUSTED_PROXIES,
 )
 
 
@@ -433,6 +442,8 @@ class Settings:
     public_url: str = "http://127.0.0.1:8000"
     admin_token: str | None = None
     secret_key: str | None = None
+    #: Where ``secret_key`` was read from, for the messages that concern it.
+    secret_key_source: str = "GATEWAY_SECRET_KEY"
     max_body_bytes: int = MAX_BODY_BYTES.default
     max_header_bytes: int = MAX_HEADER_BYTES.default
     target: str = "local"
@@ -456,6 +467,9 @@ class Settings:
     #: succeeding; past them, its sign-ins are refused until that window has passed.
     sign_in_attempts: int = SIGN_IN_ATTEMPTS.default
     sign_in_window_s: float = SIGN_IN_WINDOW_S.default
+    #: Reverse proxies in front of the web processes whose X-Forwarded-For entries are believed:
+    #: the client's address is the one the outermost of them saw (0: the connection's peer).
+    trusted_proxies: int = TRUSTED_PROXIES.default
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -491,6 +505,7 @@ class Settings:
             retention_days=RETENTION_DAYS.read(env),
             sign_in_attempts=SIGN_IN_ATTEMPTS.read(env),
             sign_in_window_s=SIGN_IN_WINDOW_S.read(env),
+            trusted_proxies=TRUSTED_PROXIES.read(env),
             env=dict(env),
         )
 
@@ -516,12 +531,14 @@ class Settings:
             lambda: secrets.token_urlsafe(32),
             "GATEWAY_ADMIN_TOKEN",
         )
-        key = self.secret_key or _read_or_create(
-            self.instance_path / "secret-key",
-            lambda: Fernet.generate_key().decode(),
-            "GATEWAY_SECRET_KEY",
+        if self.secret_key:
+            return replace(self, admin_token=token)
+        key_file = self.instance_path / "secret-key"
+        key = _read_or_create(
+            key_file, lambda: Fernet.generate_key().decode(), "GATEWAY_SECRET_KEY"
         )
-        return replace(self, admin_token=token, secret_key=key)
+        source = f"{key_file} (GATEWAY_SECRET_KEY is not set)"
+        return replace(self, admin_token=token, secret_key=key, secret_key_source=source)
 
 
 @dataclass(frozen=True)

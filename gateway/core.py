@@ -5,13 +5,17 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from sqlalchemy import Select, select
+
 from gateway.config import Settings
+from gateway.errors import ConfigurationError, StoreUnavailable
 from gateway.mapping_store import MappingStore
+from gateway.models import Group, TargetCredentials
 from gateway.paging import Paging
 from gateway.registry import ConnectorRegistry
-from gateway.secrets import SecretBox
+from gateway.secrets import UNRECORDED, SecretBox
 from gateway.sign_ins import SignInThrottle
-from gateway.storage import open_storage
+from gateway.storage import Storage, open_storage
 from gateway.storage.inbox import Inbox
 from gateway.targets.credentials import CredentialStore
 
@@ -39,6 +43,18 @@ class Gateway:
             self.db, self.settings.sign_in_attempts, self.settings.sign_in_window_s
         )
 
+    @classmethod
+    def start(cls, settings: Settings) -> Gateway:
+        """The Gateway of a process that starts serving or working: refused (ConfigurationError)
+        with a secret key that cannot open the secrets already stored."""
+        gw = cls(settings)
+        try:
+            gw.check_secret_key()
+        except ConfigurationError:
+            gw.close()
+            raise
+        return gw
+
     @cached_property
     def status_counts(self) -> StatusCounts:
         """Events by status, for /metrics and the console; this process's own, as it caches."""
@@ -59,5 +75,48 @@ class Gateway:
     def callback_url(self, token: str) -> str:
         return f"{self.settings.public_url}/hooks/{token}"
 
+    def check_secret_key(self) -> None:
+        """Refuse to start with a key that cannot open the secrets already stored.
+
+        With another key (a host given none generates its own) every delivery to a group with a
+        secret would be answered 503, and secrets set meanwhile encrypted with a key no other
+        host has. A database that cannot be read now is left to say so itself, where it is used.
+        """
+        needed = (self.box.foreign_key(ciphertext) for ciphertext in _stored_secrets(self.db))
+        expected = {key for key in needed if key is not None}
+        if not expected:
+            return
+        recorded = sorted(key for key in expected if key != UNRECORDED)
+        stored_with = (
+            f"the key whose fingerprint is {recorded[0]}"
+            if recorded
+            else "another key (its fingerprint was not recorded by the release that stored them)"
+        )
+        raise ConfigurationError(
+            f"the database holds secrets encrypted with {stored_with}, but the key read from"
+            f" {self.settings.secret_key_source} has the fingerprint {self.box.fingerprint}:"
+            " set GATEWAY_SECRET_KEY to the key they were stored with, the one every other"
+            " process of this database uses. Started with this one, the gateway would answer"
+            " 503 to every signed delivery and encrypt new secrets with the wrong key."
+        )
+
     def close(self) -> None:
         self.db.dispose()
+
+
+def _stored_secrets(db: Storage) -> list[str]:
+    """One stored ciphertext of each kind, or none while there is no database to read yet."""
+    if not db.exists():
+        return []  # nothing stored yet, and no file to create only to find that out
+    queries: list[Select[str | None]] = [
+        select(Group.secret_ciphertext).where(Group.secret_ciphertext.is_not(None)),
+        select(Group.previous_secret_ciphertext).where(
+            Group.previous_secret_ciphertext.is_not(None)
+        ),
+        select(TargetCredentials.ciphertext),
+    ]
+    try:
+        with db.read_session() as session:
+            return [found for query in queries if (found := session.scalar(query.limit(1)))]
+    except StoreUnavailable:  # unreachable, or not migrated yet: nothing it holds can be read
+        return []

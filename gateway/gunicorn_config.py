@@ -19,6 +19,7 @@ from gateway.errors import ConfigurationError
 from gateway.logs import gunicorn_logging
 
 __all__ = [
+    "accesslog",
     "bind",
     "child_exit",
     "control_socket_disable",
@@ -28,6 +29,7 @@ __all__ = [
     "limit_request_fields",
     "limit_request_line",
     "logconfig_dict",
+    "logger_class",
     "on_exit",
     "on_starting",
     "timeout",
@@ -52,6 +54,9 @@ worker_class = "gateway.gunicorn_worker.JsonErrorWorker"
 # when it wakes) and keeps every worker's group commits full.
 worker_connections = _server.connections
 logconfig_dict = gunicorn_logging(_server.log_format)
+# A line per request in either format (JSON: through logconfig_dict), callback tokens hidden.
+accesslog = "-" if _server.log_format == "text" else None
+logger_class = "gateway.logs.AccessLogger"
 timeout = 30
 graceful_timeout = 20
 keepalive = 5

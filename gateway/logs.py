@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import logging
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from gunicorn.glogging import Logger
 from pythonjsonlogger.json import JsonFormatter
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+#: The environ key where the receive endpoint leaves what the access log shows of a callback's
+#: path: the path holds the group's token, the only credential of a group without a secret.
+LOGGED_PATH = "gateway.logged_path"
 
 
 class _JsonLines(JsonFormatter):
@@ -43,9 +47,40 @@ def gunicorn_logging(log_format: str) -> dict[str, Any]:
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": "gateway.logs.json_lines"}},
         "handlers": {"json": handler},
-        "loggers": {"gunicorn.error": logger, "gunicorn.access": logger},
+        "loggers": {
+            "gunicorn.error": logger,
+            "gunicorn.access": logger,
+            # Alembic tells at INFO of its plugins as each process starts, and of its migration
+            # context at every readiness check; only its warnings are news.
+            "alembic": {"level": "WARNING"},
+        },
         "root": {"level": "INFO", "handlers": ["json"]},  # replaces gunicorn's text default
     }
+
+
+class AccessLogger(Logger):
+    """gunicorn's logger, with no callback token in any access log line.
+
+    Wherever a callback's path appears (the request line, the path, a header or environ value
+    a log format may name), it is replaced by what the receive endpoint left in LOGGED_PATH.
+    """
+
+    def atoms(self, resp: Any, req: Any, environ: Any, request_time: timedelta) -> Any:
+        atoms = super().atoms(resp, req, environ, request_time)
+        shown = environ.get(LOGGED_PATH)
+        if shown is None:
+            return atoms
+        # As decoded, and as sent (perhaps percent-encoded, perhaps with scheme and host).
+        forms = {environ.get("PATH_INFO", ""), environ.get("RAW_URI", "").partition("?")[0]}
+        hidden = sorted(forms - {""}, key=len, reverse=True)
+        return {name: _hiding(value, hidden, shown) for name, value in atoms.items()}
+
+
+def _hiding(value: Any, hidden: list[str], shown: str) -> Any:
+    if isinstance(value, str):
+        for path in hidden:
+            value = value.replace(path, shown)
+    return value
 
 
 def configure(log_format: str, level: int = logging.INFO) -> None:

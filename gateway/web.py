@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Flask
 from werkzeug.exceptions import MethodNotAllowed
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from gateway import console
 from gateway.api import admin, ops, receive
@@ -25,7 +26,7 @@ def create_app(
         settings = Settings.from_env()
         if overrides:
             settings = settings.with_overrides(overrides)
-        gateway = Gateway(settings)
+        gateway = Gateway.start(settings)
     app.extensions["gateway"] = gateway
     configure_logging(gateway.settings.log_format)
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -37,6 +38,10 @@ def create_app(
     admin.init_app(app)
     ops.init_app(app)
     console.init_app(app)
+    if gateway.settings.trusted_proxies:
+        # Outermost, so that callbacks, the console's sign-in limit and gunicorn's access log
+        # (which reads the same environ) all see the client's address rather than the proxy's.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=gateway.settings.trusted_proxies)  # type: ignore[method-assign]
     return app
 
 

@@ -45,6 +45,7 @@ from gateway.http import (
     unreadable_body,
 )
 from gateway.intake import IncomingEvent, split_delivery
+from gateway.logs import LOGGED_PATH
 from gateway.metrics import DELIVERIES, RECEIVE_LATENCY, labelled
 from gateway.models import Group
 from gateway.storage.inbox import GroupChanged, NewDelivery, Receipt, group_state
@@ -55,6 +56,8 @@ if TYPE_CHECKING:
 
 #: Callback URLs: this prefix and the group's token.
 PREFIX = "/hooks/"
+#: What the access log shows of a callback's path while its token names no group.
+UNKNOWN_GROUP_PATH = f"{PREFIX}-"
 METHODS = ("POST", "PUT")
 ALLOW = "OPTIONS, POST, PUT"
 #: Never stored, whatever the connector: headers that carry a reusable credential (a key, a
@@ -154,7 +157,10 @@ class Hooks:
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path: str = environ.get("PATH_INFO", "")
-        token = path[len(PREFIX) :] if path.startswith(PREFIX) else ""
+        if not path.startswith(PREFIX):
+            return self._app(environ, start_response)
+        environ[LOGGED_PATH] = UNKNOWN_GROUP_PATH  # the group's id once the token names one
+        token = path[len(PREFIX) :]
         if not token or "/" in token:
             return self._app(environ, start_response)  # Flask's 404, as for any unknown path
         method = environ.get("REQUEST_METHOD", "GET")
@@ -209,6 +215,7 @@ class Hooks:
         try:
             group, fresh = self._groups.find(self._gw, token)
             group_label = group.group.id
+            environ[LOGGED_PATH] = f"{PREFIX}group:{group_label}"
             request = _Request.of(environ, self._gw.settings)
             receipt = self._store(token, request, group, fresh)
         except Exception as exc:

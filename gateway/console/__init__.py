@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from flask import Flask, Request
+from flask import Flask, Request, redirect, url_for
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
 # The page modules add their routes to ``bp`` when imported.
@@ -48,3 +48,5 @@ def init_app(app: Flask) -> None:
     app.permanent_session_lifetime = SESSION_LIFETIME
     app.session_interface = ConsoleSessions()
     app.register_blueprint(bp)
+    # Whoever opens the gateway's address in a browser is looking for the console.
+    app.add_url_rule("/", "console_home", lambda: redirect(url_for("console.overview")))

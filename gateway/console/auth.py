@@ -109,8 +109,9 @@ def sign_in() -> Any:
 def _try_token() -> Any:
     """Sign in with the posted token, unless this address has used up its attempts.
 
-    The address is the connection's peer (REMOTE_ADDR), as everywhere in the gateway: an
-    X-Forwarded-For header is the client's to write, and trusting it would hand every guesser
+    The address is REMOTE_ADDR, as everywhere in the gateway: the connection's peer, or behind
+    GATEWAY_TRUSTED_PROXIES proxies the address the outermost of them saw. An X-Forwarded-For
+    entry no trusted proxy wrote is the client's own, and believing it would hand every guesser
     a fresh allowance per request.
     """
     address = request.remote_addr or "unknown"

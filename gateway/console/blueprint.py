@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Blueprint, Response, render_template
 
-from gateway.errors import GatewayError
+from gateway.errors import GatewayError, NotFound
 
 bp = Blueprint(
     "console",
@@ -70,3 +70,10 @@ def compact_json(value: Any) -> str:
 def _error_page(error: GatewayError) -> Any:
     """A page the admin can read (the API's JSON body would be useless in a browser)."""
     return render_template("console/error.html", error=error), error.status
+
+
+@bp.get("/<path:unknown>")
+def _unknown_page(unknown: str) -> Any:
+    """Any other address under /admin/: the console's own 404 page (after sign-in, as every
+    page), where the app would answer the API's JSON."""
+    raise NotFound(f"The console has no page at /admin/{unknown}.")

@@ -153,6 +153,10 @@ class Storage(ABC):
 
     # --- housekeeping --------------------------------------------------------------------
 
+    def exists(self) -> bool:
+        """Whether there is a database to read yet: a check that must not create one."""
+        return True
+
     def ping(self) -> None:
         """Raise StoreUnavailable unless the database answers."""
         with translate_outage(), self.read_engine.connect() as conn:

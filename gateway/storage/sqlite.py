@@ -204,6 +204,10 @@ class SQLiteStorage(Storage):
         else:
             begin()
 
+    def exists(self) -> bool:
+        database = self.url.database
+        return bool(database) and (database == ":memory:" or Path(str(database)).exists())
+
     def now(self, session: Session) -> datetime:
         """SQLite reads its clock to the millisecond: the end of that millisecond is taken, so
         that whatever was written during it counts as past."""

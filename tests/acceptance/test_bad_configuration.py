@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from gateway.config import Settings
+from gateway.core import Gateway
 from tests.acceptance.conftest import ROOT, gunicorn_env
 
 SERVE = [
@@ -70,4 +74,22 @@ def test_gunicorn_on_an_unusable_instance_path_fails_to_boot_naming_it(tmp_path:
         "Error: configuration_error: GATEWAY_INSTANCE_PATH: cannot create the directory"
         f" {tmp_path / 'a-file'}: File exists\n"
     ) in ran.stderr
+    assert "Traceback" not in ran.stderr
+
+
+@pytest.mark.slow
+def test_gunicorn_with_another_secret_key_fails_to_boot_naming_the_expected_one(
+    tmp_path: Path, settings: Settings, gw: Gateway, group_factory: Callable[..., Any]
+) -> None:
+    group_factory()  # a secret encrypted with the test's key
+
+    ran = _gunicorn(
+        PROCFILE,
+        tmp_path,
+        GATEWAY_DATABASE_URL=settings.database_url,
+        GATEWAY_SECRET_KEY="another passphrase",
+    )
+
+    assert ran.returncode != 0
+    assert f"the key whose fingerprint is {gw.box.fingerprint}" in ran.stderr
     assert "Traceback" not in ran.stderr

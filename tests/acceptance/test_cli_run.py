@@ -33,12 +33,21 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _admin_token(process: subprocess.Popen[str]) -> str:
+def _banner(process: subprocess.Popen[str]) -> dict[str, str]:
+    """What ``gateway run`` prints before it serves, by label, up to the admin API's address."""
     assert process.stdout is not None
+    shown = {}
     for line in process.stdout:
-        if line.startswith("admin token:"):
-            return line.split(":", 1)[1].strip()
-    raise AssertionError("gateway run printed no admin token")
+        label, colon, value = line.partition(":")
+        if colon:
+            shown[label] = value.strip()
+        if label == "admin API":
+            return shown
+    raise AssertionError(f"gateway run printed no admin API address: {shown}")
+
+
+def _admin_token(process: subprocess.Popen[str]) -> str:
+    return _banner(process)["admin token"]
 
 
 def _gateway_run(cwd: Path, *options: str, **settings: str) -> subprocess.Popen[str]:
@@ -73,8 +82,13 @@ def test_gateway_run_serves_works_and_stops_cleanly(tmp_path: Path) -> None:
     # No GATEWAY_PUBLIC_URL: callback URLs follow the address it is told to serve on.
     process = _gateway_run(tmp_path, "--bind", f"127.0.0.1:{port}")
     try:
-        api = Api(url, _admin_token(process))
+        banner = _banner(process)
+        api = Api(url, banner["admin token"])
         wait_until_up(url, process)
+        console = banner["console"].split()[0]
+        assert console == f"{url}/admin/"
+        page = requests.get(console, timeout=10)  # the sign-in page, until signed in
+        assert (page.status_code, page.url.split("?")[0]) == (200, f"{url}/admin/sign-in")
         created = api.post(
             "/groups",
             json={

@@ -234,6 +234,46 @@ def test_a_missing_thing_is_a_page_not_json(console: Console) -> None:
     assert "no webhook group &#39;nope&#39;" in response.text
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/admin/nothing-here",  # no such page
+        "/admin/groups/some-id/nothing-here",  # below a page that exists
+        "/admin/events/",  # a page that exists, with a slash too many
+    ],
+)
+def test_an_unknown_console_address_is_the_console_s_404_page(console: Console, path: str) -> None:
+    response = console.get(path)
+
+    assert response.status_code == 404
+    assert response.mimetype == "text/html"
+    assert "<h1>Not found</h1>" in response.text
+    assert "The console has no page at /admin/" in response.text
+
+
+def test_an_unknown_console_address_asks_the_signed_out_to_sign_in(client: FlaskClient) -> None:
+    """Which addresses exist is for admins to find out."""
+    response = client.get("/admin/nothing-here")
+
+    assert response.status_code == 303
+    assert response.headers["Location"].startswith("/admin/sign-in?next=")
+
+
+def test_unknown_addresses_elsewhere_are_still_the_api_s_json(client: FlaskClient) -> None:
+    response = client.get("/nothing-here")
+
+    assert response.status_code == 404
+    assert response.get_json()["error"]["code"] == "not_found"
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_the_gateway_s_own_address_leads_to_the_console(client: FlaskClient, method: str) -> None:
+    response = client.open("/", method=method)
+
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/admin/"
+
+
 def test_the_overview_counts_deliveries_and_the_queue(console: Console, setup: Any) -> None:
     html = console.get("/admin/").text
     stat = re.search(r"Deliveries, last 60 minutes</p>\s*<p class=\"stat-value\">(\d+)", html)

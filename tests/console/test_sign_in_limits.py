@@ -161,6 +161,53 @@ def test_an_x_forwarded_for_header_gets_no_fresh_attempts(
     assert refused.status_code == 429
 
 
+#: A client's address as the trusted reverse proxy at HOME passes it on.
+CLIENT = "198.51.100.1"
+OTHER_CLIENT = "198.51.100.2"
+
+
+@pytest.fixture
+def proxied(settings: Settings, clock: Clock) -> Iterator[FlaskClient]:
+    """The console behind one reverse proxy, at HOME, that the gateway is told to trust."""
+    from gateway.web import create_app
+
+    behind = Gateway(settings.with_overrides({"trusted_proxies": 1}))
+    behind.sign_ins.clock = clock
+    app = create_app(gateway=behind)
+    app.config["TESTING"] = True
+    yield app.test_client()
+    behind.close()
+
+
+def via_proxy(client: FlaskClient, token: str, forwarded: str) -> Any:
+    """Sign in through the proxy, which appends the address it saw to X-Forwarded-For."""
+    return sign_in(client, token, HOME, headers={"X-Forwarded-For": forwarded})
+
+
+def test_behind_a_trusted_proxy_each_client_has_its_own_attempts(
+    proxied: FlaskClient, logged: pytest.LogCaptureFixture
+) -> None:
+    for _ in range(ATTEMPTS):
+        assert via_proxy(proxied, "guess", CLIENT).status_code == 401
+
+    assert via_proxy(proxied, ADMIN_TOKEN, CLIENT).status_code == 429
+    assert via_proxy(proxied, ADMIN_TOKEN, OTHER_CLIENT).status_code == 303
+    lines = [r.getMessage() for r in logged.records if r.name == "gateway.console.auth"]
+    assert lines[0] == f"console sign-in from {CLIENT} failed: wrong token (attempt 1 of 3)"
+
+
+def test_behind_a_trusted_proxy_an_entry_the_client_wrote_gets_no_fresh_attempts(
+    proxied: FlaskClient,
+) -> None:
+    """Only the entry the trusted proxy appended counts; whatever the client sent comes first."""
+    for n in range(ATTEMPTS):
+        assert via_proxy(proxied, "guess", f"192.0.2.{n}, {CLIENT}").status_code == 401
+
+    refused = via_proxy(proxied, ADMIN_TOKEN, f"192.0.2.99, {CLIENT}")
+
+    assert refused.status_code == 429
+
+
 def test_the_admin_api_and_callbacks_are_not_limited(
     client: FlaskClient, clock: Clock, admin: Any, group_factory: Any
 ) -> None:

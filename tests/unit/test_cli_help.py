@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from importlib import metadata
 from pathlib import Path
 
 import click
 import pytest
+from click.testing import CliRunner
 
 from gateway import cli
 
@@ -62,3 +64,10 @@ def test_every_option_says_in_help_what_it_is_for(name: str) -> None:
     ]
 
     assert unexplained == []
+
+
+def test_version_is_the_installed_package_s() -> None:
+    result = CliRunner().invoke(cli.main, ["--version"])
+
+    assert result.exit_code == 0
+    assert result.output == f"gateway, version {metadata.version('webhook-gateway')}\n"

@@ -34,6 +34,8 @@ def _settings(tmp_path: Path, **env: str) -> Settings:
         ("GATEWAY_SIGN_IN_ATTEMPTS", "five", "must be a whole number, not 'five'"),
         # a past retention age
         ("GATEWAY_RETENTION_DAYS", "-1", "must be at least 0, not '-1'"),
+        ("GATEWAY_TRUSTED_PROXIES", "-1", "must be at least 0, not '-1'"),
+        ("GATEWAY_TRUSTED_PROXIES", "10.0.0.1", "must be a whole number, not '10.0.0.1'"),
         # timeouts and polls that would never wait, or spin
         ("GATEWAY_COMMIT_TIMEOUT_S", "0", "must be more than 0, not '0'"),
         ("GATEWAY_WORKER_POLL_S", "0", "must be more than 0, not '0'"),
@@ -122,6 +124,8 @@ def test_a_database_url_the_gateway_cannot_use_is_refused(
         ("GATEWAY_SIGN_IN_WINDOW_S", "", "sign_in_window_s", 300.0),
         ("GATEWAY_SIGN_IN_WINDOW_S", "0.5", "sign_in_window_s", 0.5),
         ("GATEWAY_LOG_FORMAT", "json", "log_format", "json"),
+        ("GATEWAY_TRUSTED_PROXIES", "", "trusted_proxies", 0),  # the peer is the client
+        ("GATEWAY_TRUSTED_PROXIES", "2", "trusted_proxies", 2),  # a CDN, then a load balancer
         ("GATEWAY_TARGET", "salesforce", "target", "salesforce"),
         ("GATEWAY_TARGET", "salesforce:eu_2", "target", "salesforce:eu_2"),
         (
