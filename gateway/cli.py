@@ -266,6 +266,8 @@ def events() -> None:
 )
 @click.option("--since", help="ISO time")
 @click.option("--until", help="ISO time")
+@click.option("--all", "every_event", is_flag=True, help="replay without any filter: the whole log")
+@click.option("--dry-run", is_flag=True, help="only count the events that match")
 def events_replay(
     event_ids: tuple[str, ...],
     group_id: str | None,
@@ -273,8 +275,13 @@ def events_replay(
     status: tuple[str, ...],
     since: str | None,
     until: str | None,
+    every_event: bool,
+    dry_run: bool,
 ) -> None:
-    """Queue events again: the ones named, or every one matching the filters."""
+    """Queue events again: the ones named, or every one matching the filters.
+
+    Events delivered, ignored or stale are taken only when --status names them.
+    """
     from gateway import events as event_log
     from gateway.models import EventStatus
 
@@ -286,18 +293,21 @@ def events_replay(
         "until": until,
     }
     given = {k: v for k, v in filters.items() if v}
-    if event_ids and given:
+    if event_ids and (given or every_event or dry_run):
         # Replaying the named events regardless would ignore what the admin asked to narrow.
         raise click.UsageError(
-            "give event ids or filter options (--group, --type, --status, --since, --until),"
-            " not both"
+            "give event ids or filter options (--group, --type, --status, --since, --until,"
+            " --all, --dry-run), not both"
         )
     gw = _gateway()
     if event_ids:
         statuses = [event_log.replay(gw, event_id).status for event_id in event_ids]
         done = event_log.Replayed(len(statuses), statuses.count(EventStatus.IGNORED))
     else:
-        done = event_log.replay_matching(gw, given)
+        done = event_log.replay_matching(gw, given, every_event=every_event, dry_run=dry_run)
+    if done.dry_run:
+        click.echo(f"would replay {_events(done.matched)} (--dry-run: none replayed)")
+        return
     click.echo(f"replayed {_events(done.replayed)}")
     if done.ignored:
         click.echo(f"{done.ignored} stay ignored: their group does not register their type")

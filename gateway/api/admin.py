@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -375,8 +376,14 @@ def replay_event(event_id: str) -> Any:
 def replay_events() -> Any:
     body = _body(schemas.event_filter)
     filters = {k: body[k] for k in EVENT_FILTERS if body.get(k)}
-    done = event_log.replay_matching(gateway(), filters, body.get("limit"))
-    return jsonify(replayed=done.replayed, ignored=done.ignored)
+    done = event_log.replay_matching(
+        gateway(),
+        filters,
+        body.get("limit"),
+        every_event=body.get("all", False),
+        dry_run=body.get("dry_run", False),
+    )
+    return jsonify(dataclasses.asdict(done))
 
 
 @bp.get("/records/<obj>/<path:external_id>")

@@ -905,6 +905,8 @@ def _admin_paths() -> dict[str, dict[str, Any]]:
                                         "description": "How many of them stay `ignored`: their "
                                         "group does not register their type (yet).",
                                     },
+                                    "matched": {"type": "integer", "minimum": 0},
+                                    "dry_run": {"type": "boolean"},
                                 }
                             ),
                             "How many events were taken again; each is queued, or ignored as "

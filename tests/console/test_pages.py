@@ -538,6 +538,22 @@ def test_an_events_page_says_why_fields_are_not_shown(
     assert "<code>Sku__c</code>" not in page
 
 
+def test_replaying_without_a_filter_needs_the_every_event_button(
+    console: Console, setup: Any, admin: Any
+) -> None:
+    page = console.get("/admin/events").text
+    assert "Replay every event" in page and "Replay all matching" not in page
+
+    refused = console.post("/admin/events/replay", {})
+    every = console.post("/admin/events/replay", {"all": "1"})
+
+    assert refused.status_code == 400
+    assert "a replay without any filter would take every event" in refused.text
+    assert every.status_code == 303
+    assert "count=0" in every.headers["Location"]  # its one event was delivered: not taken
+    assert admin.get(f"/events/{setup['event']['id']}").get_json()["status"] == "delivered"
+
+
 def test_bulk_replay_reports_progress_until_done(console: Console, setup: Any, worker: Any) -> None:
     response = console.post("/admin/events/replay", {"status": "delivered"})
     assert response.status_code == 303

@@ -85,6 +85,8 @@ def test_replay_by_id_queues_just_those(run: Any, admin: Any, failed_events: lis
         ["--type", "inventory.moved"],
         ["--since", "2026-01-01T00:00:00Z"],
         ["--until", "2026-01-01T00:00:00Z"],
+        ["--all"],
+        ["--dry-run"],
     ],
 )
 def test_replaying_ids_and_filters_at_once_is_refused(
@@ -101,8 +103,8 @@ def test_replaying_ids_and_filters_at_once_is_refused(
 
     assert result.exit_code == 2
     assert (
-        "Error: give event ids or filter options (--group, --type, --status, --since, --until),"
-        " not both" in result.output
+        "Error: give event ids or filter options (--group, --type, --status, --since, --until,"
+        " --all, --dry-run), not both" in result.output
     )
     assert admin.get("/events").get_json()["items"] == before
 
