@@ -6,6 +6,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from gateway.config import Settings
+from gateway.console_sessions import ConsoleSessionStore
 from gateway.db import Database
 from gateway.inbox import Inbox
 from gateway.mapping_store import MappingStore
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
 class Gateway:
     """Settings, database, secret box, inbox, connector registry, mapping store and the
-    console's sign-in throttle."""
+    console's sign-in throttle and open sign-ins."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings.ensure_instance_secrets()
@@ -38,6 +39,7 @@ class Gateway:
         self.sign_ins = SignInThrottle(
             self.db, self.settings.sign_in_attempts, self.settings.sign_in_window_s
         )
+        self.console_sessions = ConsoleSessionStore(self.db)
 
     @cached_property
     def status_counts(self) -> StatusCounts:

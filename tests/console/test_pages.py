@@ -179,6 +179,27 @@ def test_sign_out_ends_the_session(console: Console) -> None:
     assert console.get("/admin/").status_code == 303
 
 
+@pytest.mark.parametrize("elsewhere", [False, True], ids=["same process", "another process"])
+def test_a_copied_cookie_is_refused_once_its_session_signed_out(
+    console: Console, app: Flask, settings: Settings, elsewhere: bool
+) -> None:
+    """Sign-out ends the sign-in in the database, for every web process sharing it."""
+    other = Gateway(settings) if elsewhere else None
+    copy = (create_app(gateway=other) if other else app).test_client()
+    cookie = console.client.get_cookie("session")
+    assert cookie is not None
+    copy.set_cookie("session", cookie.value)
+    assert copy.get("/admin/").status_code == 200  # the copy works while signed in
+
+    assert console.post("/admin/sign-out").status_code == 303
+    refused = copy.get("/admin/")
+    if other:
+        other.close()
+
+    assert refused.status_code == 303
+    assert refused.headers["Location"].startswith("/admin/sign-in")
+
+
 # --- every page --------------------------------------------------------------------------
 
 
