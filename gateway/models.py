@@ -180,6 +180,12 @@ class MappingVersion(Base):
     document: Mapped[dict[str, Any]]
     checksum: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]
+    #: Where it came from: ``file``, ``api`` or ``console``; None for versions saved before
+    #: sources were recorded.
+    source: Mapped[str | None] = mapped_column(String(16))
+    #: For a file: the file's absolute path, and the SHA-256 of its bytes as loaded.
+    source_path: Mapped[str | None] = mapped_column(Text)
+    source_sha256: Mapped[str | None] = mapped_column(String(64))
 
 
 class Delivery(Base):

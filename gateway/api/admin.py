@@ -23,6 +23,7 @@ from gateway.errors import (
     Unauthorized,
     ValidationFailed,
 )
+from gateway.mapping_store import API
 from gateway.models import MappingVersion, iso
 from gateway.preview import preview
 from gateway.sent import event_with_sent_fields
@@ -233,7 +234,7 @@ def _with_mapping_saved(body: dict[str, Any]) -> dict[str, Any]:
             details=[Detail("mapping.name", "the name to save the document under is required")],
         )
     try:
-        gateway().mappings.put(name, document)
+        gateway().mappings.put(name, document, source=API)
     except ValidationFailed as invalid:
         invalid.details = tuple(Detail(f"mapping.{d.path}", d.message) for d in invalid.details)
         raise
@@ -293,7 +294,7 @@ def put_mapping(name: str) -> Any:
         read = None
     if "document" in body:
         _check_copy(body["document"], {"name": name, **document}, read)
-    row, changed = gw.mappings.put(name, document, based_on)
+    row, changed = gw.mappings.put(name, document, based_on, source=API)
     response = jsonify(mapping_view(row))
     response.status_code = 201 if changed and row.version == 1 else 200
     return response

@@ -19,6 +19,7 @@ from gateway.console import bp, forms, queries
 from gateway.core import Gateway
 from gateway.errors import Detail, GatewayError, NotFound, ValidationFailed
 from gateway.mapping import validate_document
+from gateway.mapping_store import CONSOLE
 from gateway.preview import DEFAULT_LAST, preview
 from gateway.web import gateway
 
@@ -197,7 +198,7 @@ def mapping_submit(name: str) -> Any:
         if forms.text("action") == "preview":
             answer = preview(gw, name, schemas.preview.validate(_preview_body(document, choice)))
             return _page(gw, name, Editor(pretty(document), preview=answer), choice)
-        row, changed = gw.mappings.put(name, document)
+        row, changed = gw.mappings.put(name, document, source=CONSOLE)
     except GatewayError as error:
         return _page(gw, name, _failed(text, document, error), choice)
     flash(

@@ -1,7 +1,7 @@
 """console sessions held in the database, so that signing out ends one at once
 
 Revision ID: 0009_console_sessions
-Revises: 0007
+Revises: 0008_mapping_version_source
 Create Date: 2026-12-05 20:00:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009_console_sessions"
-down_revision = "0007"
+down_revision = "0008_mapping_version_source"
 branch_labels = None
 depends_on = None
 
