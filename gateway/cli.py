@@ -232,21 +232,56 @@ def mappings() -> None:
 
 @mappings.command("load")
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
-def mappings_load(directory: Path) -> None:
-    """Load or update every mapping file in DIRECTORY (a new version only when it changed)."""
-    _load_mappings(_gateway(), directory)
+@click.option(
+    "--force", is_flag=True, help="load changed files over versions edited in the API or console"
+)
+def mappings_load(directory: Path, force: bool) -> None:
+    """Load or update every mapping file in DIRECTORY.
+
+    A file makes a new version only when it changed since it was last loaded; a changed file
+    does not replace a newer version edited in the API or the console unless --force.
+    """
+    _load_mappings(_gateway(), directory, force)
 
 
-def _load_mappings(gw: Gateway, directory: Path) -> None:
+def _load_mappings(gw: Gateway, directory: Path, force: bool = False) -> None:
+    import hashlib
+
     from gateway.mapping.files import load_mapping_files
+    from gateway.mapping_store import VersionSource
 
     loaded = load_mapping_files(directory)
     if not loaded:
         click.echo(f"no mapping files (.json, .yaml, .yml) in {directory}: nothing loaded")
     for path, document in loaded:
-        row, changed = gw.mappings.put(document["name"], document)
-        state = "new version" if changed else "unchanged"
-        click.echo(f"{path.name}: {row.name} v{row.version} ({state})")
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        source = VersionSource("file", str(path.resolve()), digest)
+        done = gw.mappings.load_file(document, source, force)
+        row = done.row
+        click.echo(f"{path.name}: {row.name} v{row.version} ({done.outcome})")
+        if done.outcome == "skipped":
+            click.echo(
+                f"  v{row.version} was saved in the {row.source or 'API or console'} and the file"
+                f" would undo it: not loaded (gateway mappings load --force {directory} loads"
+                f" it anyway; gateway mappings export DIR writes the newest versions as files)"
+            )
+
+
+@mappings.command("export")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def mappings_export(directory: Path) -> None:
+    """Write the newest version of every mapping as a YAML file in DIRECTORY.
+
+    Loading the directory afterwards makes no new version: the files hold the same documents.
+    """
+    from gateway.mapping.files import write_mapping_files
+
+    rows = _gateway().mappings.latest()
+    paths = write_mapping_files(directory, [row.document for row in rows])
+    for row, path in zip(rows, paths, strict=True):
+        click.echo(f"{row.name} v{row.version}: {path}")
+    if not rows:
+        click.echo("no mappings: nothing exported")
 
 
 # --- events ------------------------------------------------------------------------------
@@ -269,6 +304,8 @@ def events() -> None:
 )
 @click.option("--since", help="ISO time")
 @click.option("--until", help="ISO time")
+@click.option("--all", "every_event", is_flag=True, help="replay without any filter: the whole log")
+@click.option("--dry-run", is_flag=True, help="only count the events that match")
 def events_replay(
     event_ids: tuple[str, ...],
     group_id: str | None,
@@ -276,8 +313,13 @@ def events_replay(
     status: tuple[str, ...],
     since: str | None,
     until: str | None,
+    every_event: bool,
+    dry_run: bool,
 ) -> None:
-    """Queue events again: the ones named, or every one matching the filters."""
+    """Queue events again: the ones named, or every one matching the filters.
+
+    Events delivered, ignored or stale are taken only when --status names them.
+    """
     from gateway import events as event_log
     from gateway.models import EventStatus
 
@@ -289,18 +331,21 @@ def events_replay(
         "until": until,
     }
     given = {k: v for k, v in filters.items() if v}
-    if event_ids and given:
+    if event_ids and (given or every_event or dry_run):
         # Replaying the named events regardless would ignore what the admin asked to narrow.
         raise click.UsageError(
-            "give event ids or filter options (--group, --type, --status, --since, --until),"
-            " not both"
+            "give event ids or filter options (--group, --type, --status, --since, --until,"
+            " --all, --dry-run), not both"
         )
     gw = _gateway()
     if event_ids:
         statuses = [event_log.replay(gw, event_id).status for event_id in event_ids]
         done = event_log.Replayed(len(statuses), statuses.count(EventStatus.IGNORED))
     else:
-        done = event_log.replay_matching(gw, given)
+        done = event_log.replay_matching(gw, given, every_event=every_event, dry_run=dry_run)
+    if done.dry_run:
+        click.echo(f"would replay {_events(done.matched)} (--dry-run: none replayed)")
+        return
     click.echo(f"replayed {_events(done.replayed)}")
     if done.ignored:
         click.echo(f"{done.ignored} stay ignored: their group does not register their type")

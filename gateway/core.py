@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Select, select
 
 from gateway.config import Settings
+from gateway.console_sessions import ConsoleSessionStore
 from gateway.errors import ConfigurationError, StoreUnavailable
 from gateway.mapping_store import MappingStore
 from gateway.models import Group, TargetCredentials
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
 
 class Gateway:
     """Settings, database, secret box, inbox, connector registry, mapping store and the
-    console's sign-in throttle."""
+    console's sign-in throttle and open sign-ins."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings.ensure_instance_secrets()
@@ -42,6 +43,7 @@ class Gateway:
         self.sign_ins = SignInThrottle(
             self.db, self.settings.sign_in_attempts, self.settings.sign_in_window_s
         )
+        self.console_sessions = ConsoleSessionStore(self.db)
 
     @classmethod
     def start(cls, settings: Settings) -> Gateway:

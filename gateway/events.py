@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -17,7 +18,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.visitors import InternalTraversal
 
 from gateway.core import Gateway
-from gateway.errors import Conflict, Detail, NotFound, ValidationFailed
+from gateway.errors import BadRequest, Conflict, Detail, NotFound, ValidationFailed
 from gateway.mapping import event_context
 from gateway.models import Delivery, Event, EventResult, EventStatus, Group, Record, iso
 
@@ -227,6 +228,10 @@ class Replayed:
     replayed: int
     #: Events whose group still does not register their type: ignored, as on receipt.
     ignored: int
+    #: Events the filters matched: all of them taken again, unless a worker claimed some since,
+    #: or the replay was a dry run.
+    matched: int = 0
+    dry_run: bool = False
 
 
 def replay(gw: Gateway, event_id: Any) -> Event:
@@ -250,15 +255,54 @@ def _not_now(event: Event) -> Conflict:
     return Conflict(f"event {event.id} is {event.status} and cannot be replayed now")
 
 
-def replay_matching(gw: Gateway, filters: Mapping[str, Any], limit: int | None = None) -> Replayed:
-    """Take every event matching ``filters`` again, as :func:`replay` takes one."""
+#: The filters a replay of many events takes; without any, it needs ``all``.
+REPLAY_FILTERS = ("group_id", "type", "status", "since", "until")
+#: Statuses that never meant something went wrong: a replay takes such events only when its
+#: status filter names them (an ``ignored`` event replayed after its group was deleted fails).
+NEVER_ERRORS = (
+    EventStatus.DELIVERED,
+    EventStatus.IGNORED,
+    EventStatus.DUPLICATE,
+    EventStatus.STALE,
+)
+
+
+def replay_matching(
+    gw: Gateway,
+    filters: Mapping[str, Any],
+    limit: int | None = None,
+    *,
+    every_event: bool = False,
+    dry_run: bool = False,
+) -> Replayed:
+    """Take every event matching ``filters`` again, as :func:`replay` takes one.
+
+    No filter at all matches the whole log, so only with ``every_event``; events whose status
+    never meant an error are taken only when ``filters`` names their status. A ``dry_run``
+    counts the events matched and changes none.
+    """
+    if not any(filters.get(name) for name in REPLAY_FILTERS) and not every_event:
+        raise BadRequest(
+            "a replay without any filter would take every event of the log: give a filter"
+            f' ({", ".join(REPLAY_FILTERS)}), or ask for every event ("all": true, or --all)',
+            code="replay_needs_filter",
+        )
     query = filtered(select(Event.id, Event.group_id, Event.type), filters).where(
         Event.status.not_in(NOT_REPLAYABLE)
     )
+    if not filters.get("status"):
+        query = query.where(Event.status.not_in(NEVER_ERRORS))
     if limit:
         query = query.order_by(Event.id).limit(limit)
+    if dry_run:
+        with gw.db.read_session() as session:
+            matched = session.scalar(select(func.count()).select_from(query.subquery()))
+        return Replayed(0, 0, matched=matched or 0, dry_run=True)
     with gw.db.session() as session:
-        return _redecide(session, session.execute(query).all(), gw.db.now(session))
+        events = session.execute(query).all()
+        return dataclasses.replace(
+            _redecide(session, events, gw.db.now(session)), matched=len(events)
+        )
 
 
 def _redecide(session: Session, events: Sequence[tuple[int, str, str]], now: datetime) -> Replayed:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +19,28 @@ from gateway.storage import Storage
 
 #: The first key of the advisory locks that line up edits of one mapping (by name).
 MAPPING_EDITS = 1
+
+
+@dataclass(frozen=True)
+class VersionSource:
+    """Where a version came from: a file (its path and the SHA-256 of its bytes), or an edit."""
+
+    kind: str  #: ``file``, ``api`` or ``console``
+    path: str | None = None
+    sha256: str | None = None
+
+
+API = VersionSource("api")
+CONSOLE = VersionSource("console")
+
+
+@dataclass(frozen=True)
+class FileLoad:
+    """What loading a file did: the newest version afterwards, and why it is that one."""
+
+    row: MappingVersion
+    #: ``new version``, ``unchanged``, or ``skipped``: a newer edit that the file would undo.
+    outcome: str
 
 
 def checksum(document: Any) -> str:
@@ -34,7 +57,12 @@ class MappingStore:
         self._lock = threading.Lock()
 
     def put(
-        self, name: str, document: Any, based_on: int | None = None
+        self,
+        name: str,
+        document: Any,
+        based_on: int | None = None,
+        *,
+        source: VersionSource,
     ) -> tuple[MappingVersion, bool]:
         """Store ``document`` as the newest version of ``name`` unless it is unchanged.
 
@@ -50,22 +78,72 @@ class MappingStore:
             latest = self._latest(session, name)
             if latest is not None and latest.checksum == digest:
                 return latest, False
-            current = latest.version if latest else None
-            if based_on is not None and based_on != current:
-                raise Conflict(
-                    f"mapping {name!r} is at version {current or 'none'}, not {based_on}:"
-                    " read it again and make the change to that version",
-                    code="version_conflict",
-                )
-            row = MappingVersion(
-                name=name,
-                version=(latest.version + 1) if latest else 1,
-                document=document,
-                checksum=digest,
-                created_at=datetime.now(UTC),
+            return self._add(session, name, document, digest, latest, based_on, source), True
+
+    def load_file(
+        self, document: dict[str, Any], source: VersionSource, force: bool = False
+    ) -> FileLoad:
+        """Store a file's document as the newest version, unless that would undo an edit.
+
+        A file whose document was already loaded from it makes no version: restarting with the
+        same files changes nothing. A changed file does not replace a newest version made in
+        the API or the console (or of unknown origin) unless ``force``d.
+        """
+        name = document["name"]
+        validate_document(document, name=name)
+        digest = checksum(document)
+        with self._db.session() as session:
+            self._line_up_edits(session, name)
+            latest = self._latest(session, name)
+            if latest is not None:
+                if latest.checksum == digest or self._loaded_before(session, name, source, digest):
+                    return FileLoad(latest, "unchanged")
+                if latest.source != "file" and not force:
+                    return FileLoad(latest, "skipped")
+            row = self._add(session, name, document, digest, latest, None, source)
+            return FileLoad(row, "new version")
+
+    @staticmethod
+    def _loaded_before(session: Session, name: str, source: VersionSource, digest: str) -> bool:
+        """Whether the last version loaded from this file holds this document."""
+        query = (
+            select(MappingVersion.checksum)
+            .where(MappingVersion.name == name, MappingVersion.source_path == source.path)
+            .order_by(MappingVersion.version.desc())
+            .limit(1)
+        )
+        return session.scalar(query) == digest
+
+    @staticmethod
+    def _add(
+        session: Session,
+        name: str,
+        document: Any,
+        digest: str,
+        latest: MappingVersion | None,
+        based_on: int | None,
+        source: VersionSource,
+    ) -> MappingVersion:
+        """A new version after ``latest``, unless it was made to another (``based_on``)."""
+        current = latest.version if latest else None
+        if based_on is not None and based_on != current:
+            raise Conflict(
+                f"mapping {name!r} is at version {current or 'none'}, not {based_on}:"
+                " read it again and make the change to that version",
+                code="version_conflict",
             )
-            session.add(row)
-        return row, True
+        row = MappingVersion(
+            name=name,
+            version=(latest.version + 1) if latest else 1,
+            document=document,
+            checksum=digest,
+            created_at=datetime.now(UTC),
+            source=source.kind,
+            source_path=source.path,
+            source_sha256=source.sha256,
+        )
+        session.add(row)
+        return row
 
     def get(self, name: str, version: int | None = None) -> MappingVersion:
         with self._db.read_session() as session:

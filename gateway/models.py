@@ -180,6 +180,12 @@ class MappingVersion(Base):
     document: Mapped[dict[str, Any]]
     checksum: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]
+    #: Where it came from: ``file``, ``api`` or ``console``; None for versions saved before
+    #: sources were recorded.
+    source: Mapped[str | None] = mapped_column(String(16))
+    #: For a file: the file's absolute path, and the SHA-256 of its bytes as loaded.
+    source_path: Mapped[str | None] = mapped_column(Text)
+    source_sha256: Mapped[str | None] = mapped_column(String(64))
 
 
 class Delivery(Base):
@@ -334,3 +340,16 @@ class SignInAttempts(Base):
     attempts: Mapped[int] = mapped_column(Integer)
     #: When the first of these attempts came; expired rows are purged by this.
     window_started_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class ConsoleSession(Base):
+    """A console sign-in that has not ended: sign-out deletes it, so a copy of its cookie is
+    refused at once by every web process."""
+
+    __tablename__ = "console_sessions"
+
+    #: The SHA-256 of the random id the session cookie carries.
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime]
+    #: When it ends by itself; expired rows are purged by this.
+    expires_at: Mapped[datetime] = mapped_column(index=True)

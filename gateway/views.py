@@ -316,6 +316,11 @@ class Replayed(View):
         description="How many of them stay `ignored`: their group does not register their type"
         " (yet)."
     )
+    matched: Count = Field(
+        description="How many events the filters matched: all of them taken again, unless a"
+        " worker claimed some since, or the replay was a dry run."
+    )
+    dry_run: bool = Field(description="True when nothing was replayed, only counted.")
 
 
 class Record(View):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -24,6 +25,7 @@ from gateway.errors import (
     ValidationFailed,
 )
 from gateway.http import UNREADABLE_BODY, gateway, unreadable_body
+from gateway.mapping_store import API
 from gateway.models import Group, MappingVersion, iso
 from gateway.preview import preview
 from gateway.sent import event_with_sent_fields
@@ -282,7 +284,7 @@ def _with_mapping_saved(body: dict[str, Any]) -> dict[str, Any]:
             details=[Detail("mapping.name", "the name to save the document under is required")],
         )
     try:
-        gateway().mappings.put(name, document)
+        gateway().mappings.put(name, document, source=API)
     except ValidationFailed as invalid:
         invalid.details = tuple(Detail(f"mapping.{d.path}", d.message) for d in invalid.details)
         raise
@@ -371,7 +373,7 @@ def put_mapping(name: str) -> Any:
         read = None
     if "document" in body:
         _check_copy(body["document"], {"name": name, **document}, read)
-    row, changed = gw.mappings.put(name, document, based_on)
+    row, changed = gw.mappings.put(name, document, based_on, source=API)
     response = jsonify(mapping_view(row))
     response.status_code = 201 if changed and row.version == 1 else 200
     return response
@@ -474,8 +476,14 @@ def replay_events() -> Any:
     """Process every event matching the filters again (never duplicates)."""
     body = _body(schemas.event_filter)
     filters = {k: body[k] for k in EVENT_FILTERS if body.get(k)}
-    done = event_log.replay_matching(gateway(), filters, body.get("limit"))
-    return jsonify(views.Replayed(replayed=done.replayed, ignored=done.ignored).body())
+    done = event_log.replay_matching(
+        gateway(),
+        filters,
+        body.get("limit"),
+        every_event=body.get("all", False),
+        dry_run=body.get("dry_run", False),
+    )
+    return jsonify(views.Replayed(**dataclasses.asdict(done)).body())
 
 
 @bp.get("/records/<obj>/<path:external_id>")

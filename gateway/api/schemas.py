@@ -167,6 +167,16 @@ EVENT_FILTER = _object(
         "since": FILTER_TEXT,
         "until": FILTER_TEXT,
         "limit": {"type": "integer", "minimum": 1, "maximum": 100000},
+        "all": {
+            "type": "boolean",
+            "description": "Needed to replay without any filter (else 400"
+            " `replay_needs_filter`). Events `delivered`, `ignored`, `duplicate` or `stale`"
+            " are replayed only when `status` names them; duplicates never are.",
+        },
+        "dry_run": {
+            "type": "boolean",
+            "description": "Only count the events that match (`matched`); replay none.",
+        },
     }
 )
 

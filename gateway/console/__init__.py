@@ -14,7 +14,8 @@ from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
 # The page modules add their routes to ``bp`` when imported.
 from gateway.console import auth, event_pages, group_pages, mapping_pages, overview  # noqa: F401
-from gateway.console.blueprint import SESSION_LIFETIME, bp
+from gateway.console.blueprint import bp
+from gateway.console_sessions import SESSION_LIFETIME
 
 
 def session_key(secret_key: str) -> bytes:

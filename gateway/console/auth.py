@@ -12,7 +12,8 @@ from typing import Any
 
 from flask import current_app, flash, redirect, render_template, request, session, url_for
 
-from gateway.console.blueprint import SESSION_LIFETIME, bp
+from gateway.console.blueprint import bp
+from gateway.console_sessions import SESSION_LIFETIME
 from gateway.errors import GatewayError, TooManySignIns, Unauthorized
 from gateway.http import gateway
 from gateway.sign_ins import in_words
@@ -58,6 +59,8 @@ def signed_in() -> bool:
         and hmac.compare_digest(str(session.get("admin", "")), _fingerprint(expected))
         and isinstance(since, float)
         and time.time() - since < SESSION_LIFETIME.total_seconds()
+        and isinstance(session.get("sid"), str)
+        and gateway().console_sessions.is_open(session["sid"])
     )
 
 
@@ -140,12 +143,17 @@ def _try_token() -> Any:
     target = _safe_next(request.form.get("next"))
     session.clear()
     session.permanent = True
-    session.update(admin=_fingerprint(expected), since=time.time())
+    session.update(
+        admin=_fingerprint(expected), since=time.time(), sid=gateway().console_sessions.start()
+    )
     return redirect(target, 303)
 
 
 @bp.post("/sign-out")
 def sign_out() -> Any:
+    """End the sign-in server-side too: a copy of the cookie taken before is refused from now."""
+    if isinstance(session.get("sid"), str):
+        gateway().console_sessions.end(session["sid"])
     session.clear()
     flash("You are signed out.")
     return redirect(url_for("console.sign_in"), 303)

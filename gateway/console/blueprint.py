@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, render_template
@@ -19,8 +19,6 @@ bp = Blueprint(
     static_url_path="/static",
 )
 
-#: How long a sign-in lasts; admins sign in again after a working day.
-SESSION_LIFETIME = timedelta(hours=12)
 #: What every console answer says to the browser. Pages show payloads, headers and mapping
 #: documents senders wrote: no other site may frame them (clickjacking a replay or a delete
 #: button), scripts and forms stay on this origin should anything slip past escaping, and no

@@ -94,7 +94,8 @@ def event_replay_matching() -> Any:
     filters = _filters(request.form)
     last_id, at = queries.newest_event_id(gw), datetime.now(UTC)
     try:
-        count = event_log.replay_matching(gw, filters).replayed
+        every_event = request.form.get("all") == "1"
+        count = event_log.replay_matching(gw, filters, every_event=every_event).replayed
     except GatewayError as error:
         return _list_page(filters, error)
     # The progress follows the same events whatever status they reach, so drop the status.

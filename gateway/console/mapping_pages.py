@@ -21,6 +21,7 @@ from gateway.core import Gateway
 from gateway.errors import Detail, GatewayError, NotFound, ValidationFailed
 from gateway.http import gateway
 from gateway.mapping import validate_document
+from gateway.mapping_store import CONSOLE
 from gateway.preview import DEFAULT_LAST, preview
 
 _LAST_SEGMENT = re.compile(r"(\.[^.\[]+|\[\d+\])$")
@@ -199,7 +200,7 @@ def mapping_submit(name: str) -> Any:
             body = schemas.preview.validate(_preview_body(document, choice))
             answer = preview(gw, name, body).body()
             return _page(gw, name, Editor(pretty(document), preview=answer), choice)
-        row, changed = gw.mappings.put(name, document)
+        row, changed = gw.mappings.put(name, document, source=CONSOLE)
     except GatewayError as error:
         return _page(gw, name, _failed(text, document, error), choice)
     flash(

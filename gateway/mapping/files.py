@@ -9,6 +9,7 @@ hand-written mappings; quote every expression in it, since JMESPath literals (``
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -176,3 +177,33 @@ def _reason(exc: Exception) -> str:
         what = ", ".join(part for part in (exc.context, exc.problem) if part)
         return f"line {mark.line + 1}, column {mark.column + 1}: {what}"
     return " ".join(str(exc).split())
+
+
+class _Dumper(yaml.SafeDumper):
+    """YAML that the loader here reads back as it was: no aliases, even for a value that
+    appears twice; keys and text that YAML would read as something else are quoted."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+#: Characters a file name keeps from a mapping's name; the others become ``_``.
+_UNSAFE_IN_FILE_NAME = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def write_mapping_files(directory: Path, documents: list[dict[str, Any]]) -> list[Path]:
+    """Write each document as ``{name}.yaml`` in ``directory``, its name inside it, so that
+    loading the directory reads back the same documents. A name a file name cannot hold is
+    written with ``_`` for each such character, numbered if two would meet."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for document in documents:
+        stem = _UNSAFE_IN_FILE_NAME.sub("_", document["name"]).lstrip(".") or "mapping"
+        path, number = directory / f"{stem}.yaml", 1
+        while path in written:
+            number += 1
+            path = directory / f"{stem}-{number}.yaml"
+        text = yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written

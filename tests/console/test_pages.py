@@ -179,6 +179,27 @@ def test_sign_out_ends_the_session(console: Console) -> None:
     assert console.get("/admin/").status_code == 303
 
 
+@pytest.mark.parametrize("elsewhere", [False, True], ids=["same process", "another process"])
+def test_a_copied_cookie_is_refused_once_its_session_signed_out(
+    console: Console, app: Flask, settings: Settings, elsewhere: bool
+) -> None:
+    """Sign-out ends the sign-in in the database, for every web process sharing it."""
+    other = Gateway(settings) if elsewhere else None
+    copy = (create_app(gateway=other) if other else app).test_client()
+    cookie = console.client.get_cookie("session")
+    assert cookie is not None
+    copy.set_cookie("session", cookie.value)
+    assert copy.get("/admin/").status_code == 200  # the copy works while signed in
+
+    assert console.post("/admin/sign-out").status_code == 303
+    refused = copy.get("/admin/")
+    if other:
+        other.close()
+
+    assert refused.status_code == 303
+    assert refused.headers["Location"].startswith("/admin/sign-in")
+
+
 # --- every page --------------------------------------------------------------------------
 
 
@@ -576,6 +597,22 @@ def test_an_events_page_says_why_fields_are_not_shown(
 
     assert "Fields not shown: the event&#39;s webhook group was deleted" in page
     assert "<code>Sku__c</code>" not in page
+
+
+def test_replaying_without_a_filter_needs_the_every_event_button(
+    console: Console, setup: Any, admin: Any
+) -> None:
+    page = console.get("/admin/events").text
+    assert "Replay every event" in page and "Replay all matching" not in page
+
+    refused = console.post("/admin/events/replay", {})
+    every = console.post("/admin/events/replay", {"all": "1"})
+
+    assert refused.status_code == 400
+    assert "a replay without any filter would take every event" in refused.text
+    assert every.status_code == 303
+    assert "count=0" in every.headers["Location"]  # its one event was delivered: not taken
+    assert admin.get(f"/events/{setup['event']['id']}").get_json()["status"] == "delivered"
 
 
 def test_bulk_replay_reports_progress_until_done(console: Console, setup: Any, worker: Any) -> None:

@@ -85,6 +85,8 @@ def test_replay_by_id_queues_just_those(run: Any, admin: Any, failed_events: lis
         ["--type", "inventory.moved"],
         ["--since", "2026-01-01T00:00:00Z"],
         ["--until", "2026-01-01T00:00:00Z"],
+        ["--all"],
+        ["--dry-run"],
     ],
 )
 def test_replaying_ids_and_filters_at_once_is_refused(
@@ -101,8 +103,8 @@ def test_replaying_ids_and_filters_at_once_is_refused(
 
     assert result.exit_code == 2
     assert (
-        "Error: give event ids or filter options (--group, --type, --status, --since, --until),"
-        " not both" in result.output
+        "Error: give event ids or filter options (--group, --type, --status, --since, --until,"
+        " --all, --dry-run), not both" in result.output
     )
     assert admin.get("/events").get_json()["items"] == before
 
@@ -165,6 +167,84 @@ def test_loading_mappings_makes_a_version_only_when_a_file_changed(
 
     assert first.output == "stock.json: stock v1 (new version)\n"
     assert again.output == "stock.json: stock v1 (unchanged)\n"
+
+
+def _edited(admin: Any, quantity: str) -> dict[str, Any]:
+    """STOCK with another Quantity__c expression, saved through the admin API."""
+    edit = json.loads(json.dumps(STOCK))
+    edit["upserts"][0]["fields"]["Quantity__c"] = quantity
+    response = admin.put("/mappings/stock", edit)
+    assert response.status_code == 200, response.get_json()
+    return edit
+
+
+def test_reloading_files_keeps_a_mapping_edited_in_the_api(
+    run: Any, admin: Any, mappings_dir: Path
+) -> None:
+    """As a restart of ``gateway run`` does: the file is the one it loaded before the edit."""
+    run("mappings", "load", str(mappings_dir))
+    _edited(admin, "number(payload.Count)")
+
+    again = run("mappings", "load", str(mappings_dir))
+
+    assert again.output == "stock.json: stock v2 (unchanged)\n"
+    assert admin.get("/mappings/stock").get_json()["version"] == 2
+
+
+def test_a_changed_file_does_not_replace_an_api_edit_unless_forced(
+    run: Any, admin: Any, mappings_dir: Path
+) -> None:
+    run("mappings", "load", str(mappings_dir))
+    _edited(admin, "number(payload.Count)")
+    changed = json.loads(json.dumps(STOCK))
+    changed["upserts"][0]["fields"]["Quantity__c"] = "number(payload.Qty)"
+    (mappings_dir / "stock.json").write_text(json.dumps(changed), encoding="utf-8")
+
+    skipped = run("mappings", "load", str(mappings_dir)).output
+    assert admin.get("/mappings/stock").get_json()["version"] == 2
+    forced = run("mappings", "load", "--force", str(mappings_dir)).output
+
+    assert skipped.splitlines()[0] == "stock.json: stock v2 (skipped)"
+    assert "v2 was saved in the api and the file would undo it: not loaded" in skipped
+    assert "--force" in skipped
+    assert forced == "stock.json: stock v3 (new version)\n"
+    stored = admin.get("/mappings/stock").get_json()
+    assert stored["upserts"][0]["fields"]["Quantity__c"] == "number(payload.Qty)"
+
+
+def test_a_file_changed_after_it_was_loaded_makes_a_new_version(
+    run: Any, admin: Any, mappings_dir: Path
+) -> None:
+    run("mappings", "load", str(mappings_dir))
+    changed = json.loads(json.dumps(STOCK))
+    changed["upserts"][0]["fields"]["Quantity__c"] = "number(payload.Qty)"
+    (mappings_dir / "stock.json").write_text(json.dumps(changed), encoding="utf-8")
+
+    result = run("mappings", "load", str(mappings_dir))
+
+    assert result.output == "stock.json: stock v2 (new version)\n"
+
+
+def test_exported_mappings_load_back_unchanged(
+    run: Any, admin: Any, mappings_dir: Path, tmp_path: Path
+) -> None:
+    import yaml
+
+    run("mappings", "load", str(mappings_dir))
+    # Text YAML would read as something else, a JMESPath literal and a key YAML reads as true.
+    edit = _edited(admin, "`42`")
+    edit["upserts"][0]["fields"]["on"] = "'yes'"
+    assert admin.put("/mappings/stock", edit).status_code == 200
+    exported = tmp_path / "exported"
+
+    result = run("mappings", "export", str(exported))
+    again = run("mappings", "load", str(exported))
+
+    assert result.output == f"stock v3: {exported / 'stock.yaml'}\n"
+    assert again.output == "stock.yaml: stock v3 (unchanged)\n"
+    document = admin.get("/mappings/stock").get_json()["document"]
+    text = (exported / "stock.yaml").read_text(encoding="utf-8")
+    assert yaml.safe_load(text) == document
 
 
 def test_loading_a_directory_without_mapping_files_says_nothing_was_loaded(

@@ -1,5 +1,6 @@
 """The event log's filters as clients send them: repeated, in a JSON list, or with a time whose
-``+`` was left unencoded in the URL and so arrives as a space."""
+``+`` was left unencoded in the URL and so arrives as a space; and what a replay of many events
+takes by them."""
 
 from __future__ import annotations
 
@@ -92,7 +93,7 @@ def test_a_parameter_that_takes_one_value_given_twice_is_refused(
 def test_replay_takes_statuses_as_a_json_list(admin: Any, log: dict[str, str]) -> None:
     response = admin.post("/events/replay", {"status": ["failed", "dead"]})
 
-    assert response.get_json() == {"replayed": 2, "ignored": 0}
+    assert response.get_json() == {"replayed": 2, "ignored": 0, "matched": 2, "dry_run": False}
     assert _statuses(admin, "status=failed,dead") == []
 
 
@@ -180,4 +181,121 @@ def test_cli_replay_reads_times_as_the_api_does(
         cli.main, ["events", "replay", "--since", "2026-12-02T13:00:00 08:00"]
     )
 
-    assert (result.exit_code, result.output) == (0, "replayed 5 events\n")
+    # failed, dead and unrouted: the others received since are no errors, or duplicates.
+    assert (result.exit_code, result.output) == (0, "replayed 3 events\n")
+
+
+# --- what a replay of many events takes ---------------------------------------------------
+
+
+def _log_statuses(admin: Any) -> dict[str, str]:
+    """Each event's status, by the status it had in ``log``."""
+    items = admin.get("/events").get_json()["items"]
+    return {
+        EventStatus(s).value: e["status"] for s, e in zip(EventStatus, reversed(items), strict=True)
+    }
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"limit": 5},  # a limit is no filter
+        {"all": False},
+        {"status": ""},  # an empty filter is none
+        {"dry_run": True},  # nor does counting the whole log need less than replaying it
+    ],
+)
+def test_a_replay_without_any_filter_is_refused_unless_it_asks_for_all(
+    admin: Any, log: dict[str, str], body: dict[str, Any]
+) -> None:
+    before = _log_statuses(admin)
+
+    response = admin.post("/events/replay", body)
+
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error["code"] == "replay_needs_filter"
+    assert '"all": true' in error["message"]
+    assert _log_statuses(admin) == before
+
+
+#: What a replay takes without naming statuses: the events that were errors, or still wait.
+TAKEN_UNNAMED = {"pending", "failed", "dead", "unrouted"}
+
+
+@pytest.mark.parametrize(
+    ("body", "taken"),
+    [
+        ({"all": True}, TAKEN_UNNAMED),
+        ({"type": "order.paid"}, TAKEN_UNNAMED),  # any filter but status: the same
+        ({"status": "delivered"}, {"delivered"}),  # never-errors named: taken
+        ({"status": ["ignored", "stale"]}, {"ignored", "stale"}),
+        ({"status": "failed,delivered"}, {"failed", "delivered"}),
+        ({"status": "duplicate"}, set()),  # a duplicate is never processed twice
+        ({"status": "processing"}, set()),  # a worker holds it
+    ],
+)
+def test_events_that_were_never_errors_are_replayed_only_when_named(
+    admin: Any, log: dict[str, str], body: dict[str, Any], taken: set[str]
+) -> None:
+    response = admin.post("/events/replay", body)
+
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json() == {
+        "replayed": len(taken),
+        "ignored": 0,
+        "matched": len(taken),
+        "dry_run": False,
+    }
+    expected = {s.value: "pending" if s.value in taken else s.value for s in EventStatus}
+    assert _log_statuses(admin) == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "matched"),
+    [
+        ({"all": True, "dry_run": True}, len(TAKEN_UNNAMED)),
+        ({"status": "delivered,ignored", "dry_run": True}, 2),
+        ({"all": True, "limit": 2, "dry_run": True}, 2),
+        ({"group_id": "another", "dry_run": True}, 0),
+    ],
+)
+def test_a_dry_run_counts_the_events_that_match_and_replays_none(
+    admin: Any, log: dict[str, str], body: dict[str, Any], matched: int
+) -> None:
+    before = _log_statuses(admin)
+
+    response = admin.post("/events/replay", body)
+
+    assert response.get_json() == {"replayed": 0, "ignored": 0, "matched": matched, "dry_run": True}
+    assert _log_statuses(admin) == before
+
+
+@pytest.mark.parametrize(
+    ("options", "exit_code", "output"),
+    [
+        ([], 1, "Error: replay_needs_filter: a replay without any filter would take every event"),
+        (["--all"], 0, "replayed 4 events\n"),
+        (["--all", "--dry-run"], 0, "would replay 4 events (--dry-run: none replayed)\n"),
+        (["--status", "stale", "--dry-run"], 0, "would replay 1 event (--dry-run: none replayed)"),
+    ],
+)
+def test_cli_replay_needs_a_filter_or_all_and_can_only_count(
+    admin: Any,
+    gw: Any,
+    log: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    options: list[str],
+    exit_code: int,
+    output: str,
+) -> None:
+    monkeypatch.setattr(cli, "_gateway", lambda: gw)
+    before = _log_statuses(admin)
+
+    result = CliRunner().invoke(cli.main, ["events", "replay", *options])
+
+    assert result.exit_code == exit_code
+    assert result.output.startswith(output)
+    if exit_code or "--dry-run" in options:
+        assert _log_statuses(admin) == before

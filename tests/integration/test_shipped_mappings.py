@@ -26,6 +26,7 @@ from gateway.config import Settings
 from gateway.connectors import sample_delivery, shipped_profiles
 from gateway.mapping import validate_document
 from gateway.mapping.files import load_mapping_files
+from gateway.mapping_store import API
 from gateway.models import Record
 from tests.acceptance.conftest import process_env
 
@@ -54,7 +55,7 @@ Records = dict[tuple[str, str], dict[str, Any]]
 def load_shipped(gw: Any) -> dict[str, int]:
     """Load ``mappings/`` through the mapping store, as the CLI does; name -> version."""
     return {
-        document["name"]: gw.mappings.put(document["name"], document)[0].version
+        document["name"]: gw.mappings.put(document["name"], document, source=API)[0].version
         for _, document in load_mapping_files(MAPPINGS)
     }
 

@@ -435,7 +435,7 @@ def test_fix_the_mapping_and_replay_delivers_a_failed_event(
     replayed = admin.post("/events/replay", {"status": "failed"}).get_json()
     worker.drain()
 
-    assert replayed == {"replayed": 1, "ignored": 0}
+    assert replayed == {"replayed": 1, "ignored": 0, "matched": 1, "dry_run": False}
     assert statuses(admin) == ["delivered"]
     assert record(admin, "A-1")["Location__c"] == "Dock"
 
@@ -593,7 +593,8 @@ def test_an_event_a_worker_claims_while_it_is_replayed_is_not_said_to_be_replaye
 
     assert answered.status_code == answer
     if answer == 200:
-        assert answered.get_json() == {"replayed": 0, "ignored": 0}
+        # Matched, but claimed by the worker before the replay could take it.
+        assert answered.get_json() == {"replayed": 0, "ignored": 0, "matched": 1, "dry_run": False}
     event = admin.get(f"/events/{event_id}").get_json()
     assert (event["status"], event["attempts"]) == ("processing", 1)
 
@@ -626,14 +627,14 @@ def test_replays_of_the_same_events_at_once_take_them_in_one_order(
         other.execute(update(Event).where(Event.id == before_it).values(last_error=None))
         answer = once_it_waits_for(
             other,
-            lambda: admin.post("/events/replay", {}),
+            lambda: admin.post("/events/replay", {"all": True}),
             then=lambda: other.execute(
                 update(Event).where(Event.id == newest).values(last_error=None)
             ),
         )
 
     assert answer.status_code == 200, answer.get_json()
-    assert answer.get_json() == {"replayed": 501, "ignored": 0}
+    assert answer.get_json() == {"replayed": 501, "ignored": 0, "matched": 501, "dry_run": False}
 
 
 def ignored_move(setup: dict[str, Any], admin: Any, deliver: Any) -> str:
@@ -699,10 +700,10 @@ def test_a_bulk_replay_counts_the_events_that_stay_ignored(
     ignored_move(setup, admin, deliver)
     deliver(setup["group"], moved("C-3", "Dock", 3, topic="inventory.cycle_count"))
 
-    answer = admin.post("/events/replay", {}).get_json()
+    answer = admin.post("/events/replay", {"status": "delivered,ignored,pending"}).get_json()
     worker.drain()
 
-    assert answer == {"replayed": 3, "ignored": 2}
+    assert answer == {"replayed": 3, "ignored": 2, "matched": 3, "dry_run": False}
     assert statuses(admin) == ["ignored", "ignored", "unrouted"]
 
 
