@@ -96,6 +96,20 @@ def _first(items: Iterator[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
     return [item for _, item in zip(range(limit), items, strict=False)]
 
 
+def _show_command(noun: str, path: str, help_text: str) -> click.Command:
+    """``show ID``: the API's ``GET path/ID`` as fields, or as JSON."""
+
+    @click.command("show", help=help_text)
+    @click.argument("item_id", metavar=f"{noun.upper()}_ID")
+    @url_option
+    @json_option
+    def show(item_id: str, url: str | None, as_json: bool) -> None:
+        item = _client(url).get(f"{path}/{item_id}")
+        _emit(item, as_json, lambda: _fields(item))
+
+    return show
+
+
 # --- groups ------------------------------------------------------------------------------
 
 
@@ -114,14 +128,7 @@ def groups_list(url: str | None, as_json: bool, limit: int) -> None:
     _emit(items, as_json, lambda: _table(items, GROUP_COLUMNS))
 
 
-@groups.command("show")
-@click.argument("group_id")
-@url_option
-@json_option
-def groups_show(group_id: str, url: str | None, as_json: bool) -> None:
-    """Show one group."""
-    group = _client(url).get(f"/groups/{group_id}")
-    _emit(group, as_json, lambda: _fields(group))
+groups.add_command(_show_command("group", "/groups", "Show one group."))
 
 
 @groups.command("create")
@@ -233,14 +240,11 @@ def events_list(
     _emit(items, as_json, lambda: _table(items, EVENT_COLUMNS))
 
 
-@click.command("show")
-@click.argument("event_id")
-@url_option
-@json_option
-def events_show(event_id: str, url: str | None, as_json: bool) -> None:
-    """Show one event: payload, headers and processing history (through the admin API)."""
-    event = _client(url).get(f"/events/{event_id}")
-    _emit(event, as_json, lambda: _fields(event))
+events_show = _show_command(
+    "event",
+    "/events",
+    "Show one event: payload, headers and processing history (through the admin API).",
+)
 
 
 @click.command("tail")
@@ -416,12 +420,17 @@ def _replay_summary(done: dict[str, Any]) -> None:
             click.echo(f"{name}: {value}")
 
 
+def _on_terminal() -> bool:
+    """Whether a person watches the output, who a rewritten progress line serves."""
+    return sys.stdout.isatty()
+
+
 def _follow(client: Client, event_ids: list[str], *, quiet: bool) -> dict[str, int]:
     """Poll the events until none is pending or processing; a count of where they ended.
 
     On a terminal one line keeps being rewritten; otherwise a plain line per settled event.
     """
-    on_terminal = sys.stdout.isatty() and not quiet
+    on_terminal = _on_terminal() and not quiet
     waiting = list(event_ids)
     outcomes: dict[str, int] = {}
     while waiting:

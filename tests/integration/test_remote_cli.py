@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from click.testing import CliRunner, Result
 from flask import Flask, jsonify, request, request_finished
 from werkzeug.serving import make_server
 
+from gateway import remote_commands
 from gateway.cli import main
 from tests.conftest import ADMIN_TOKEN
 from tests.integration.test_worker import ITEM_MAPPING, SECRET, moved
@@ -214,6 +216,13 @@ def test_tail_stops_after_max_seconds_with_nothing_new(
     assert (result.exit_code, result.output) == (0, "")
 
 
+@pytest.mark.parametrize(
+    ("on_terminal", "progress"),
+    [
+        (False, r"event {id} delivered\n"),  # plain lines for logs and pipes
+        (True, r"(\rsettled 0/1)*\rsettled 1/1\n"),  # one line rewritten in place for a person
+    ],
+)
 def test_replay_follow_shows_the_replayed_event_settle(
     answered: Callable[..., threading.Event],
     url: str,
@@ -222,7 +231,11 @@ def test_replay_follow_shows_the_replayed_event_settle(
     deliver: Any,
     worker: Any,
     admin: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    on_terminal: bool,
+    progress: str,
 ) -> None:
+    monkeypatch.setattr(remote_commands, "_on_terminal", lambda: on_terminal)
     deliver(setup, moved("A-1", "Dock 3", 1765572297000))
     worker.drain()
     event_id = admin.get("/events").get_json()["items"][0]["id"]
@@ -232,12 +245,8 @@ def test_replay_follow_shows_the_replayed_event_settle(
     thread.join()
 
     assert result.exit_code == 0, result.output
-    assert result.output.splitlines() == [
-        f"event {event_id} delivered",
-        "replayed: 1",
-        "ignored: 0",
-        "settled: 1 delivered",
-    ]
+    summary = "replayed: 1\nignored: 0\nsettled: 1 delivered\n"
+    assert re.fullmatch(progress.format(id=event_id) + summary, result.output)
     assert len(admin.get(f"/events/{event_id}").get_json()["history"]) == 2  # processed again
 
 
