@@ -87,17 +87,22 @@ def remote_url(given: str | None, env: Mapping[str, str]) -> str | None:
 
 
 def connection(given: str | None, env: Mapping[str, str] | None = None) -> Connection:
-    """The remote gateway named, or else the local one as ``gateway token`` knows it."""
+    """The remote gateway named, or else the local one as ``gateway token`` knows it: only
+    the local one's token is looked for in its instance directory."""
     env = dict(os.environ) if env is None else env
     url = remote_url(given, env)
     token = env.get(TOKEN_VARIABLE) or read_config(config_path(env)).get("token")
-    if url is None or token is None:
+    if url is None:
         from gateway.config import Settings, environment
 
         local = Settings.from_env(environment())
-        url = url or local.public_url
+        url = local.public_url
         token = token or local.ensure_instance_secrets().admin_token
-    return Connection(url.rstrip("/"), token or "")
+    if not token:
+        raise ConfigurationError(
+            f"no admin token for {url}: set {TOKEN_VARIABLE} or the token of {config_path(env)}"
+        )
+    return Connection(url.rstrip("/"), token)
 
 
 class Client:

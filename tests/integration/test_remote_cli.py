@@ -155,6 +155,14 @@ def test_a_wrong_token_is_the_api_s_401(url: str, cli: Callable[..., Result]) ->
     assert result.output.startswith("Error: unauthorized")
 
 
+def test_a_remote_gateway_without_a_token_is_refused_before_any_call(
+    cli: Callable[..., Result],
+) -> None:
+    result = cli("groups", "list", "--url", "http://127.0.0.1:9", GATEWAY_ADMIN_TOKEN=None)
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: configuration_error: no admin token for http")
+
+
 def test_an_unreachable_gateway_is_one_line(cli: Callable[..., Result]) -> None:
     result = cli("events", "list", "--url", f"http://127.0.0.1:{_free_port()}")
     assert result.exit_code == 1
