@@ -12,7 +12,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -34,6 +34,22 @@ json_option = click.option("--json", "as_json", is_flag=True, help="JSON for scr
 limit_option = click.option(
     "--limit", type=click.IntRange(min=1), default=50, show_default=True, help="at most this many"
 )
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def list_options(command: F) -> F:
+    """The options every list takes: its time window, the gateway, the output and the limit."""
+    for option in reversed(
+        (
+            click.option("--since", help="ISO time"),
+            click.option("--until", help="ISO time"),
+            url_option,
+            json_option,
+            limit_option,
+        )
+    ):
+        command = option(command)
+    return command
 
 
 def install(main: click.Group) -> None:
@@ -181,11 +197,7 @@ def deliveries() -> None:
 @deliveries.command("list")
 @click.option("--group", "group_id", help="only deliveries to this group")
 @click.option("--outcome", type=click.Choice(["accepted", "refused"]))
-@click.option("--since", help="ISO time")
-@click.option("--until", help="ISO time")
-@url_option
-@json_option
-@limit_option
+@list_options
 def deliveries_list(
     group_id: str | None,
     outcome: str | None,
@@ -213,11 +225,7 @@ def _statuses(given: Iterable[str]) -> list[str]:
 @click.option("--group", "group_id", help="only events of this group")
 @click.option("--type", "event_type", help="only events of this type")
 @click.option("--status", multiple=True, help="only this status (repeat or comma-separate)")
-@click.option("--since", help="ISO time")
-@click.option("--until", help="ISO time")
-@url_option
-@json_option
-@limit_option
+@list_options
 def events_list(
     group_id: str | None,
     event_type: str | None,
