@@ -17,6 +17,7 @@ from click.core import ParameterSource
 from gateway.config import ServerSettings, Settings, environment
 from gateway.core import Gateway
 from gateway.errors import ConfigurationError, GatewayError
+from gateway.remote_commands import install as install_remote_commands
 
 
 def _gateway() -> Gateway:
@@ -471,3 +472,6 @@ def _sender_headers(profile: Any, event_type: str | None) -> dict[str, str]:
 def token() -> None:
     """Print the admin token (generated under instance/ when none is configured)."""
     click.echo(_gateway().settings.admin_token)
+
+
+install_remote_commands(main)
