@@ -148,11 +148,11 @@ groups.add_command(_show_command("group", "/groups", "Show one group."))
 
 
 @groups.command("create")
-@click.option("--name", required=True)
+@click.option("--name", required=True, help="the group's name, as admins see it")
 @click.option("--connector", required=True, help="connector profile, as GET /connectors names it")
 @click.option("--function", "function", required=True, help="the connector's function")
 @click.option("--event", "events", multiple=True, required=True, help="event type (repeatable)")
-@click.option("--external-id", default=None)
+@click.option("--external-id", default=None, help="the group's id in the sender's system")
 @click.option(
     "--secret-file",
     type=click.File("r"),
@@ -196,7 +196,9 @@ def deliveries() -> None:
 
 @deliveries.command("list")
 @click.option("--group", "group_id", help="only deliveries to this group")
-@click.option("--outcome", type=click.Choice(["accepted", "refused"]))
+@click.option(
+    "--outcome", type=click.Choice(["accepted", "refused"]), help="only accepted or refused ones"
+)
 @list_options
 def deliveries_list(
     group_id: str | None,
@@ -397,7 +399,7 @@ def _replay_remote(client: Client, given: dict[str, Any], follow: bool, as_json:
         "status": _statuses(given.get("status") or ()),
         "since": given.get("since"),
         "until": given.get("until"),
-        "all": given.get("all"),
+        "all": given.get("every_event"),
         "dry_run": given.get("dry_run"),
     }
     filters = {k: v for k, v in filters.items() if v}

@@ -271,13 +271,18 @@ def test_replay_with_filters_over_the_api_in_json(
     worker.drain()
     thread = in_background(answered("/events/replay", "POST"), worker.drain)
 
-    result = cli("events", "replay", "--group", setup["id"], "--follow", "--json", GATEWAY_URL=url)
+    result = cli(
+        "events", "replay", "--group", setup["id"], "--status", "delivered", "--follow", "--json",
+        GATEWAY_URL=url,
+    )  # fmt: skip
     thread.join()
 
     assert result.exit_code == 0, result.output
     assert json.loads(result.output) == {
         "replayed": 2,
         "ignored": 0,
+        "matched": 2,
+        "dry_run": False,
         "outcomes": {"delivered": 2},
     }
 
