@@ -37,10 +37,11 @@ def create_app(
     _register_errors(app)
 
     from gateway import console
-    from gateway.api import admin, ops, receive
+    from gateway.api import admin, alerts, ops, receive
 
     receive.init_app(app)
     admin.init_app(app)
+    alerts.init_app(app)
     ops.init_app(app)
     console.init_app(app)
     return app
