@@ -64,7 +64,14 @@ class ConsoleSessions(SecureCookieSessionInterface):
 def init_app(app: Flask) -> None:
     """Register the console and give the app a session key derived from the gateway's secret."""
     # The page modules add their routes to ``bp`` when first imported.
-    from gateway.console import auth, event_pages, group_pages, mapping_pages, overview  # noqa: F401
+    from gateway.console import (  # noqa: F401
+        alert_pages,
+        auth,
+        event_pages,
+        group_pages,
+        mapping_pages,
+        overview,
+    )
 
     settings = app.extensions["gateway"].settings
     app.secret_key = app.secret_key or session_key(settings.secret_key)
