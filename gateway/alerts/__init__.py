@@ -19,6 +19,7 @@ from gateway.alerts import incidents
 from gateway.alerts.checks import CHECKS
 from gateway.alerts.rules import RuleKind, effective_params
 from gateway.core import Gateway
+from gateway.errors import GatewayError
 from gateway.models import AlertRule
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,8 @@ class Alerts:
             self._next_tick = started + self.every_s
         try:
             self.tick(datetime.now(UTC))
+        except GatewayError as exc:  # the database is down, say: the worker's log says more
+            log.warning("alerts: not evaluated: %s", exc.message)
         except Exception:
             log.exception("alerts: evaluating the rules failed; tried again in %s s", self.every_s)
 

@@ -50,7 +50,7 @@ def create_channel(gw: Gateway, body: Mapping[str, Any]) -> AlertChannel:
 
 def update_channel(gw: Gateway, channel_id: str, body: Mapping[str, Any]) -> AlertChannel:
     with gw.db.session() as session:
-        channel = _get(session, AlertChannel, "alert channel", channel_id, lock=True)
+        channel = _get(session, AlertChannel, channel_id, lock=True)
         spec = CHANNEL_KINDS[channel.kind]
         schemas.channel(channel.kind, creating=False).validate(body)
         channel.name = body.get("name", channel.name)
@@ -65,21 +65,15 @@ def update_channel(gw: Gateway, channel_id: str, body: Mapping[str, Any]) -> Ale
 
 
 def get_channel(gw: Gateway, channel_id: str) -> AlertChannel:
-    with gw.db.read_session() as session:
-        return _get(session, AlertChannel, "alert channel", channel_id)
+    return _read(gw, AlertChannel, channel_id)
 
 
 def list_channels(gw: Gateway, limit: int, after: str | None) -> list[AlertChannel]:
-    query = select(AlertChannel).order_by(AlertChannel.id).limit(limit)
-    if after:
-        query = query.where(AlertChannel.id > after)
-    with gw.db.read_session() as session:
-        return list(session.scalars(query))
+    return _page(gw, AlertChannel, limit, after)
 
 
 def delete_channel(gw: Gateway, channel_id: str) -> None:
-    with gw.db.session() as session:
-        session.delete(_get(session, AlertChannel, "alert channel", channel_id, lock=True))
+    _delete(gw, AlertChannel, channel_id)
 
 
 def channel_view(channel: AlertChannel) -> dict[str, Any]:
@@ -139,7 +133,7 @@ def create_rule(gw: Gateway, body: Mapping[str, Any]) -> AlertRule:
 def update_rule(gw: Gateway, rule_id: str, body: Mapping[str, Any]) -> AlertRule:
     """Change a rule; ``params`` given are merged into the ones it has (a null drops one)."""
     with gw.db.session() as session:
-        rule = _get(session, AlertRule, "alert rule", rule_id, lock=True)
+        rule = _get(session, AlertRule, rule_id, lock=True)
         schemas.rule(RuleKind(rule.kind), creating=False).validate(body)
         rule.name = body.get("name", rule.name)
         rule.active = body.get("active", rule.active)
@@ -153,22 +147,16 @@ def update_rule(gw: Gateway, rule_id: str, body: Mapping[str, Any]) -> AlertRule
 
 
 def get_rule(gw: Gateway, rule_id: str) -> AlertRule:
-    with gw.db.read_session() as session:
-        return _get(session, AlertRule, "alert rule", rule_id)
+    return _read(gw, AlertRule, rule_id)
 
 
 def list_rules(gw: Gateway, limit: int, after: str | None) -> list[AlertRule]:
-    query = select(AlertRule).order_by(AlertRule.id).limit(limit)
-    if after:
-        query = query.where(AlertRule.id > after)
-    with gw.db.read_session() as session:
-        return list(session.scalars(query))
+    return _page(gw, AlertRule, limit, after)
 
 
 def delete_rule(gw: Gateway, rule_id: str) -> None:
     """Delete a rule; its open incidents resolve on the workers' next evaluation."""
-    with gw.db.session() as session:
-        session.delete(_get(session, AlertRule, "alert rule", rule_id, lock=True))
+    _delete(gw, AlertRule, rule_id)
 
 
 def rule_view(rule: AlertRule) -> dict[str, Any]:
@@ -195,9 +183,31 @@ def _check_channels(session: Session, channel_ids: list[str]) -> None:
         raise ValidationFailed("the rule names channels that do not exist", details=missing)
 
 
-def _get(session: Session, model: type[M], what: str, key: str, *, lock: bool = False) -> M:
+#: What error messages call each model.
+NAMES = {AlertChannel: "alert channel", AlertRule: "alert rule"}
+
+
+def _get(session: Session, model: type[M], key: str, *, lock: bool = False) -> M:
     query = select(model).where(model.id == key)
     found = session.scalars(query.with_for_update() if lock else query).first()
     if found is None:
-        raise NotFound.of(what, key)
+        raise NotFound.of(NAMES[model], key)
     return found
+
+
+def _read(gw: Gateway, model: type[M], key: str) -> M:
+    with gw.db.read_session() as session:
+        return _get(session, model, key)
+
+
+def _page(gw: Gateway, model: type[M], limit: int, after: str | None) -> list[M]:
+    query = select(model).order_by(model.id).limit(limit)
+    if after:
+        query = query.where(model.id > after)
+    with gw.db.read_session() as session:
+        return list(session.scalars(query))
+
+
+def _delete(gw: Gateway, model: type[M], key: str) -> None:
+    with gw.db.session() as session:
+        session.delete(_get(session, model, key, lock=True))

@@ -26,6 +26,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from gateway.errors import TransientTargetError
 from gateway.targets.base import UpsertResult
+from tests.integration.test_worker import ITEM_MAPPING, moved
 
 SMTP_USER = "alerts@example.test"
 SMTP_PASSWORD = "smtp-password-" + secrets.token_hex(8)
@@ -215,24 +216,10 @@ def crm(gw: Any, monkeypatch: pytest.MonkeyPatch) -> SwitchableTarget:
     return target
 
 
-ITEMS = {
-    "name": "items",
-    "upserts": [
-        {
-            "key": "item",
-            "object": "Item__c",
-            "external_id_field": "Item_Id__c",
-            "external_id": "payload.data.itemId",
-            "fields": {"Location__c": "payload.data.location"},
-        }
-    ],
-}
-
-
 @pytest.fixture
 def xemelgo_group(admin: Any, group_factory: Any) -> dict[str, Any]:
     """A group whose inventory.moved events go to the CRM through a mapping."""
-    assert admin.put("/mappings/items", ITEMS).status_code == 201
+    assert admin.put("/mappings/items", ITEM_MAPPING).status_code == 201
     group = group_factory(events=["inventory.moved"])
     clone = admin.post(
         f"/webhooks/{group['template_webhook_id']}/clone",
@@ -249,17 +236,9 @@ def send_moves(deliver: Any, xemelgo_group: dict[str, Any], worker: Any) -> Call
     sent = itertools.count()
 
     def send(n: int) -> None:
-        events = [
-            {
-                "id": f"move-{secrets.token_hex(8)}",
-                "eventTimestamp": 1_700_000_000_000 + next(sent),
-                "topic": "inventory.moved",
-                "data": {"itemId": f"A-{i}", "location": "Dock"},
-            }
-            for i in range(n)
-        ]
+        events = [moved(f"A-{i}", "Dock", next(sent)) for i in range(n)]
         for event in events:
-            response = deliver(xemelgo_group, json.dumps(event).encode())
+            response = deliver(xemelgo_group, event)
             assert response.status_code == 200, response.get_json()
         worker.drain()
 
@@ -268,3 +247,44 @@ def send_moves(deliver: Any, xemelgo_group: dict[str, Any], worker: Any) -> Call
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass
+class Scene:
+    """Everything an end-to-end alert test touches: the gateway, a channel of each kind at the
+    local receivers, a CRM that is down, and a group whose events go to it."""
+
+    gw: Any
+    admin: Any
+    channels: dict[str, str]
+    rule: Callable[..., dict[str, Any]]
+    send_moves: Callable[[int], None]
+    crm: SwitchableTarget
+    worker: Any
+    http: HttpReceiver
+    smtp: SmtpServer
+
+    def received(self) -> dict[str, int]:
+        """How many messages each channel's receiver got."""
+        return {
+            "webhook": len(self.http.at("/hook")),
+            "slack": len(self.http.at("/slack")),
+            "email": len(self.smtp.messages),
+        }
+
+
+@pytest.fixture
+def scene(
+    gw: Any,
+    admin: Any,
+    channels: dict[str, str],
+    rule_factory: Callable[..., dict[str, Any]],
+    send_moves: Callable[[int], None],
+    crm: SwitchableTarget,
+    worker: Any,
+    http_receiver: HttpReceiver,
+    smtp_server: SmtpServer,
+) -> Scene:
+    return Scene(
+        gw, admin, channels, rule_factory, send_moves, crm, worker, http_receiver, smtp_server
+    )
