@@ -150,10 +150,12 @@ CHANNEL_KINDS: dict[str, ChannelKind] = {
 }
 
 
-def channel_settings(kind: ChannelKind, given: dict[str, Any]) -> dict[str, Any]:
-    """The settings a channel keeps: the ones given, with defaults for the rest."""
+def channel_settings(
+    kind: ChannelKind, given: dict[str, Any], *, defaults: bool = True
+) -> dict[str, Any]:
+    """The settings among ``given``, and with ``defaults`` the defaults of those it lacks."""
     return {
         name: given.get(name, spec.get("default"))
         for name, spec in kind.settings.items()
-        if name in given or "default" in spec
+        if name in given or (defaults and "default" in spec)
     }

@@ -55,7 +55,8 @@ def update_channel(gw: Gateway, channel_id: str, body: Mapping[str, Any]) -> Ale
         schemas.channel(channel.kind, creating=False).validate(body)
         channel.name = body.get("name", channel.name)
         channel.active = body.get("active", channel.active)
-        channel.settings = {**channel.settings, **channel_settings(spec, dict(body))}
+        changed = channel_settings(spec, dict(body), defaults=False)
+        channel.settings = {**channel.settings, **changed}
         if spec.secret_field in body:
             secret = body[spec.secret_field]
             channel.secret_ciphertext = gw.box.encrypt(secret)

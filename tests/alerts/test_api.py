@@ -80,6 +80,19 @@ def test_a_channel_is_changed_and_deleted(admin: Any, signing_key: str) -> None:
     assert admin.get(path).get_json()["error"]["code"] == "not_found"
 
 
+def test_a_change_keeps_the_settings_it_does_not_name(admin: Any) -> None:
+    body = {"name": "Mail", "kind": "email", "host": "smtp.test", "port": 2525}
+    created = admin.post("/alerts/channels", {**body, "from": "a@b.test", "to": ["c@d.test"]})
+
+    changed = admin.patch(f"/alerts/channels/{created.get_json()['id']}", {"to": ["e@f.test"]})
+
+    assert {k: changed.get_json()[k] for k in ("host", "port", "to")} == {
+        "host": "smtp.test",
+        "port": 2525,
+        "to": ["e@f.test"],
+    }
+
+
 def test_the_test_call_sends_through_the_channel(
     admin: Any, channels: dict[str, str], http_receiver: HttpReceiver, smtp_server: SmtpServer
 ) -> None:
