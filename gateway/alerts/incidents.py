@@ -199,7 +199,7 @@ def _notify(
     gw: Gateway, incident_id: int, kind: str, channels: list[AlertChannel], now: datetime
 ) -> None:
     """Send the incident's ``kind`` message to each channel this worker claims, then mark the
-    incident told once no channel is left to try."""
+    incident told once nothing is left to try on any channel."""
     with gw.db.read_session() as session:
         incident = session.get(AlertIncident, incident_id)
         notices = {
@@ -219,7 +219,7 @@ def _notify(
             claimed = _claim_retry(gw, notice, now)
         if claimed is not None:
             notices[channel.id] = _deliver(gw, claimed, channel, message, now)
-        # else: another worker holds it, and marks the incident told when it is done
+        # else: another worker holds it; a later tick finds it finished and marks the incident
     if all(_finished(notices.get(c.id), now) for c in channels):
         with gw.db.session() as session:
             session.execute(
