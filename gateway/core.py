@@ -21,6 +21,7 @@ from gateway.storage.inbox import Inbox
 from gateway.targets.credentials import CredentialStore
 
 if TYPE_CHECKING:
+    from gateway.alerts import Alerts
     from gateway.metrics import StatusCounts
     from gateway.targets import TargetRegistry
 
@@ -69,6 +70,13 @@ class Gateway:
         from gateway.targets import TargetRegistry
 
         return TargetRegistry(self.settings, self.credentials)
+
+    @cached_property
+    def alerts(self) -> Alerts:
+        """The alert rules this process evaluates, at most every few seconds."""
+        from gateway.alerts import Alerts
+
+        return Alerts(self)
 
     def paging(self, scope: str) -> Paging:
         """The pages of the list ``scope``, its cursors signed with the secret key."""

@@ -254,6 +254,10 @@ class EventResult(Base):
     """What one processing attempt did for one webhook record's upsert."""
 
     __tablename__ = "event_results"
+    __table_args__ = (
+        # The alert on failing targets: each target's last success and its failures since.
+        Index("ix_event_results_target_outcome_at", "target", "outcome", "at"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     event_id: Mapped[int] = mapped_column(BigInteger, index=True)
@@ -353,3 +357,93 @@ class ConsoleSession(Base):
     created_at: Mapped[datetime]
     #: When it ends by itself; expired rows are purged by this.
     expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class AlertChannel(Base):
+    """Where alerts go: a signed webhook, a Slack-compatible incoming webhook, or email."""
+
+    __tablename__ = "alert_channels"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(16))
+    #: What is not secret: a webhook's URL, an SMTP server and its addresses.
+    settings: Mapped[dict[str, Any]]
+    #: The kind's one secret (a signing key, a Slack URL, an SMTP password), encrypted.
+    secret_ciphertext: Mapped[str | None] = mapped_column(Text)
+    secret_hint: Mapped[str | None] = mapped_column(String(16))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class AlertRule(Base):
+    """A condition that needs a person, and the channels told when it holds."""
+
+    __tablename__ = "alert_rules"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(32))
+    #: The kind's parameters as the admin gave them; defaults fill in the rest when read.
+    params: Mapped[dict[str, Any]]
+    #: The channels told; empty: every active channel.
+    channel_ids: Mapped[list[str]]
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class AlertIncident(Base):
+    """One stretch of time a rule held for one subject (a target, a group, or the gateway).
+
+    Its state lives here, not in any worker, so that every worker on every host agrees on it.
+    """
+
+    __tablename__ = "alert_incidents"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    #: Rule id and subject while open, None once resolved: unique, so that of the workers that
+    #: find the same problem at once exactly one opens the incident.
+    open_key: Mapped[str | None] = mapped_column(String(340), unique=True)
+    rule_id: Mapped[str] = mapped_column(String(32), index=True)
+    rule_name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(300))
+    state: Mapped[str] = mapped_column(String(16))
+    #: How many things the rule found when last evaluated (dead events, failed calls...).
+    count: Mapped[int] = mapped_column(BigInteger)
+    summary: Mapped[str] = mapped_column(Text)
+    opened_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    #: When the rule was first found not to hold any more; it resolves after its cooldown.
+    clear_since: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+    #: Whether its opening was announced, so that its resolution is announced too.
+    announced: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: The notice still to send ("opened" or "resolved"), None when there is none.
+    notify: Mapped[str | None] = mapped_column(String(16))
+
+
+class AlertNotice(Base):
+    """One message about one incident to one channel.
+
+    The row is the claim to send it: unique per incident, channel and kind, so that it is sent
+    once however many workers try at once.
+    """
+
+    __tablename__ = "alert_notices"
+    __table_args__ = (
+        Index("uq_alert_notices_incident", "incident_id", "channel_id", "kind", unique=True),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    incident_id: Mapped[int] = mapped_column(BigInteger)
+    channel_id: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(String(16))
+    #: sending, sent, or failed (tried again while attempts are left).
+    state: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    claimed_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)

@@ -39,6 +39,7 @@ class Worker:
         log.info("worker %s started", self.id)
         failures = 0
         while not stop.is_set():
+            self.gw.alerts.tick_if_due()
             try:
                 handled = self.run_once()
                 failures = 0

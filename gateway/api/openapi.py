@@ -267,6 +267,11 @@ ERROR_RESPONSES = {
         " admin request).",
     ),
     422: ("ValidationFailed", "The body or a filter is not valid; `details` says where."),
+    502: (
+        "ChannelFailed",
+        "`channel_failed`: the alert channel refused the message or was out"
+        " of reach; the message says what it answered.",
+    ),
     503: ("Unavailable", "The database is unavailable; retry after `Retry-After` seconds."),
 }
 
@@ -525,6 +530,10 @@ def _request_components() -> dict[str, Any]:
             "Preview": schemas.PREVIEW,
             "EventFilter": schemas.EVENT_FILTER,
             "TargetCredentials": schemas.TARGET_CREDENTIALS,
+            "AlertObject": {
+                "description": "An alert channel, rule or incident (docs/alerts.md).",
+                "type": "object",
+            },
             "DeliveryBody": {
                 "description": "What the sender posts, kept byte for byte: JSON, or a media"
                 " type the connector profile lists."

@@ -13,7 +13,14 @@ from flask import Flask, Request, redirect, url_for
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 
 # The page modules add their routes to ``bp`` when imported.
-from gateway.console import auth, event_pages, group_pages, mapping_pages, overview  # noqa: F401
+from gateway.console import (  # noqa: F401
+    alert_pages,
+    auth,
+    event_pages,
+    group_pages,
+    mapping_pages,
+    overview,
+)
 from gateway.console.blueprint import bp
 from gateway.console_sessions import SESSION_LIFETIME
 

@@ -1,15 +1,20 @@
-"""The overview: traffic of the last hour, what needs attention, the queue, Salesforce usage."""
+"""The overview: traffic of the last hour, what needs attention, the queue, Salesforce usage,
+the latest alert incidents."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from gateway.alerts.incidents import incident_view, list_incidents
 from gateway.console import forms, queries
 from gateway.console.blueprint import bp
 from gateway.core import Gateway
 from gateway.http import gateway
 from gateway.models import EventStatus
 from gateway.targets.usage import target_usage
+
+#: The alert incidents the overview lists, newest first; the API lists them all.
+RECENT_INCIDENTS = 10
 
 
 def salesforce_usage(gw: Gateway) -> list[dict[str, Any]]:
@@ -25,4 +30,5 @@ def overview() -> Any:
         stats=queries.overview(gw),
         statuses=[s.value for s in EventStatus],
         salesforce=salesforce_usage(gw),
+        incidents=[incident_view(i) for i in list_incidents(gw, RECENT_INCIDENTS, None)],
     )
