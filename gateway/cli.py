@@ -15,9 +15,9 @@ import requests
 from click.core import ParameterSource
 
 from gateway.config import ServerSettings, Settings, environment
-from gateway.core import Gateway
 from gateway.errors import ConfigurationError, GatewayError
 from gateway.remote_commands import install as install_remote_commands
+from gateway.services import Gateway
 
 
 def _gateway() -> Gateway:
@@ -321,7 +321,7 @@ def events_replay(
 
     Events delivered, ignored or stale are taken only when --status names them.
     """
-    from gateway import events as event_log
+    from gateway import event_log
     from gateway.models import EventStatus
 
     filters = {

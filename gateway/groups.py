@@ -17,11 +17,11 @@ from sqlalchemy import case, delete, select, tuple_
 from sqlalchemy.orm import Session, aliased
 
 from gateway import views
-from gateway.core import Gateway
 from gateway.errors import Conflict, Detail, NotFound, ValidationFailed
 from gateway.mapping import expression_problems
 from gateway.models import Group, Webhook
 from gateway.secrets import hint
+from gateway.services import Gateway
 from gateway.verify import needs_secret, secret_problem
 
 TEMPLATE_LABEL = "Template"

@@ -13,8 +13,8 @@ from flask import current_app, jsonify
 from gunicorn.http.errors import ParseException
 from werkzeug.exceptions import ClientDisconnected, HTTPException
 
-from gateway.core import Gateway
 from gateway.errors import BadRequest, GatewayError, StoreUnavailable, error_code
+from gateway.services import Gateway
 
 log = logging.getLogger(__name__)
 

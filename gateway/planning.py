@@ -10,13 +10,13 @@ from typing import Any
 
 from sqlalchemy import select
 
-from gateway.core import Gateway
 from gateway.errors import MappingError, NotFound
-from gateway.events import mapping_context
+from gateway.event_log import mapping_context
 from gateway.mapping import CompiledMapping, PlannedUpsert, SkippedUpsert
 from gateway.mapping_store import MappingStore
 from gateway.models import Event, EventStatus, Group, Webhook
 from gateway.routing import Route, compile_route, routes_for, why_unrouted
+from gateway.services import Gateway
 from gateway.storage.results import RecordKey
 from gateway.targets.base import UpsertResult
 

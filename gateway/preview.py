@@ -14,9 +14,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from gateway import events as event_log
-from gateway import views
-from gateway.core import Gateway
+from gateway import event_log, views
 from gateway.errors import BadRequest, GatewayError, NotFound
 from gateway.groups import get_group
 from gateway.mapping import (
@@ -29,6 +27,7 @@ from gateway.mapping import (
     validate_document,
 )
 from gateway.models import Event, Group, Webhook, WriteMark, iso
+from gateway.services import Gateway
 from gateway.staleness import is_older
 from gateway.storage.bulk import rows_by_keys
 

@@ -15,8 +15,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import ColumnElement, Select, and_, delete, exists, func, not_, select
 from sqlalchemy.orm import Session
 
-from gateway.core import Gateway
 from gateway.models import NEEDS_ACTION, SETTLED, Delivery, Event, EventResult
+from gateway.services import Gateway
 
 BATCH = 1000
 

@@ -13,11 +13,11 @@ from collections.abc import Callable, Iterable
 from sqlalchemy.orm import Session
 
 from gateway.config import Settings
-from gateway.core import Gateway
 from gateway.errors import GatewayError
 from gateway.models import EventStatus
 from gateway.planning import Outcome, Planned
 from gateway.results import event_changes, history_rows, log_batch, settle, written_marks
+from gateway.services import Gateway
 from gateway.stale_guard import guarded_records, mark_stale
 from gateway.storage.results import RecordKey
 from gateway.targets.base import UpsertRequest, UpsertResult

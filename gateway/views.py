@@ -257,7 +257,7 @@ class HistoryRow(View):
 
     @classmethod
     def of(cls, row: EventResult, sent: Mapping[str, Any]) -> Self:
-        """``sent``: what the row's upsert sent (``gateway.sent``)."""
+        """``sent``: what the row's upsert sent (``gateway.history``)."""
         return cls(
             attempt=row.attempt,
             at=stamp(row.at),
@@ -296,7 +296,7 @@ class EventDetail(EventSummary):
         history: Sequence[EventResult],
         sent: Sequence[Mapping[str, Any]],
     ) -> Self:
-        """``sent``: per history row, what its upsert sent (``gateway.sent``)."""
+        """``sent``: per history row, what its upsert sent (``gateway.history``)."""
         return cls(
             **_summary_fields(event),
             payload=event.payload,

@@ -12,9 +12,9 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from gateway import console
 from gateway.api import admin, alerts, ops, receive
 from gateway.config import Settings
-from gateway.core import Gateway
 from gateway.http import as_gateway_error, error_response
 from gateway.logs import configure as configure_logging
+from gateway.services import Gateway
 
 
 def create_app(

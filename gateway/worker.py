@@ -14,12 +14,12 @@ import time
 import uuid
 from collections.abc import Sequence
 
-from gateway.core import Gateway
 from gateway.errors import GatewayError
 from gateway.models import Event, EventStatus
 from gateway.planning import plan_batch
 from gateway.results import log_event
 from gateway.retries import idle_wait
+from gateway.services import Gateway
 from gateway.stale_guard import mark_applied, replayed_after
 from gateway.storage.leases import Lease
 from gateway.upserts import BatchUpserts

@@ -19,9 +19,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import text
 
 from gateway.config import Settings
-from gateway.core import Gateway
 from gateway.migrate import upgrade
 from gateway.models import Base
+from gateway.services import Gateway
 from tests.postgres import find_bindir, postgres_server
 
 BACKENDS = [

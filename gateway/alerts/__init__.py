@@ -22,7 +22,7 @@ from gateway.errors import GatewayError
 from gateway.models import AlertRule
 
 if TYPE_CHECKING:
-    from gateway.core import Gateway
+    from gateway.services import Gateway
 
 log = logging.getLogger(__name__)
 

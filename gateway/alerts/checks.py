@@ -17,7 +17,7 @@ from gateway.alerts.rules import Finding, Findings, RuleKind, aware, duration, p
 from gateway.models import Event, EventResult, EventStatus, Group, TargetUsage
 
 if TYPE_CHECKING:
-    from gateway.core import Gateway
+    from gateway.services import Gateway
 
 #: Upsert outcomes that are a target's answer of success, and of failing to take the call.
 SUCCEEDED = ("created", "updated")

@@ -21,7 +21,7 @@ from gateway.models import AlertChannel, AlertRule, iso
 from gateway.secrets import hint
 
 if TYPE_CHECKING:
-    from gateway.core import Gateway
+    from gateway.services import Gateway
 
 M = TypeVar("M", AlertChannel, AlertRule)
 

@@ -26,7 +26,7 @@ from gateway.models import AlertChannel, AlertIncident, AlertNotice, AlertRule, 
 from gateway.validation import whole_number
 
 if TYPE_CHECKING:
-    from gateway.core import Gateway
+    from gateway.services import Gateway
 
 log = logging.getLogger(__name__)
 

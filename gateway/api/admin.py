@@ -12,8 +12,7 @@ from typing import Any, TypeVar
 from flask import Blueprint, Flask, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from gateway import events as event_log
-from gateway import groups, paging, views
+from gateway import event_log, groups, paging, views
 from gateway.api import openapi, schemas
 from gateway.api.openapi import operation
 from gateway.errors import (
@@ -24,11 +23,11 @@ from gateway.errors import (
     Unauthorized,
     ValidationFailed,
 )
+from gateway.history import event_with_sent_fields
 from gateway.http import UNREADABLE_BODY, gateway, unreadable_body
 from gateway.mapping_store import API
 from gateway.models import Group, MappingVersion, iso
 from gateway.preview import preview
-from gateway.sent import event_with_sent_fields
 from gateway.targets import credentials
 from gateway.targets.usage import target_usage
 from gateway.validation import Schema, strict_json, whole_number

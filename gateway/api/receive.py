@@ -27,7 +27,6 @@ from gateway.api.openapi import operation
 from gateway.config import Settings
 from gateway.connectors import Profile
 from gateway.content_encoding import decode
-from gateway.core import Gateway
 from gateway.errors import (
     BadRequest,
     GatewayError,
@@ -48,6 +47,7 @@ from gateway.intake import IncomingEvent, split_delivery
 from gateway.logs import LOGGED_PATH
 from gateway.metrics import DELIVERIES, RECEIVE_LATENCY, labelled
 from gateway.models import Group
+from gateway.services import Gateway
 from gateway.storage.inbox import GroupChanged, NewDelivery, Receipt, group_state
 from gateway.verify import verify
 

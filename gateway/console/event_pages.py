@@ -8,15 +8,14 @@ from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
 
-from gateway import events as event_log
-from gateway import views
+from gateway import event_log, views
 from gateway.api.admin import EVENT_FILTERS
 from gateway.console import forms, queries
 from gateway.console.blueprint import bp
 from gateway.errors import GatewayError
+from gateway.history import event_with_sent_fields
 from gateway.http import gateway
 from gateway.models import EventStatus
-from gateway.sent import event_with_sent_fields
 
 #: Events per page of the log.
 PAGE = 50

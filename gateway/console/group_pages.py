@@ -11,10 +11,10 @@ from gateway import groups
 from gateway.api import schemas
 from gateway.console import forms
 from gateway.console.blueprint import bp
-from gateway.core import Gateway
 from gateway.errors import GatewayError
 from gateway.http import gateway
 from gateway.models import Group, Webhook
+from gateway.services import Gateway
 
 #: Groups per page of the list; few installations have more.
 PAGE = 200

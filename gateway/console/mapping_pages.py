@@ -17,12 +17,12 @@ from flask import flash, redirect, request, url_for
 from gateway.api import schemas
 from gateway.console import forms, queries
 from gateway.console.blueprint import bp
-from gateway.core import Gateway
 from gateway.errors import Detail, GatewayError, NotFound, ValidationFailed
 from gateway.http import gateway
 from gateway.mapping import validate_document
 from gateway.mapping_store import CONSOLE
 from gateway.preview import DEFAULT_LAST, preview
+from gateway.services import Gateway
 
 _LAST_SEGMENT = re.compile(r"(\.[^.\[]+|\[\d+\])$")
 

@@ -8,9 +8,9 @@ from typing import Any
 from gateway.alerts.incidents import incident_view, list_incidents
 from gateway.console import forms, queries
 from gateway.console.blueprint import bp
-from gateway.core import Gateway
 from gateway.http import gateway
 from gateway.models import EventStatus
+from gateway.services import Gateway
 from gateway.targets.usage import target_usage
 
 #: The alert incidents the overview lists, newest first; the API lists them all.

@@ -9,10 +9,10 @@ from typing import Any
 
 from sqlalchemy import func, or_, select
 
-from gateway import events as event_log
-from gateway.core import Gateway
+from gateway import event_log
 from gateway.metrics import waiting_since
 from gateway.models import Delivery, Event, EventStatus, Group, Webhook
+from gateway.services import Gateway
 
 #: Statuses a replayed event passes through before it settles.
 IN_FLIGHT = (EventStatus.PENDING, EventStatus.PROCESSING)

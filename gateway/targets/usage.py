@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from gateway import views
-from gateway.core import Gateway
 from gateway.models import Group, TargetUsage, iso
+from gateway.services import Gateway
 
 
 def target_usage(gw: Gateway) -> list[views.Target]:

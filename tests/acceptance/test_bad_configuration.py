@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from gateway.config import Settings
-from gateway.core import Gateway
+from gateway.services import Gateway
 from tests.acceptance.conftest import ROOT, gunicorn_env
 
 SERVE = [

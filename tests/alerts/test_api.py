@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from gateway.core import Gateway
 from gateway.models import AlertIncident
+from gateway.services import Gateway
 from tests.alerts.conftest import HttpReceiver, SmtpServer
 
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from standardwebhooks import Webhook
 
-from gateway.core import Gateway
+from gateway.services import Gateway
 from gateway.worker import Worker
 from tests.alerts.conftest import SMTP_USER, Scene, utcnow
 

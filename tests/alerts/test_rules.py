@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from gateway.core import Gateway
 from gateway.models import Event, EventResult, EventStatus, TargetUsage
+from gateway.services import Gateway
 from tests.alerts.conftest import utcnow
 
 NOW = utcnow()

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.core import Gateway
 from gateway.models import AlertIncident
+from gateway.services import Gateway
 from tests.console.conftest import Console
 
 SLACK_URL = "https://hooks.slack.example.test/services/T0/B0/secretpart9876"

@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from gateway.connectors import sample_delivery
-from gateway.core import Gateway
+from gateway.services import Gateway
 from gateway.verify import sign
 from gateway.worker import Worker
 from tests.conftest import ADMIN_TOKEN

@@ -17,8 +17,8 @@ from gateway.config import Settings
 from gateway.connectors import sample_delivery
 from gateway.console import event_pages
 from gateway.console.mapping_pages import line_map, line_of, pretty
-from gateway.core import Gateway
 from gateway.intake import MAX_DEPTH
+from gateway.services import Gateway
 from gateway.verify import sign
 from gateway.web import create_app
 from tests.conftest import ADMIN_TOKEN

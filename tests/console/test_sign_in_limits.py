@@ -16,8 +16,8 @@ import pytest
 from flask.testing import FlaskClient
 
 from gateway.config import Settings
-from gateway.core import Gateway
 from gateway.errors import TooManySignIns
+from gateway.services import Gateway
 from tests.conftest import ADMIN_TOKEN
 from tests.console.conftest import form_token
 

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from gateway.core import Gateway
 from gateway.paging import MAX_LIMIT
+from gateway.services import Gateway
 
 MAPPING = {
     "upserts": [

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from gateway import cli
-from gateway.core import Gateway
+from gateway.services import Gateway
 from tests.postgres import _free_port
 
 SECRET = "cli-test-secret-0123456789abcdef"

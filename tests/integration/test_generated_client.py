@@ -23,7 +23,7 @@ from flask import Flask
 
 from gateway.api.openapi import OPENAPI_PATH
 from gateway.config import Settings
-from gateway.core import Gateway
+from gateway.services import Gateway
 from gateway.web import create_app
 from tests.conftest import ADMIN_TOKEN
 

@@ -16,11 +16,11 @@ from click.testing import CliRunner
 from sqlalchemy import create_engine, func, make_url, select, update
 
 from gateway.config import Settings
-from gateway.core import Gateway
 from gateway.metrics import SETTLED_RECOUNT_S, StatusCounts
 from gateway.migrate import upgrade
 from gateway.models import Delivery, Event
 from gateway.retention import purge
+from gateway.services import Gateway
 from gateway.storage import open_storage
 from gateway.web import create_app
 from tests.conftest import ADMIN_TOKEN, BACKENDS

@@ -544,7 +544,7 @@ def test_a_secret_key_other_than_the_one_secrets_were_stored_with_answers_503(
 ) -> None:
     from cryptography.fernet import Fernet
 
-    from gateway.core import Gateway
+    from gateway.services import Gateway
     from gateway.verify import sign
     from gateway.web import create_app
 
@@ -576,7 +576,7 @@ def test_an_unreachable_database_answers_503_so_the_sender_retries(tmp_path: Any
     from cryptography.fernet import Fernet
 
     from gateway.config import Settings
-    from gateway.core import Gateway
+    from gateway.services import Gateway
     from gateway.web import create_app
     from tests.postgres import _free_port
 

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from gateway.config import Settings
-from gateway.core import Gateway
 from gateway.models import TargetCredentials
+from gateway.services import Gateway
 from gateway.worker import Worker
 from tests.fakes.salesforce import (
     ANSWERED,

@@ -17,10 +17,10 @@ from sqlalchemy import select, update
 
 from gateway import cli
 from gateway.config import Settings
-from gateway.core import Gateway
 from gateway.errors import ConfigurationError
 from gateway.models import Group
 from gateway.secrets import fernet_key, fingerprint
+from gateway.services import Gateway
 from gateway.web import create_app
 
 

@@ -286,7 +286,7 @@ def routes(instance: Path) -> set[str]:
     """The paths the app serves, from an app whose database is never opened (never created)."""
     from cryptography.fernet import Fernet
 
-    from gateway.core import Gateway
+    from gateway.services import Gateway
     from gateway.web import create_app
 
     settings = Settings(

@@ -18,8 +18,8 @@ from referencing.jsonschema import DRAFT202012
 from gateway.api import openapi, receive, schemas
 from gateway.config import Settings
 from gateway.connectors import validate_profile
-from gateway.core import Gateway
 from gateway.mapping import validate_document
+from gateway.services import Gateway
 from gateway.web import create_app
 
 PUBLIC_URL = "http://127.0.0.1:8000"

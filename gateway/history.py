@@ -13,12 +13,11 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from gateway import events as event_log
-from gateway import views
-from gateway.core import Gateway
+from gateway import event_log, views
 from gateway.errors import GatewayError, NotFound
 from gateway.mapping import PlannedUpsert
 from gateway.models import Event, EventResult, Group
+from gateway.services import Gateway
 
 log = logging.getLogger(__name__)
 

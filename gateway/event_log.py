@@ -17,10 +17,10 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.visitors import InternalTraversal
 
-from gateway.core import Gateway
 from gateway.errors import BadRequest, Conflict, Detail, NotFound, ValidationFailed
 from gateway.mapping import event_context
 from gateway.models import Delivery, Event, EventResult, EventStatus, Group, Record, iso
+from gateway.services import Gateway
 
 STATUSES = frozenset(s.value for s in EventStatus)
 #: Events a worker holds or that were never meant to run cannot be replayed.
