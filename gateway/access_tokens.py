@@ -120,6 +120,16 @@ def bearer_token(authorization: str | None) -> str:
     return token.strip()
 
 
+def challenge(code: str) -> dict[str, str]:
+    """The ``WWW-Authenticate`` header of a delivery refused for its token (RFC 6750 3.1):
+    an OAuth client library reads ``invalid_token`` as "fetch a new token"."""
+    if not code.startswith("bearer_token_"):
+        return {}
+    if code == "bearer_token_missing":
+        return {"WWW-Authenticate": 'Bearer realm="callback"'}
+    return {"WWW-Authenticate": 'Bearer realm="callback", error="invalid_token"'}
+
+
 class TokenRequestError(Exception):
     """A token request refused as RFC 6749 section 5.2 says: its ``error`` code and status."""
 

@@ -24,6 +24,7 @@ from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.wsgi import get_content_length, get_input_stream
 
 from gateway import views
+from gateway.access_tokens import challenge
 from gateway.api.openapi import operation
 from gateway.config import Settings
 from gateway.connectors import Profile
@@ -226,7 +227,8 @@ class Hooks:
             if not fresh:
                 error = self._unless_gone(token, error)
             labelled(DELIVERIES, group_label, error.code).inc()
-            return error.status, _json(error.body()), error_headers(error)
+            headers = {**error_headers(error), **challenge(error.code)}
+            return error.status, _json(error.body()), headers
         # Stored deliveries and their events are counted by the inbox, once per commit.
         RECEIVE_LATENCY.observe(time.perf_counter() - started)
         return 200, _receipt_json(receipt), {}

@@ -218,25 +218,34 @@ def _grace() -> int:
 
 @bp.post("/groups/<group_id>/active")
 def group_active(group_id: str) -> Any:
-    active = forms.text("active") == "true"
-    return _group_action(
+    return _group_switch(
         group_id,
         "active",
-        lambda gw: groups.update_group(gw, group_id, {"active": active}),
-        "Group activated." if active else "Group deactivated; its callback URL answers 404.",
+        "active",
+        "Group activated.",
+        "Group deactivated; its callback URL answers 404.",
     )
 
 
 @bp.post("/groups/<group_id>/require-bearer")
 def group_require_bearer(group_id: str) -> Any:
-    required = forms.text("require_bearer") == "true"
+    return _group_switch(
+        group_id,
+        "require_bearer",
+        "oauth",
+        "Deliveries now need an OAuth access token.",
+        "Deliveries no longer need an OAuth access token.",
+    )
+
+
+def _group_switch(group_id: str, field: str, form: str, on: str, off: str) -> Any:
+    """Turn one of the group's true-or-false settings on or off, as the posted form says."""
+    value = forms.text(field) == "true"
     return _group_action(
         group_id,
-        "oauth",
-        lambda gw: groups.update_group(gw, group_id, {"require_bearer": required}),
-        "Deliveries now need an OAuth access token."
-        if required
-        else "Deliveries no longer need an OAuth access token.",
+        form,
+        lambda gw: groups.update_group(gw, group_id, {field: value}),
+        on if value else off,
     )
 
 

@@ -211,6 +211,12 @@ def test_a_repeated_parameter_is_an_invalid_request(client: FlaskClient) -> None
     assert response.get_json()["error"] == "invalid_request"
 
 
+def fail_token_requests(client: FlaskClient, credentials: dict[str, str], times: int) -> None:
+    wrong = {**credentials, "grant_type": "client_credentials", "client_secret": "wrong"}
+    for _ in range(times):
+        assert token_request(client, wrong).status_code == 401
+
+
 def test_too_many_failed_token_requests_from_one_address_get_429(
     client: FlaskClient,
     gw: Gateway,
@@ -218,9 +224,7 @@ def test_too_many_failed_token_requests_from_one_address_get_429(
     oauth_client: Any,
 ) -> None:
     made = oauth_client(group_factory())
-    wrong = {"grant_type": "client_credentials", "client_id": made["client_id"]}
-    for _ in range(gw.settings.oauth_token_attempts):
-        assert token_request(client, {**wrong, "client_secret": "wrong"}).status_code == 401
+    fail_token_requests(client, made, gw.settings.oauth_token_attempts)
     refused = token_request(client, {"grant_type": "client_credentials", **made})
     assert refused.status_code == 429
     assert refused.get_json()["error"] == "temporarily_unavailable"
@@ -233,10 +237,8 @@ def test_a_good_token_request_gives_the_address_its_allowance_back(
     oauth_client: Any,
 ) -> None:
     made = oauth_client(group_factory())
-    wrong = {"grant_type": "client_credentials", "client_id": made["client_id"]}
     for _ in range(2):
-        for _ in range(gw.settings.oauth_token_attempts - 1):
-            assert token_request(client, {**wrong, "client_secret": "x"}).status_code == 401
+        fail_token_requests(client, made, gw.settings.oauth_token_attempts - 1)
         fetch_token(client, made)
 
 
@@ -292,6 +294,9 @@ def test_a_delivery_needs_both_the_token_and_the_signature(
     response = deliver(bearer_group, BODY, headers, signed=signed)
     assert response.status_code == 401
     assert response.get_json()["error"]["code"] == code
+    challenge = response.headers.get("WWW-Authenticate", "")
+    assert challenge.startswith("Bearer") == code.startswith("bearer_token")
+    assert ('error="invalid_token"' in challenge) == (code == "bearer_token_invalid")
     assert token not in response.get_data(as_text=True)
     assert admin.get("/events").get_json()["items"] == []
 
