@@ -71,6 +71,7 @@ def create_group(gw: Gateway, body: Mapping[str, Any]) -> Group:
         created_at=stamp,
         updated_at=stamp,
     )
+    _check_authorization_header(group)
     template = Webhook(
         id=new_id(),
         group_id=group.id,
@@ -125,6 +126,7 @@ def update_group(gw: Gateway, group_id: str, body: Mapping[str, Any]) -> Group:
         for field in ("name", "external_id", "active", "target", "require_bearer"):
             if field in body:
                 setattr(group, field, body[field])
+        _check_authorization_header(group)
         group.updated_at = now()
     return group
 
@@ -296,6 +298,16 @@ def _api_key(profile: Any, location: Mapping[str, str] | None) -> dict[str, str]
             details=[Detail("api_key", "only API-key connectors (such as generic) take it")],
         )
     return dict(location)
+
+
+def _check_authorization_header(group: Group) -> None:
+    """Refuse a group whose API key and access token would both need the Authorization header."""
+    key_header = (group.api_key or {}).get("header", "")
+    if group.require_bearer and key_header.lower() == "authorization":
+        raise ValidationFailed(
+            "the API key and the OAuth access token cannot both be in the Authorization header",
+            details=[Detail("api_key", "put the key in another header or a query parameter")],
+        )
 
 
 def _set_secret(

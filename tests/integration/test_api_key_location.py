@@ -128,3 +128,13 @@ def test_only_api_key_connectors_take_a_key_location(
     response = admin.patch(f"/groups/{group['id']}", {"api_key": QUERY})
     assert response.status_code == 422
     assert response.get_json()["error"]["details"][0]["path"] == "api_key"
+
+
+def test_the_key_and_an_access_token_cannot_share_the_authorization_header(
+    admin: Admin, api_key_group: Callable[..., dict[str, Any]]
+) -> None:
+    group = api_key_group(BEARER)
+    response = admin.patch(f"/groups/{group['id']}", {"require_bearer": True})
+    assert response.status_code == 422
+    assert response.get_json()["error"]["details"][0]["path"] == "api_key"
+    assert admin.get(f"/groups/{group['id']}").get_json()["require_bearer"] is False
