@@ -304,7 +304,7 @@ class _Request:
     query_string: str
 
     def query(self) -> dict[str, str]:
-        """The query parameters, the first value of each (read only where a key may be)."""
+        """The query parameters, the first value of each: an API key may be one of them."""
         parameters: dict[str, str] = {}
         for name, value in urllib.parse.parse_qsl(self.query_string, keep_blank_values=True):
             parameters.setdefault(name, value)
