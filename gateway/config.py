@@ -336,6 +336,22 @@ SIGN_IN_WINDOW_S = Number(
     maximum=MAX_SIGN_IN_WINDOW_S,
     description="the window of `GATEWAY_SIGN_IN_ATTEMPTS`, which opens at the first wrong sign-in",
 )
+OAUTH_TOKEN_TTL_S = Number(
+    name="GATEWAY_OAUTH_TOKEN_TTL_S",
+    default=3600,
+    minimum=60,
+    maximum=86400,
+    description="how long an access token from `POST /oauth/token` is good for, in whole"
+    " seconds (its `expires_in`)"
+    " ([OAuth 2.0 on the callback URL](connectors.md#oauth-20-on-the-callback-url))",
+)
+OAUTH_TOKEN_ATTEMPTS = Number(
+    name="GATEWAY_OAUTH_TOKEN_ATTEMPTS",
+    default=20,
+    minimum=1,
+    description="token requests one client address may make without one succeeding within"
+    " `GATEWAY_SIGN_IN_WINDOW_S`, before its requests get 429 for the rest of it",
+)
 
 #: Every variable, in the order docs/configuration.md lists them.
 VARIABLES: tuple[Variable | Number[int] | Number[float] | Choice, ...] = (
@@ -366,6 +382,8 @@ VARIABLES: tuple[Variable | Number[int] | Number[float] | Choice, ...] = (
     LOG_FORMAT,
     SIGN_IN_ATTEMPTS,
     SIGN_IN_WINDOW_S,
+    OAUTH_TOKEN_TTL_S,
+    OAUTH_TOKEN_ATTEMPTS,
     TRUSTED_PROXIES,
 )
 
@@ -467,6 +485,10 @@ class Settings:
     #: succeeding; past them, its sign-ins are refused until that window has passed.
     sign_in_attempts: int = SIGN_IN_ATTEMPTS.default
     sign_in_window_s: float = SIGN_IN_WINDOW_S.default
+    oauth_token_ttl_s: int = OAUTH_TOKEN_TTL_S.default
+    #: Token requests one client address may make within ``sign_in_window_s`` without one
+    #: succeeding.
+    oauth_token_attempts: int = OAUTH_TOKEN_ATTEMPTS.default
     #: Reverse proxies in front of the web processes whose X-Forwarded-For entries are believed:
     #: the client's address is the one the outermost of them saw (0: the connection's peer).
     trusted_proxies: int = TRUSTED_PROXIES.default
@@ -505,6 +527,8 @@ class Settings:
             retention_days=RETENTION_DAYS.read(env),
             sign_in_attempts=SIGN_IN_ATTEMPTS.read(env),
             sign_in_window_s=SIGN_IN_WINDOW_S.read(env),
+            oauth_token_ttl_s=OAUTH_TOKEN_TTL_S.read(env),
+            oauth_token_attempts=OAUTH_TOKEN_ATTEMPTS.read(env),
             trusted_proxies=TRUSTED_PROXIES.read(env),
             env=dict(env),
         )

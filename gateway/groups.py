@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, aliased
 from gateway import views
 from gateway.errors import Conflict, Detail, NotFound, ValidationFailed
 from gateway.mapping import expression_problems
-from gateway.models import Group, Webhook
+from gateway.models import Group, OAuthClient, Webhook
 from gateway.secrets import hint
 from gateway.services import Gateway
 from gateway.verify import needs_secret, secret_problem
@@ -66,9 +66,12 @@ def create_group(gw: Gateway, body: Mapping[str, Any]) -> Group:
         secret_ciphertext=gw.box.encrypt(secret) if secret else None,
         secret_hint=hint(secret),
         target=body.get("target"),
+        require_bearer=body.get("require_bearer", False),
+        api_key=_api_key(profile, body.get("api_key")),
         created_at=stamp,
         updated_at=stamp,
     )
+    _check_authorization_header(group)
     template = Webhook(
         id=new_id(),
         group_id=group.id,
@@ -118,9 +121,12 @@ def update_group(gw: Gateway, group_id: str, body: Mapping[str, Any]) -> Group:
         if "secret" in body:
             _check_secret(profile, body["secret"])
             _set_secret(gw, group, body["secret"])
-        for field in ("name", "external_id", "active", "target"):
+        if "api_key" in body:
+            group.api_key = _api_key(profile, body["api_key"])
+        for field in ("name", "external_id", "active", "target", "require_bearer"):
             if field in body:
                 setattr(group, field, body[field])
+        _check_authorization_header(group)
         group.updated_at = now()
     return group
 
@@ -159,6 +165,7 @@ def delete_group(gw: Gateway, group_id: str) -> None:
     with gw.db.session() as session:
         _locked_group(session, group_id)
         session.execute(delete(Webhook).where(Webhook.group_id == group_id))
+        session.execute(delete(OAuthClient).where(OAuthClient.group_id == group_id))
         session.execute(delete(Group).where(Group.id == group_id))
 
 
@@ -278,6 +285,28 @@ def _check_secret(profile: Any, secret: str | None) -> None:
         raise ValidationFailed(
             f"this {profile.title} secret cannot verify any delivery",
             details=[Detail("secret", problem)],
+        )
+
+
+def _api_key(profile: Any, location: Mapping[str, str] | None) -> dict[str, str] | None:
+    """Where the group's sender puts its API key; only for a connector that takes one."""
+    if location is None:
+        return None
+    if profile.verification.get("scheme") != "api-key":
+        raise ValidationFailed(
+            f"connector {profile.name!r} does not verify deliveries with an API key",
+            details=[Detail("api_key", "only API-key connectors (such as generic) take it")],
+        )
+    return dict(location)
+
+
+def _check_authorization_header(group: Group) -> None:
+    """Refuse a group whose API key and access token would both need the Authorization header."""
+    key_header = (group.api_key or {}).get("header", "")
+    if group.require_bearer and key_header.lower() == "authorization":
+        raise ValidationFailed(
+            "the API key and the OAuth access token cannot both be in the Authorization header",
+            details=[Detail("api_key", "put the key in another header or a query parameter")],
         )
 
 

@@ -59,7 +59,8 @@ def gunicorn_logging(log_format: str) -> dict[str, Any]:
 
 
 class AccessLogger(Logger):
-    """gunicorn's logger, with no callback token in any access log line.
+    """gunicorn's logger, with no callback token nor a callback's query values in any access
+    log line.
 
     Wherever a callback's path appears (the request line, the path, a header or environ value
     a log format may name), it is replaced by what the receive endpoint left in LOGGED_PATH.
@@ -72,14 +73,22 @@ class AccessLogger(Logger):
             return atoms
         # As decoded, and as sent (perhaps percent-encoded, perhaps with scheme and host).
         forms = {environ.get("PATH_INFO", ""), environ.get("RAW_URI", "").partition("?")[0]}
-        hidden = sorted(forms - {""}, key=len, reverse=True)
-        return {name: _hiding(value, hidden, shown) for name, value in atoms.items()}
+        hidden = [(path, shown) for path in sorted(forms - {""}, key=len, reverse=True)]
+        query = environ.get("QUERY_STRING")
+        if query:  # a sender may put its API key there
+            hidden.append((query, _names_only(query)))
+        return {name: _hiding(value, hidden) for name, value in atoms.items()}
 
 
-def _hiding(value: Any, hidden: list[str], shown: str) -> Any:
+def _names_only(query: str) -> str:
+    """A query with each value replaced by ``-``: which parameters came, none of what they held."""
+    return "&".join(part.partition("=")[0] + "=-" for part in query.split("&"))
+
+
+def _hiding(value: Any, hidden: list[tuple[str, str]]) -> Any:
     if isinstance(value, str):
-        for path in hidden:
-            value = value.replace(path, shown)
+        for found, shown in hidden:
+            value = value.replace(found, shown)
     return value
 
 

@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
     text,
 )
 from sqlalchemy.dialects import sqlite
@@ -147,8 +148,34 @@ class Group(Base):
     previous_secret_ciphertext: Mapped[str | None] = mapped_column(Text)
     previous_secret_expires_at: Mapped[datetime | None]
     target: Mapped[str | None] = mapped_column(String(100))
+    #: Deliveries must carry an access token of one of the group's OAuth clients.
+    require_bearer: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: Where an API-key connector finds the key for this group (``header`` or ``query``, and
+    #: ``prefix``), when not where its profile says; None keeps the profile's.
+    api_key: Mapped[dict[str, Any] | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class OAuthClient(Base):
+    """Client credentials a group's sender exchanges for access tokens at ``/oauth/token``.
+
+    The secret is random and long, so a SHA-256 of it is as good as a slow hash and lets every
+    token request be checked in one step; it is shown once, when it is made.
+    """
+
+    __tablename__ = "oauth_clients"
+
+    client_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    group_id: Mapped[str] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    secret_hint: Mapped[str | None] = mapped_column(String(16))
+    #: Tokens carry the generation they were issued in; rotating the secret counts it up, so
+    #: the tokens fetched with the old secret stop working with it.
+    generation: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime]
+    rotated_at: Mapped[datetime | None]
 
 
 class Webhook(Base):

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Select, select
 
+from gateway.access_tokens import token_key
 from gateway.config import Settings
 from gateway.console_sessions import ConsoleSessionStore
 from gateway.errors import ConfigurationError, StoreUnavailable
@@ -45,6 +46,12 @@ class Gateway:
             self.db, self.settings.sign_in_attempts, self.settings.sign_in_window_s
         )
         self.console_sessions = ConsoleSessionStore(self.db)
+        #: Failed ``/oauth/token`` requests by client address, counted as sign-ins are.
+        self.token_requests = SignInThrottle(
+            self.db, self.settings.oauth_token_attempts, self.settings.sign_in_window_s
+        )
+        #: The key access tokens are signed with.
+        self.token_key = token_key(secret_key)
 
     @classmethod
     def start(cls, settings: Settings) -> Gateway:

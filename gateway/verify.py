@@ -54,6 +54,8 @@ class _Delivery:
     secrets: tuple[str, ...]
     #: The group's current secret as configured, compared with the spec's ``unverified_secret``.
     current: str | None
+    #: The query parameters of the callback URL, where some senders put an API key.
+    query: Mapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,7 @@ def verify(
     headers: Mapping[str, str],
     body: bytes,
     now: float | None = None,
+    query: Mapping[str, str] | None = None,
 ) -> None:
     """Raise :class:`VerificationFailed` unless ``body`` was signed as ``spec`` says.
 
@@ -91,8 +94,25 @@ def verify(
         now=time.time() if now is None else now,
         secrets=tuple(secret for secret in secrets if secret),
         current=secrets[0] if secrets else None,
+        query=query or {},
     )
     _check(spec, delivery)
+
+
+#: Where an API key is, in an ``api-key`` spec: what a group's own location replaces.
+API_KEY_LOCATION = ("header", "query", "prefix")
+
+
+def with_api_key(spec: Mapping[str, Any], location: Mapping[str, str] | None) -> Mapping[str, Any]:
+    """``spec`` with an API key looked for where ``location`` says, when it is an API-key spec.
+
+    Lets one group's sender put its key in ``Authorization: Bearer <key>``, an ``api-key:``
+    header or a ``?key=`` parameter while the connector's other senders keep its own place.
+    """
+    if not location or spec.get("scheme") != "api-key":
+        return spec
+    kept = {key: value for key, value in spec.items() if key not in API_KEY_LOCATION}
+    return {**kept, **location}
 
 
 def sign(
@@ -434,24 +454,38 @@ def _shared_secret_check(
     """Build a checker comparing the header (after an optional prefix) with the group's secrets."""
 
     def check(spec: Mapping[str, Any], delivery: _Delivery) -> None:
-        value = _header(delivery, spec["header"])
+        where = _key_place(spec)
+        if "query" in spec:
+            value = delivery.query.get(spec["query"]) or None
+        else:
+            value = _header(delivery, spec["header"])
         if value is not None and "prefix" in spec:
             value = _strip_prefix(value, spec["prefix"])
             if value is None:
                 raise VerificationFailed(
-                    f"{spec['header']} does not start with {spec['prefix']!r}", code=invalid
+                    f"{where} does not start with {spec['prefix']!r}", code=invalid
                 )
         if not value:
-            raise VerificationFailed(f"no {spec['header']} header", code=missing)
+            raise VerificationFailed(f"no {where}", code=missing)
         expected = (s.encode() for s in delivery.secrets)
         _require_match(expected, [_sent_bytes(value)], invalid)
 
     return check
 
 
+def _key_place(spec: Mapping[str, Any]) -> str:
+    """Where a key is looked for, as messages name it."""
+    if "query" in spec:
+        return f"{spec['query']} query parameter"
+    return f"{spec['header']} header"
+
+
 def _shared_secret_sign(
     spec: Mapping[str, Any], secret: str, outgoing: _Outgoing
 ) -> dict[str, str]:
+    """The header a sender adds; a key in a query parameter belongs to the URL, not here."""
+    if "query" in spec:
+        return {}
     # as a WSGI server would pass on the UTF-8 a sender sends: its bytes, one character each
     return {spec["header"]: (spec.get("prefix", "") + secret).encode().decode("latin-1")}
 

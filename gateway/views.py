@@ -71,6 +71,14 @@ class Error(View):
 # --- groups and webhook records --------------------------------------------------------------
 
 
+class ApiKeyLocation(View):
+    """A header or a query parameter, and the prefix before the key in it."""
+
+    header: str | None = None
+    query: str | None = None
+    prefix: str | None = None
+
+
 class Group(View):
     """A webhook group: one connector and function, its callback URL and its template record."""
 
@@ -88,6 +96,14 @@ class Group(View):
     )
     previous_secret_expires_at: Time | None
     target: str | None
+    require_bearer: bool = Field(
+        description="Deliveries must carry an access token of one of the group's OAuth clients,"
+        " besides the signature where the group has a secret."
+    )
+    api_key: ApiKeyLocation | None = Field(
+        description="Where an API-key connector finds this group's key; null: where the"
+        " connector profile says."
+    )
     created_at: Time
     updated_at: Time
 
@@ -106,9 +122,40 @@ class Group(View):
             secret_hint=group.secret_hint,
             previous_secret_expires_at=iso(group.previous_secret_expires_at),
             target=group.target,
+            require_bearer=group.require_bearer,
+            api_key=ApiKeyLocation(**group.api_key) if group.api_key else None,
             created_at=stamp(group.created_at),
             updated_at=stamp(group.updated_at),
         )
+
+
+class OAuthClient(View):
+    """Client credentials of a group's sender, its secret never shown again."""
+
+    client_id: str
+    group_id: str
+    name: str | None
+    secret_hint: str | None
+    created_at: Time
+    rotated_at: Time | None
+
+    @classmethod
+    def of(cls, client: models.OAuthClient) -> Self:
+        return cls(
+            client_id=client.client_id,
+            group_id=client.group_id,
+            name=client.name,
+            secret_hint=client.secret_hint,
+            created_at=stamp(client.created_at),
+            rotated_at=iso(client.rotated_at),
+        )
+
+
+class OAuthClientSecret(View):
+    """A client's id and its new secret, shown this once: the sender's token request uses both."""
+
+    client_id: str
+    client_secret: str
 
 
 class MappingPin(View):

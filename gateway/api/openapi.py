@@ -223,6 +223,7 @@ EXAMPLES: dict[str, Any] = {
     },
     "GroupUpdate": {"events": ["inventory.moved", "inventory.cycle_count"], "active": True},
     "RotateSecret": {"secret": "the-new-signing-secret-0123456789", "previous_valid_for_s": 3600},
+    "OAuthClientCreate": {"name": "Xemelgo production"},
     "WebhookClone": {"label": "Moves", "events": ["inventory.moved"], "mapping": "items"},
     "WebhookUpdate": {"active": False},
     "MappingDocumentBody": {
@@ -525,6 +526,7 @@ def _request_components() -> dict[str, Any]:
             "GroupCreate": schemas.GROUP_CREATE,
             "GroupUpdate": schemas.GROUP_UPDATE,
             "RotateSecret": schemas.ROTATE_SECRET,
+            "OAuthClientCreate": schemas.OAUTH_CLIENT_CREATE,
             "WebhookClone": schemas.WEBHOOK_CLONE,
             "WebhookUpdate": schemas.WEBHOOK_UPDATE,
             "Preview": schemas.PREVIEW,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import time
+import urllib.parse
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.wsgi import get_content_length, get_input_stream
 
 from gateway import views
+from gateway.access_tokens import challenge
 from gateway.api.openapi import operation
 from gateway.config import Settings
 from gateway.connectors import Profile
@@ -47,9 +49,10 @@ from gateway.intake import IncomingEvent, split_delivery
 from gateway.logs import LOGGED_PATH
 from gateway.metrics import DELIVERIES, RECEIVE_LATENCY, labelled
 from gateway.models import Group
+from gateway.oauth_clients import check_bearer
 from gateway.services import Gateway
 from gateway.storage.inbox import GroupChanged, NewDelivery, Receipt, group_state
-from gateway.verify import verify
+from gateway.verify import verify, with_api_key
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -187,8 +190,9 @@ class Hooks:
         views.Receipt,
         more={
             401: {
-                "description": "The signature, timestamp or API key is wrong or missing; the"
-                " expected signature is never shown.",
+                "description": "The signature, timestamp, API key or (where the group requires"
+                " one) the OAuth access token is wrong or missing; the expected signature is"
+                " never shown.",
                 "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
             },
             415: {
@@ -223,7 +227,8 @@ class Hooks:
             if not fresh:
                 error = self._unless_gone(token, error)
             labelled(DELIVERIES, group_label, error.code).inc()
-            return error.status, _json(error.body()), error_headers(error)
+            headers = {**error_headers(error), **challenge(error.code)}
+            return error.status, _json(error.body()), headers
         # Stored deliveries and their events are counted by the inbox, once per commit.
         RECEIVE_LATENCY.observe(time.perf_counter() - started)
         return 200, _receipt_json(receipt), {}
@@ -296,6 +301,14 @@ class _Request:
     #: Lower-cased names.
     headers: dict[str, str]
     body: bytes
+    query_string: str
+
+    def query(self) -> dict[str, str]:
+        """The query parameters, the first value of each: an API key may be one of them."""
+        parameters: dict[str, str] = {}
+        for name, value in urllib.parse.parse_qsl(self.query_string, keep_blank_values=True):
+            parameters.setdefault(name, value)
+        return parameters
 
     @classmethod
     def of(cls, environ: WSGIEnvironment, settings: Settings) -> _Request:
@@ -309,6 +322,7 @@ class _Request:
             content_type=content_type,
             headers=headers,
             body=_read_body(environ, settings.max_body_bytes),
+            query_string=environ.get("QUERY_STRING", ""),
         )
 
 
@@ -322,14 +336,19 @@ def _verified_delivery(gw: Gateway, known: KnownGroup, request: _Request) -> New
         limit = gw.settings.max_body_bytes
         body = decode(headers["content-encoding"], profile.content_encodings, body, limit)
         signed = request.body if profile.signs_compressed else body
-    verify(profile.verification, accepted_secrets(gw, group, now), headers, signed, now.timestamp())
+    if group.require_bearer:
+        check_bearer(gw, group, headers)
+    secrets = accepted_secrets(gw, group, now)
+    if secrets or not group.require_bearer:  # a bearer token alone is enough without a secret
+        spec = with_api_key(profile.verification, group.api_key)
+        verify(spec, secrets, headers, signed, now.timestamp(), query=request.query())
     return NewDelivery(
         group_id=group.id,
         registered_events=known.registered,
         method=request.method,
         remote_addr=request.remote_addr,
         content_type=request.content_type,
-        headers=_stored_headers(headers, profile),
+        headers=_stored_headers(headers, profile, group.api_key),
         body=body,
         received_at=now,
         events=_storable(split_delivery(profile, headers, body, request.content_type)),
@@ -421,8 +440,12 @@ def _path_text(token: str) -> str:
     return token.encode("latin-1").decode("utf-8", "replace")
 
 
-def _stored_headers(headers: Mapping[str, str], profile: Profile) -> dict[str, str]:
+def _stored_headers(
+    headers: Mapping[str, str], profile: Profile, api_key: Mapping[str, str] | None
+) -> dict[str, str]:
     redacted = profile.credential_headers
+    if api_key and "header" in api_key:
+        redacted = redacted | {api_key["header"].lower()}
     return {
         name: value
         for name, value in headers.items()

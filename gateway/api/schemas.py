@@ -65,6 +65,37 @@ TARGET = {
     "pattern": f"^({TARGET_NAME.pattern})$",
 }
 FILTER_TEXT = {"type": "string", "pattern": NO_NUL}
+REQUIRE_BEARER = {
+    "type": "boolean",
+    "description": "Deliveries must carry `Authorization: Bearer <access token>` from"
+    " `POST /oauth/token` for one of the group's OAuth clients; the signature is still checked"
+    " where the group has a secret (both must pass).",
+}
+#: An HTTP header's name (RFC 9110 token characters).
+HEADER_NAME = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 100,
+    "pattern": "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$",
+}
+API_KEY = {
+    "description": "For API-key connectors (generic): where this group's sender puts the key, a"
+    " `header` or a `query` parameter, and the `prefix` before it (`Bearer `); null: where the"
+    " connector profile says (generic: the `x-api-key` header).",
+    "oneOf": [
+        {"type": "null"},
+        {
+            "type": "object",
+            "properties": {
+                "header": HEADER_NAME,
+                "query": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": NOT_BLANK},
+                "prefix": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": NO_NUL},
+            },
+            "oneOf": [{"required": ["header"]}, {"required": ["query"]}],
+            "additionalProperties": False,
+        },
+    ],
+}
 
 
 def _object(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -86,6 +117,8 @@ GROUP_CREATE = _object(
         "events": EVENTS,
         "active": {"type": "boolean"},
         "target": TARGET,
+        "require_bearer": REQUIRE_BEARER,
+        "api_key": API_KEY,
     },
     ("name", "connector", "function", "events"),
 )
@@ -101,6 +134,8 @@ GROUP_UPDATE = _object(
         },
         "active": {"type": "boolean"},
         "target": TARGET,
+        "require_bearer": REQUIRE_BEARER,
+        "api_key": API_KEY,
     }
 )
 ROTATE_SECRET = _object(
@@ -193,6 +228,8 @@ TARGET_CREDENTIALS = {
     },
 }
 
+OAUTH_CLIENT_CREATE = _object({"name": {**NAME, "description": "What the client is for."}})
+
 group_create = Schema(GROUP_CREATE)
 group_update = Schema(GROUP_UPDATE)
 rotate_secret = Schema(ROTATE_SECRET)
@@ -201,3 +238,4 @@ webhook_update = Schema(WEBHOOK_UPDATE)
 preview = Schema(PREVIEW)
 event_filter = Schema(EVENT_FILTER)
 target_credentials = Schema(TARGET_CREDENTIALS)
+oauth_client_create = Schema(OAUTH_CLIENT_CREATE)

@@ -52,7 +52,7 @@ _EXPRESSIONS = (
 
 
 def _credential_headers(spec: Mapping[str, Any]) -> Iterator[str]:
-    if spec.get("scheme") in ("api-key", "header-secret"):
+    if spec.get("scheme") in ("api-key", "header-secret") and "header" in spec:
         yield str(spec["header"]).lower()
     for sub in spec.get("schemes", ()):
         yield from _credential_headers(sub)

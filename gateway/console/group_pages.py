@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from flask import flash, redirect, request, url_for
+from flask import flash, make_response, redirect, request, url_for
 
-from gateway import groups
+from gateway import groups, oauth_clients, views
 from gateway.api import schemas
 from gateway.console import forms
 from gateway.console.blueprint import bp
@@ -18,6 +18,8 @@ from gateway.services import Gateway
 
 #: Groups per page of the list; few installations have more.
 PAGE = 200
+#: OAuth clients the group page lists; a group needs one or two.
+CLIENTS_SHOWN = 100
 #: How long a rotated-out secret may still be accepted, as offered on the rotate form.
 GRACE_CHOICES = (
     (0, "Stop accepting it now"),
@@ -153,8 +155,14 @@ def group_detail(group_id: str) -> Any:
     return _detail_page(group_id)
 
 
-def _detail_page(group_id: str, error: GatewayError | None = None, failed: str = "") -> Any:
-    """The group with its records; ``failed`` names the form on it that ``error`` belongs to."""
+def _detail_page(
+    group_id: str,
+    error: GatewayError | None = None,
+    failed: str = "",
+    new_secret: views.OAuthClientSecret | None = None,
+) -> Any:
+    """The group with its records and OAuth clients; ``failed`` names the form on it that
+    ``error`` belongs to, ``new_secret`` a client secret to show this once."""
     gw = gateway()
     group = groups.get_group(gw, group_id)
     return forms.render(
@@ -166,6 +174,9 @@ def _detail_page(group_id: str, error: GatewayError | None = None, failed: str =
         webhooks=groups.list_webhooks(gw, group_id),
         catalog=_catalog_of(gw, group),
         grace_choices=GRACE_CHOICES,
+        oauth_clients=oauth_clients.list_clients(gw, group_id, CLIENTS_SHOWN, None),
+        token_url=gw.settings.public_url + "/oauth/token",
+        new_secret=new_secret,
     )
 
 
@@ -207,13 +218,82 @@ def _grace() -> int:
 
 @bp.post("/groups/<group_id>/active")
 def group_active(group_id: str) -> Any:
-    active = forms.text("active") == "true"
-    return _group_action(
+    return _group_switch(
         group_id,
         "active",
-        lambda gw: groups.update_group(gw, group_id, {"active": active}),
-        "Group activated." if active else "Group deactivated; its callback URL answers 404.",
+        "active",
+        "Group activated.",
+        "Group deactivated; its callback URL answers 404.",
     )
+
+
+@bp.post("/groups/<group_id>/require-bearer")
+def group_require_bearer(group_id: str) -> Any:
+    return _group_switch(
+        group_id,
+        "require_bearer",
+        "oauth",
+        "Deliveries now need an OAuth access token.",
+        "Deliveries no longer need an OAuth access token.",
+    )
+
+
+def _group_switch(group_id: str, field: str, form: str, on: str, off: str) -> Any:
+    """Turn one of the group's true-or-false settings on or off, as the posted form says."""
+    value = forms.text(field) == "true"
+    return _group_action(
+        group_id,
+        form,
+        lambda gw: groups.update_group(gw, group_id, {field: value}),
+        on if value else off,
+    )
+
+
+# --- OAuth clients -----------------------------------------------------------------------
+
+
+@bp.post("/groups/<group_id>/oauth-clients")
+def oauth_client_new(group_id: str) -> Any:
+    """Make a client and show its secret on the page itself: never in a cookie or a redirect."""
+    return _showing_secret(
+        group_id,
+        lambda gw: oauth_clients.create_client(
+            gw, group_id, schemas.oauth_client_create.validate(_client_body()).get("name")
+        ),
+    )
+
+
+@bp.post("/groups/<group_id>/oauth-clients/<client_id>/rotate-secret")
+def oauth_client_rotate(group_id: str, client_id: str) -> Any:
+    return _showing_secret(
+        group_id, lambda gw: oauth_clients.rotate_client_secret(gw, group_id, client_id)
+    )
+
+
+@bp.post("/groups/<group_id>/oauth-clients/<client_id>/revoke")
+def oauth_client_revoke(group_id: str, client_id: str) -> Any:
+    return _group_action(
+        group_id,
+        "oauth",
+        lambda gw: oauth_clients.revoke_client(gw, group_id, client_id),
+        "Client revoked; its tokens no longer work.",
+    )
+
+
+def _client_body() -> dict[str, Any]:
+    name = forms.optional("name")
+    return {"name": name} if name else {}
+
+
+def _showing_secret(group_id: str, make: Any) -> Any:
+    try:
+        client, secret = make(gateway())
+    except GatewayError as error:
+        return _detail_page(group_id, error, failed="oauth")
+    shown = views.OAuthClientSecret(client_id=client.client_id, client_secret=secret)
+    response = make_response(_detail_page(group_id, new_secret=shown))
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 # --- webhook records ---------------------------------------------------------------------

@@ -52,6 +52,8 @@ GROUP_STATE = (
     Group.secret_ciphertext,
     Group.previous_secret_ciphertext,
     Group.previous_secret_expires_at,
+    Group.require_bearer,
+    Group.api_key,
 )
 
 

@@ -88,7 +88,8 @@ def test_callbacks_are_logged_by_group_id_and_client_address_never_by_token(
         for line in lines
     ), lines
     assert any(line.startswith(CLIENT) and '"POST /hooks/- HTTP/1.1" 404' in line for line in lines)
-    assert any(f'"POST /hooks/group:{group}?via=encoded HTTP/1.1"' in line for line in lines)
+    assert any(f'"POST /hooks/group:{group}?via=- HTTP/1.1"' in line for line in lines)
+    assert "encoded" not in text  # a query value may be an API key
     assert any('"GET /readyz HTTP/1.1" 200' in line for line in lines)
 
 
