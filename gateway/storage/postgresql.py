@@ -3,18 +3,16 @@ take turns."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Table, column, create_engine, func, select, values
+from sqlalchemy import BigInteger, Table, column, func, select, values
 from sqlalchemy.dialects.postgresql import Insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from gateway.storage.base import Storage, serialize_json
+from gateway.storage.base import Storage, create_storage_engine
 from gateway.storage.results import BatchWrites, RecordKey
 
 #: How long a new connection may take before the database counts as unavailable.
@@ -33,16 +31,12 @@ class PostgresStorage(Storage):
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
-        self.engine = create_engine(
+        self.engine = create_storage_engine(
             url,
             pool_pre_ping=True,
             pool_size=10,
             max_overflow=20,
             pool_recycle=1800,
-            json_serializer=serialize_json,
-            # A database error's text goes into logs and tracebacks: without this it lists the
-            # statement's values, which are payloads, record fields and callback tokens.
-            hide_parameters=True,
             # A host that drops packets would hold a connection attempt for minutes, past
             # every sender's timeout; the URL's own connect_timeout wins where it has one.
             connect_args={"connect_timeout": CONNECT_TIMEOUT_S}
@@ -52,22 +46,6 @@ class PostgresStorage(Storage):
         self.read_engine = self.engine
         self.inbox_engine = self.engine
         self._open_sessions()
-
-    @contextlib.contextmanager
-    def driver_transaction(self) -> Iterator[Any]:
-        """See :meth:`Storage.driver_transaction`; the driver begins by itself."""
-        with self.inbox_engine.connect() as conn:
-            dbapi_connection: Any = conn.connection.dbapi_connection
-            cursor = dbapi_connection.cursor()
-            try:
-                try:
-                    yield cursor
-                    dbapi_connection.commit()
-                except BaseException:
-                    dbapi_connection.rollback()
-                    raise
-            finally:
-                cursor.close()
 
     def now(self, session: Session) -> datetime:
         return session.execute(select(func.clock_timestamp())).scalar_one()  # type: ignore[no-any-return]

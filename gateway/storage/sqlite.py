@@ -20,14 +20,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Table, create_engine, event, func, select
+from sqlalchemy import Engine, Table, event, func, select
 from sqlalchemy.dialects.sqlite import Insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from gateway.errors import ConfigurationError
-from gateway.storage.base import Storage, serialize_json
+from gateway.storage.base import Storage, create_storage_engine
 from gateway.storage.greenlets import cooperative, off_the_hub
 from gateway.storage.results import BatchWrites
 
@@ -117,31 +117,22 @@ class SQLiteStorage(Storage):
             yield
 
     @contextlib.contextmanager
-    def driver_transaction(self) -> Iterator[Any]:
-        """See :meth:`Storage.driver_transaction`.
+    def _write_turn(self, dbapi_connection: Any) -> Iterator[None]:
+        """The writers' lock (:meth:`write_lock`), and with it SQLite's, held from BEGIN to
+        COMMIT only.
 
-        The writers' lock (:meth:`write_lock`), and with it SQLite's, is held from BEGIN to
-        COMMIT only. The WAL is synced after that, so the next writer, often another process,
-        writes its batch while this one waits for the disk instead of after: the
-        commit is visible to readers before it is durable, and nothing that waits on this
-        block (a sender's 200) learns of it before it is both.
+        The WAL is synced after that, so the next writer, often another process, writes its
+        batch while this one waits for the disk instead of after: the commit is visible to
+        readers before it is durable, and nothing that waits on a driver transaction (a
+        sender's 200) learns of it before it is both.
         """
-        with self.inbox_engine.connect() as conn:
-            dbapi_connection: Any = conn.connection.dbapi_connection
-            cursor = dbapi_connection.cursor()
-            try:
-                with self.write_lock():
-                    self._begin_immediate(dbapi_connection)
-                    try:
-                        yield cursor
-                        dbapi_connection.commit()
-                    except BaseException:
-                        dbapi_connection.rollback()
-                        raise
-                # Still on a connection of ours: SQLite removes the WAL with the last one.
-                self._sync_wal()
-            finally:
-                cursor.close()
+        with self.write_lock():
+            self._begin_immediate(dbapi_connection)
+            yield
+        # Still on a connection of ours: SQLite removes the WAL with the last one.
+        self._sync_wal()
+
+    def _after_transaction(self) -> None:
         self._checkpoint_now_and_then()
 
     def _checkpoint_now_and_then(self) -> None:
@@ -316,7 +307,7 @@ def _sqlite_engine(url: str, *, immediate: bool, synced_by_caller: bool = False)
             raise ConfigurationError(
                 f"GATEWAY_DATABASE_URL: cannot create the directory {directory}: {exc.strerror}"
             ) from exc
-    engine = create_engine(
+    engine = create_storage_engine(
         url,
         connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_S},
         pool_size=20,
@@ -324,10 +315,6 @@ def _sqlite_engine(url: str, *, immediate: bool, synced_by_caller: bool = False)
         # cache whenever another one has written since its last turn, so a writer taking turns
         # with an idle connection (the checkpoint's) read every page it touched again.
         pool_use_lifo=True,
-        json_serializer=serialize_json,
-        # A database error's text goes into logs and tracebacks: without this it lists the
-        # statement's values, which are payloads, record fields and callback tokens.
-        hide_parameters=True,
     )
 
     @event.listens_for(engine, "connect")
