@@ -197,6 +197,11 @@ class Storage(ABC):
         with translate_outage(), self.read_engine.connect() as conn:
             conn.exec_driver_sql("SELECT 1")
 
+    def check_writable(self, room: int) -> None:
+        """Raise StoreUnavailable, saying why, unless a write of ``room`` bytes could be
+        committed now: cheap enough to be asked every few seconds (/readyz)."""
+        self.ping()
+
     def dispose(self) -> None:
         for engine in {self.engine, self.read_engine, self.inbox_engine}:
             engine.dispose()

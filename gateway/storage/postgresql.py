@@ -12,7 +12,8 @@ from sqlalchemy.dialects.postgresql import Insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from gateway.storage.base import Storage, create_storage_engine
+from gateway.errors import StoreUnavailable
+from gateway.storage.base import Storage, create_storage_engine, translate_outage
 from gateway.storage.results import BatchWrites, RecordKey
 
 #: How long a new connection may take before the database counts as unavailable.
@@ -21,6 +22,8 @@ CONNECT_TIMEOUT_S = 5
 #: the server's lock table (max_locks_per_transaction x max_connections: 6,400 by default), and
 #: a batch that touches 15,000 records would fill it whatever its size in events.
 RECORD_LOCKS_PER_TRANSACTION = 1000
+#: Whether this server refuses writes now.
+_READ_ONLY = "SELECT pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on'"
 
 
 class PostgresStorage(Storage):
@@ -46,6 +49,18 @@ class PostgresStorage(Storage):
         self.read_engine = self.engine
         self.inbox_engine = self.engine
         self._open_sessions()
+
+    def check_writable(self, room: int) -> None:
+        """See :meth:`Storage.check_writable`: in one round trip, that the server answers and
+        takes writes (it is not a standby, and transactions are not read-only by default).
+        Its free disk is the server's to watch: a full one shows as failed commits."""
+        with translate_outage(), self.engine.connect() as conn:
+            read_only = conn.exec_driver_sql(_READ_ONLY).scalar()
+        if read_only:
+            raise StoreUnavailable(
+                "the PostgreSQL server takes no writes: it is a standby, or"
+                " default_transaction_read_only is on"
+            )
 
     def now(self, session: Session) -> datetime:
         return session.execute(select(func.clock_timestamp())).scalar_one()  # type: ignore[no-any-return]

@@ -26,7 +26,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from gateway.errors import ConfigurationError
+from gateway.errors import ConfigurationError, StoreUnavailable
 from gateway.storage.base import Storage, create_storage_engine
 from gateway.storage.greenlets import cooperative, off_the_hub
 from gateway.storage.results import BatchWrites
@@ -78,7 +78,12 @@ class SQLiteStorage(Storage):
         self._commits = 0
         self._last_sync_s = 0.0
         self._checkpointing = threading.Lock()
+        #: The database file, unless the database is in memory.
+        self._path: str | None = None
+        #: The (device, inode) of the file this process's connections opened first.
+        self._identity: tuple[int, int] | None = None
         if self.url.database and self.url.database != ":memory:":
+            self._path = self.url.database
             self._lock_path = f"{self.url.database}-writers.lock"
             self._records_lock_path = f"{self.url.database}-records.lock"
             self._wal_path = f"{self.url.database}-wal"
@@ -90,7 +95,48 @@ class SQLiteStorage(Storage):
             if self._wal_path
             else self.engine
         )
+        if self._path is not None:
+            for engine in {self.engine, self.read_engine, self.inbox_engine}:
+                event.listen(engine, "do_connect", self._create_private_file)
+                event.listen(engine, "connect", self._remember_file)
         self._open_sessions()
+
+    def _create_private_file(self, *_: Any) -> None:
+        """Create the database file for its owner only, before SQLite creates it readable by
+        all (as the umask allows): it holds payloads and callback tokens. SQLite gives its
+        -wal and -shm files the mode of the database file."""
+        assert self._path is not None
+        with contextlib.suppress(OSError):  # there already, or SQLite says why it cannot be
+            os.close(os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+    def _remember_file(self, *_: Any) -> None:
+        """Remember which file the first connection opened (:meth:`_check_file`)."""
+        if self._identity is None and self._path is not None:
+            with contextlib.suppress(OSError):
+                self._identity = _file_identity(os.stat(self._path))
+
+    def _check_file(self) -> None:
+        """StoreUnavailable once the database file this process opened is deleted or replaced.
+
+        Its connections go on writing into the file they opened, where nobody will read it
+        again: a delivery stored there would be acknowledged, then lost at the next restart.
+        """
+        if self._identity is None or self._path is None:
+            return
+        try:
+            found = _file_identity(os.stat(self._path))
+        except FileNotFoundError:
+            found = None
+        except OSError as exc:
+            raise StoreUnavailable(
+                f"the database file {self._path} cannot be looked at: {exc.strerror}"
+            ) from exc
+        if found != self._identity:
+            raise StoreUnavailable(
+                f"the database file {self._path} was {'replaced' if found else 'deleted'} while"
+                " the gateway ran; nothing can be stored until the gateway is restarted on the"
+                " file as it is now (restored, or created anew with `gateway db upgrade`)"
+            )
 
     @contextlib.contextmanager
     def write_lock(self) -> Iterator[None]:
@@ -127,8 +173,11 @@ class SQLiteStorage(Storage):
         sender's 200) learns of it before it is both.
         """
         with self.write_lock():
+            self._check_file()
             self._begin_immediate(dbapi_connection)
             yield
+        # Again before the commit is told: it is kept only if the file is still the database's.
+        self._check_file()
         # Still on a connection of ours: SQLite removes the WAL with the last one.
         self._sync_wal()
 
@@ -195,6 +244,20 @@ class SQLiteStorage(Storage):
         else:
             begin()
 
+    def check_writable(self, room: int) -> None:
+        """See :meth:`Storage.check_writable`: also that the file is still the one this
+        process writes to, and that its file system has ``room`` bytes free."""
+        self._check_file()
+        if self._path is not None:
+            files = os.statvfs(Path(self._path).parent)
+            free = files.f_bavail * files.f_frsize
+            if free < room:
+                raise StoreUnavailable(
+                    f"the disk of the database file {self._path} has {free} bytes free, less"
+                    f" than a delivery may need ({room})"
+                )
+        self.ping()
+
     def exists(self) -> bool:
         database = self.url.database
         return bool(database) and (database == ":memory:" or Path(str(database)).exists())
@@ -228,6 +291,10 @@ class SQLiteStorage(Storage):
 
     def line_up(self, session: Session, namespace: int, name: str) -> None:
         """Nothing to do: SQLite's writers take turns from BEGIN IMMEDIATE to COMMIT."""
+
+
+def _file_identity(status: os.stat_result) -> tuple[int, int]:
+    return status.st_dev, status.st_ino
 
 
 def _timed_sync(fd: int) -> float:
