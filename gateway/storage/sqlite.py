@@ -97,20 +97,28 @@ class SQLiteStorage(Storage):
         )
         if self._path is not None:
             for engine in {self.engine, self.read_engine, self.inbox_engine}:
-                event.listen(engine, "do_connect", self._create_private_file)
+                event.listen(engine, "do_connect", self._before_connecting)
                 event.listen(engine, "connect", self._remember_file)
+            self._remember_file()
         self._open_sessions()
 
-    def _create_private_file(self, *_: Any) -> None:
-        """Create the database file for its owner only, before SQLite creates it readable by
-        all (as the umask allows): it holds payloads and callback tokens. SQLite gives its
-        -wal and -shm files the mode of the database file."""
+    def _before_connecting(self, *_: Any) -> None:
+        """Connect to the file first seen, and only to it; create a new one for its owner only.
+
+        SQLite creates a missing file readable by all (as the umask allows), and it holds
+        payloads and callback tokens; its -wal and -shm files take the file's mode. Once the
+        file is known, a new connection where it was deleted would create an empty one instead.
+        """
+        if self._identity is not None:
+            self._check_file()
+            return
         assert self._path is not None
         with contextlib.suppress(OSError):  # there already, or SQLite says why it cannot be
             os.close(os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
     def _remember_file(self, *_: Any) -> None:
-        """Remember which file the first connection opened (:meth:`_check_file`)."""
+        """Remember which file is the database: the one there when this storage was opened,
+        else the one its first connection opened (:meth:`_check_file`)."""
         if self._identity is None and self._path is not None:
             with contextlib.suppress(OSError):
                 self._identity = _file_identity(os.stat(self._path))
