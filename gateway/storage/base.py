@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import Engine, Table, create_engine
+from sqlalchemy import Connection, Engine, Table, create_engine
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -106,7 +106,7 @@ class Storage(ABC):
                         yield cursor
                         dbapi_connection.commit()
                     except BaseException:
-                        dbapi_connection.rollback()
+                        _roll_back_or_drop(conn, dbapi_connection)
                         raise
             finally:
                 cursor.close()
@@ -205,6 +205,16 @@ class Storage(ABC):
     def dispose(self) -> None:
         for engine in {self.engine, self.read_engine, self.inbox_engine}:
             engine.dispose()
+
+
+def _roll_back_or_drop(conn: Connection, dbapi_connection: Any) -> None:
+    """Roll back a failed transaction; a connection that cannot even do that (the server is
+    gone) is dropped, not handed back to the pool, whose own rollback would fail again and
+    log it with a traceback. The transaction's own error is what its caller needs to see."""
+    try:
+        dbapi_connection.rollback()
+    except Exception:
+        conn.invalidate()
 
 
 #: What the database says when a table is missing: SQLite's message, PostgreSQL's SQLSTATE.
