@@ -95,7 +95,8 @@ class Storage(ABC):
 
         For statements compiled ahead (:mod:`gateway.storage.driver`) on the receive path,
         where SQLAlchemy's transaction and execution layers cost more than the statements.
-        Driver errors come out as they are; the connection goes back to the pool either way.
+        Driver errors come out as they are; the connection goes back to the pool either way,
+        unless it cannot even roll back.
         """
         with self.inbox_engine.connect() as conn:
             dbapi_connection: Any = conn.connection.dbapi_connection

@@ -80,7 +80,8 @@ class SQLiteStorage(Storage):
         self._checkpointing = threading.Lock()
         #: The database file, unless the database is in memory.
         self._path: str | None = None
-        #: The (device, inode) of the file this process's connections opened first.
+        #: The (device, inode) of the database file: the one there when this storage was
+        #: opened, else the one its first connection created.
         self._identity: tuple[int, int] | None = None
         if self.url.database and self.url.database != ":memory:":
             self._path = self.url.database
