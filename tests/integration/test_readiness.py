@@ -20,10 +20,12 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from gateway.config import Settings
+from gateway.errors import StoreUnavailable
 from gateway.migrate import upgrade
 from gateway.models import Delivery
 from gateway.secrets import fingerprint
 from gateway.services import Gateway
+from gateway.storage import open_storage
 from gateway.web import create_app
 
 
@@ -71,13 +73,6 @@ def _stored_deliveries(settings: Settings) -> int:
 def _refusal(response: Any) -> tuple[int, str, str]:
     error = response.get_json()["error"]
     return response.status_code, error["code"], error["message"]
-
-
-def test_ready_when_a_delivery_could_be_stored(client: FlaskClient) -> None:
-    response = client.get("/readyz")
-
-    assert response.status_code == 200
-    assert response.get_json() == {"status": "ready", "database": "ok"}
 
 
 def test_not_ready_with_a_secret_key_that_cannot_open_the_secrets_stored(
@@ -167,6 +162,21 @@ def test_a_database_file_deleted_or_replaced_under_the_gateway_gets_503_not_200(
     assert said in _refusal(ready)[2]
     # What a restarted gateway finds: no file made anew, or the one put in place as it was.
     assert (_stored_deliveries(settings) if path.exists() else None) == found_at_restart
+
+
+def test_a_process_that_first_connects_after_the_file_is_deleted_makes_no_new_one(
+    sqlite_only: None, settings: Settings
+) -> None:
+    path = _database_file(settings)
+    database = open_storage(settings.database_url)  # as a web process starts: no connection yet
+    try:
+        _delete(path)
+        with pytest.raises(StoreUnavailable, match="was deleted"):
+            database.ping()
+    finally:
+        database.dispose()
+
+    assert not path.exists()
 
 
 def test_the_database_file_and_its_wal_are_for_their_owner_only(
