@@ -35,6 +35,9 @@ def alembic_config(database: Storage) -> Config:
 def upgrade(database: Storage, revision: str = "head") -> None:
     """Bring the schema to ``revision``; safe to run on every start."""
     with reaching(database):
+        # Opened by the storage first, a new SQLite file is created as it creates one: for its
+        # owner only, where Alembic's own engine would leave it readable by all.
+        database.engine.connect().close()
         try:
             command.upgrade(alembic_config(database), revision)
         except CommandError as exc:

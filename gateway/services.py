@@ -99,22 +99,31 @@ class Gateway:
         secret would be answered 503, and secrets set meanwhile encrypted with a key no other
         host has. A database that cannot be read now is left to say so itself, where it is used.
         """
+        problem = self.secret_key_problem()
+        if problem:
+            raise ConfigurationError(
+                f"{problem}: set GATEWAY_SECRET_KEY to the key they were stored with, the one"
+                " every other process of this database uses. Started with this one, the gateway"
+                " would answer 503 to every signed delivery and encrypt new secrets with the"
+                " wrong key."
+            )
+
+    def secret_key_problem(self) -> str | None:
+        """What is wrong with the secret key, when it cannot open the secrets stored; None
+        when it can, or nothing is stored (or readable) yet."""
         needed = (self.box.foreign_key(ciphertext) for ciphertext in _stored_secrets(self.db))
         expected = {key for key in needed if key is not None}
         if not expected:
-            return
+            return None
         recorded = sorted(key for key in expected if key != UNRECORDED)
         stored_with = (
             f"the key whose fingerprint is {recorded[0]}"
             if recorded
             else "another key (its fingerprint was not recorded by the release that stored them)"
         )
-        raise ConfigurationError(
+        return (
             f"the database holds secrets encrypted with {stored_with}, but the key read from"
-            f" {self.settings.secret_key_source} has the fingerprint {self.box.fingerprint}:"
-            " set GATEWAY_SECRET_KEY to the key they were stored with, the one every other"
-            " process of this database uses. Started with this one, the gateway would answer"
-            " 503 to every signed delivery and encrypt new secrets with the wrong key."
+            f" {self.settings.secret_key_source} has the fingerprint {self.box.fingerprint}"
         )
 
     def close(self) -> None:

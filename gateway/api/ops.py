@@ -8,13 +8,17 @@ from flask import Blueprint, Flask, Response, jsonify
 
 from gateway import views
 from gateway.api.openapi import operation
-from gateway.errors import StoreUnavailable
+from gateway.errors import SecretKeyMismatch, StoreUnavailable
 from gateway.http import gateway
 from gateway.metrics import render
 from gateway.migrate import schema_is_current
 from gateway.storage import NOT_MIGRATED
 
 bp = Blueprint("ops", __name__)
+
+#: Free disk a delivery may take per byte of its body: the raw body, its events' payloads and
+#: the write-ahead log's copy of both.
+ROOM_PER_BODY_BYTE = 4
 
 
 @bp.get("/healthz")
@@ -27,11 +31,16 @@ def healthz() -> Any:
 @bp.get("/readyz")
 @operation("operations", views.Ready, errors="503", public=True)
 def readyz() -> Any:
-    """The database is reachable and its schema is the one this release needs."""
-    database = gateway().db
-    database.ping()  # StoreUnavailable -> 503 with the error body
-    if not schema_is_current(database):
+    """A delivery could be stored now: the database answers and takes writes (its file is
+    still there and has room, on SQLite), its schema is the one this release needs, and the
+    secret key opens the secrets stored. Otherwise 503, and the error says what is wrong."""
+    gw = gateway()
+    gw.db.check_writable(gw.settings.max_body_bytes * ROOM_PER_BODY_BYTE)
+    if not schema_is_current(gw.db):
         raise StoreUnavailable(NOT_MIGRATED, code="schema_not_migrated")
+    problem = gw.secret_key_problem()
+    if problem:
+        raise SecretKeyMismatch(f"{problem}: signed deliveries cannot be verified")
     return jsonify(views.Ready(status="ready", database="ok").body())
 
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import Engine, Table
+from sqlalchemy import Connection, Engine, Table, create_engine
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -35,6 +35,18 @@ class JsonText(str):
 def serialize_json(value: Any) -> str:
     """The engines' JSON serializer: what JSON columns store for ``value``."""
     return value if isinstance(value, JsonText) else json.dumps(value)
+
+
+def create_storage_engine(url: str, **options: Any) -> Engine:
+    """An engine of either database, with what both need besides ``options``."""
+    return create_engine(
+        url,
+        json_serializer=serialize_json,
+        # A database error's text goes into logs and tracebacks: without this it lists the
+        # statement's values, which are payloads, record fields and callback tokens.
+        hide_parameters=True,
+        **options,
+    )
 
 
 class Storage(ABC):
@@ -76,15 +88,39 @@ class Storage(ABC):
         with translate_outage(), self._read_sessions() as session:
             yield session
 
-    @abstractmethod
-    def driver_transaction(self) -> contextlib.AbstractContextManager[Any]:
+    @contextlib.contextmanager
+    def driver_transaction(self) -> Iterator[Any]:
         """A write transaction on the driver's own connection, and a cursor in it; durable
         when the block ends without an error.
 
         For statements compiled ahead (:mod:`gateway.storage.driver`) on the receive path,
         where SQLAlchemy's transaction and execution layers cost more than the statements.
-        Driver errors come out as they are; the connection goes back to the pool either way.
+        Driver errors come out as they are; the connection goes back to the pool either way,
+        unless it cannot even roll back.
         """
+        with self.inbox_engine.connect() as conn:
+            dbapi_connection: Any = conn.connection.dbapi_connection
+            cursor = dbapi_connection.cursor()
+            try:
+                with self._write_turn(dbapi_connection):
+                    try:
+                        yield cursor
+                        dbapi_connection.commit()
+                    except BaseException:
+                        _roll_back_or_drop(conn, dbapi_connection)
+                        raise
+            finally:
+                cursor.close()
+        self._after_transaction()
+
+    def _write_turn(self, dbapi_connection: Any) -> contextlib.AbstractContextManager[None]:
+        """Around a driver transaction, from its start to its commit being durable: the
+        driver begins one by itself and its commit is durable unless an implementation says
+        otherwise here."""
+        return contextlib.nullcontext()
+
+    def _after_transaction(self) -> None:  # noqa: B027 (a hook most databases need not fill)
+        """After a driver transaction, its connection back in the pool."""
 
     @abstractmethod
     def now(self, session: Session) -> datetime:
@@ -162,9 +198,24 @@ class Storage(ABC):
         with translate_outage(), self.read_engine.connect() as conn:
             conn.exec_driver_sql("SELECT 1")
 
+    def check_writable(self, room: int) -> None:
+        """Raise StoreUnavailable, saying why, unless a write of ``room`` bytes could be
+        committed now: cheap enough to be asked every few seconds (/readyz)."""
+        self.ping()
+
     def dispose(self) -> None:
         for engine in {self.engine, self.read_engine, self.inbox_engine}:
             engine.dispose()
+
+
+def _roll_back_or_drop(conn: Connection, dbapi_connection: Any) -> None:
+    """Roll back a failed transaction; a connection that cannot even do that (the server is
+    gone) is dropped, not handed back to the pool, whose own rollback would fail again and
+    log it with a traceback. The transaction's own error is what its caller needs to see."""
+    try:
+        dbapi_connection.rollback()
+    except Exception:
+        conn.invalidate()
 
 
 #: What the database says when a table is missing: SQLite's message, PostgreSQL's SQLSTATE.

@@ -125,6 +125,12 @@ class _Statements:
         dbapi = dialect.loaded_dbapi
         #: What the database says when it refuses one delivery's values.
         self.refusals = (IntegrityError, DataError, dbapi.IntegrityError, dbapi.DataError)
+        #: Errors of the database, wrapped by SQLAlchemy or raised by the driver's cursor.
+        self.database_errors = (DBAPIError, dbapi.Error)
+
+
+class NotStorable(StoreUnavailable):
+    """The database refused this delivery's values, and only this delivery's."""
 
 
 class GroupChanged(Exception):
@@ -211,6 +217,7 @@ class Inbox:
         self._new_gate = gate_factory()
         self._start_lock = threading.Lock()
         self._sql = _Statements(database)
+        self._outage = _Outage(self._sql.database_errors)
 
     def store(self, delivery: NewDelivery) -> Receipt:
         """Block until ``delivery`` is committed; StoreUnavailable if it cannot be in time."""
@@ -261,11 +268,29 @@ class Inbox:
             outcomes = self._commit(batch, top_up=True)
             told = [(d, outcome) for (d, _), outcome in zip(batch, outcomes, strict=True)]
             # First: a sender's answer never precedes its line, nor its count.
-            _log_commit(told)
+            self._log_commit(told)
             _count_commit(told)
             # Woken after the commit has let go of the write lock, which other processes await.
             for (_, slot), outcome in zip(batch, outcomes, strict=True):
                 self._resolve(slot, outcome)
+
+    def _log_commit(self, told: _Told) -> None:
+        """The deliveries a commit stored, those the database refused one by one, and the
+        start or the end of an outage (:class:`_Outage`)."""
+        stored = [(d, outcome) for d, outcome in told if isinstance(outcome, Receipt)]
+        _log_stored(stored)
+        refused = [(d, outcome) for d, outcome in told if isinstance(outcome, NotStorable)]
+        if refused:
+            _log_not_stored(refused, self._sql.database_errors)
+        unavailable = [
+            (d, outcome)
+            for d, outcome in told
+            if isinstance(outcome, StoreUnavailable) and not isinstance(outcome, NotStorable)
+        ]
+        if unavailable:
+            self._outage.failed(unavailable)
+        elif stored:
+            self._outage.over()
 
     def _top_up(self, batch: list[_Queued]) -> None:
         """Add whatever has queued meanwhile, up to the largest batch."""
@@ -287,9 +312,11 @@ class Inbox:
             # One bad apple must not sink its neighbours: retry each on its own.
             if len(batch) > 1:
                 return [self._commit([item])[0] for item in batch]
-            return [StoreUnavailable("the delivery could not be stored")]
+            return [NotStorable("the delivery could not be stored")]
+        except StoreUnavailable as unavailable:
+            return [unavailable] * len(batch)
         except Exception as exc:
-            error = exc if isinstance(exc, StoreUnavailable) else StoreUnavailable()
+            error = StoreUnavailable()
             error.__cause__ = exc
             return [error] * len(batch)
 
@@ -433,10 +460,9 @@ def _event_row(delivery: NewDelivery, delivery_id: int, incoming: IncomingEvent)
 _Told = list[tuple[NewDelivery, Receipt | Exception]]
 
 
-def _log_commit(told: _Told) -> None:
+def _log_stored(stored: list[tuple[NewDelivery, Receipt]]) -> None:
     """One line per commit (not per delivery, which would cost the receive path more than a
-    tenth of its time): the deliveries stored, and what a failed commit failed with."""
-    stored = [(delivery, outcome) for delivery, outcome in told if isinstance(outcome, Receipt)]
+    tenth of its time)."""
     if stored and log.isEnabledFor(logging.INFO):  # its fields are not built for nothing
         ids = [str(receipt.delivery_id) for _, receipt in stored]
         log.info(
@@ -449,18 +475,63 @@ def _log_commit(told: _Told) -> None:
                 "events": sum(len(d.events) for d, _ in stored),
             },
         )
-    failed = [(d, outcome) for d, outcome in told if isinstance(outcome, StoreUnavailable)]
-    if failed:
-        cause = failed[0][1].__cause__
+
+
+def _log_not_stored(
+    failed: Sequence[tuple[NewDelivery, StoreUnavailable]],
+    database_errors: tuple[type[BaseException], ...],
+    more: str = "",
+) -> None:
+    """One line for deliveries not stored, with what their commit failed with, and ``more``."""
+    error = failed[0][1]
+    cause = error.__cause__
+    log.warning(
+        "%d deliveries not stored (told 503): %s%s%s",
+        len(failed),
+        error.message,
+        f" ({' '.join(str(cause).split())[:300]})" if cause else "",
+        more,
+        # A database's refusal says it all; anything else is a bug worth its traceback.
+        exc_info=None if cause is None or isinstance(cause, database_errors) else cause,
+        extra={"deliveries": len(failed), "group_ids": sorted({d.group_id for d, _ in failed})},
+    )
+
+
+class _Outage:
+    """What the log says while commits fail: the first failure, then nothing until a commit
+    succeeds again, and then how long it lasted and how many deliveries were told 503
+    meanwhile, by this process.
+
+    A database that is down fails every commit, hundreds a second under load: a line for
+    each would bury the two that matter.
+    """
+
+    def __init__(self, database_errors: tuple[type[BaseException], ...]) -> None:
+        self._database_errors = database_errors
+        #: When the outage started (``time.monotonic``); None while commits succeed.
+        self._since: float | None = None
+        self._not_stored = 0
+
+    def failed(self, failed: list[tuple[NewDelivery, StoreUnavailable]]) -> None:
+        if self._since is None:
+            self._since = time.monotonic()
+            until = "; those not stored until a commit succeeds again are counted, not logged"
+            _log_not_stored(failed, self._database_errors, until)
+        self._not_stored += len(failed)
+
+    def over(self) -> None:
+        if self._since is None:
+            return
+        lasted = time.monotonic() - self._since
         log.warning(
-            "%d deliveries not stored (told 503): %s%s",
-            len(failed),
-            failed[0][1].message,
-            f" ({' '.join(str(cause).split())[:300]})" if cause else "",
-            # A database's refusal says it all; anything else is a bug worth its traceback.
-            exc_info=None if cause is None or isinstance(cause, DBAPIError) else cause,
-            extra={"deliveries": len(failed), "group_ids": sorted({d.group_id for d, _ in failed})},
+            "the database takes commits again after %.1f s: %d deliveries were not stored"
+            " (told 503) meanwhile",
+            lasted,
+            self._not_stored,
+            extra={"deliveries": self._not_stored, "outage_s": round(lasted, 3)},
         )
+        self._since = None
+        self._not_stored = 0
 
 
 def _count_commit(told: _Told) -> None:

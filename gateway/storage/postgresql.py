@@ -3,18 +3,17 @@ take turns."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Table, column, create_engine, func, select, values
+from sqlalchemy import BigInteger, Table, column, func, select, values
 from sqlalchemy.dialects.postgresql import Insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from gateway.storage.base import Storage, serialize_json
+from gateway.errors import StoreUnavailable
+from gateway.storage.base import Storage, create_storage_engine, translate_outage
 from gateway.storage.results import BatchWrites, RecordKey
 
 #: How long a new connection may take before the database counts as unavailable.
@@ -23,6 +22,8 @@ CONNECT_TIMEOUT_S = 5
 #: the server's lock table (max_locks_per_transaction x max_connections: 6,400 by default), and
 #: a batch that touches 15,000 records would fill it whatever its size in events.
 RECORD_LOCKS_PER_TRANSACTION = 1000
+#: Whether this server refuses writes now.
+_READ_ONLY = "SELECT pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on'"
 
 
 class PostgresStorage(Storage):
@@ -33,16 +34,12 @@ class PostgresStorage(Storage):
 
     def __init__(self, url: str) -> None:
         super().__init__(url)
-        self.engine = create_engine(
+        self.engine = create_storage_engine(
             url,
             pool_pre_ping=True,
             pool_size=10,
             max_overflow=20,
             pool_recycle=1800,
-            json_serializer=serialize_json,
-            # A database error's text goes into logs and tracebacks: without this it lists the
-            # statement's values, which are payloads, record fields and callback tokens.
-            hide_parameters=True,
             # A host that drops packets would hold a connection attempt for minutes, past
             # every sender's timeout; the URL's own connect_timeout wins where it has one.
             connect_args={"connect_timeout": CONNECT_TIMEOUT_S}
@@ -53,21 +50,17 @@ class PostgresStorage(Storage):
         self.inbox_engine = self.engine
         self._open_sessions()
 
-    @contextlib.contextmanager
-    def driver_transaction(self) -> Iterator[Any]:
-        """See :meth:`Storage.driver_transaction`; the driver begins by itself."""
-        with self.inbox_engine.connect() as conn:
-            dbapi_connection: Any = conn.connection.dbapi_connection
-            cursor = dbapi_connection.cursor()
-            try:
-                try:
-                    yield cursor
-                    dbapi_connection.commit()
-                except BaseException:
-                    dbapi_connection.rollback()
-                    raise
-            finally:
-                cursor.close()
+    def check_writable(self, room: int) -> None:
+        """See :meth:`Storage.check_writable`: in one round trip, that the server answers and
+        takes writes (it is not a standby, and transactions are not read-only by default).
+        Its free disk is the server's to watch: a full one shows as failed commits."""
+        with translate_outage(), self.engine.connect() as conn:
+            read_only = conn.exec_driver_sql(_READ_ONLY).scalar()
+        if read_only:
+            raise StoreUnavailable(
+                "the PostgreSQL server takes no writes: it is a standby, or"
+                " default_transaction_read_only is on"
+            )
 
     def now(self, session: Session) -> datetime:
         return session.execute(select(func.clock_timestamp())).scalar_one()  # type: ignore[no-any-return]

@@ -20,14 +20,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Table, create_engine, event, func, select
+from sqlalchemy import Engine, Table, event, func, select
 from sqlalchemy.dialects.sqlite import Insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from gateway.errors import ConfigurationError
-from gateway.storage.base import Storage, serialize_json
+from gateway.errors import ConfigurationError, StoreUnavailable
+from gateway.storage.base import Storage, create_storage_engine
 from gateway.storage.greenlets import cooperative, off_the_hub
 from gateway.storage.results import BatchWrites
 
@@ -78,7 +78,13 @@ class SQLiteStorage(Storage):
         self._commits = 0
         self._last_sync_s = 0.0
         self._checkpointing = threading.Lock()
+        #: The database file, unless the database is in memory.
+        self._path: str | None = None
+        #: The (device, inode) of the database file: the one there when this storage was
+        #: opened, else the one its first connection created.
+        self._identity: tuple[int, int] | None = None
         if self.url.database and self.url.database != ":memory:":
+            self._path = self.url.database
             self._lock_path = f"{self.url.database}-writers.lock"
             self._records_lock_path = f"{self.url.database}-records.lock"
             self._wal_path = f"{self.url.database}-wal"
@@ -90,7 +96,56 @@ class SQLiteStorage(Storage):
             if self._wal_path
             else self.engine
         )
+        if self._path is not None:
+            for engine in {self.engine, self.read_engine, self.inbox_engine}:
+                event.listen(engine, "do_connect", self._before_connecting)
+                event.listen(engine, "connect", self._remember_file)
+            self._remember_file()
         self._open_sessions()
+
+    def _before_connecting(self, *_: Any) -> None:
+        """Connect to the file first seen, and only to it; create a new one for its owner only.
+
+        SQLite creates a missing file readable by all (as the umask allows), and it holds
+        payloads and callback tokens; its -wal and -shm files take the file's mode. Once the
+        file is known, a new connection where it was deleted would create an empty one instead.
+        """
+        if self._identity is not None:
+            self._check_file()
+            return
+        assert self._path is not None
+        with contextlib.suppress(OSError):  # there already, or SQLite says why it cannot be
+            os.close(os.open(self._path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+    def _remember_file(self, *_: Any) -> None:
+        """Remember which file is the database: the one there when this storage was opened,
+        else the one its first connection opened (:meth:`_check_file`)."""
+        if self._identity is None and self._path is not None:
+            with contextlib.suppress(OSError):
+                self._identity = _file_identity(os.stat(self._path))
+
+    def _check_file(self) -> None:
+        """StoreUnavailable once the database file this process opened is deleted or replaced.
+
+        Its connections go on writing into the file they opened, where nobody will read it
+        again: a delivery stored there would be acknowledged, then lost at the next restart.
+        """
+        if self._identity is None or self._path is None:
+            return
+        try:
+            found = _file_identity(os.stat(self._path))
+        except FileNotFoundError:
+            found = None
+        except OSError as exc:
+            raise StoreUnavailable(
+                f"the database file {self._path} cannot be looked at: {exc.strerror}"
+            ) from exc
+        if found != self._identity:
+            raise StoreUnavailable(
+                f"the database file {self._path} was {'replaced' if found else 'deleted'} while"
+                " the gateway ran; nothing can be stored until the gateway is restarted on the"
+                " file as it is now (restored, or created anew with `gateway db upgrade`)"
+            )
 
     @contextlib.contextmanager
     def write_lock(self) -> Iterator[None]:
@@ -117,31 +172,25 @@ class SQLiteStorage(Storage):
             yield
 
     @contextlib.contextmanager
-    def driver_transaction(self) -> Iterator[Any]:
-        """See :meth:`Storage.driver_transaction`.
+    def _write_turn(self, dbapi_connection: Any) -> Iterator[None]:
+        """The writers' lock (:meth:`write_lock`), and with it SQLite's, held from BEGIN to
+        COMMIT only.
 
-        The writers' lock (:meth:`write_lock`), and with it SQLite's, is held from BEGIN to
-        COMMIT only. The WAL is synced after that, so the next writer, often another process,
-        writes its batch while this one waits for the disk instead of after: the
-        commit is visible to readers before it is durable, and nothing that waits on this
-        block (a sender's 200) learns of it before it is both.
+        The WAL is synced after that, so the next writer, often another process, writes its
+        batch while this one waits for the disk instead of after: the commit is visible to
+        readers before it is durable, and nothing that waits on a driver transaction (a
+        sender's 200) learns of it before it is both.
         """
-        with self.inbox_engine.connect() as conn:
-            dbapi_connection: Any = conn.connection.dbapi_connection
-            cursor = dbapi_connection.cursor()
-            try:
-                with self.write_lock():
-                    self._begin_immediate(dbapi_connection)
-                    try:
-                        yield cursor
-                        dbapi_connection.commit()
-                    except BaseException:
-                        dbapi_connection.rollback()
-                        raise
-                # Still on a connection of ours: SQLite removes the WAL with the last one.
-                self._sync_wal()
-            finally:
-                cursor.close()
+        with self.write_lock():
+            self._check_file()
+            self._begin_immediate(dbapi_connection)
+            yield
+        # Again before the commit is told: it is kept only if the file is still the database's.
+        self._check_file()
+        # Still on a connection of ours: SQLite removes the WAL with the last one.
+        self._sync_wal()
+
+    def _after_transaction(self) -> None:
         self._checkpoint_now_and_then()
 
     def _checkpoint_now_and_then(self) -> None:
@@ -204,6 +253,20 @@ class SQLiteStorage(Storage):
         else:
             begin()
 
+    def check_writable(self, room: int) -> None:
+        """See :meth:`Storage.check_writable`: also that the file is still the one this
+        process writes to, and that its file system has ``room`` bytes free."""
+        self._check_file()
+        if self._path is not None:
+            files = os.statvfs(Path(self._path).parent)
+            free = files.f_bavail * files.f_frsize
+            if free < room:
+                raise StoreUnavailable(
+                    f"the disk of the database file {self._path} has {free} bytes free, less"
+                    f" than a delivery may need ({room})"
+                )
+        self.ping()
+
     def exists(self) -> bool:
         database = self.url.database
         return bool(database) and (database == ":memory:" or Path(str(database)).exists())
@@ -237,6 +300,10 @@ class SQLiteStorage(Storage):
 
     def line_up(self, session: Session, namespace: int, name: str) -> None:
         """Nothing to do: SQLite's writers take turns from BEGIN IMMEDIATE to COMMIT."""
+
+
+def _file_identity(status: os.stat_result) -> tuple[int, int]:
+    return status.st_dev, status.st_ino
 
 
 def _timed_sync(fd: int) -> float:
@@ -316,7 +383,7 @@ def _sqlite_engine(url: str, *, immediate: bool, synced_by_caller: bool = False)
             raise ConfigurationError(
                 f"GATEWAY_DATABASE_URL: cannot create the directory {directory}: {exc.strerror}"
             ) from exc
-    engine = create_engine(
+    engine = create_storage_engine(
         url,
         connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_S},
         pool_size=20,
@@ -324,10 +391,6 @@ def _sqlite_engine(url: str, *, immediate: bool, synced_by_caller: bool = False)
         # cache whenever another one has written since its last turn, so a writer taking turns
         # with an idle connection (the checkpoint's) read every page it touched again.
         pool_use_lifo=True,
-        json_serializer=serialize_json,
-        # A database error's text goes into logs and tracebacks: without this it lists the
-        # statement's values, which are payloads, record fields and callback tokens.
-        hide_parameters=True,
     )
 
     @event.listens_for(engine, "connect")

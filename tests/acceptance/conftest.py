@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 import requests
@@ -93,9 +93,13 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def launch_web(
-    settings: Settings, started: list[subprocess.Popen[bytes]], **env: str
+    settings: Settings,
+    started: list[subprocess.Popen[bytes]],
+    output: IO[bytes] | None = None,
+    **env: str,
 ) -> tuple[str, subprocess.Popen[bytes]]:
-    """Start gunicorn on ``wsgi:app`` with the shipped gunicorn.conf.py, once it answers.
+    """Start gunicorn on ``wsgi:app`` with the shipped gunicorn.conf.py, once it answers;
+    its output (both streams) to ``output`` if given.
 
     The process goes into ``started`` before it is waited for, so that the caller stops it
     even when it never comes up.
@@ -106,6 +110,8 @@ def launch_web(
         [sys.executable, "-m", "gunicorn", "wsgi:app", "--bind", f"127.0.0.1:{port}"],
         cwd=ROOT,
         env=process_env(settings, GATEWAY_PUBLIC_URL=url, **env),
+        stdout=output,
+        stderr=output,
     )
     started.append(process)
     wait_until_up(url, process)
@@ -117,8 +123,8 @@ def start_web(settings: Settings) -> Iterator[Callable[..., tuple[str, subproces
     """Start gunicorn as :func:`launch_web` does; stopped at teardown."""
     started: list[subprocess.Popen[bytes]] = []
 
-    def start(**env: str) -> tuple[str, subprocess.Popen[bytes]]:
-        return launch_web(settings, started, **env)
+    def start(output: IO[bytes] | None = None, **env: str) -> tuple[str, subprocess.Popen[bytes]]:
+        return launch_web(settings, started, output, **env)
 
     yield start
     for process in started:

@@ -5,11 +5,13 @@ and a worker that kept running through it delivers every event once the database
 from __future__ import annotations
 
 import contextlib
+import re
 import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 import pytest
 import requests
@@ -27,10 +29,13 @@ ACKS_AROUND_OUTAGE = 100
 WORKER = {"GATEWAY_CLAIM_TIMEOUT_S": "5", "GATEWAY_BATCH_WINDOW_S": "0"}
 #: The longest a request waits for its commit before it is answered 503 (GATEWAY_COMMIT_TIMEOUT_S).
 COMMIT_TIMEOUT_S = 2  # set on the served gateway below, short to keep the test quick
+WEB_WORKERS = 2
+#: The line a web process logs when commits succeed again after an outage.
+OUTAGE_ENDED = r"the database takes commits again after .* s: (\d+) deliveries were not stored"
 
 
 def test_database_stopped_under_load(
-    settings: Any, gw: Any, start_web: Any, start_worker: Any
+    settings: Any, gw: Any, start_web: Any, start_worker: Any, tmp_path: Path
 ) -> None:
     if gw.db.is_sqlite:
         pytest.skip("an embedded SQLite file cannot be stopped; see the locked-database test")
@@ -47,7 +52,19 @@ def test_database_stopped_under_load(
             start_server(url)  # the server is shared by the whole session
         assert requests.get(f"{web}/readyz", timeout=10).status_code == 200
 
-    _outage(settings, gw, start_web, start_worker, stopped, exact=True)
+    log = tmp_path / "web.log"
+    with log.open("wb") as output:
+        _outage(settings, gw, start_web, start_worker, stopped, exact=True, output=output)
+
+    # Per web process that was told of it, one line when the outage started and one when it
+    # ended, with how many deliveries were told 503 meanwhile; no traceback per failed commit.
+    lines = log.read_text().splitlines()
+    started = [line for line in lines if "counted, not logged" in line]
+    ended = [re.search(OUTAGE_ENDED, line) for line in lines]
+    told_503 = [int(found.group(1)) for found in ended if found]
+    assert 1 <= len(started) == len(told_503) <= WEB_WORKERS, lines
+    assert all(told_503), lines
+    assert not [line for line in lines if "Traceback" in line]
 
 
 def test_database_locked_under_load(
@@ -89,8 +106,12 @@ def _outage(
     *,
     exact: bool,
     timeout: float = 10,
+    output: IO[bytes] | None = None,
 ) -> None:
-    web, _ = start_web(GATEWAY_COMMIT_TIMEOUT_S=str(COMMIT_TIMEOUT_S))
+    """Senders through an outage; the web processes' output to ``output`` if given."""
+    web, _ = start_web(
+        output, GATEWAY_COMMIT_TIMEOUT_S=str(COMMIT_TIMEOUT_S), GATEWAY_WEB_WORKERS=str(WEB_WORKERS)
+    )
     group = senders.create_group(Api(web, settings.admin_token), routed=True)
     worker = start_worker(**WORKER)
     with senders.Senders(group["callback_url"], threads=6, limit_s=60, timeout_s=timeout) as load:
