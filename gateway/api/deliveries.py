@@ -56,6 +56,11 @@ def get_delivery(delivery_id: str) -> Any:
 )
 def get_delivery_body(delivery_id: str) -> Any:
     """The stored raw body; 404 `body_not_stored` for a refusal that was never verified."""
+    return body_response(delivery_id)
+
+
+def body_response(delivery_id: str) -> Response:
+    """The body as a download, never rendered: it is whatever a sender sent."""
     body, content_type = deliveries.get_body(gateway(), delivery_id)
     response = Response(body, content_type=content_type or UNTYPED)
     response.headers["Content-Disposition"] = f'attachment; filename="delivery-{delivery_id}"'

@@ -3,10 +3,8 @@ body and can be re-processed once the profile can parse it, and unverified ones 
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import hashlib
-import json
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -17,19 +15,15 @@ from prometheus_client import REGISTRY
 
 from gateway import deliveries, retention
 from gateway.config import Settings
-from gateway.connectors import shipped_profiles, validate_profile
 from gateway.deliveries import Refusal, RefusalLog
 from gateway.errors import Conflict
 from gateway.services import Gateway
 from tests.conftest import Admin
+from tests.payloads import XILNEX_SALE
 
 #: Unverified refusals recorded per group and minute in these tests.
 BOUND = 3
 
-#: A Xilnex sale whose event type is where the shipped profile does not look (``EventName``).
-XILNEX_SALE = json.dumps(
-    {"eventName": "Complete Sales", "EventTime": "2026-12-05T10:00:00Z", "SalesNo": "S-1001"}
-).encode()
 #: Signed, but not JSON (nor UTF-8): kept byte for byte.
 NOT_JSON = b"\xff\xfeSalesNo=S-1001&total=12.50\x00\r\n"
 
@@ -40,16 +34,8 @@ def settings(settings: Settings) -> Settings:
 
 
 @pytest.fixture
-def xilnex(group_factory: Callable[..., dict[str, Any]]) -> dict[str, Any]:
-    return group_factory(connector="xilnex", function="event-hub", events=["Complete Sales"])
-
-
-@pytest.fixture
-def fixed_xilnex_profile(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The Xilnex profile as a release that reads either spelling of the event type ships it."""
-    document = copy.deepcopy(shipped_profiles()["xilnex"].document)
-    document["events"]["type"] = {"jmespath": "EventName || eventName"}
-    monkeypatch.setitem(shipped_profiles(), "xilnex", validate_profile(document))
+def xilnex(xilnex_group: dict[str, Any]) -> dict[str, Any]:
+    return xilnex_group
 
 
 def refused(admin: Admin, group: dict[str, Any]) -> list[dict[str, Any]]:
