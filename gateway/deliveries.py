@@ -10,16 +10,16 @@ group records at most ``GATEWAY_REFUSED_PER_MINUTE`` of them a minute, and count
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Row, func, insert, select
 from sqlalchemy.orm import Session
 
 from gateway.errors import BadRequest, Conflict, Detail, NotFound, ValidationFailed
-from gateway.event_log import parse_time
+from gateway.event_log import parse_numeric_id, parse_time
 from gateway.intake import split_delivery
 from gateway.metrics import REFUSALS_UNRECORDED
 from gateway.models import Delivery, DeliveryOutcome, Event, EventStatus, Group
@@ -31,10 +31,6 @@ from gateway.storage.inbox import NewDelivery, Receipt, event_row, insert_new_ev
 REFUSAL_RECORDS = 2
 FILTERS = ("group_id", "outcome", "status", "since", "until")
 OUTCOMES = frozenset(o.value for o in DeliveryOutcome)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -66,12 +62,9 @@ class RefusalLog:
     unverified requests past the bound costs no write at all.
     """
 
-    def __init__(
-        self, db: Storage, per_minute: int, clock: Callable[[], datetime] = utc_now
-    ) -> None:
+    def __init__(self, db: Storage, per_minute: int) -> None:
         self._db = db
         self._per_minute = per_minute
-        self._clock = clock
         #: Per group: the minute last recorded in, and how many were recorded in it.
         self._recorded: dict[str, tuple[datetime, int]] = {}
 
@@ -87,7 +80,7 @@ class RefusalLog:
         with self._db.session() as session:
             if not refusal.verified:
                 self._db.line_up(session, REFUSAL_RECORDS, refusal.group_id)
-                recorded = session.scalar(_unverified_since(refusal.group_id, minute)) or 0
+                recorded = session.scalar(_unverified_in(refusal.group_id, minute)) or 0
                 if recorded >= self._per_minute:
                     self._recorded[refusal.group_id] = (minute, recorded)
                     REFUSALS_UNRECORDED.labels(refusal.group_id).inc()
@@ -107,12 +100,13 @@ class RefusalLog:
         return at == minute and count >= self._per_minute
 
 
-def _unverified_since(group_id: str, minute: datetime) -> Any:
-    """The group's unverified refusals from ``minute`` on (the partial index of refusals)."""
+def _unverified_in(group_id: str, minute: datetime) -> Any:
+    """The group's unverified refusals in ``minute`` (through the partial index of refusals)."""
     return select(func.count()).where(
         Delivery.group_id == group_id,
         Delivery.outcome == DeliveryOutcome.REFUSED,
         Delivery.received_at >= minute,
+        Delivery.received_at < minute + timedelta(minutes=1),
         Delivery.verified.is_(False),
     )
 
@@ -189,10 +183,7 @@ def _info(row: Row[Any]) -> DeliveryInfo:
 
 
 def parse_delivery_id(value: Any) -> int:
-    text = str(value)
-    if not (text.isascii() and text.isdigit()) or len(text) > 18:
-        raise NotFound.of("delivery", text)
-    return int(text)
+    return parse_numeric_id(value, "delivery")
 
 
 def list_deliveries(
