@@ -225,7 +225,9 @@ class Hooks:
 
         The body is kept byte for byte and verified as the group's connector signs; its
         content type must be JSON or one the connector profile lists. Signature, timestamp and
-        API key headers depend on the connector.
+        API key headers depend on the connector. A delivery answered 400 or 401 is recorded as
+        a refused delivery (`GET /api/v1/deliveries`), its body kept when it was verified, so
+        that it can be re-processed once the profile can parse it.
         """
         started = time.perf_counter()
         group: KnownGroup | None = None

@@ -16,7 +16,7 @@ from prometheus_client import REGISTRY
 from gateway import deliveries, retention
 from gateway.config import Settings
 from gateway.deliveries import Refusal, RefusalLog
-from gateway.errors import Conflict
+from gateway.errors import Conflict, StoreUnavailable
 from gateway.services import Gateway
 from tests.conftest import Admin
 from tests.payloads import XILNEX_SALE
@@ -182,6 +182,28 @@ def test_a_wrong_signature_leaves_a_row_without_body_or_credentials(
     assert (body.status_code, body.get_json()["error"]["code"]) == (404, "body_not_stored")
     again = admin.post(f"/deliveries/{row['id']}/reprocess")
     assert (again.status_code, again.get_json()["error"]["code"]) == (409, "body_not_stored")
+
+
+@pytest.mark.parametrize(
+    ("secret", "status"),
+    [(None, 503), ("not-the-groups-secret", 401)],
+    ids=["verified-is-retried", "unverified-stands"],
+)
+def test_a_refusal_the_database_cannot_take(
+    deliver: Callable[..., Any],
+    xilnex: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    secret: str | None,
+    status: int,
+) -> None:
+    """A verified body that cannot be kept is answered 503, so that its sender sends it again;
+    a refusal nobody vouches for is answered as it was, trace or no trace."""
+
+    def unavailable(log: RefusalLog, refusal: Refusal) -> None:
+        raise StoreUnavailable()
+
+    monkeypatch.setattr(RefusalLog, "record", unavailable)
+    assert deliver(xilnex, XILNEX_SALE, secret=secret).status_code == status
 
 
 def test_unknown_tokens_leave_no_row(admin: Admin, client: Any) -> None:
