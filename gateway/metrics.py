@@ -42,7 +42,7 @@ EVENTS_RECEIVED = Counter(
 REFUSALS_UNRECORDED = Counter(
     "gateway_refusals_unrecorded_total",
     "Refused deliveries not recorded as rows: unverified ones past GATEWAY_REFUSED_PER_MINUTE"
-    " for their group",
+    " for their group, or while the database could not take them",
     ["group"],
 )
 BODIES_CUT_OFF = Counter(

@@ -47,7 +47,7 @@ from gateway.http import (
 )
 from gateway.intake import IncomingEvent, split_delivery
 from gateway.logs import LOGGED_PATH
-from gateway.metrics import DELIVERIES, RECEIVE_LATENCY, labelled
+from gateway.metrics import DELIVERIES, RECEIVE_LATENCY, REFUSALS_UNRECORDED, labelled
 from gateway.models import Group
 from gateway.services import Gateway
 from gateway.storage.inbox import GroupChanged, NewDelivery, Receipt, group_state
@@ -282,7 +282,9 @@ class Hooks:
         except Exception as exc:
             if verified:
                 return StoreUnavailable("the delivery could not be kept; retry later")
-            log.warning("a refused delivery to group %s was not recorded: %s", group.id, exc)
+            REFUSALS_UNRECORDED.labels(group.id).inc()
+            if not isinstance(exc, StoreUnavailable):  # an outage is logged where it is seen
+                log.warning("a refused delivery to group %s was not recorded: %s", group.id, exc)
         return error
 
     def _unless_gone(self, token: str, error: GatewayError) -> GatewayError:

@@ -203,7 +203,9 @@ def test_a_refusal_the_database_cannot_take(
         raise StoreUnavailable()
 
     monkeypatch.setattr(RefusalLog, "record", unavailable)
+    counted_before = unrecorded(xilnex)
     assert deliver(xilnex, XILNEX_SALE, secret=secret).status_code == status
+    assert unrecorded(xilnex) - counted_before == (1 if status == 401 else 0)
 
 
 def test_unknown_tokens_leave_no_row(admin: Admin, client: Any) -> None:
