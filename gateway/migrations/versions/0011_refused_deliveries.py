@@ -59,7 +59,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_deliveries_refused", table_name="deliveries")
     op.drop_index("ix_deliveries_group", table_name="deliveries")
-    op.execute("DELETE FROM deliveries WHERE body IS NULL")
+    op.execute("DELETE FROM deliveries WHERE outcome = 'refused'")
     with op.batch_alter_table("deliveries") as batch:
         for column in (
             "reprocessed_at",
