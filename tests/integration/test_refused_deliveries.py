@@ -89,6 +89,18 @@ def test_a_verified_delivery_the_profile_cannot_parse_is_answered_400_and_kept(
     assert "xilnex-webhook-signature" not in detail["headers"]
 
 
+def test_a_group_without_verification_keeps_what_it_cannot_parse(
+    admin: Admin, deliver: Callable[..., Any], group_factory: Callable[..., dict[str, Any]]
+) -> None:
+    unverified = group_factory(
+        connector="xilnex", function="event-hub", events=["Complete Sales"], secret="-"
+    )
+    assert deliver(unverified, XILNEX_SALE, signed=False).status_code == 400
+    (row,) = refused(admin, unverified)
+    assert (row["verified"], row["body_stored"]) == (True, True)
+    assert admin.get(f"/deliveries/{row['id']}/body").data == XILNEX_SALE
+
+
 @pytest.fixture
 def kept_sale(admin: Admin, deliver: Callable[..., Any], xilnex: dict[str, Any]) -> str:
     """The id of a refused, kept Xilnex sale."""
