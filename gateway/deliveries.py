@@ -29,6 +29,8 @@ from gateway.storage.inbox import NewDelivery, Receipt, event_row, insert_new_ev
 
 #: The first key of the advisory locks that line up the refusals recorded for one group.
 REFUSAL_RECORDS = 2
+#: How much of an unverified refusal's headers (names and values) is kept.
+UNVERIFIED_HEADER_CHARS = 2048
 FILTERS = ("group_id", "outcome", "status", "since", "until")
 OUTCOMES = frozenset(o.value for o in DeliveryOutcome)
 
@@ -113,13 +115,14 @@ def _unverified_in(group_id: str, minute: datetime) -> Any:
 
 def _refused_row(refusal: Refusal) -> Delivery:
     body = refusal.body
+    headers = refusal.headers if refusal.verified else _trimmed(refusal.headers)
     return Delivery(
         group_id=refusal.group_id,
         received_at=refusal.received_at,
         remote_addr=refusal.remote_addr,
         method=refusal.method,
         content_type=refusal.content_type,
-        headers=refusal.headers,
+        headers=headers,
         body=body if refusal.verified else None,
         outcome=DeliveryOutcome.REFUSED,
         status=refusal.status,
@@ -129,6 +132,20 @@ def _refused_row(refusal: Refusal) -> Delivery:
         size=None if body is None else len(body),
         sha256=None if body is None else hashlib.sha256(body).hexdigest(),
     )
+
+
+def _trimmed(headers: Mapping[str, str]) -> dict[str, str]:
+    """The headers in order, within UNVERIFIED_HEADER_CHARS: the last one kept is cut short,
+    and any after it left out. Enough to tell a misconfigured sender; not a store for anyone's
+    16 KiB of padding."""
+    kept: dict[str, str] = {}
+    room = UNVERIFIED_HEADER_CHARS
+    for name, value in headers.items():
+        if len(name) >= room:
+            break
+        kept[name] = value[: room - len(name)]
+        room -= len(name) + len(kept[name])
+    return kept
 
 
 # --- reading -------------------------------------------------------------------------------

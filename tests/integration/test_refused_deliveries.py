@@ -220,6 +220,17 @@ def test_a_refusal_the_database_cannot_take(
     assert unrecorded(xilnex) - counted_before == (1 if status == 401 else 0)
 
 
+def test_an_unverified_refusal_keeps_a_bounded_part_of_its_headers(
+    admin: Admin, deliver: Callable[..., Any], xilnex: dict[str, Any]
+) -> None:
+    padding = {f"X-Padding-{n}": "p" * 1000 for n in range(10)}
+    assert deliver(xilnex, XILNEX_SALE, padding, secret="wrong").status_code == 401
+    (row,) = refused(admin, xilnex)
+    headers = admin.get(f"/deliveries/{row['id']}").get_json()["headers"]
+    kept = sum(len(name) + len(value) for name, value in headers.items())
+    assert 1000 < kept <= 2048
+
+
 def test_unknown_tokens_leave_no_row(admin: Admin, client: Any) -> None:
     assert client.post("/hooks/" + "x" * 43, data=b"{}").status_code == 404
     assert admin.get("/deliveries").get_json()["items"] == []
