@@ -191,6 +191,14 @@ MAX_HEADER_BYTES = Number(
     " whatever this says, one header line over 32 KiB, more than 200 headers or a request line"
     " over 8 KiB are refused by the server first (431, 414)",
 )
+REFUSED_PER_MINUTE = Number(
+    name="GATEWAY_REFUSED_PER_MINUTE",
+    default=60,
+    minimum=0,
+    description="refused deliveries (401, 400) that no signature vouches for are recorded up to"
+    " this many per group and minute; the rest are only counted"
+    " (`gateway_refusals_unrecorded_total`)",
+)
 COMMIT_TIMEOUT_S = Number(
     name="GATEWAY_COMMIT_TIMEOUT_S",
     default=4.0,
@@ -362,6 +370,7 @@ VARIABLES: tuple[Variable | Number[int] | Number[float] | Choice, ...] = (
     SECRET_KEY,
     MAX_BODY_BYTES,
     MAX_HEADER_BYTES,
+    REFUSED_PER_MINUTE,
     COMMIT_TIMEOUT_S,
     INBOX_MAX_BATCH,
     TARGET,
@@ -464,6 +473,8 @@ class Settings:
     secret_key_source: str = "GATEWAY_SECRET_KEY"
     max_body_bytes: int = MAX_BODY_BYTES.default
     max_header_bytes: int = MAX_HEADER_BYTES.default
+    #: Unverified refusals recorded per group and minute.
+    refused_per_minute: int = REFUSED_PER_MINUTE.default
     target: str = "local"
     log_format: str = "text"
     #: Deliveries written in one transaction at most (group commit).
@@ -513,6 +524,7 @@ class Settings:
             secret_key=env.get(SECRET_KEY.name) or None,
             max_body_bytes=MAX_BODY_BYTES.read(env),
             max_header_bytes=MAX_HEADER_BYTES.read(env),
+            refused_per_minute=REFUSED_PER_MINUTE.read(env),
             target=_target(env),
             log_format=LOG_FORMAT.read(env),
             inbox_max_batch=INBOX_MAX_BATCH.read(env),

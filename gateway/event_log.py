@@ -61,9 +61,14 @@ def parse_time(value: str, name: str) -> datetime:
 
 
 def parse_event_id(value: Any) -> int:
+    return parse_numeric_id(value, "event")
+
+
+def parse_numeric_id(value: Any, kind: str) -> int:
+    """An id the database counts up; anything else names no ``kind`` (404)."""
     text = str(value)
     if not (text.isascii() and text.isdigit()) or len(text) > 18:
-        raise NotFound.of("event", text)
+        raise NotFound.of(kind, text)
     return int(text)
 
 

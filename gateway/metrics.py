@@ -39,6 +39,12 @@ EVENTS_RECEIVED = Counter(
     "Events carried by accepted deliveries, by group and how they were taken",
     ["group", "disposition"],
 )
+REFUSALS_UNRECORDED = Counter(
+    "gateway_refusals_unrecorded_total",
+    "Refused deliveries not recorded as rows: unverified ones past GATEWAY_REFUSED_PER_MINUTE"
+    " for their group, or while the database could not take them",
+    ["group"],
+)
 BODIES_CUT_OFF = Counter(
     "gateway_request_bodies_cut_off_total",
     "Request bodies that arrived too slowly (GATEWAY_BODY_TIMEOUT_S, GATEWAY_BODY_MIN_RATE),"

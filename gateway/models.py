@@ -215,20 +215,61 @@ class MappingVersion(Base):
     source_sha256: Mapped[str | None] = mapped_column(String(64))
 
 
+class DeliveryOutcome(enum.StrEnum):
+    """What a delivery was answered."""
+
+    ACCEPTED = "accepted"  #: stored with its events (200), or re-processed into them since
+    REFUSED = "refused"  #: answered 400 or 401, and kept as a trace
+
+
+#: Refused rows only: an index the receive path's accepted inserts never write.
+_REFUSED = text("outcome = 'refused'")
+
+
 class Delivery(Base):
-    """One HTTP request a provider made, exactly as it came in."""
+    """One HTTP request to a known group, exactly as it came in: accepted, or refused.
+
+    The receive path writes accepted rows with the columns it always wrote: the others default
+    to what an accepted delivery has, and ``size`` and ``sha256`` are worked out from the body
+    when read (``gateway.deliveries``). Refused rows carry them all, and a body only when the
+    delivery was verified (its signature, or its group asks for none).
+    """
 
     __tablename__ = "deliveries"
+    __table_args__ = (
+        # The list by group, newest first.
+        Index("ix_deliveries_group", "group_id", "id"),
+        # Refusals by group and time: the bound on unverified ones, and the alert on them.
+        Index(
+            "ix_deliveries_refused",
+            "group_id",
+            "received_at",
+            sqlite_where=_REFUSED,
+            postgresql_where=_REFUSED,
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    #: Not indexed: nothing reads deliveries by group, and the receive path would write it.
     group_id: Mapped[str] = mapped_column(String(32))
     received_at: Mapped[datetime] = mapped_column(index=True)
     remote_addr: Mapped[str | None] = mapped_column(String(64))
     method: Mapped[str] = mapped_column(String(8))
     content_type: Mapped[str | None] = mapped_column(String(200))
     headers: Mapped[dict[str, Any]]
-    body: Mapped[bytes] = mapped_column(LargeBinary)
+    #: None when not kept: a refusal of a request nobody could be shown to have sent.
+    body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    outcome: Mapped[str] = mapped_column(String(16), server_default=text("'accepted'"))
+    #: The HTTP status answered.
+    status: Mapped[int] = mapped_column(Integer, server_default=text("200"))
+    #: Whether the request passed the group's verification (a group that asks for none passes).
+    verified: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    message: Mapped[str | None] = mapped_column(Text)
+    #: The body's length and SHA-256 as received; None on accepted rows (read from the body).
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    #: When a refused delivery was re-processed into events (it is accepted since).
+    reprocessed_at: Mapped[datetime | None]
 
 
 class Event(Base):

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Annotated, Any, Self
+from typing import TYPE_CHECKING, Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from gateway import models
-from gateway.models import Delivery, Event, EventResult, EventStatus, iso
+from gateway.models import Delivery, DeliveryOutcome, Event, EventResult, EventStatus, iso
+
+if TYPE_CHECKING:
+    from gateway.deliveries import DeliveryInfo
 
 #: A moment as the API shows it: UTC, ISO 8601 with a Z (``gateway.models.iso``).
 Time = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
@@ -260,7 +263,71 @@ class DeliveryOfEvent(View):
             method=delivery.method,
             content_type=delivery.content_type,
             headers=delivery.headers,
-            size=len(delivery.body),
+            size=len(delivery.body or b""),
+        )
+
+
+class DeliverySummary(View):
+    """A delivery as received, accepted or refused, as lists show it."""
+
+    id: NumericId
+    group_id: str
+    outcome: DeliveryOutcome
+    status: int = Field(description="The HTTP status it was answered.")
+    error_code: str | None = Field(description="Why it was refused; null when accepted.")
+    message: str | None = Field(description="The refusal's message, as the sender read it.")
+    verified: bool = Field(
+        description="Whether it passed verification (its signature, or a group that asks for"
+        " none): only then is its body kept."
+    )
+    received_at: Time
+    size: Count | None = Field(description="The body's size; null when it was never read.")
+    sha256: str | None = Field(description="The body's SHA-256 in hex; null when never read.")
+    body_stored: bool = Field(description="Whether `GET /deliveries/{id}/body` has it.")
+    reprocessed_at: Time | None = Field(
+        description="When a refused delivery was re-processed into events (it is accepted since)."
+    )
+
+    @classmethod
+    def of(cls, delivery: DeliveryInfo) -> Self:
+        return cls(**_delivery_summary_fields(delivery))
+
+
+def _delivery_summary_fields(delivery: DeliveryInfo) -> dict[str, Any]:
+    return {
+        "id": str(delivery.id),
+        "group_id": delivery.group_id,
+        "outcome": delivery.outcome,
+        "status": delivery.status,
+        "error_code": delivery.error_code,
+        "message": delivery.message,
+        "verified": delivery.verified,
+        "received_at": stamp(delivery.received_at),
+        "size": delivery.size,
+        "sha256": delivery.sha256,
+        "body_stored": delivery.body_stored,
+        "reprocessed_at": iso(delivery.reprocessed_at),
+    }
+
+
+class DeliveryDetail(DeliverySummary):
+    """One delivery with what it came with besides its body."""
+
+    method: str
+    remote_addr: str | None
+    content_type: str | None
+    headers: dict[str, str] = Field(
+        description="As received, lower-cased, with credentials removed."
+    )
+
+    @classmethod
+    def of(cls, delivery: DeliveryInfo) -> Self:
+        return cls(
+            **_delivery_summary_fields(delivery),
+            method=delivery.method,
+            remote_addr=delivery.remote_addr,
+            content_type=delivery.content_type,
+            headers=delivery.headers,
         )
 
 

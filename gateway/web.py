@@ -10,7 +10,7 @@ from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from gateway import console
-from gateway.api import admin, alerts, oauth, ops, receive
+from gateway.api import admin, alerts, deliveries, oauth, ops, receive
 from gateway.config import Settings
 from gateway.http import as_gateway_error, error_response
 from gateway.logs import configure as configure_logging
@@ -38,6 +38,7 @@ def create_app(
     admin.init_app(app)
     alerts.init_app(app)
     oauth.init_app(app)
+    deliveries.init_app(app)
     ops.init_app(app)
     console.init_app(app)
     if gateway.settings.trusted_proxies:

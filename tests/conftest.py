@@ -200,3 +200,21 @@ def deliver(client: FlaskClient, gw: Gateway) -> Callable[..., Any]:
         return client.open(f"/hooks/{group['token']}", method=method, data=body, headers=sent)
 
     return post
+
+
+@pytest.fixture
+def xilnex_group(group_factory: Callable[..., dict[str, Any]]) -> dict[str, Any]:
+    return group_factory(connector="xilnex", function="event-hub", events=["Complete Sales"])
+
+
+@pytest.fixture
+def fixed_xilnex_profile(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Xilnex profile as a release that reads either spelling of the event type ships it:
+    what re-processing a refused delivery runs with once the profile is fixed."""
+    import copy
+
+    from gateway.connectors import shipped_profiles, validate_profile
+
+    document = copy.deepcopy(shipped_profiles()["xilnex"].document)
+    document["events"]["type"] = {"jmespath": "EventName || eventName"}
+    monkeypatch.setitem(shipped_profiles(), "xilnex", validate_profile(document))

@@ -18,3 +18,9 @@ def xtnd_delivery(
             "Notifications": [{"Action": action, "Details": d} for d in details],
         }
     ).encode()
+
+
+#: A Xilnex sale whose event type is where the shipped profile does not look (``EventName``).
+XILNEX_SALE = json.dumps(
+    {"eventName": "Complete Sales", "EventTime": "2026-12-05T10:00:00Z", "SalesNo": "S-1001"}
+).encode()

@@ -14,7 +14,15 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gateway.alerts.rules import Finding, Findings, RuleKind, aware, duration, plural
-from gateway.models import Event, EventResult, EventStatus, Group, TargetUsage
+from gateway.models import (
+    Delivery,
+    DeliveryOutcome,
+    Event,
+    EventResult,
+    EventStatus,
+    Group,
+    TargetUsage,
+)
 
 if TYPE_CHECKING:
     from gateway.services import Gateway
@@ -92,9 +100,28 @@ def target_usage(gw: Gateway, session: Session, params: dict[str, Any], now: dat
 def refused_deliveries(
     gw: Gateway, session: Session, params: dict[str, Any], now: datetime
 ) -> Findings:
-    """Not evaluated: refused deliveries (401, 400) are not stored yet, so there is nothing to
-    count. A rule of this kind can be set up now and holds once they are."""
-    return None
+    """Groups with at least ``count`` refused deliveries (400, 401) within the window, read from
+    the index of refusals; unverified ones past GATEWAY_REFUSED_PER_MINUTE are not rows, so
+    a flood counts as that many a minute."""
+    since = now - timedelta(seconds=params["window_s"])
+    refused = (Delivery.outcome == DeliveryOutcome.REFUSED) & (Delivery.received_at >= since)
+    if params["group_id"]:
+        refused &= Delivery.group_id == params["group_id"]
+    counts = (
+        select(Delivery.group_id, func.count(), func.max(Delivery.error_code))
+        .where(refused)
+        .group_by(Delivery.group_id)
+        .having(func.count() >= params["count"])
+    )
+    findings: dict[str, Finding] = {}
+    for group_id, count, code in session.execute(counts).all():
+        name = session.scalar(select(Group.name).where(Group.id == group_id)) or group_id
+        summary = (
+            f"group {name!r}: {plural(count, 'refused request')} in the last"
+            f" {duration(params['window_s'])} (such as {code})"
+        )
+        findings[group_id] = Finding(count, summary)
+    return findings
 
 
 def queue_lag(gw: Gateway, session: Session, params: dict[str, Any], now: datetime) -> Findings:

@@ -24,7 +24,7 @@ from pydantic.json_schema import GenerateJsonSchema, models_json_schema
 
 from gateway import views
 from gateway.api import schemas
-from gateway.models import EventStatus
+from gateway.models import DeliveryOutcome, EventStatus
 from gateway.paging import DEFAULT_LIMIT, MAX_LIMIT
 
 OPENAPI_PATH = "/api/v1/openapi.json"
@@ -56,6 +56,7 @@ TAGS = (
     "webhooks",
     "mappings",
     "events",
+    "deliveries",
     "records",
     "targets",
     "receive",
@@ -190,11 +191,26 @@ EVENT_FILTERS = (
         "until", {"type": "string", "format": "date-time"}, "Received before this time."
     ),
 )
+DELIVERY_FILTERS = (
+    query_parameter("group_id", {"type": "string"}, "Only this group's deliveries."),
+    query_parameter(
+        "outcome",
+        {"type": "string", "enum": [outcome.value for outcome in DeliveryOutcome]},
+        "Only accepted, or only refused, deliveries.",
+    ),
+    query_parameter(
+        "status",
+        {"type": "integer", "minimum": 100, "maximum": 599},
+        "Only deliveries answered this HTTP status.",
+    ),
+    *EVENT_FILTERS[3:],
+)
 #: Path parameters by name, as most routes mean them; a declaration may say otherwise.
 PATH_PARAMETERS = {
     "group_id": "The group's id.",
     "webhook_id": "The webhook record's id.",
     "event_id": "The event's id.",
+    "delivery_id": "The delivery's id.",
     "obj": "The record's object, such as `Account`.",
     "external_id": "The record's external id.",
     "token": "The group's callback token.",

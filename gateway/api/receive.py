@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import time
 import urllib.parse
 from collections.abc import Iterable, Mapping
@@ -29,6 +30,7 @@ from gateway.api.openapi import operation
 from gateway.config import Settings
 from gateway.connectors import Profile
 from gateway.content_encoding import decode
+from gateway.deliveries import Refusal, RefusalLog
 from gateway.errors import (
     BadRequest,
     GatewayError,
@@ -47,7 +49,7 @@ from gateway.http import (
 )
 from gateway.intake import IncomingEvent, split_delivery
 from gateway.logs import LOGGED_PATH
-from gateway.metrics import DELIVERIES, RECEIVE_LATENCY, labelled
+from gateway.metrics import DELIVERIES, RECEIVE_LATENCY, REFUSALS_UNRECORDED, labelled
 from gateway.models import Group
 from gateway.oauth_clients import check_bearer
 from gateway.services import Gateway
@@ -56,6 +58,8 @@ from gateway.verify import verify, with_api_key
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+log = logging.getLogger(__name__)
 
 #: Callback URLs: this prefix and the group's token.
 PREFIX = "/hooks/"
@@ -108,6 +112,19 @@ _COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
 ATTEMPTS = 3
 
 
+#: The refusals that leave a trace (``gateway.deliveries``): the sender's request was wrong.
+RECORDED_REFUSALS = frozenset({400, 401})
+
+
+class Unparseable(BadRequest):
+    """A verified delivery its connector's profile cannot parse: refused, and kept."""
+
+    def __init__(self, error: BadRequest, body: bytes) -> None:
+        super().__init__(error.message, code=error.code, details=error.details)
+        #: The body as parsed: decompressed when it came compressed.
+        self.kept = body
+
+
 @dataclass(frozen=True)
 class KnownGroup:
     """A group as its deliveries use it, with what each of them would otherwise recompute."""
@@ -157,6 +174,7 @@ class Hooks:
         self._gw = gw
         self._app = app
         self._groups = GroupCache()
+        self._refusals = RefusalLog(gw.db, gw.settings.refused_per_minute)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path: str = environ.get("PATH_INFO", "")
@@ -211,27 +229,68 @@ class Hooks:
 
         The body is kept byte for byte and verified as the group's connector signs; its
         content type must be JSON or one the connector profile lists. Signature, timestamp and
-        API key headers depend on the connector.
+        API key headers depend on the connector. A delivery answered 400 or 401 is recorded as
+        a refused delivery (`GET /api/v1/deliveries`), its body kept when it was verified, so
+        that it can be re-processed once the profile can parse it.
         """
         started = time.perf_counter()
-        group_label = "unknown"
+        group: KnownGroup | None = None
+        request: _Request | None = None
         fresh = True
         try:
             group, fresh = self._groups.find(self._gw, token)
-            group_label = group.group.id
-            environ[LOGGED_PATH] = f"{PREFIX}group:{group_label}"
+            environ[LOGGED_PATH] = f"{PREFIX}group:{group.group.id}"
             request = _Request.of(environ, self._gw.settings)
             receipt = self._store(token, request, group, fresh)
         except Exception as exc:
             error = as_gateway_error(exc)
             if not fresh:
                 error = self._unless_gone(token, error)
-            labelled(DELIVERIES, group_label, error.code).inc()
+            if group is not None and error.status in RECORDED_REFUSALS:
+                error = self._record(group.group, environ, request, error)
+            labelled(DELIVERIES, group.group.id if group else "unknown", error.code).inc()
             headers = {**error_headers(error), **challenge(error.code)}
             return error.status, _json(error.body()), headers
         # Stored deliveries and their events are counted by the inbox, once per commit.
         RECEIVE_LATENCY.observe(time.perf_counter() - started)
         return 200, _receipt_json(receipt), {}
+
+    def _record(
+        self,
+        group: Group,
+        environ: WSGIEnvironment,
+        request: _Request | None,
+        error: GatewayError,
+    ) -> GatewayError:
+        """Record a refusal; the error to answer with.
+
+        A verified delivery that cannot be kept is answered 503, so that its sender sends it
+        again; any other refusal stands whether or not its trace could be written.
+        """
+        verified = isinstance(error, Unparseable)
+        profile = self._gw.connectors.get(group.connector)
+        refusal = Refusal(
+            group_id=group.id,
+            received_at=datetime.now(UTC),
+            method=environ.get("REQUEST_METHOD", ""),
+            remote_addr=environ.get("REMOTE_ADDR"),
+            content_type=request.content_type if request else None,
+            headers=_stored_headers(request.headers, profile, group.api_key) if request else {},
+            status=error.status,
+            error_code=error.code,
+            message=error.message,
+            verified=verified,
+            body=error.kept if isinstance(error, Unparseable) else _body_read(request),
+        )
+        try:
+            self._refusals.record(refusal)
+        except Exception as exc:
+            if verified:
+                return StoreUnavailable("the delivery could not be kept; retry later")
+            REFUSALS_UNRECORDED.labels(group.id).inc()
+            if not isinstance(exc, StoreUnavailable):  # an outage is logged where it is seen
+                log.warning("a refused delivery to group %s was not recorded: %s", group.id, exc)
+        return error
 
     def _unless_gone(self, token: str, error: GatewayError) -> GatewayError:
         """A cached group's refusal stands only if the token still names a group, else 404.
@@ -277,6 +336,10 @@ class Hooks:
             if current.state == group.state:
                 raise
             return _verified_delivery(self._gw, current, request)
+
+
+def _body_read(request: _Request | None) -> bytes | None:
+    return None if request is None else request.body
 
 
 def _json(body: dict[str, Any]) -> bytes:
@@ -342,6 +405,10 @@ def _verified_delivery(gw: Gateway, known: KnownGroup, request: _Request) -> New
     if secrets or not group.require_bearer:  # a bearer token alone is enough without a secret
         spec = with_api_key(profile.verification, group.api_key)
         verify(spec, secrets, headers, signed, now.timestamp(), query=request.query())
+    try:
+        events = _storable(split_delivery(profile, headers, body, request.content_type))
+    except BadRequest as exc:
+        raise Unparseable(exc, body) from exc
     return NewDelivery(
         group_id=group.id,
         registered_events=known.registered,
@@ -351,7 +418,7 @@ def _verified_delivery(gw: Gateway, known: KnownGroup, request: _Request) -> New
         headers=_stored_headers(headers, profile, group.api_key),
         body=body,
         received_at=now,
-        events=_storable(split_delivery(profile, headers, body, request.content_type)),
+        events=events,
         group_state=known.state,
     )
 

@@ -183,6 +183,11 @@ class Storage(ABC):
         database so that it can count by the minute."""
 
     @abstractmethod
+    def sha256_hex(self, column: Any) -> Any:
+        """The SHA-256 of a binary column as lower-case hex, computed by the database: a list
+        of bodies shows their digests without reading the bodies out."""
+
+    @abstractmethod
     def line_up(self, session: Session, namespace: int, name: str) -> None:
         """Make the transactions that call this with the same ``namespace`` and ``name`` take
         turns until they commit."""

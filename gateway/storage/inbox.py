@@ -79,7 +79,7 @@ DELIVERY_COLUMNS = (
     "headers",
     "body",
 )
-#: The events columns the receive path writes (``_event_row``).
+#: The events columns the receive path writes (``event_row``).
 EVENT_COLUMNS = (
     "group_id",
     "delivery_id",
@@ -109,15 +109,7 @@ class _Statements:
         else:
             returning = insert(Delivery).returning(Delivery.id)
             self.deliveries = DriverStatement(returning, DELIVERY_COLUMNS, dialect)
-        #: Only events whose key is not taken; the unique index decides, across processes too.
-        self.new_events = DriverStatement(
-            database.insert(Event).on_conflict_do_nothing(
-                index_elements=["group_id", "dedupe_key"],
-                index_where=text("status <> 'duplicate'"),
-            ),
-            EVENT_COLUMNS,
-            dialect,
-        )
+        self.new_events = DriverStatement(insert_new_events(database), EVENT_COLUMNS, dialect)
         #: The events of one delivery, read back when some of a batch's were found taken.
         self.stored_keys = DriverQuery(_STORED_KEYS, dialect)
         self.events = DriverStatement(insert(Event), EVENT_COLUMNS, dialect)
@@ -131,6 +123,14 @@ class _Statements:
 
 class NotStorable(StoreUnavailable):
     """The database refused this delivery's values, and only this delivery's."""
+
+
+def insert_new_events(database: Storage) -> Any:
+    """An insert of events that skips those whose key is taken: the unique index decides,
+    across processes too."""
+    return database.insert(Event).on_conflict_do_nothing(
+        index_elements=["group_id", "dedupe_key"], index_where=text("status <> 'duplicate'")
+    )
 
 
 class GroupChanged(Exception):
@@ -376,7 +376,7 @@ class Inbox:
         seen: set[tuple[str, str]] = set()
         for delivery, delivery_id in zip(deliveries, ids, strict=True):
             for incoming in delivery.events:
-                row = _event_row(delivery, delivery_id, incoming)
+                row = event_row(delivery, delivery_id, incoming)
                 key = (delivery.group_id, incoming.dedupe_key)
                 (repeats if key in seen else candidates).append(row)
                 seen.add(key)
@@ -438,7 +438,8 @@ def _delivery_row(d: NewDelivery) -> dict[str, Any]:
     return row
 
 
-def _event_row(delivery: NewDelivery, delivery_id: int, incoming: IncomingEvent) -> dict[str, Any]:
+def event_row(delivery: NewDelivery, delivery_id: int, incoming: IncomingEvent) -> dict[str, Any]:
+    """An events row: pending when its group registers its type, else ignored."""
     registered = incoming.type in delivery.registered_events
     return {
         "group_id": delivery.group_id,

@@ -83,6 +83,9 @@ class PostgresStorage(Storage):
     def utc_minute(self, column: Any) -> Any:
         return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD HH24:MI")
 
+    def sha256_hex(self, column: Any) -> Any:
+        return func.encode(func.sha256(column), "hex")
+
     def line_up(self, session: Session, namespace: int, name: str) -> None:
         """A two-key advisory lock to the transaction's end: kept apart from the one-key
         record locks, whatever the namespace."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
+import hashlib
 import logging
 import os
 import threading
@@ -298,6 +299,9 @@ class SQLiteStorage(Storage):
     def utc_minute(self, column: Any) -> Any:
         return func.substr(column, 1, 16)  # UTC times are kept as ISO text
 
+    def sha256_hex(self, column: Any) -> Any:
+        return func.gateway_sha256(column)  # registered on each connection (_on_connect)
+
     def line_up(self, session: Session, namespace: int, name: str) -> None:
         """Nothing to do: SQLite's writers take turns from BEGIN IMMEDIATE to COMMIT."""
 
@@ -373,6 +377,10 @@ def _begin_waiting(begin: Callable[[], Any]) -> None:
         time.sleep(COOPERATIVE_POLL_S)
 
 
+def _sha256_hex(value: bytes | None) -> str | None:
+    return None if value is None else hashlib.sha256(value).hexdigest()
+
+
 def _sqlite_engine(url: str, *, immediate: bool, synced_by_caller: bool = False) -> Engine:
     parsed = make_url(url)
     if parsed.database and parsed.database != ":memory:":
@@ -397,6 +405,7 @@ def _sqlite_engine(url: str, *, immediate: bool, synced_by_caller: bool = False)
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take transaction control from the driver so BEGIN is ours to emit.
         dbapi_connection.isolation_level = None
+        dbapi_connection.create_function("gateway_sha256", 1, _sha256_hex, deterministic=True)
         cursor = dbapi_connection.cursor()
         inbox = (SYNC_BY_CALLER, NO_CHECKPOINT_ON_COMMIT)
         for pragma in (*SQLITE_PRAGMAS, *(inbox if synced_by_caller else (SYNC_ON_COMMIT,))):

@@ -8,7 +8,14 @@ from typing import Any
 
 import pytest
 
-from gateway.models import Event, EventResult, EventStatus, TargetUsage
+from gateway.models import (
+    Delivery,
+    DeliveryOutcome,
+    Event,
+    EventResult,
+    EventStatus,
+    TargetUsage,
+)
 from gateway.services import Gateway
 from tests.alerts.conftest import utcnow
 
@@ -131,14 +138,60 @@ def test_a_rule_holds_for_its_subject(
     assert all(i["state"] == "open" for i in incidents)
 
 
-def test_refused_deliveries_are_not_evaluated_until_they_are_stored(
-    gw: Gateway, admin: Any, rule_factory: Callable[..., dict[str, Any]]
+def refusals(*ages: timedelta) -> Callable[[Gateway, str], None]:
+    """Refused deliveries to the group, each received this long before NOW."""
+
+    def add(gw: Gateway, group_id: str) -> None:
+        with gw.db.session() as session:
+            for age in ages:
+                session.add(
+                    Delivery(
+                        group_id=group_id,
+                        received_at=NOW - age,
+                        method="POST",
+                        headers={},
+                        outcome=DeliveryOutcome.REFUSED,
+                        status=401,
+                        verified=False,
+                        error_code="signature_mismatch",
+                        message="the signature does not match",
+                    )
+                )
+
+    return add
+
+
+MINUTE = timedelta(minutes=1)
+
+
+@pytest.mark.parametrize(
+    ("params", "data", "found"),
+    [
+        ({"count": 2}, refusals(MINUTE, 2 * MINUTE), "group"),
+        ({"count": 3}, refusals(MINUTE, 2 * MINUTE), None),  # not enough
+        ({"count": 2, "window_s": 90}, refusals(MINUTE, 2 * MINUTE), None),  # one too old
+        ({"count": 1, "group_id": "another"}, refusals(MINUTE), None),
+    ],
+)
+def test_refused_deliveries_hold_for_their_group_past_the_count(
+    gw: Gateway,
+    admin: Any,
+    group_factory: Callable[..., dict[str, Any]],
+    rule_factory: Callable[..., dict[str, Any]],
+    params: dict[str, Any],
+    data: Callable[[Gateway, str], None],
+    found: str | None,
 ) -> None:
-    rule_factory("refused_deliveries", params={"count": 1})
+    group = group_factory()
+    data(gw, group["id"])
+    rule_factory("refused_deliveries", params=params)
 
     gw.alerts.tick(NOW)
 
-    assert admin.get("/alerts/incidents").get_json()["items"] == []
+    incidents = admin.get("/alerts/incidents").get_json()["items"]
+    assert [i["subject"] for i in incidents] == ([] if found is None else [group["id"]])
+    if found:
+        assert "2 refused requests" in incidents[0]["summary"]
 
 
 def test_a_rule_switched_off_closes_its_incident_without_a_message(

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from flask import Flask, jsonify, request, request_finished
+from flask import Flask, request, request_finished
 from werkzeug.serving import make_server
 
 from gateway import remote_commands
@@ -302,46 +302,36 @@ def test_replay_without_a_remote_gateway_acts_on_the_local_database(
     assert (result.exit_code, result.output) == (0, "replayed 1 event\n")
 
 
-DELIVERY = {
-    "id": "d-1",
-    "group_id": "g-1",
-    "outcome": "refused",
-    "status": 401,
-    "error_code": "bad_signature",
-    "received_at": "2026-12-05T20:00:00Z",
-    "size": 120,
-    "sha256": "0" * 64,
-    "body_stored": False,
-}
-
-
-@pytest.fixture
-def deliveries_stub() -> Iterator[tuple[str, list[dict[str, str]]]]:
-    """A stand-in for ``GET /api/v1/deliveries`` as API.md gives it: one page of one
-    delivery, and the query strings it was asked with."""
-    stub = Flask("deliveries-stub")
-    asked: list[dict[str, str]] = []
-
-    @stub.get("/api/v1/deliveries")
-    def deliveries() -> Any:
-        if request.headers.get("Authorization") != f"Bearer {ADMIN_TOKEN}":
-            return jsonify(error={"code": "unauthorized", "message": "no"}), 401
-        asked.append(dict(request.args))
-        return jsonify(items=[DELIVERY], next_cursor=None)
-
-    for url in serve(stub):
-        yield url, asked
-
-
 def test_deliveries_list(
-    deliveries_stub: tuple[str, list[dict[str, str]]], cli: Callable[..., Result]
+    url: str,
+    cli: Callable[..., Result],
+    admin: Any,
+    group_factory: Callable[..., dict[str, Any]],
+    deliver: Callable[..., Any],
 ) -> None:
-    url, asked = deliveries_stub
-    table = cli("deliveries", "list", "--url", url, "--outcome", "refused", "--group", "g-1")
-    as_json = cli("deliveries", "list", "--url", url, "--json")
+    group = group_factory()
+    other = group_factory(name="Other group")
+    body = b'{"id": "c-1", "topic": "inventory.cycle_count", "eventTimestamp": 1765572297000}'
+    assert deliver(group, body).status_code == 200
+    assert deliver(group, body, secret="not-the-secret").status_code == 401
+    assert deliver(other, body, secret="not-the-secret").status_code == 401
 
-    assert table.output.splitlines()[1].split() == [
-        "d-1", "g-1", "refused", "401", "bad_signature", "2026-12-05T20:00:00Z", "120",
+    table = cli("deliveries", "list", "--url", url, "--outcome", "refused", "--group", group["id"])
+    everything = cli("deliveries", "list", "--url", url, "--json")
+
+    (header, row) = table.output.splitlines()
+    (refused,) = admin.get(
+        "/deliveries", query_string={"outcome": "refused", "group_id": group["id"]}
+    ).get_json()["items"]
+    assert header.split() == list(remote_commands.DELIVERY_COLUMNS)
+    assert row.split() == [
+        refused["id"], group["id"], "refused", "401", "signature_mismatch",
+        refused["received_at"], str(len(body)),
     ]  # fmt: skip
-    assert json.loads(as_json.output) == [DELIVERY]
-    assert asked == [{"outcome": "refused", "group_id": "g-1"}, {}]
+    listed = json.loads(everything.output)
+    assert listed == admin.get("/deliveries").get_json()["items"]
+    assert [(d["group_id"], d["outcome"]) for d in listed] == [
+        (other["id"], "refused"),
+        (group["id"], "refused"),
+        (group["id"], "accepted"),
+    ]

@@ -132,10 +132,14 @@ def _events(admin: Any, group: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _stored(gw: Any) -> tuple[int, int]:
+    """Accepted deliveries and events: a refused delivery leaves a row of its own."""
     with gw.db.read_session() as session:
         count = [
-            int(session.scalar(select(func.count()).select_from(model)) or 0)
-            for model in (Delivery, Event)
+            int(session.scalar(query) or 0)
+            for query in (
+                select(func.count()).where(Delivery.outcome == "accepted"),
+                select(func.count()).select_from(Event),
+            )
         ]
     return count[0], count[1]
 

@@ -4,7 +4,7 @@ And an index of event results by target, outcome and time, which the rule on fai
 reads.
 
 Revision ID: 0010_alerts
-Revises: 0007
+Revises: 0009_console_sessions
 Create Date: 2026-12-05 19:00:00.000000
 """
 
