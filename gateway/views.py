@@ -236,8 +236,10 @@ class HistoryRow(View):
     )
     external_id: str | None
     outcome: str | None = Field(
-        description="Per upsert: `created`, `updated`, `failed`, `retry`, `stale`, or `skipped`"
-        " (the message says why); null on a row for the whole event."
+        description="Per upsert: `created`, `updated`, `failed`, `retry`, `stale`, `skipped`,"
+        " or `parent_failed` (not sent, as its parent was refused earlier in the batch; it is"
+        " retried, or failed, with its parent); the message says why. Null on a row for the"
+        " whole event."
     )
     record_id: str | None
     message: str | None
