@@ -120,6 +120,8 @@ class _Statements:
         self.stored_keys = DriverQuery(_STORED_KEYS, dialect)
         self.events = DriverStatement(insert(Event), EVENT_COLUMNS, dialect)
         self.group_state = DriverQuery(_GROUP_STATE, dialect)
+        #: The database's clock, which events are due by: workers read due times on it.
+        self.clock = DriverQuery(database.clock_query, dialect)
         dbapi = dialect.loaded_dbapi
         #: What the database says when it refuses one delivery's values.
         self.refusals = (IntegrityError, DataError, dbapi.IntegrityError, dbapi.DataError)
@@ -342,12 +344,14 @@ class Inbox:
         if not deliveries:
             return []
         ids = self._insert_deliveries(cursor, deliveries)
+        ((clock,),) = self._sql.clock.rows(cursor, {})
+        due = self._db.clock_reading(clock)
         candidates: list[dict[str, Any]] = []
         repeats: list[dict[str, Any]] = []
         seen: set[tuple[str, str]] = set()
         for delivery, delivery_id in zip(deliveries, ids, strict=True):
             for incoming in delivery.events:
-                row = _event_row(delivery, delivery_id, incoming)
+                row = _event_row(delivery, delivery_id, incoming, due)
                 key = (delivery.group_id, incoming.dedupe_key)
                 (repeats if key in seen else candidates).append(row)
                 seen.add(key)
@@ -409,7 +413,10 @@ def _delivery_row(d: NewDelivery) -> dict[str, Any]:
     return row
 
 
-def _event_row(delivery: NewDelivery, delivery_id: int, incoming: IncomingEvent) -> dict[str, Any]:
+def _event_row(
+    delivery: NewDelivery, delivery_id: int, incoming: IncomingEvent, due: datetime
+) -> dict[str, Any]:
+    """An events row, due at ``due`` (the database's clock) unless ignored."""
     registered = incoming.type in delivery.registered_events
     return {
         "group_id": delivery.group_id,
@@ -423,7 +430,7 @@ def _event_row(delivery: NewDelivery, delivery_id: int, incoming: IncomingEvent)
         "received_at": delivery.received_at,
         "occurred_at": incoming.occurred_at,
         "attempts": 0,
-        "next_attempt_at": delivery.received_at if registered else None,
+        "next_attempt_at": due if registered else None,
     }
 
 

@@ -46,7 +46,8 @@ def claim(session: Session, lease: Lease, now: datetime) -> Claim:
 
     Both are found in the queue index (status, due time) in its own order, so a claim reads
     about as many rows as it takes. In id order it would walk past every settled event older
-    than the first due one: after a large backlog drains, most of the table.
+    than the first due one: after a large backlog drains, most of the table. Events due at
+    the same time (those of one commit) are taken in the order received.
 
     An expired lease is an attempt that never finished: its worker stopped, or held the batch
     past its lease. Its history says so, and an event whose attempts are all used up that way
@@ -107,7 +108,7 @@ def _lease(due: ColumnElement[bool], limit: int, lease: dict[str, Any]) -> Any:
     candidates = (
         select(Event.id)
         .where(due)
-        .order_by(Event.next_attempt_at)
+        .order_by(Event.next_attempt_at, Event.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )

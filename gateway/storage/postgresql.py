@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, Table, column, create_engine, func, select, values
@@ -69,8 +68,7 @@ class PostgresStorage(Storage):
             finally:
                 cursor.close()
 
-    def now(self, session: Session) -> datetime:
-        return session.execute(select(func.clock_timestamp())).scalar_one()  # type: ignore[no-any-return]
+    clock_query = select(func.clock_timestamp())
 
     def write_batch(self, batch: BatchWrites) -> None:
         """Workers on many hosts: each target record's lock is held from the stale check to

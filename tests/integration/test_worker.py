@@ -1604,3 +1604,29 @@ def test_a_worker_whose_clock_runs_ahead_takes_no_live_lease_and_sends_no_record
     assert (detail["status"], detail["attempts"]) == ("delivered", 1)
     assert [(h["attempt"], h["outcome"]) for h in detail["history"]] == [(1, "created")]
     assert record(admin, "A-1")["Location__c"] == "Dock"
+
+
+@pytest.mark.parametrize("seconds", [130, -130], ids=["ahead", "behind"])
+def test_an_event_is_due_on_the_database_clock_whatever_the_receiving_host_clock_says(
+    setup: dict[str, Any],
+    admin: Any,
+    deliver: Any,
+    worker: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    seconds: float,
+) -> None:
+    _clock_ahead(monkeypatch, seconds)
+    assert deliver(setup["group"], moved("A-1", "Dock", 1)).status_code == 200
+    monkeypatch.undo()  # the worker's host keeps the right time
+
+    (queued,) = admin.get("/events").get_json()["items"]
+    due, received = (_parse_time(queued[k]) for k in ("next_attempt_at", "received_at"))
+    assert abs((received - due).total_seconds() - seconds) < 60  # received: the host's clock
+    assert worker.drain() == 1  # due at once: neither 130 s late, nor ahead of the queue
+    assert statuses(admin) == ["delivered"]
+
+
+def _parse_time(value: str) -> Any:
+    from datetime import datetime
+
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
