@@ -334,6 +334,7 @@ def _verified_delivery(gw: Gateway, known: KnownGroup, request: _Request) -> New
         received_at=now,
         events=_storable(split_delivery(profile, headers, body, request.content_type)),
         group_state=known.state,
+        paused=group.paused,
     )
 
 

@@ -65,6 +65,13 @@ TARGET = {
     "pattern": f"^({TARGET_NAME.pattern})$",
 }
 FILTER_TEXT = {"type": "string", "pattern": NO_NUL}
+PAUSED = {
+    "type": "boolean",
+    "description": "Paused: deliveries are still verified, stored and answered 200, but their"
+    " events wait as `held` until the group is resumed (`paused: false`), then are processed in"
+    " the order received. Unlike `active: false`, under which the callback URL answers 404,"
+    " nothing is lost.",
+}
 
 
 def _object(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -85,6 +92,7 @@ GROUP_CREATE = _object(
         "secret": SECRET,
         "events": EVENTS,
         "active": {"type": "boolean"},
+        "paused": PAUSED,
         "target": TARGET,
     },
     ("name", "connector", "function", "events"),
@@ -100,6 +108,7 @@ GROUP_UPDATE = _object(
             " cannot be dropped (422 naming each such record); edit the records first.",
         },
         "active": {"type": "boolean"},
+        "paused": PAUSED,
         "target": TARGET,
     }
 )

@@ -207,12 +207,33 @@ def _grace() -> int:
 
 @bp.post("/groups/<group_id>/active")
 def group_active(group_id: str) -> Any:
-    active = forms.text("active") == "true"
-    return _group_action(
+    return _group_switch(
         group_id,
         "active",
-        lambda gw: groups.update_group(gw, group_id, {"active": active}),
-        "Group activated." if active else "Group deactivated; its callback URL answers 404.",
+        on="Group activated.",
+        off="Group deactivated; its callback URL answers 404.",
+    )
+
+
+@bp.post("/groups/<group_id>/paused")
+def group_paused(group_id: str) -> Any:
+    return _group_switch(
+        group_id,
+        "paused",
+        on="Group paused; deliveries are still accepted and their events held until it is resumed.",
+        off="Group resumed; its held events are processed in the order received.",
+    )
+
+
+def _group_switch(group_id: str, field: str, *, on: str, off: str) -> Any:
+    """Turn one of the group's switches on or off, as its page's button posts (``true`` or
+    ``false``), saying what was done."""
+    value = forms.text(field) == "true"
+    return _group_action(
+        group_id,
+        field,
+        lambda gw: groups.update_group(gw, group_id, {field: value}),
+        on if value else off,
     )
 
 

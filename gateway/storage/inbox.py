@@ -47,6 +47,7 @@ WRITES_PAST_DEADLOCKS = 3
 GROUP_STATE = (
     Group.token,
     Group.active,
+    Group.paused,
     Group.connector,
     Group.events,
     Group.secret_ciphertext,
@@ -144,6 +145,8 @@ class NewDelivery:
     body: bytes
     received_at: datetime
     events: Sequence[IncomingEvent]
+    #: Whether its group is paused: its events are stored as held rather than queued.
+    paused: bool = False
     #: The group's :func:`group_state` when verified; the delivery is stored only if it still
     #: holds at commit, so a group read from a cache cannot outlive a rotation or a disabling.
     group_state: tuple[Any, ...] | None = None
@@ -416,13 +419,14 @@ def _delivery_row(d: NewDelivery) -> dict[str, Any]:
 def _event_row(
     delivery: NewDelivery, delivery_id: int, incoming: IncomingEvent, due: datetime
 ) -> dict[str, Any]:
-    """An events row, due at ``due`` (the database's clock) unless ignored."""
+    """An events row, due at ``due`` (the database's clock) unless ignored; held instead of
+    pending while its group is paused."""
     registered = incoming.type in delivery.registered_events
     return {
         "group_id": delivery.group_id,
         "delivery_id": delivery_id,
         "type": incoming.type,
-        "status": EventStatus.PENDING if registered else EventStatus.IGNORED,
+        "status": _received_status(delivery, registered),
         "dedupe_key": incoming.dedupe_key,
         "payload": incoming.payload
         if incoming.payload_json is None
@@ -432,6 +436,12 @@ def _event_row(
         "attempts": 0,
         "next_attempt_at": due if registered else None,
     }
+
+
+def _received_status(delivery: NewDelivery, registered: bool) -> EventStatus:
+    if not registered:
+        return EventStatus.IGNORED
+    return EventStatus.HELD if delivery.paused else EventStatus.PENDING
 
 
 #: Each delivery of a commit with what its sender is told.

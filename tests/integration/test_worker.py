@@ -435,7 +435,7 @@ def test_fix_the_mapping_and_replay_delivers_a_failed_event(
     replayed = admin.post("/events/replay", {"status": "failed"}).get_json()
     worker.drain()
 
-    assert replayed == {"replayed": 1, "ignored": 0, "matched": 1, "dry_run": False}
+    assert replayed == {"replayed": 1, "ignored": 0, "matched": 1, "dry_run": False, "held": 0}
     assert statuses(admin) == ["delivered"]
     assert record(admin, "A-1")["Location__c"] == "Dock"
 
@@ -594,7 +594,13 @@ def test_an_event_a_worker_claims_while_it_is_replayed_is_not_said_to_be_replaye
     assert answered.status_code == answer
     if answer == 200:
         # Matched, but claimed by the worker before the replay could take it.
-        assert answered.get_json() == {"replayed": 0, "ignored": 0, "matched": 1, "dry_run": False}
+        assert answered.get_json() == {
+            "replayed": 0,
+            "ignored": 0,
+            "matched": 1,
+            "dry_run": False,
+            "held": 0,
+        }
     event = admin.get(f"/events/{event_id}").get_json()
     assert (event["status"], event["attempts"]) == ("processing", 1)
 
@@ -634,7 +640,13 @@ def test_replays_of_the_same_events_at_once_take_them_in_one_order(
         )
 
     assert answer.status_code == 200, answer.get_json()
-    assert answer.get_json() == {"replayed": 501, "ignored": 0, "matched": 501, "dry_run": False}
+    assert answer.get_json() == {
+        "replayed": 501,
+        "ignored": 0,
+        "matched": 501,
+        "dry_run": False,
+        "held": 0,
+    }
 
 
 def ignored_move(setup: dict[str, Any], admin: Any, deliver: Any) -> str:
@@ -703,7 +715,7 @@ def test_a_bulk_replay_counts_the_events_that_stay_ignored(
     answer = admin.post("/events/replay", {"status": "delivered,ignored,pending"}).get_json()
     worker.drain()
 
-    assert answer == {"replayed": 3, "ignored": 2, "matched": 3, "dry_run": False}
+    assert answer == {"replayed": 3, "ignored": 2, "matched": 3, "dry_run": False, "held": 0}
     assert statuses(admin) == ["ignored", "ignored", "unrouted"]
 
 
