@@ -199,6 +199,18 @@ def test_deleting_a_paused_group_releases_its_held_events_to_fail_saying_why(
     )
 
 
+def test_held_events_are_counted_in_the_metrics_and_not_as_pending(
+    admin: Any, group: dict[str, Any], deliver: Any, client: Any
+) -> None:
+    paused(admin, group, True)
+    deliver(group, moved("A-1", "Dock", 1))
+
+    text = client.get("/metrics").get_data(as_text=True)
+
+    assert 'gateway_queue_events{status="held"} 1.0' in text
+    assert 'gateway_queue_events{status="pending"} 0.0' in text
+
+
 # --- replay --------------------------------------------------------------------------------
 
 
