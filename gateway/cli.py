@@ -319,7 +319,8 @@ def events_replay(
 ) -> None:
     """Queue events again: the ones named, or every one matching the filters.
 
-    Events delivered, ignored or stale are taken only when --status names them.
+    Events delivered, ignored, stale or held are taken only when --status names them. An event
+    of a paused group is held again: it runs once the group is resumed.
     """
     from gateway import event_log
     from gateway.models import EventStatus
@@ -341,7 +342,11 @@ def events_replay(
     gw = _gateway()
     if event_ids:
         statuses = [event_log.replay(gw, event_id).status for event_id in event_ids]
-        done = event_log.Replayed(len(statuses), statuses.count(EventStatus.IGNORED))
+        done = event_log.Replayed(
+            len(statuses),
+            statuses.count(EventStatus.IGNORED),
+            held=statuses.count(EventStatus.HELD),
+        )
     else:
         done = event_log.replay_matching(gw, given, every_event=every_event, dry_run=dry_run)
     if done.dry_run:
@@ -350,6 +355,8 @@ def events_replay(
     click.echo(f"replayed {_events(done.replayed)}")
     if done.ignored:
         click.echo(f"{done.ignored} stay ignored: their group does not register their type")
+    if done.held:
+        click.echo(f"{done.held} held: their group is paused; they run once it is resumed")
 
 
 @events.command("purge")

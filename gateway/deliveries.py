@@ -315,6 +315,7 @@ def reprocess(gw: Gateway, delivery_id: Any) -> Receipt:
             body=body,
             received_at=gw.db.now(session),
             events=events,
+            paused=group.paused,
         )
         receipt = _insert_events(gw.db, session, again, key)
         delivery.outcome = DeliveryOutcome.ACCEPTED
@@ -343,17 +344,19 @@ def _insert_events(
     db: Storage, session: Session, delivery: NewDelivery, delivery_id: int
 ) -> Receipt:
     """Insert the events as the receive path does: those whose key is taken as duplicates."""
-    taken = {EventStatus.PENDING: 0, EventStatus.IGNORED: 0, EventStatus.DUPLICATE: 0}
+    taken = dict.fromkeys(
+        (EventStatus.PENDING, EventStatus.HELD, EventStatus.IGNORED, EventStatus.DUPLICATE), 0
+    )
     new_events = insert_new_events(db)
     for incoming in delivery.events:
-        row = event_row(delivery, delivery_id, incoming)
+        row = event_row(delivery, delivery_id, incoming, due=delivery.received_at)
         if not session.execute(new_events.values(row)).rowcount:  # type: ignore[attr-defined]
             row.update(status=EventStatus.DUPLICATE, next_attempt_at=None)
             session.execute(insert(Event).values(row))
         taken[row["status"]] += 1
     return Receipt(
         delivery_id,
-        accepted=taken[EventStatus.PENDING],
+        accepted=taken[EventStatus.PENDING] + taken[EventStatus.HELD],
         duplicates=taken[EventStatus.DUPLICATE],
         ignored=taken[EventStatus.IGNORED],
     )

@@ -237,6 +237,8 @@ class Replayed:
     #: or the replay was a dry run.
     matched: int = 0
     dry_run: bool = False
+    #: Events whose group is paused: held again, as on receipt, until it is resumed.
+    held: int = 0
 
 
 def replay(gw: Gateway, event_id: Any) -> Event:
@@ -270,6 +272,8 @@ NEVER_ERRORS = (
     EventStatus.DUPLICATE,
     EventStatus.STALE,
 )
+#: Those, and held events: they wait for their paused group, and a replay holds them again.
+TAKEN_WHEN_NAMED = (*NEVER_ERRORS, EventStatus.HELD)
 
 
 def replay_matching(
@@ -296,7 +300,7 @@ def replay_matching(
         Event.status.not_in(NOT_REPLAYABLE)
     )
     if not filters.get("status"):
-        query = query.where(Event.status.not_in(NEVER_ERRORS))
+        query = query.where(Event.status.not_in(TAKEN_WHEN_NAMED))
     if limit:
         query = query.order_by(Event.id).limit(limit)
     if dry_run:
@@ -312,24 +316,28 @@ def replay_matching(
 
 def _redecide(session: Session, events: Sequence[tuple[int, str, str]], now: datetime) -> Replayed:
     """Queue each event (id, group, type) whose group registers its type, as the receive path
-    decides, and ignore the others; how many were taken again, and how many of those ignored.
-    ``now`` is the database's clock, which workers read due times on.
+    decides, holding those of a paused group, and ignore the others; how many were taken again,
+    and how many of those ignored or held. ``now`` is the database's clock, which workers read
+    due times on.
 
     A group deleted since decides nothing: its events are queued and fail saying so.
     """
     _lock_in_id_order(session, [event_id for event_id, _, _ in events])
-    registered = _registered_types(session, {group_id for _, group_id, _ in events})
-    queued: list[int] = []
+    groups = _groups_deciding(session, {group_id for _, group_id, _ in events})
+    taken: dict[EventStatus, list[int]] = defaultdict(list)
     unregistered: dict[str, list[int]] = defaultdict(list)
     for event_id, group_id, event_type in events:
-        types = registered.get(group_id)
-        if types is None or event_type in types:
-            queued.append(event_id)
+        group = groups.get(group_id)
+        if group is None or event_type in group.events:
+            paused = group is not None and group.paused
+            taken[EventStatus.HELD if paused else EventStatus.PENDING].append(event_id)
         else:
             unregistered[event_type].append(event_id)
-    requeued = _change(session, queued, _requeued(now))
+    queued = {
+        status: _change(session, ids, _requeued(status, now)) for status, ids in taken.items()
+    }
     ignored = sum(_change(session, ids, _ignored(t, now)) for t, ids in unregistered.items())
-    return Replayed(requeued + ignored, ignored)
+    return Replayed(sum(queued.values()) + ignored, ignored, held=queued.get(EventStatus.HELD, 0))
 
 
 def _lock_in_id_order(session: Session, ids: Sequence[int]) -> None:
@@ -352,15 +360,27 @@ def _lock_in_id_order(session: Session, ids: Sequence[int]) -> None:
         )
 
 
-def _registered_types(session: Session, group_ids: Iterable[str]) -> dict[str, frozenset[str]]:
-    query = select(Group.id, Group.events).where(Group.id.in_(list(group_ids)))
-    return {group_id: frozenset(types) for group_id, types in session.execute(query)}
+@dataclass(frozen=True)
+class _Deciding:
+    """What of a group decides where a replayed event goes, as on receipt."""
+
+    events: frozenset[str]
+    paused: bool
 
 
-def _requeued(now: datetime) -> dict[str, Any]:
-    """Pending again with a fresh retry budget; the attempts so far stay counted for history."""
+def _groups_deciding(session: Session, group_ids: Iterable[str]) -> dict[str, _Deciding]:
+    query = select(Group.id, Group.events, Group.paused).where(Group.id.in_(list(group_ids)))
     return {
-        "status": EventStatus.PENDING,
+        group_id: _Deciding(frozenset(types), paused)
+        for group_id, types, paused in session.execute(query)
+    }
+
+
+def _requeued(status: EventStatus, now: datetime) -> dict[str, Any]:
+    """Pending (or held) again with a fresh retry budget; the attempts so far stay counted for
+    history."""
+    return {
+        "status": status,
         "attempts_before_replay": Event.attempts_before_replay + Event.attempts,
         "attempts": 0,
         "next_attempt_at": now,

@@ -13,13 +13,13 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import case, delete, select, tuple_
+from sqlalchemy import case, delete, select, tuple_, update
 from sqlalchemy.orm import Session, aliased
 
 from gateway import views
 from gateway.errors import Conflict, Detail, NotFound, ValidationFailed
 from gateway.mapping import expression_problems
-from gateway.models import Group, OAuthClient, Webhook
+from gateway.models import Event, EventStatus, Group, OAuthClient, Webhook
 from gateway.secrets import hint
 from gateway.services import Gateway
 from gateway.verify import needs_secret, secret_problem
@@ -63,6 +63,7 @@ def create_group(gw: Gateway, body: Mapping[str, Any]) -> Group:
         events=events,
         token=new_token(),
         active=body.get("active", True),
+        paused=body.get("paused", False),
         secret_ciphertext=gw.box.encrypt(secret) if secret else None,
         secret_hint=hint(secret),
         target=body.get("target"),
@@ -127,8 +128,37 @@ def update_group(gw: Gateway, group_id: str, body: Mapping[str, Any]) -> Group:
             if field in body:
                 setattr(group, field, body[field])
         _check_authorization_header(group)
+        if "paused" in body:
+            _set_paused(gw, session, group, body["paused"])
         group.updated_at = now()
     return group
+
+
+def _set_paused(gw: Gateway, session: Session, group: Group, paused: bool) -> None:
+    """Pause the group: its queued events are held (those a worker holds finish their attempt);
+    or resume it: its held events are queued again.
+
+    Released events are due at once on the database's clock (one waiting for a retry keeps its
+    later time), which workers take in the order received, after events that were already due:
+    a long pause does not pass for a backed-up queue. The group is locked
+    (:func:`_locked_group`) and deliveries are stored only while it is as they were verified
+    against (:mod:`gateway.storage.inbox`), so none is stored pending after a pause nor held
+    after a resumption.
+    """
+    if paused == group.paused:
+        return
+    group.paused = paused
+    events = update(Event).where(Event.group_id == group.id)
+    if paused:
+        held = events.where(Event.status == EventStatus.PENDING).values(status=EventStatus.HELD)
+        session.execute(held.execution_options(synchronize_session=False))
+        return
+    now = gw.db.now(session)
+    due = case((Event.next_attempt_at > now, Event.next_attempt_at), else_=now)
+    released = events.where(Event.status == EventStatus.HELD).values(
+        status=EventStatus.PENDING, next_attempt_at=due
+    )
+    session.execute(released.execution_options(synchronize_session=False))
 
 
 def _check_records_keep_their_events(session: Session, group: Group, events: list[str]) -> None:
@@ -162,8 +192,10 @@ def _check_records_keep_their_events(session: Session, group: Group, events: lis
 
 
 def delete_group(gw: Gateway, group_id: str) -> None:
+    """Delete the group and its records; its held events are released, to fail as the group's
+    other queued events do, rather than wait for a resumption that cannot come."""
     with gw.db.session() as session:
-        _locked_group(session, group_id)
+        _set_paused(gw, session, _locked_group(session, group_id), False)
         session.execute(delete(Webhook).where(Webhook.group_id == group_id))
         session.execute(delete(OAuthClient).where(OAuthClient.group_id == group_id))
         session.execute(delete(Group).where(Group.id == group_id))

@@ -92,6 +92,7 @@ class EventStatus(enum.StrEnum):
     UNROUTED = "unrouted"  #: no active webhook record takes it
     DUPLICATE = "duplicate"  #: the provider sent it again; never processed twice
     STALE = "stale"  #: older than what last wrote its records
+    HELD = "held"  #: its group is paused; queued again, in order, when the group is resumed
 
 
 #: Finished events that need nothing more from anyone: they pile up until retention purges them.
@@ -103,8 +104,9 @@ SETTLED = (
     EventStatus.STALE,
 )
 NEEDS_ACTION = (EventStatus.FAILED, EventStatus.DEAD)
-#: Events still on their way or waiting for an admin: few at any time, unless something is wrong.
-UNSETTLED = (EventStatus.PENDING, EventStatus.PROCESSING, *NEEDS_ACTION)
+#: Events still on their way or waiting for an admin: few at any time, unless something is wrong
+#: (or a group is paused).
+UNSETTLED = (EventStatus.PENDING, EventStatus.PROCESSING, EventStatus.HELD, *NEEDS_ACTION)
 
 
 class Base(DeclarativeBase):
@@ -143,6 +145,9 @@ class Group(Base):
     events: Mapped[list[str]]
     token: Mapped[str] = mapped_column(String(64), unique=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: Deliveries are still verified, stored and acknowledged, but their events wait as
+    #: ``held`` until the group is resumed: unlike an inactive group, nothing is lost.
+    paused: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     secret_ciphertext: Mapped[str | None] = mapped_column(Text)
     secret_hint: Mapped[str | None] = mapped_column(String(16))
     previous_secret_ciphertext: Mapped[str | None] = mapped_column(Text)

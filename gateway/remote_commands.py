@@ -410,6 +410,7 @@ def _replay_remote(client: Client, given: dict[str, Any], follow: bool, as_json:
         done: dict[str, Any] = {
             "replayed": len(answers),
             "ignored": sum(a["status"] == "ignored" for a in answers),
+            "held": sum(a["status"] == "held" for a in answers),
         }
     else:
         wanted = {k: v for k, v in filters.items() if k not in ("all", "dry_run")}

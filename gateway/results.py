@@ -120,6 +120,8 @@ def _upsert_outcome(p: Planned) -> str:
         return "stale"
     if p.result is None:  # applied by an earlier attempt, or skipped as its event failed
         return "skipped"
+    if p.result.parent_failed:
+        return "parent_failed"
     if not p.result.ok:
         return "retry" if p.result.transient else "failed"
     return "created" if p.result.created else "updated"

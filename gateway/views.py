@@ -94,6 +94,9 @@ class Group(View):
     callback_url: Annotated[str, WithJsonSchema({"type": "string", "format": "uri"})]
     template_webhook_id: str | None
     active: bool
+    paused: bool = Field(
+        description="Its events wait as `held` until it is resumed; deliveries are still accepted."
+    )
     secret_hint: str | None = Field(
         description="The secret's last four characters at most; never the secret."
     )
@@ -122,6 +125,7 @@ class Group(View):
             callback_url=callback_url,
             template_webhook_id=template_webhook_id,
             active=group.active,
+            paused=group.paused,
             secret_hint=group.secret_hint,
             previous_secret_expires_at=iso(group.previous_secret_expires_at),
             target=group.target,
@@ -350,8 +354,10 @@ class HistoryRow(View):
     )
     external_id: str | None
     outcome: str | None = Field(
-        description="Per upsert: `created`, `updated`, `failed`, `retry`, `stale`, or `skipped`"
-        " (the message says why); null on a row for the whole event."
+        description="Per upsert: `created`, `updated`, `failed`, `retry`, `stale`, `skipped`,"
+        " or `parent_failed` (not sent, as its parent was refused earlier in the batch; it is"
+        " retried, or failed, with its parent); the message says why. Null on a row for the"
+        " whole event."
     )
     record_id: str | None
     message: str | None
@@ -435,6 +441,10 @@ class Replayed(View):
         " worker claimed some since, or the replay was a dry run."
     )
     dry_run: bool = Field(description="True when nothing was replayed, only counted.")
+    held: Count = Field(
+        description="How many of them wait as `held`: their group is paused, and they are"
+        " processed once it is resumed."
+    )
 
 
 class Record(View):

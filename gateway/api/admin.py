@@ -465,14 +465,16 @@ def get_event(event_id: str) -> Any:
 @bp.post("/events/<event_id>/replay")
 @operation("events", views.EventSummary, errors="404 409 503")
 def replay_event(event_id: str) -> Any:
-    """Process one event again (it stays ignored while its group does not register its type)."""
+    """Process one event again (it stays ignored while its group does not register its type,
+    and is held while its group is paused: it runs once the group is resumed)."""
     return jsonify(_event_summary(event_log.replay(gateway(), event_id)))
 
 
 @bp.post("/events/replay")
 @operation("events", views.Replayed, errors="400 422 503", body="EventFilter", body_required=False)
 def replay_events() -> Any:
-    """Process every event matching the filters again (never duplicates)."""
+    """Process every event matching the filters again (never duplicates; held events only when
+    the status filter names them, and those of a paused group are held again)."""
     body = _body(schemas.event_filter)
     filters = {k: body[k] for k in EVENT_FILTERS if body.get(k)}
     done = event_log.replay_matching(

@@ -420,6 +420,7 @@ def _verified_delivery(gw: Gateway, known: KnownGroup, request: _Request) -> New
         received_at=now,
         events=events,
         group_state=known.state,
+        paused=group.paused,
     )
 
 

@@ -96,6 +96,13 @@ API_KEY = {
         },
     ],
 }
+PAUSED = {
+    "type": "boolean",
+    "description": "Paused: deliveries are still verified, stored and answered 200, but their"
+    " events wait as `held` until the group is resumed (`paused: false`), then are processed in"
+    " the order received. Unlike `active: false`, under which the callback URL answers 404,"
+    " nothing is lost.",
+}
 
 
 def _object(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -116,6 +123,7 @@ GROUP_CREATE = _object(
         "secret": SECRET,
         "events": EVENTS,
         "active": {"type": "boolean"},
+        "paused": PAUSED,
         "target": TARGET,
         "require_bearer": REQUIRE_BEARER,
         "api_key": API_KEY,
@@ -133,6 +141,7 @@ GROUP_UPDATE = _object(
             " cannot be dropped (422 naming each such record); edit the records first.",
         },
         "active": {"type": "boolean"},
+        "paused": PAUSED,
         "target": TARGET,
         "require_bearer": REQUIRE_BEARER,
         "api_key": API_KEY,

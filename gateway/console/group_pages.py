@@ -227,6 +227,17 @@ def group_active(group_id: str) -> Any:
     )
 
 
+@bp.post("/groups/<group_id>/paused")
+def group_paused(group_id: str) -> Any:
+    return _group_switch(
+        group_id,
+        "paused",
+        "paused",
+        "Group paused; deliveries are still accepted and their events held until it is resumed.",
+        "Group resumed; its held events are processed in the order received.",
+    )
+
+
 @bp.post("/groups/<group_id>/require-bearer")
 def group_require_bearer(group_id: str) -> Any:
     return _group_switch(

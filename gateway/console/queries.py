@@ -14,8 +14,8 @@ from gateway.metrics import waiting_since
 from gateway.models import Delivery, Event, EventStatus, Group, Webhook
 from gateway.services import Gateway
 
-#: Statuses a replayed event passes through before it settles.
-IN_FLIGHT = (EventStatus.PENDING, EventStatus.PROCESSING)
+#: Statuses a replayed event passes through before it settles (held: until its group resumes).
+IN_FLIGHT = (EventStatus.PENDING, EventStatus.PROCESSING, EventStatus.HELD)
 MINUTE_FORMAT = "%Y-%m-%d %H:%M"
 
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import Connection, Engine, Table, create_engine
+from sqlalchemy import Connection, Engine, Select, Table, create_engine
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -122,10 +122,17 @@ class Storage(ABC):
     def _after_transaction(self) -> None:  # noqa: B027 (a hook most databases need not fill)
         """After a driver transaction, its connection back in the pool."""
 
-    @abstractmethod
+    #: A query of the database's clock, one value that :meth:`clock_reading` makes a time of.
+    clock_query: ClassVar[Select[tuple[Any]]]
+
     def now(self, session: Session) -> datetime:
         """The database's clock, in UTC: the one every lease and due time is read on, as
-        workers on several hosts share it and not their own."""
+        workers and web processes on several hosts share it and not their own."""
+        return self.clock_reading(session.execute(self.clock_query).scalar_one())
+
+    def clock_reading(self, value: Any) -> datetime:
+        """The time in UTC of what :attr:`clock_query` read."""
+        return value  # type: ignore[no-any-return]
 
     # --- events: leases ------------------------------------------------------------------
 

@@ -47,6 +47,7 @@ WRITES_PAST_DEADLOCKS = 3
 GROUP_STATE = (
     Group.token,
     Group.active,
+    Group.paused,
     Group.connector,
     Group.events,
     Group.secret_ciphertext,
@@ -114,6 +115,8 @@ class _Statements:
         self.stored_keys = DriverQuery(_STORED_KEYS, dialect)
         self.events = DriverStatement(insert(Event), EVENT_COLUMNS, dialect)
         self.group_state = DriverQuery(_GROUP_STATE, dialect)
+        #: The database's clock, which events are due by: workers read due times on it.
+        self.clock = DriverQuery(database.clock_query, dialect)
         dbapi = dialect.loaded_dbapi
         #: What the database says when it refuses one delivery's values.
         self.refusals = (IntegrityError, DataError, dbapi.IntegrityError, dbapi.DataError)
@@ -150,6 +153,8 @@ class NewDelivery:
     body: bytes
     received_at: datetime
     events: Sequence[IncomingEvent]
+    #: Whether its group is paused: its events are stored as held rather than queued.
+    paused: bool = False
     #: The group's :func:`group_state` when verified; the delivery is stored only if it still
     #: holds at commit, so a group read from a cache cannot outlive a rotation or a disabling.
     group_state: tuple[Any, ...] | None = None
@@ -371,12 +376,14 @@ class Inbox:
         if not deliveries:
             return []
         ids = self._insert_deliveries(cursor, deliveries)
+        ((clock,),) = self._sql.clock.rows(cursor, {})
+        due = self._db.clock_reading(clock)
         candidates: list[dict[str, Any]] = []
         repeats: list[dict[str, Any]] = []
         seen: set[tuple[str, str]] = set()
         for delivery, delivery_id in zip(deliveries, ids, strict=True):
             for incoming in delivery.events:
-                row = event_row(delivery, delivery_id, incoming)
+                row = event_row(delivery, delivery_id, incoming, due)
                 key = (delivery.group_id, incoming.dedupe_key)
                 (repeats if key in seen else candidates).append(row)
                 seen.add(key)
@@ -438,14 +445,17 @@ def _delivery_row(d: NewDelivery) -> dict[str, Any]:
     return row
 
 
-def event_row(delivery: NewDelivery, delivery_id: int, incoming: IncomingEvent) -> dict[str, Any]:
-    """An events row: pending when its group registers its type, else ignored."""
+def event_row(
+    delivery: NewDelivery, delivery_id: int, incoming: IncomingEvent, due: datetime
+) -> dict[str, Any]:
+    """An events row, due at ``due`` (the database's clock) unless ignored; held instead of
+    pending while its group is paused."""
     registered = incoming.type in delivery.registered_events
     return {
         "group_id": delivery.group_id,
         "delivery_id": delivery_id,
         "type": incoming.type,
-        "status": EventStatus.PENDING if registered else EventStatus.IGNORED,
+        "status": _received_status(delivery, registered),
         "dedupe_key": incoming.dedupe_key,
         "payload": incoming.payload
         if incoming.payload_json is None
@@ -453,8 +463,14 @@ def event_row(delivery: NewDelivery, delivery_id: int, incoming: IncomingEvent) 
         "received_at": delivery.received_at,
         "occurred_at": incoming.occurred_at,
         "attempts": 0,
-        "next_attempt_at": delivery.received_at if registered else None,
+        "next_attempt_at": due if registered else None,
     }
+
+
+def _received_status(delivery: NewDelivery, registered: bool) -> EventStatus:
+    if not registered:
+        return EventStatus.IGNORED
+    return EventStatus.HELD if delivery.paused else EventStatus.PENDING
 
 
 #: Each delivery of a commit with what its sender is told.

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, select, update
 from sqlalchemy.orm import Session
 
-from gateway.models import Event, EventResult, EventStatus
+from gateway.models import Event, EventResult, EventStatus, Group
 from gateway.storage.bulk import insert_rows
 
 
@@ -46,7 +46,8 @@ def claim(session: Session, lease: Lease, now: datetime) -> Claim:
 
     Both are found in the queue index (status, due time) in its own order, so a claim reads
     about as many rows as it takes. In id order it would walk past every settled event older
-    than the first due one: after a large backlog drains, most of the table.
+    than the first due one: after a large backlog drains, most of the table. Events due at
+    the same time (those of one commit) are taken in the order received.
 
     An expired lease is an attempt that never finished: its worker stopped, or held the batch
     past its lease. Its history says so, and an event whose attempts are all used up that way
@@ -72,7 +73,11 @@ def claim(session: Session, lease: Lease, now: datetime) -> Claim:
     again = [_unfinished_row(e, now, 1, EventStatus.PENDING) for e in events]
     insert_rows(session, EventResult.__table__, dead + again)
     if len(events) < wanted:
-        pending = and_(Event.status == EventStatus.PENDING, Event.next_attempt_at <= now)
+        pending = and_(
+            Event.status == EventStatus.PENDING,
+            Event.next_attempt_at <= now,
+            Event.group_id.not_in(_PAUSED_GROUPS),
+        )
         events += session.scalars(_lease(pending, wanted - len(events), leased))
     messages = [row["message"] for row in dead]
     return Claim(sorted(events, key=lambda e: e.id), list(zip(given_up, messages, strict=True)))
@@ -107,7 +112,7 @@ def _lease(due: ColumnElement[bool], limit: int, lease: dict[str, Any]) -> Any:
     candidates = (
         select(Event.id)
         .where(due)
-        .order_by(Event.next_attempt_at)
+        .order_by(Event.next_attempt_at, Event.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
@@ -119,6 +124,10 @@ def _lease(due: ColumnElement[bool], limit: int, lease: dict[str, Any]) -> Any:
         .execution_options(synchronize_session=False)
     )
 
+
+#: A paused group's events are held, but one its worker had leased when the group was paused
+#: comes back pending when it is to be retried: it waits for the group's resumption too.
+_PAUSED_GROUPS = select(Group.id).where(Group.paused).scalar_subquery()
 
 #: What an event whose last attempt never finished becomes when it has no attempt left.
 _GIVEN_UP = {

@@ -4,7 +4,6 @@ take turns."""
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, Table, column, func, select, values
@@ -62,8 +61,7 @@ class PostgresStorage(Storage):
                 " default_transaction_read_only is on"
             )
 
-    def now(self, session: Session) -> datetime:
-        return session.execute(select(func.clock_timestamp())).scalar_one()  # type: ignore[no-any-return]
+    clock_query = select(func.clock_timestamp())
 
     def write_batch(self, batch: BatchWrites) -> None:
         """Workers on many hosts: each target record's lock is held from the stale check to

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Table, event, func, select
+from sqlalchemy import Engine, Table, event, func, literal_column, select
 from sqlalchemy.dialects.sqlite import Insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -272,11 +272,15 @@ class SQLiteStorage(Storage):
         database = self.url.database
         return bool(database) and (database == ":memory:" or Path(str(database)).exists())
 
-    def now(self, session: Session) -> datetime:
+    #: Its arguments written in the SQL, not bound: the inbox runs it without parameters.
+    clock_query = select(
+        func.strftime(literal_column("'%Y-%m-%d %H:%M:%f'"), literal_column("'now'"))
+    )
+
+    def clock_reading(self, value: Any) -> datetime:
         """SQLite reads its clock to the millisecond: the end of that millisecond is taken, so
         that whatever was written during it counts as past."""
-        text = session.execute(select(func.strftime("%Y-%m-%d %H:%M:%f", "now"))).scalar_one()
-        return datetime.fromisoformat(text).replace(tzinfo=UTC) + ONE_MILLISECOND
+        return datetime.fromisoformat(value).replace(tzinfo=UTC) + ONE_MILLISECOND
 
     def write_batch(self, batch: BatchWrites) -> None:
         """Remote targets are called outside SQLite's write lock, so that deliveries never

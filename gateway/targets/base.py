@@ -68,6 +68,8 @@ class UpsertResult:
     transient: bool = False
     #: For a transient failure, the soonest a retry can pass, when the target knows one.
     retry_after_s: float = 0.0
+    #: Not sent, as its parent was refused earlier in the batch: it follows its parent's fate.
+    parent_failed: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod

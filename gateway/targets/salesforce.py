@@ -255,15 +255,21 @@ class SalesforceTarget:
             self._refuse_while_paused()
             results: dict[int, UpsertResult] = {}
             calls = _plan(requests)
+            unapplied = _Unapplied()
             for made, call in enumerate(calls):
+                sendable = unapplied.answer_orphans(call, results)
+                if not sendable:
+                    continue
                 try:
-                    _answer(results, call, self._send(call))
+                    answers = self._send(sendable)
                 except TargetError as exc:
                     if made == 0:
                         raise
-                    unsent = [record for rest in calls[made:] for record in rest]
+                    unsent = sendable + [record for rest in calls[made + 1 :] for record in rest]
                     _answer(results, unsent, [UpsertResult.from_error(exc)] * len(unsent))
                     break
+                _answer(results, sendable, answers)
+                unapplied.note(sendable, answers)
             return [results[position] for position in range(len(requests))]
 
     def _refuse_while_paused(self) -> None:
@@ -501,6 +507,66 @@ class _Record:
             parent=request.parent or self.request.parent,
         )
         self.positions.append(position)
+
+
+class _Unapplied:
+    """The records of a batch that an earlier call did not apply, by external id field and
+    value, as children name their parent.
+
+    A child of such a record is not sent: Salesforce would refuse it for a parent it lacks, or
+    worse, link it to the parent's old version. It gets the outcome ``parent_failed`` instead,
+    retried or failed as its parent is, so it is sent again with its parent. Like the waves,
+    this goes by the field and value a child names, not by object.
+    """
+
+    def __init__(self) -> None:
+        self._refused: dict[tuple[str, str], tuple[UpsertRequest, UpsertResult]] = {}
+
+    def answer_orphans(
+        self, call: list[_Record], results: dict[int, UpsertResult]
+    ) -> list[_Record]:
+        """Answer the records of ``call`` whose parent was not applied; the others, to send."""
+        sendable = []
+        for record in call:
+            parent = self._parent(record)
+            if parent is None:
+                sendable.append(record)
+                continue
+            orphaned = _orphaned(*parent)
+            _answer(results, [record], [orphaned])
+            self._refused[_key(record.request)] = (record.request, orphaned)  # its children too
+        return sendable
+
+    def note(self, records: list[_Record], answers: list[UpsertResult]) -> None:
+        """Keep the records a call refused, and forget those it applied after all."""
+        for record, answer in zip(records, answers, strict=True):
+            if answer.ok:
+                self._refused.pop(_key(record.request), None)
+            else:
+                self._refused[_key(record.request)] = (record.request, answer)
+
+    def _parent(self, record: _Record) -> tuple[UpsertRequest, UpsertResult] | None:
+        link = record.request.parent
+        if link is None:
+            return None
+        return self._refused.get((link.external_id_field, link.external_id))
+
+
+def _orphaned(parent: UpsertRequest, result: UpsertResult) -> UpsertResult:
+    """The result of a record not sent because its parent was not applied (``result``)."""
+    reason = "its own parent was not applied" if result.parent_failed else result.error
+    return UpsertResult(
+        ok=False,
+        error=f"not sent: its parent {parent.object} {parent.external_id!r} was not applied"
+        f" ({reason}); it is sent again with its parent",
+        transient=result.transient,
+        retry_after_s=result.retry_after_s,
+        parent_failed=True,
+    )
+
+
+def _key(request: UpsertRequest) -> tuple[str, str]:
+    return (request.external_id_field, request.external_id)
 
 
 def _plan(requests: Sequence[UpsertRequest]) -> list[list[_Record]]:

@@ -387,6 +387,24 @@ def test_editing_rotating_and_deactivating_a_group(
     assert after["active"] is False
 
 
+def test_pausing_and_resuming_a_group_from_its_page(
+    console: Console, admin: Any, setup: Any
+) -> None:
+    base = f"/admin/groups/{setup['group']['id']}"
+    assert ">Pause</button>" in console.get(base).text
+
+    assert console.post(f"{base}/paused", {"paused": "true"}).status_code == 303
+    page = console.get(base).text
+    assert admin.get(f"/groups/{setup['group']['id']}").get_json()["paused"] is True
+    assert '<span class="badge paused">paused</span>' in page
+    assert ">Resume</button>" in page
+    assert "events held until it is resumed" in page  # the flash
+
+    assert console.post(f"{base}/paused", {"paused": "false"}).status_code == 303
+    assert admin.get(f"/groups/{setup['group']['id']}").get_json()["paused"] is False
+    assert ">Pause</button>" in console.get(base).text
+
+
 def test_a_bad_new_secret_is_shown_on_the_rotate_form(console: Console, setup: Any) -> None:
     response = console.post(
         f"/admin/groups/{setup['group']['id']}/rotate-secret",

@@ -21,7 +21,7 @@ from gateway.errors import StoreUnavailable
 from gateway.intake import IncomingEvent
 from gateway.models import Delivery, Event, Group
 from gateway.storage import sqlite
-from gateway.storage.inbox import LATE, Inbox, NewDelivery, group_state
+from gateway.storage.inbox import LATE, GroupChanged, Inbox, NewDelivery, group_state
 
 
 def _delivery(
@@ -70,6 +70,24 @@ def test_a_delivery_not_committed_in_time_fails_and_the_writer_goes_on(
 
     assert 0.3 <= waited < 3
     assert inbox.store(_delivery(group_id, "inventory.moved", state)).duplicates == 1
+
+
+@pytest.mark.parametrize("change", [{"paused": True}, {"active": False}])
+def test_a_delivery_verified_before_its_group_changed_is_verified_again_not_stored(
+    gw: Any, admin: Any, group_factory: Any, change: dict[str, Any]
+) -> None:
+    group_id = group_factory(events=["inventory.moved"])["id"]
+    with gw.db.read_session() as session:
+        verified = group_state(session.get_one(Group, group_id))
+    assert admin.patch(f"/groups/{group_id}", change).status_code == 200
+
+    (outcome,) = gw.inbox._commit(
+        [(_delivery(group_id, "inventory.moved", verified), gw.inbox.slot())]
+    )
+
+    assert isinstance(outcome, GroupChanged)  # a paused group's events are never stored pending
+    with gw.db.read_session() as session:
+        assert session.scalar(select(func.count()).select_from(Event)) == 0
 
 
 def test_a_batch_mixing_new_and_repeated_events_tells_each_delivery_which_are_which(

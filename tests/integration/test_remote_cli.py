@@ -253,7 +253,7 @@ def test_replay_follow_shows_the_replayed_event_settle(
     thread.join()
 
     assert result.exit_code == 0, result.output
-    summary = "replayed: 1\nignored: 0\nsettled: 1 delivered\n"
+    summary = "replayed: 1\nignored: 0\nheld: 0\nsettled: 1 delivered\n"
     assert re.fullmatch(progress.format(id=event_id) + summary, result.output)
     assert len(admin.get(f"/events/{event_id}").get_json()["history"]) == 2  # processed again
 
@@ -283,6 +283,7 @@ def test_replay_with_filters_over_the_api_in_json(
         "ignored": 0,
         "matched": 2,
         "dry_run": False,
+        "held": 0,
         "outcomes": {"delivered": 2},
     }
 

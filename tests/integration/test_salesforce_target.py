@@ -417,6 +417,52 @@ def test_children_go_after_parents_upserted_in_the_same_batch(
     assert fake.last_body["sobject_upsert"]["Account"] == {"External_Id__c": "A-NEW"}
 
 
+@pytest.mark.parametrize("locked", [False, True], ids=["refused for good", "locked: retried"])
+def test_a_child_whose_parent_was_refused_earlier_in_the_batch_is_not_sent(
+    connect: Callable[..., SalesforceTarget], fake: FakeSalesforce, locked: bool
+) -> None:
+    if locked:  # an existing parent the org holds: its child would be linked to its old version
+        fake.add_record("Account", External_Id__c="A-1", Name="Old")
+        fake.lock("Account", "A-1")
+    refused = account("A-1") if locked else account("A-1", Name="")  # a new one needs a Name
+    batch = [refused, contact("C-1", parent="A-1"), account("A-2"), contact("C-2", parent="A-2")]
+
+    parent, child, other, sibling = connect().upsert(batch)
+
+    assert (parent.ok, parent.transient) == (False, locked)
+    assert (child.ok, child.parent_failed, child.transient) == (False, True, locked)
+    assert child.error is not None
+    assert child.error.startswith("not sent: its parent Account 'A-1' was not applied (")
+    assert child.error.endswith("); it is sent again with its parent")
+    assert fake.find("Contact", "Ext__c", "C-1") == []  # never sent: no stale link, no refusal
+    assert (other.ok, sibling.ok, sibling.parent_failed) == (True, True, False)
+
+
+def test_a_record_not_sent_for_its_parent_holds_back_its_own_children(
+    connect: Callable[..., SalesforceTarget], fake: FakeSalesforce
+) -> None:
+    fake.add_record("Account", External_Id__c="A-1", Name="Old")
+    fake.lock("Account", "A-1")
+    middle = contact("C-1", parent="A-1")
+    grandchild = UpsertRequest(
+        "Contact",
+        "Ext__c",
+        "C-2",
+        {"LastName": "Doe"},
+        parent=ParentLink("Contact", "Ext__c", "C-1"),
+    )
+
+    results = connect().upsert([account("A-1"), middle, grandchild])
+
+    assert [(r.ok, r.parent_failed) for r in results] == [
+        (False, False),
+        (False, True),
+        (False, True),
+    ]
+    assert "its own parent was not applied" in (results[2].error or "")
+    assert fake.calls["sobject_upsert"] == 1  # the parent's call only
+
+
 def test_a_child_of_a_missing_parent_is_refused_with_salesforces_words(
     connect: Callable[..., SalesforceTarget],
 ) -> None:

@@ -225,6 +225,34 @@ def test_a_retry_does_not_send_again_what_an_earlier_attempt_applied(
     assert fake.calls == Counter({"sobject_upsert": 3})  # the order, the line twice
 
 
+def test_lines_of_an_order_the_org_refused_are_not_sent_and_go_again_with_it(
+    group: dict[str, Any], deliver: Any, worker: Any, admin: Any, fake: FakeSalesforce
+) -> None:
+    order_id = fake.add_record("Order__c", Order_Number__c="O-1-0", Status__c="Old")
+    fake.lock("Order__c", "O-1-0")  # another transaction holds it: refused, to be retried
+    deliver(group, delivery(1, 1, Rows=[{"Position": 10, "ProductNumber": "P-1"}]))
+
+    worker.run_once()
+
+    (event,) = admin.get("/events").get_json()["items"]
+    assert event["status"] == "pending"
+    history = admin.get(f"/events/{event['id']}").get_json()["history"]
+    line = history[1]
+    assert (line["object"], line["outcome"]) == ("Order_Line__c", "parent_failed")
+    assert line["message"].startswith("not sent: its parent Order__c 'O-1-0' was not applied")
+    assert fake.records["Order_Line__c"] == []  # not linked to the order's old version
+
+    fake.lock("Order__c", "O-1-0", locked=False)
+    worker.drain()
+
+    assert outcomes(admin, event["id"])[2:] == [
+        ("Order__c", "updated"),
+        ("Order_Line__c", "created"),
+    ]
+    (order_line,) = fake.records["Order_Line__c"]
+    assert order_line["Order__c"] == order_id
+
+
 @contextlib.contextmanager
 def processing_slowly(
     worker: Worker, batch: list[Any], fake: FakeSalesforce, seconds: float

@@ -435,7 +435,7 @@ def test_fix_the_mapping_and_replay_delivers_a_failed_event(
     replayed = admin.post("/events/replay", {"status": "failed"}).get_json()
     worker.drain()
 
-    assert replayed == {"replayed": 1, "ignored": 0, "matched": 1, "dry_run": False}
+    assert replayed == {"replayed": 1, "ignored": 0, "matched": 1, "dry_run": False, "held": 0}
     assert statuses(admin) == ["delivered"]
     assert record(admin, "A-1")["Location__c"] == "Dock"
 
@@ -594,7 +594,13 @@ def test_an_event_a_worker_claims_while_it_is_replayed_is_not_said_to_be_replaye
     assert answered.status_code == answer
     if answer == 200:
         # Matched, but claimed by the worker before the replay could take it.
-        assert answered.get_json() == {"replayed": 0, "ignored": 0, "matched": 1, "dry_run": False}
+        assert answered.get_json() == {
+            "replayed": 0,
+            "ignored": 0,
+            "matched": 1,
+            "dry_run": False,
+            "held": 0,
+        }
     event = admin.get(f"/events/{event_id}").get_json()
     assert (event["status"], event["attempts"]) == ("processing", 1)
 
@@ -634,7 +640,13 @@ def test_replays_of_the_same_events_at_once_take_them_in_one_order(
         )
 
     assert answer.status_code == 200, answer.get_json()
-    assert answer.get_json() == {"replayed": 501, "ignored": 0, "matched": 501, "dry_run": False}
+    assert answer.get_json() == {
+        "replayed": 501,
+        "ignored": 0,
+        "matched": 501,
+        "dry_run": False,
+        "held": 0,
+    }
 
 
 def ignored_move(setup: dict[str, Any], admin: Any, deliver: Any) -> str:
@@ -703,7 +715,7 @@ def test_a_bulk_replay_counts_the_events_that_stay_ignored(
     answer = admin.post("/events/replay", {"status": "delivered,ignored,pending"}).get_json()
     worker.drain()
 
-    assert answer == {"replayed": 3, "ignored": 2, "matched": 3, "dry_run": False}
+    assert answer == {"replayed": 3, "ignored": 2, "matched": 3, "dry_run": False, "held": 0}
     assert statuses(admin) == ["ignored", "ignored", "unrouted"]
 
 
@@ -1604,3 +1616,29 @@ def test_a_worker_whose_clock_runs_ahead_takes_no_live_lease_and_sends_no_record
     assert (detail["status"], detail["attempts"]) == ("delivered", 1)
     assert [(h["attempt"], h["outcome"]) for h in detail["history"]] == [(1, "created")]
     assert record(admin, "A-1")["Location__c"] == "Dock"
+
+
+@pytest.mark.parametrize("seconds", [130, -130], ids=["ahead", "behind"])
+def test_an_event_is_due_on_the_database_clock_whatever_the_receiving_host_clock_says(
+    setup: dict[str, Any],
+    admin: Any,
+    deliver: Any,
+    worker: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    seconds: float,
+) -> None:
+    _clock_ahead(monkeypatch, seconds)
+    assert deliver(setup["group"], moved("A-1", "Dock", 1)).status_code == 200
+    monkeypatch.undo()  # the worker's host keeps the right time
+
+    (queued,) = admin.get("/events").get_json()["items"]
+    due, received = (_parse_time(queued[k]) for k in ("next_attempt_at", "received_at"))
+    assert abs((received - due).total_seconds() - seconds) < 60  # received: the host's clock
+    assert worker.drain() == 1  # due at once: neither 130 s late, nor ahead of the queue
+    assert statuses(admin) == ["delivered"]
+
+
+def _parse_time(value: str) -> Any:
+    from datetime import datetime
+
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))

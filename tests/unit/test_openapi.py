@@ -238,7 +238,13 @@ def test_every_list_takes_limit_and_cursor_and_documents_their_400(
         if _answer_schema(operation).get("$ref", "").endswith("List")
     }
 
-    assert len(lists) == 11
+    # The lists named in the contract are found by their answer's shape; so is every other.
+    assert {
+        ("GET", "/api/v1/groups"),
+        ("GET", "/api/v1/events"),
+        ("GET", "/api/v1/deliveries"),
+        ("GET", "/api/v1/mappings"),
+    } <= set(lists)
     for key, operation in lists.items():
         query = {p["name"] for p in operation["parameters"] if p["in"] == "query"}
         assert {"limit", "cursor"} <= query, key

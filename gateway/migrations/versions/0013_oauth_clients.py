@@ -2,7 +2,7 @@
 its API key
 
 Revision ID: 0013_oauth_clients
-Revises: 0011_refused_deliveries
+Revises: 0012_paused_groups
 Create Date: 2026-12-05 23:10:00.000000
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013_oauth_clients"
-down_revision = "0011_refused_deliveries"
+down_revision = "0012_paused_groups"
 branch_labels = None
 depends_on = None
 
