@@ -31,6 +31,7 @@ from jsonschema import Draft202012Validator
 from gateway.errors import Detail, ValidationFailed
 from gateway.expressions import functions_called, syntax_problem, tree
 from gateway.validation import details_of
+from gateway.verify import PLACEHOLDER
 
 #: Accepted when a profile does not list its content types.
 DEFAULT_CONTENT_TYPES = ("application/json",)
@@ -215,6 +216,7 @@ def _rule_problems(document: Any) -> Iterator[Detail]:
         yield from _index_problems(events)
     yield from _duplicate_functions(document.get("functions"))
     yield from _secret_problems(document.get("secret"))
+    yield from _verification_problems(document.get("verification"), "verification")
 
 
 def _locator_problems(events: dict[str, Any]) -> Iterator[Detail]:
@@ -268,6 +270,45 @@ def _duplicate_functions(functions: Any) -> Iterator[Detail]:
                 f"duplicate function name {name!r} (also functions[{first_at[name]}])",
             )
         first_at.setdefault(name, index)
+
+
+def _verification_problems(spec: Any, path: str) -> Iterator[Detail]:
+    """An hmac template whose placeholders could never all be filled, in alternatives too."""
+    if not isinstance(spec, dict):
+        return
+    schemes = spec.get("schemes")
+    if spec.get("scheme") == "any-of" and isinstance(schemes, list):
+        for index, sub in enumerate(schemes):
+            yield from _verification_problems(sub, f"{path}.schemes[{index}]")
+    elif spec.get("scheme") == "hmac":
+        yield from _template_problems(spec, path)
+
+
+def _template_problems(spec: dict[str, Any], path: str) -> Iterator[Detail]:
+    content = spec.get("signed_content", "{body}")
+    fmt = spec.get("format", "{signature}")
+    parts = spec.get("parts", {})
+    if not (isinstance(content, str) and isinstance(fmt, str) and isinstance(parts, dict)):
+        return
+    signed = PLACEHOLDER.findall(content)
+    if signed.count("body") != 1:
+        yield Detail(f"{path}.signed_content", "must hold {body} exactly once")
+    separator = spec.get("separator")
+    items = fmt.split(separator) if isinstance(separator, str) and separator else [fmt]
+    in_header: list[str] = []
+    for item in items:
+        found = PLACEHOLDER.findall(item)
+        if len(found) != 1:
+            yield Detail(f"{path}.format", f"item {item!r} must hold exactly one placeholder")
+        in_header += found
+    for name in sorted({*in_header} - {"signature"} | set(parts)):
+        if name not in signed:
+            yield Detail(f"{path}.signed_content", f"does not use {{{name}}}, read but unsigned")
+    for name in dict.fromkeys(signed):
+        where = (name in in_header) + (name in parts)
+        if name != "body" and where != 1:
+            problem = "is read from both format and parts" if where else "comes from nowhere"
+            yield Detail(f"{path}.signed_content", f"{{{name}}} {problem}; say where it is read")
 
 
 def _secret_problems(secret: Any) -> Iterator[Detail]:
