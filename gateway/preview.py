@@ -106,6 +106,7 @@ def _payload_sample(gw: Gateway, body: Mapping[str, Any]) -> dict[str, Any]:
             group_id=group.id if group else None,
             connector=group.connector if group else None,
             function=group.function if group else None,
+            group=event_log.group_fields(group),
         ),
     }
 

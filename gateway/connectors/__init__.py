@@ -17,7 +17,7 @@ import functools
 import json
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -33,6 +33,8 @@ from gateway.expressions import functions_called, syntax_problem, tree
 from gateway.validation import details_of
 from gateway.verify import PLACEHOLDER
 
+#: In a group's or webhook record's events: every event of its function, even ones added later.
+EVERY_EVENT = "*"
 #: Accepted when a profile does not list its content types.
 DEFAULT_CONTENT_TYPES = ("application/json",)
 
@@ -52,6 +54,11 @@ _EXPRESSIONS = (
 )
 
 
+def subscribes(events: Collection[str], event_type: str) -> bool:
+    """Whether a group or webhook record registering ``events`` takes ``event_type``."""
+    return event_type in events or EVERY_EVENT in events
+
+
 def _credential_headers(spec: Mapping[str, Any]) -> Iterator[str]:
     if spec.get("scheme") in ("api-key", "header-secret"):
         yield str(spec["header"]).lower()
@@ -66,6 +73,8 @@ class Profile:
     name: str
     title: str
     document: dict[str, Any]
+    #: A custom profile's version; None for a shipped one, which never changes.
+    version: int | None = None
 
     @functools.cached_property
     def events_key(self) -> str:
@@ -114,15 +123,28 @@ class Profile:
         raise KeyError(f"connector {self.name!r} has no function {name!r} (it has: {known})")
 
     def unknown_events(self, function: str, events: Iterable[str]) -> list[str]:
-        """Events missing from a closed catalog, each once, in the order given."""
+        """Events missing from a closed catalog, each once, in the order given (``*`` is every
+        event, never unknown)."""
         found = self.function(function)
         if found.get("open_catalog", False):
             return []
-        known = set(found["events"])
+        known = {*found["events"], EVERY_EVENT}
         return [event for event in dict.fromkeys(events) if event not in known]
 
+    def registered(self, function: str, events: Iterable[str]) -> frozenset[str]:
+        """The types a group registering ``events`` accepts: ``*`` is the function's catalog as
+        it is now, or still ``*`` (any type) for an open catalog."""
+        subscribed = frozenset(events)
+        if EVERY_EVENT not in subscribed:
+            return subscribed
+        found = self.function(function)
+        if found.get("open_catalog", False):
+            return frozenset({EVERY_EVENT})
+        return (subscribed - {EVERY_EVENT}) | frozenset(found["events"])
+
     def public(self) -> dict[str, Any]:
-        """The document with its defaults spelled out and the events that have samples."""
+        """The document with its defaults spelled out, the events that have samples, its version
+        and whether it is custom (editable) or shipped."""
         document = copy.deepcopy(self.document)
         document.setdefault("description", "")
         document.setdefault("content_types", list(DEFAULT_CONTENT_TYPES))
@@ -130,6 +152,8 @@ class Profile:
             function.setdefault("title", function["name"])
             function.setdefault("open_catalog", False)
         document["samples"] = sample_events(self)
+        document["version"] = self.version
+        document["custom"] = self.version is not None
         return document
 
 
@@ -301,7 +325,9 @@ def _template_problems(spec: dict[str, Any], path: str) -> Iterator[Detail]:
         if len(found) != 1:
             yield Detail(f"{path}.format", f"item {item!r} must hold exactly one placeholder")
         in_header += found
-    for name in sorted({*in_header} - {"signature"} | set(parts)):
+    for name in sorted({"body", "signature"} & set(parts)):
+        yield Detail(f"{path}.parts.{name}", f"{{{name}}} is never read from a header of its own")
+    for name in sorted({*in_header} - {"signature"} | set(parts) - {"body", "signature"}):
         if name not in signed:
             yield Detail(f"{path}.signed_content", f"does not use {{{name}}}, read but unsigned")
     for name in dict.fromkeys(signed):

@@ -25,6 +25,7 @@ from prometheus_client import Counter
 from sqlalchemy import bindparam, func, insert, select, text
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
+from gateway.connectors import subscribes
 from gateway.errors import StoreUnavailable
 from gateway.intake import IncomingEvent
 from gateway.metrics import DELIVERIES, EVENTS_RECEIVED, labelled
@@ -49,6 +50,7 @@ GROUP_STATE = (
     Group.active,
     Group.connector,
     Group.events,
+    Group.connector_version,
     Group.secret_ciphertext,
     Group.previous_secret_ciphertext,
     Group.previous_secret_expires_at,
@@ -410,7 +412,7 @@ def _delivery_row(d: NewDelivery) -> dict[str, Any]:
 
 
 def _event_row(delivery: NewDelivery, delivery_id: int, incoming: IncomingEvent) -> dict[str, Any]:
-    registered = incoming.type in delivery.registered_events
+    registered = subscribes(delivery.registered_events, incoming.type)
     return {
         "group_id": delivery.group_id,
         "delivery_id": delivery_id,

@@ -351,6 +351,12 @@ def events(**locators: Any) -> dict[str, Any]:
             "does not use {id}, read but unsigned",
         ),
         case(
+            "the body is no header",
+            {"verification": hmac_template(parts={"body": "X-Body"})},
+            "verification.parts.body",
+            "{body} is never read from a header of its own",
+        ),
+        case(
             "a format item with two placeholders",
             {"verification": hmac_template(format="t={timestamp}v1={signature}")},
             "verification.format",
