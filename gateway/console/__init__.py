@@ -16,6 +16,7 @@ from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from gateway.console import (  # noqa: F401
     alert_pages,
     auth,
+    connector_pages,
     event_pages,
     group_pages,
     mapping_pages,
