@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from gateway.errors import VerificationFailed
 from gateway.verify import needs_secret, sign, verify
+from tests.payloads import STRIPE_AS_HMAC, SW_AS_HMAC
 
 NOW = 1_700_000_000
 SECRET = "test-secret-not-real"
@@ -727,28 +728,6 @@ def test_sign_standard_webhooks_matches_the_reference_package() -> None:
 
 
 # --- hmac with a signed-content template: Stripe-like and Svix-like senders as data ---------
-
-#: Stripe's scheme said as data: the timestamp is an item of the signature header.
-STRIPE_AS_HMAC = {
-    "scheme": "hmac",
-    "header": "Stripe-Signature",
-    "format": "t={timestamp},v1={signature}",
-    "separator": ",",
-    "signed_content": "{timestamp}.{body}",
-    "tolerance_s": 300,
-}
-#: Standard Webhooks said as data: the id and timestamp have headers of their own.
-SW_AS_HMAC = {
-    "scheme": "hmac",
-    "header": "webhook-signature",
-    "format": "v1,{signature}",
-    "separator": " ",
-    "encoding": "base64",
-    "key_encoding": "base64",
-    "signed_content": "{id}.{timestamp}.{body}",
-    "parts": {"id": "webhook-id", "timestamp": "webhook-timestamp"},
-    "tolerance_s": 300,
-}
 
 
 def sw_rotating_headers() -> dict[str, str]:
