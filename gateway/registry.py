@@ -31,7 +31,7 @@ SHOWN_ONLY = ("samples", "version", "history", "custom")
 
 class ConnectorRegistry:
     """Looks profiles up by name; custom ones are cached and reloaded when a name is missing
-    or a group asks for a newer version than the cached one."""
+    or a group asks for another version than the cached one."""
 
     def __init__(self, database: Storage) -> None:
         self._db = database
@@ -39,9 +39,10 @@ class ConnectorRegistry:
         self._lock = threading.Lock()
 
     def get(self, name: str, version: int | None = None) -> Profile:
-        """The profile called ``name``; for a custom one, at least at ``version`` when given."""
+        """The profile called ``name``; for a custom one, read again unless the cached one is at
+        ``version`` when given (a profile deleted and made again starts over at 1)."""
         profile = shipped_profiles().get(name) or self._custom.get(name)
-        stale = version is not None and profile is not None and (profile.version or 0) < version
+        stale = version is not None and profile is not None and profile.version != version
         if profile is None or stale:
             self._reload()
             profile = self._custom.get(name)

@@ -169,7 +169,7 @@ def get_connector(name: str) -> Any:
     "connectors",
     "ConnectorWithHistory",
     more={201: "ConnectorWithHistory"},
-    errors="400 409 422 503",
+    errors="400 404 409 422 503",
     body="ConnectorProfileBody",
     path=_CONNECTOR_NAME,
 )

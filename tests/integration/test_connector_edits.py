@@ -141,6 +141,15 @@ def test_a_profile_read_by_get_can_be_changed_and_sent_back(
     assert response.get_json()["version"] == 2
 
 
+def test_an_edit_of_a_version_of_a_profile_that_does_not_exist_is_404(
+    admin: Any, profile: Callable[..., dict[str, Any]]
+) -> None:
+    response = admin.put("/connectors/shop", {**profile(), "version": 3})
+
+    assert response.status_code == 404
+    assert admin.get("/connectors/shop").status_code == 404
+
+
 def test_a_change_made_to_an_older_version_is_a_conflict(
     admin: Any, shop: dict[str, Any], profile: Callable[..., dict[str, Any]]
 ) -> None:
@@ -364,6 +373,7 @@ def test_a_group_taking_every_event_takes_one_added_to_the_profile_later(
     after = deliver(group, json.dumps({"id": "e-2", "type": "order.refunded"}).encode())
     worker.drain()
     events = admin.get(f"/events?group_id={group['id']}").get_json()["items"]
+    previewed = admin.post("/mappings/orders/preview", {"last": 5}).get_json()["results"]
 
     assert clone.status_code == 201
     assert group["events"] == ["*"]
@@ -371,6 +381,7 @@ def test_a_group_taking_every_event_takes_one_added_to_the_profile_later(
     assert after.get_json()["accepted"] == 1
     status = {e["dedupe_key"]: e["status"] for e in events}
     assert status == {"id:e-1": "ignored", "id:e-2": "delivered"}
+    assert {r["event_type"] for r in previewed} == {"order.refunded"}  # a '*' record's events
 
 
 def test_every_event_of_an_open_catalog_is_any_type(
