@@ -140,7 +140,7 @@ def secret_problem(spec: Mapping[str, Any], secret: str) -> str | None:
     if name == "any-of":
         problems = [secret_problem(sub, secret) for sub in spec["schemes"]]
         return None if None in problems else problems[0]
-    if name == "standard-webhooks":
+    if name == "standard-webhooks" or spec.get("key_encoding") == "base64":
         try:
             _sw_key(secret)
         except VerificationFailed:
@@ -281,7 +281,7 @@ def _check_timestamp(text: str | None, spec: Mapping[str, Any], now: float) -> N
         )
 
 
-# --- hmac: a MAC of the raw body in one header (Xemelgo, XTND, Xilnex, GitHub, Shopify) -------
+# --- hmac: a MAC of the raw body (Xemelgo, XTND, Xilnex, GitHub, Shopify) or of a template -----
 
 
 def _hmac_check(spec: Mapping[str, Any], delivery: _Delivery) -> None:

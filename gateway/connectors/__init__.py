@@ -317,6 +317,8 @@ def _template_problems(spec: dict[str, Any], path: str) -> Iterator[Detail]:
     signed = PLACEHOLDER.findall(content)
     if signed.count("body") != 1:
         yield Detail(f"{path}.signed_content", "must hold {body} exactly once")
+    if "signature" in signed:
+        yield Detail(f"{path}.signed_content", "cannot hold {signature}, which signs it")
     separator = spec.get("separator")
     items = fmt.split(separator) if isinstance(separator, str) and separator else [fmt]
     in_header: list[str] = []

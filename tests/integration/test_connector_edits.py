@@ -488,3 +488,23 @@ def test_a_mapping_and_a_filter_read_the_group_name_and_external_id(
 
     assert record.status_code == 200, record.get_json()
     assert record.get_json()["fields"]["Site__c"] == "Shop EU"
+
+
+def test_a_secret_that_is_no_base64_key_is_refused_for_a_base64_keyed_profile(
+    admin: Any, profile: Callable[..., dict[str, Any]]
+) -> None:
+    assert admin.put("/connectors/shop", profile(verification=SW_AS_HMAC)).status_code == 201
+
+    response = admin.post(
+        "/groups",
+        {
+            "name": "Svix-like",
+            "connector": "shop",
+            "function": "orders",
+            "secret": "whsec_not*base64",
+            "events": ["*"],
+        },
+    )
+
+    assert response.status_code == 422
+    assert [d["path"] for d in error_of(response)["details"]] == ["secret"]

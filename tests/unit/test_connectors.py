@@ -351,6 +351,12 @@ def events(**locators: Any) -> dict[str, Any]:
             "does not use {id}, read but unsigned",
         ),
         case(
+            "a signature signing itself",
+            {"verification": hmac_template(signed_content="{signature}.{timestamp}.{body}")},
+            "verification.signed_content",
+            "cannot hold {signature}, which signs it",
+        ),
+        case(
             "the body is no header",
             {"verification": hmac_template(parts={"body": "X-Body"})},
             "verification.parts.body",
