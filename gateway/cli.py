@@ -427,9 +427,11 @@ def _sample(
     profile: Any, registered: list[str], event_type: str | None
 ) -> tuple[bytes, dict[str, str]]:
     """The connector's sample delivery for ``event_type``, or for the first registered event."""
-    from gateway.connectors import sample_delivery, sample_events
+    from gateway.connectors import EVERY_EVENT, sample_delivery, sample_events
 
     have = sample_events(profile)
+    if EVERY_EVENT in registered:
+        registered = have
     if event_type is None:
         event_type = next((e for e in registered if e in have), None)
         if event_type is None:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.visitors import InternalTraversal
 
+from gateway.connectors import subscribes
 from gateway.errors import BadRequest, Conflict, Detail, NotFound, ValidationFailed
 from gateway.mapping import event_context
 from gateway.models import Delivery, Event, EventResult, EventStatus, Group, Record, iso
@@ -213,7 +214,7 @@ def mapping_context(event: Event, group: Group | None) -> dict[str, Any]:
     """A stored event as its mappings and filters see it (MAPPINGS.md), the same wherever it
     is evaluated, so a preview or a later look shows what processing made of it.
 
-    A deleted group leaves its connector and function unknown: empty.
+    A deleted group leaves its connector and function unknown: empty, and ``group`` null.
     """
     return event_context(
         event.payload,
@@ -223,7 +224,13 @@ def mapping_context(event: Event, group: Group | None) -> dict[str, Any]:
         group_id=event.group_id,
         connector=group.connector if group else "",
         function=group.function if group else "",
+        group=group_fields(group),
     )
+
+
+def group_fields(group: Group | None) -> dict[str, Any] | None:
+    """``event.group`` in the mapping context: the group's name and external id, or null."""
+    return None if group is None else {"name": group.name, "external_id": group.external_id}
 
 
 @dataclass(frozen=True)
@@ -328,7 +335,7 @@ def _redecide(session: Session, events: Sequence[tuple[int, str, str]], now: dat
     unregistered: dict[str, list[int]] = defaultdict(list)
     for event_id, group_id, event_type in events:
         group = groups.get(group_id)
-        if group is None or event_type in group.events:
+        if group is None or subscribes(group.events, event_type):
             paused = group is not None and group.paused
             taken[EventStatus.HELD if paused else EventStatus.PENDING].append(event_id)
         else:

@@ -17,6 +17,7 @@ from sqlalchemy import case, delete, select, tuple_, update
 from sqlalchemy.orm import Session, aliased
 
 from gateway import views
+from gateway.connectors import EVERY_EVENT, subscribes
 from gateway.errors import Conflict, Detail, NotFound, ValidationFailed
 from gateway.mapping import expression_problems
 from gateway.models import Event, EventStatus, Group, OAuthClient, Webhook
@@ -58,8 +59,11 @@ def create_group(gw: Gateway, body: Mapping[str, Any]) -> Group:
         id=new_id(),
         name=body["name"],
         connector=profile.name,
+        connector_version=profile.version,
         function=function,
         external_id=body.get("external_id"),
+        description=body.get("description"),
+        contact=body.get("contact"),
         events=events,
         token=new_token(),
         active=body.get("active", True),
@@ -124,7 +128,8 @@ def update_group(gw: Gateway, group_id: str, body: Mapping[str, Any]) -> Group:
             _set_secret(gw, group, body["secret"])
         if "api_key" in body:
             group.api_key = _api_key(profile, body["api_key"])
-        for field in ("name", "external_id", "active", "target", "require_bearer"):
+        fields = ("name", "external_id", "description", "contact", "active", "target")
+        for field in (*fields, "require_bearer"):
             if field in body:
                 setattr(group, field, body[field])
         _check_authorization_header(group)
@@ -164,10 +169,10 @@ def _set_paused(gw: Gateway, session: Session, group: Group, paused: bool) -> No
 def _check_records_keep_their_events(session: Session, group: Group, events: list[str]) -> None:
     """Refuse to drop a type a webhook record still takes: that record would silently go dead.
 
-    The admin edits the records first, so routing never differs from what the records say.
+    The admin edits the records first, so routing never differs from what the records say. A
+    record taking ``*`` takes whatever the group registers, so it never loses its events.
     """
-    dropped = set(group.events) - set(events)
-    if not dropped:
+    if set(events) >= set(group.events):
         return
     records = session.scalars(
         select(Webhook)
@@ -176,7 +181,11 @@ def _check_records_keep_their_events(session: Session, group: Group, events: lis
     )
     problems = []
     for record in records:
-        still_taken = [event for event in record.events if event in dropped]
+        still_taken = [
+            event
+            for event in record.events
+            if event != EVERY_EVENT and not subscribes(events, event)
+        ]
         if still_taken:
             types = ", ".join(repr(event) for event in still_taken)
             problems.append(
@@ -454,9 +463,17 @@ def _apply_webhook_changes(
 ) -> None:
     problems: list[Detail] = []
     if "events" in body:
-        outside = [e for e in body["events"] if e not in group.events]
+        outside = [
+            e for e in body["events"] if e != EVERY_EVENT and not subscribes(group.events, e)
+        ]
         problems += [
             Detail("events", f"{e!r} is not registered on group {group.name!r}") for e in outside
+        ]
+        profile = gw.connectors.get(group.connector)
+        problems += [
+            Detail("events", f"{e!r} is not in the catalog")
+            for e in profile.unknown_events(group.function, body["events"])
+            if e not in outside
         ]
         webhook.events = list(dict.fromkeys(body["events"]))
     if "filter" in body:

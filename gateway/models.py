@@ -128,7 +128,23 @@ class ConnectorProfile(Base):
     __tablename__ = "connector_profiles"
 
     name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    #: The newest version's document, which deliveries are verified and read with.
     document: Mapped[dict[str, Any]]
+    version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class ConnectorProfileVersion(Base):
+    """One immutable version of a custom connector profile: its history."""
+
+    __tablename__ = "connector_profile_versions"
+
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    document: Mapped[dict[str, Any]]
+    #: The top-level keys that differ from the version before (all of them for the first).
+    changes: Mapped[list[str]]
     created_at: Mapped[datetime]
 
 
@@ -140,8 +156,15 @@ class Group(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     connector: Mapped[str] = mapped_column(String(63))
+    #: The custom connector profile's version its deliveries are verified with, raised with
+    #: each new version so that a delivery verified against an older one is checked again;
+    #: None for a shipped profile.
+    connector_version: Mapped[int | None]
     function: Mapped[str] = mapped_column(String(100))
     external_id: Mapped[str | None] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(Text)
+    #: Who to ask at the sender about its deliveries (the vendor's technical contact).
+    contact: Mapped[str | None] = mapped_column(String(500))
     events: Mapped[list[str]]
     token: Mapped[str] = mapped_column(String(64), unique=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)

@@ -12,9 +12,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, true
 
 from gateway import event_log, views
+from gateway.connectors import EVERY_EVENT
 from gateway.errors import BadRequest, GatewayError, NotFound
 from gateway.groups import get_group
 from gateway.mapping import (
@@ -106,12 +107,14 @@ def _payload_sample(gw: Gateway, body: Mapping[str, Any]) -> dict[str, Any]:
             group_id=group.id if group else None,
             connector=group.connector if group else None,
             function=group.function if group else None,
+            group=event_log.group_fields(group),
         ),
     }
 
 
 def _recent_events(gw: Gateway, name: str, last: int) -> list[Event]:
-    """The newest stored events of the types that webhook records using ``name`` take."""
+    """The newest stored events of the types that webhook records using ``name`` take (of any
+    type in their groups, when one of them takes every event)."""
     with gw.db.read_session() as session:
         records = session.scalars(select(Webhook).where(Webhook.mapping_name == name)).all()
         types = {t for w in records for t in w.events}
@@ -121,9 +124,10 @@ def _recent_events(gw: Gateway, name: str, last: int) -> list[Event]:
                 f"no webhook record uses mapping {name!r}; preview an 'event_id' or a 'payload'",
                 code="nothing_to_preview",
             )
+        of_types = Event.type.in_(types) if EVERY_EVENT not in types else true()
         query = (
             select(Event)
-            .where(Event.type.in_(types), Event.group_id.in_(group_ids))
+            .where(of_types, Event.group_id.in_(group_ids))
             .where(Event.status != "duplicate")
             .order_by(Event.id.desc())
             .limit(last)

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.connectors import subscribes
 from gateway.errors import MappingError
 from gateway.mapping import Expression
 
@@ -24,7 +25,7 @@ class Route:
 
     def takes(self, event_type: str, scope: Mapping[str, Any]) -> bool:
         """True when the record registers this type and its filter (on ``scope``) is true."""
-        if event_type not in self.events:
+        if not subscribes(self.events, event_type):
             return False
         if self.filter is None:
             return True
@@ -81,7 +82,7 @@ def routes_for(routes: Sequence[Route], event_type: str, context: Mapping[str, A
 
 def why_unrouted(routes: Iterable[Route], event_type: str) -> str:
     """Why no route took an event: no record takes its type, or their filters all said no."""
-    takers = sum(event_type in route.events for route in routes)
+    takers = sum(subscribes(route.events, event_type) for route in routes)
     if takers == 0:
         return f"no active webhook record of this group takes {event_type!r}"
     if takers == 1:

@@ -30,6 +30,8 @@ _ALGORITHMS: Mapping[str, Callable[..., Any]] = {
 }
 _ENCODINGS = ("hex", "base64", "any")
 _HEX = re.compile(r"[0-9a-fA-F]+")
+#: A placeholder in an hmac scheme's ``signed_content`` or ``format``: ``{timestamp}``.
+PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
 #: Whole epoch seconds: twelve digits reach past the year 30000, and a longer number cannot be
 #: a timestamp (nor be turned into a float, nor, past 4,300 digits, even into an int).
 _EPOCH = re.compile(r"[0-9]{1,12}")
@@ -158,7 +160,7 @@ def secret_problem(spec: Mapping[str, Any], secret: str) -> str | None:
     if name == "any-of":
         problems = [secret_problem(sub, secret) for sub in spec["schemes"]]
         return None if None in problems else problems[0]
-    if name == "standard-webhooks":
+    if name == "standard-webhooks" or spec.get("key_encoding") == "base64":
         try:
             _sw_key(secret)
         except VerificationFailed:
@@ -247,25 +249,27 @@ def _decode_digest(text: str, encoding: str, size: int) -> bytes:
     return raw
 
 
-def _require_v1_match(expected: Iterable[bytes], signatures: Sequence[str], encoding: str) -> None:
-    """Pass when one of the v1 (HMAC-SHA256) signatures is an expected digest.
+def _require_one_match(
+    expected: Iterable[bytes], signatures: Sequence[str], encoding: str, size: int
+) -> None:
+    """Pass when one of the signatures (``size`` bytes each) is an expected digest.
 
     Senders list one signature per active secret; a malformed one among them is one that does
     not match, as the reference libraries read it. Only a lone signature's fault is reported.
     """
     if not signatures:
         raise VerificationFailed(
-            "the signature header has no v1 signature", code="signature_missing"
+            "the signature header has no signature of a known version", code="signature_missing"
         )
     if len(signatures) == 1:
-        received = [_decode_digest(signatures[0], encoding, 32)]
+        received = [_decode_digest(signatures[0], encoding, size)]
         _require_match(expected, received, "signature_mismatch")
         return
-    digests = [d for d in (_digest_or_none(s, encoding, 32) for s in signatures) if d is not None]
+    digests = [d for d in (_digest_or_none(s, encoding, size) for s in signatures) if d is not None]
     if not _matches(expected, digests):
         malformed = len(signatures) - len(digests)
         raise VerificationFailed(
-            f"none of the {len(signatures)} v1 signatures matches an accepted secret"
+            f"none of the {len(signatures)} signatures matches an accepted secret"
             + (f" ({malformed} of them malformed)" if malformed else ""),
             code="signature_mismatch",
         )
@@ -297,11 +301,12 @@ def _check_timestamp(text: str | None, spec: Mapping[str, Any], now: float) -> N
         )
 
 
-# --- hmac: a MAC of the raw body in one header (Xemelgo, XTND, Xilnex, GitHub, Shopify) -------
+# --- hmac: a MAC of the raw body (Xemelgo, XTND, Xilnex, GitHub, Shopify) or of a template -----
 
 
 def _hmac_check(spec: Mapping[str, Any], delivery: _Delivery) -> None:
-    """One signature of the raw body, optionally behind a prefix such as ``sha256=``."""
+    """A signature of the signed content, optionally behind a prefix such as ``sha256=`` and
+    within a structured header (``format``); the content is the raw body unless templated."""
     algorithm = _option(spec, "algorithm", _ALGORITHMS, "sha256")
     encoding = _option(spec, "encoding", _ENCODINGS, "hex")
     value = _header(delivery, spec["header"])
@@ -313,20 +318,116 @@ def _hmac_check(spec: Mapping[str, Any], delivery: _Delivery) -> None:
             raise VerificationFailed(
                 f"the signature does not start with {spec['prefix']!r}", code="signature_malformed"
             )
-    received = _decode_digest(value, encoding, _ALGORITHMS[algorithm]().digest_size)
-    expected = (_mac(s.encode(), delivery.body, algorithm) for s in delivery.secrets)
-    _require_match(expected, [received], "signature_mismatch")
+    size = _ALGORITHMS[algorithm]().digest_size
+    if "format" not in spec and "signed_content" not in spec:
+        received = _decode_digest(value, encoding, size)
+        expected = (_mac(_hmac_key(spec, s), delivery.body, algorithm) for s in delivery.secrets)
+        _require_match(expected, [received], "signature_mismatch")
+        return
+    signatures, parts = _formatted_parts(spec, value)
+    parts.update(_header_parts(spec, delivery))
+    if "timestamp" in PLACEHOLDER.findall(spec.get("signed_content", "")):
+        _check_timestamp(parts.get("timestamp"), spec, delivery.now)
+    content = _signed_content(spec, parts, delivery.body)
+    expected = (_mac(_hmac_key(spec, s), content, algorithm) for s in delivery.secrets)
+    _require_one_match(expected, signatures, encoding, size)
 
 
 def _hmac_sign(spec: Mapping[str, Any], secret: str, outgoing: _Outgoing) -> dict[str, str]:
-    """Hex in the sender's case unless the spec asks for base64 (``any`` accepts hex)."""
+    """Hex in the sender's case unless the spec asks for base64 (``any`` accepts hex); the parts
+    of a templated content are the time now and the message id (a fresh one unless given)."""
     algorithm = _option(spec, "algorithm", _ALGORITHMS, "sha256")
-    digest = _mac(secret.encode(), outgoing.body, algorithm)
+    parts = {"timestamp": str(int(outgoing.now)), "id": outgoing.message_id or token_hex(12)}
+    content = _signed_content(spec, parts, outgoing.body)
+    digest = _mac(_hmac_key(spec, secret), content, algorithm)
     if _option(spec, "encoding", _ENCODINGS, "hex") == "base64":
         text = base64.b64encode(digest).decode()
     else:
         text = digest.hex().upper() if spec.get("hex_case") == "upper" else digest.hex()
-    return {spec["header"]: spec.get("prefix", "") + text}
+    if "format" in spec:
+        text = PLACEHOLDER.sub(
+            lambda m: text if m[1] == "signature" else parts[m[1]], spec["format"]
+        )
+    headers = {header: parts[name] for name, header in spec.get("parts", {}).items()}
+    return {**headers, spec["header"]: spec.get("prefix", "") + text}
+
+
+def _hmac_key(spec: Mapping[str, Any], secret: str) -> bytes:
+    """The secret's UTF-8, or the key it encodes in base64 (after an optional ``whsec_``)."""
+    return _sw_key(secret) if spec.get("key_encoding") == "base64" else secret.encode()
+
+
+def _format_items(spec: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """The signature header's items as ``(before, placeholder, after)``: ``t={timestamp}`` is
+    ``("t=", "timestamp", "")``. Profiles are validated: each item has one placeholder."""
+    fmt: str = spec["format"]
+    separator = spec.get("separator")
+    items = fmt.split(separator) if separator else [fmt]
+    parsed = []
+    for item in items:
+        before, name, after = PLACEHOLDER.split(item.strip(), maxsplit=1)
+        parsed.append((before, name, after))
+    return parsed
+
+
+def _formatted_parts(spec: Mapping[str, Any], value: str) -> tuple[list[str], dict[str, str]]:
+    """The signatures and the other parts a structured signature header carries.
+
+    Items of no known form are skipped, as a sender may list other signature versions (``v0=``);
+    every part but the signature must appear once, since the signature covers one value.
+    """
+    if "format" not in spec:
+        return [value], {}
+    separator = spec.get("separator")
+    received = value.split(separator.strip() or None) if separator else [value]
+    found: dict[str, list[str]] = {}
+    for item in (i.strip() for i in received):
+        for before, name, after in _format_items(spec):
+            if item.startswith(before) and item.endswith(after) and len(item) > len(before + after):
+                found.setdefault(name, []).append(item[len(before) : len(item) - len(after)])
+                break
+    parts = {}
+    for name, values in found.items():
+        if name != "signature" and len(values) > 1:
+            code = "timestamp_invalid" if name == "timestamp" else "signature_malformed"
+            raise VerificationFailed(f"the signature header has several {name} values", code=code)
+        parts[name] = values[0]
+    return found.get("signature", []), parts
+
+
+def _header_parts(spec: Mapping[str, Any], delivery: _Delivery) -> dict[str, str]:
+    """The parts of the signed content read from headers of their own; all of them must be there,
+    except the timestamp, whose absence :func:`_check_timestamp` reports."""
+    parts = {}
+    for name, header in spec.get("parts", {}).items():
+        value = _header(delivery, header)
+        if value is None and name != "timestamp":
+            raise VerificationFailed(
+                f"no {header} header, which the signature covers", code="signature_malformed"
+            )
+        if value is not None:
+            parts[name] = value
+    return parts
+
+
+def _signed_content(spec: Mapping[str, Any], parts: Mapping[str, str], body: bytes) -> bytes:
+    """The template filled in: ``{body}`` is the raw body, each other placeholder its part."""
+    template: str = spec.get("signed_content", "{body}")
+    pieces = PLACEHOLDER.split(template)
+    content = bytearray()
+    for index, piece in enumerate(pieces):
+        if index % 2 == 0:
+            content += piece.encode()
+        elif piece == "body":
+            content += body
+        elif piece in parts:
+            content += parts[piece].encode()
+        else:
+            raise VerificationFailed(
+                f"the delivery does not carry the {piece} the signature covers",
+                code="signature_malformed",
+            )
+    return bytes(content)
 
 
 # --- stripe: t=<epoch>,v1=<hex>[,v1=<hex>...] over "{t}.{body}" -------------------------------
@@ -366,7 +467,7 @@ def _stripe_check(spec: Mapping[str, Any], delivery: _Delivery) -> None:
     _check_timestamp(stamps[0] if stamps else None, spec, delivery.now)
     content = f"{stamps[0]}.".encode() + delivery.body
     expected = (_mac(s.encode(), content) for s in delivery.secrets)
-    _require_v1_match(expected, fields.get("v1", []), "hex")
+    _require_one_match(expected, fields.get("v1", []), "hex", 32)
 
 
 def _stripe_sign(spec: Mapping[str, Any], secret: str, outgoing: _Outgoing) -> dict[str, str]:
@@ -430,7 +531,7 @@ def _sw_check(spec: Mapping[str, Any], delivery: _Delivery) -> None:
     _check_timestamp(stamp, spec, delivery.now)
     content = f"{message_id}.{stamp}.".encode() + delivery.body
     expected = (_mac(_sw_key(s), content) for s in delivery.secrets)
-    _require_v1_match(expected, _sw_v1_entries(value), "base64")
+    _require_one_match(expected, _sw_v1_entries(value), "base64", 32)
 
 
 def _sw_sign(spec: Mapping[str, Any], secret: str, outgoing: _Outgoing) -> dict[str, str]:

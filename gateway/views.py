@@ -90,6 +90,10 @@ class Group(View):
     connector: str
     function: str
     external_id: str | None
+    description: str | None
+    contact: str | None = Field(
+        description="Who to ask at the sender about its deliveries (the vendor's tech contact)."
+    )
     events: list[str]
     callback_url: Annotated[str, WithJsonSchema({"type": "string", "format": "uri"})]
     template_webhook_id: str | None
@@ -121,6 +125,8 @@ class Group(View):
             connector=group.connector,
             function=group.function,
             external_id=group.external_id,
+            description=group.description,
+            contact=group.contact,
             events=group.events,
             callback_url=callback_url,
             template_webhook_id=template_webhook_id,

@@ -1,4 +1,4 @@
-"""Builders of realistic provider deliveries for tests."""
+"""Builders of realistic provider deliveries for tests, and senders' schemes said as data."""
 
 from __future__ import annotations
 
@@ -24,3 +24,24 @@ def xtnd_delivery(
 XILNEX_SALE = json.dumps(
     {"eventName": "Complete Sales", "EventTime": "2026-12-05T10:00:00Z", "SalesNo": "S-1001"}
 ).encode()
+#: Stripe's scheme said as data: the timestamp is an item of the signature header.
+STRIPE_AS_HMAC = {
+    "scheme": "hmac",
+    "header": "Stripe-Signature",
+    "format": "t={timestamp},v1={signature}",
+    "separator": ",",
+    "signed_content": "{timestamp}.{body}",
+    "tolerance_s": 300,
+}
+#: Standard Webhooks said as data: the id and timestamp have headers of their own.
+SW_AS_HMAC = {
+    "scheme": "hmac",
+    "header": "webhook-signature",
+    "format": "v1,{signature}",
+    "separator": " ",
+    "encoding": "base64",
+    "key_encoding": "base64",
+    "signed_content": "{id}.{timestamp}.{body}",
+    "parts": {"id": "webhook-id", "timestamp": "webhook-timestamp"},
+    "tolerance_s": 300,
+}

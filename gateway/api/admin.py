@@ -154,11 +154,57 @@ def register_connector() -> Any:
     return _created(gateway().connectors.register(_body()).public())
 
 
+_CONNECTOR_NAME = {"name": "The connector's name."}
+
+
 @bp.get("/connectors/<name>")
-@operation("connectors", "Connector", errors="404 503", path={"name": "The connector's name."})
+@operation("connectors", "ConnectorWithHistory", errors="404 503", path=_CONNECTOR_NAME)
 def get_connector(name: str) -> Any:
-    """One connector profile."""
-    return jsonify(gateway().connectors.get(name).public())
+    """One connector profile with its version history (newest first; none for a shipped one)."""
+    return jsonify(_connector_with_history(name))
+
+
+@bp.put("/connectors/<name>")
+@operation(
+    "connectors",
+    "ConnectorWithHistory",
+    more={201: "ConnectorWithHistory"},
+    errors="400 404 409 422 503",
+    body="ConnectorProfileBody",
+    path=_CONNECTOR_NAME,
+)
+def put_connector(name: str) -> Any:
+    """Create or change a custom connector profile: each change is a new version.
+
+    The new version verifies and reads the deliveries received from then on; deliveries already
+    received keep what they were. A connector profile as GET shows it may be sent back: its
+    `version` then names the version edited (409 `version_conflict` if there is a newer one).
+    Shipped profiles are read-only (409 `connector_read_only`), and a version that would take
+    from a group its function or registered events is refused (409 `connector_in_use`, each
+    group in `details`).
+    """
+    profile, changed = gateway().connectors.put(name, _body())
+    created = changed and profile.version == 1
+    return jsonify(_connector_with_history(profile.name)), 201 if created else 200
+
+
+@bp.delete("/connectors/<name>")
+@operation("connectors", status=204, errors="404 409 503", path=_CONNECTOR_NAME)
+def delete_connector(name: str) -> Any:
+    """Delete a custom connector profile and its history: 409 `connector_in_use` while a
+    webhook group uses it, 409 `connector_read_only` for a shipped one."""
+    gateway().connectors.delete(name)
+    return "", 204
+
+
+def _connector_with_history(name: str) -> dict[str, Any]:
+    registry = gateway().connectors
+    shown = registry.get(name).public()
+    shown["history"] = [
+        {"version": v.version, "created_at": iso(v.created_at), "changes": v.changes}
+        for v in registry.history(name)
+    ]
+    return shown
 
 
 # --- groups ------------------------------------------------------------------------------

@@ -558,6 +558,8 @@ def _request_components() -> dict[str, Any]:
             },
             # Answers that are a request body's document as the API shows it.
             "Connector": _connector(profile),
+            "ConnectorWithHistory": _connector_with_history(_connector(profile)),
+            "ConnectorProfileBody": _connector_body(profile),
             "Mapping": _mapping(mapping_document),
         }
     )
@@ -617,8 +619,74 @@ def _connector(profile: dict[str, Any]) -> dict[str, Any]:
     return {
         **profile,
         "description": "A connector profile, its defaults spelled out.",
-        "properties": {**profile["properties"], "samples": {"type": "array", "items": {}}},
-        "required": [*profile["required"], "description", "content_types", "samples"],
+        "properties": {
+            **profile["properties"],
+            "samples": {"type": "array", "items": {}},
+            "version": {
+                "type": ["integer", "null"],
+                "description": "A custom profile's version; null for a shipped one.",
+            },
+            "custom": {
+                "type": "boolean",
+                "description": "False for a profile shipped with the gateway (read-only).",
+            },
+        },
+        "required": [
+            *profile["required"],
+            *("description", "content_types", "samples", "version", "custom"),
+        ],
+    }
+
+
+#: One entry of a custom connector profile's history.
+_CONNECTOR_VERSION = {
+    "type": "object",
+    "properties": {
+        "version": {"type": "integer", "minimum": 1},
+        "created_at": {"type": "string", "format": "date-time"},
+        "changes": {
+            "description": "The top-level keys this version changed (`created` for the first),"
+            " such as `verification` or `functions`.",
+            "type": "array",
+            "items": {"type": "string"},
+        },
+    },
+    "required": ["version", "created_at", "changes"],
+    "additionalProperties": False,
+}
+
+
+def _connector_with_history(connector: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **connector,
+        "description": "A connector profile with its versions, newest first.",
+        "properties": {
+            **connector["properties"],
+            "history": {"type": "array", "items": _CONNECTOR_VERSION},
+        },
+        "required": [*connector["required"], "history"],
+    }
+
+
+def _connector_body(profile: dict[str, Any]) -> dict[str, Any]:
+    """A profile as PUT takes it: its name may be left to the URL, and a profile as GET shows
+    it may be sent back (``version`` then guards against a change made meanwhile)."""
+    read_back = {
+        "version": {
+            "type": ["integer", "null"],
+            "minimum": 1,
+            "maximum": schemas.MAX_INT32,
+            "description": "The version this change was made to: 409 if the profile has a"
+            " newer one.",
+        },
+        "samples": {"description": "Ignored: the events that have a sample delivery."},
+        "custom": {"description": "Ignored."},
+        "history": {"description": "Ignored."},
+    }
+    return {
+        **profile,
+        "properties": {**profile["properties"], **read_back},
+        "required": [r for r in profile["required"] if r != "name"],
     }
 
 

@@ -391,7 +391,7 @@ class _Request:
 
 def _verified_delivery(gw: Gateway, known: KnownGroup, request: _Request) -> NewDelivery:
     group = known.group
-    profile = gw.connectors.get(group.connector)
+    profile = gw.connectors.get(group.connector, group.connector_version)
     now = datetime.now(UTC)
     headers, body = request.headers, request.body
     signed = body
@@ -411,7 +411,7 @@ def _verified_delivery(gw: Gateway, known: KnownGroup, request: _Request) -> New
         raise Unparseable(exc, body) from exc
     return NewDelivery(
         group_id=group.id,
-        registered_events=known.registered,
+        registered_events=profile.registered(group.function, known.registered),
         method=request.method,
         remote_addr=request.remote_addr,
         content_type=request.content_type,

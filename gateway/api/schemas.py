@@ -19,6 +19,15 @@ NAME = {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NOT_BLANK
 EVENTS = {
     "type": "array",
     "items": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NOT_BLANK},
+    "description": "Event types; `*` is every event of the function, including ones added to"
+    " the connector profile later.",
+}
+DESCRIPTION = {"type": ["string", "null"], "maxLength": 4000, "pattern": NO_NUL}
+CONTACT = {
+    "type": ["string", "null"],
+    "maxLength": 500,
+    "pattern": NO_NUL,
+    "description": "Who to ask at the sender about its deliveries (the vendor's tech contact).",
 }
 SECRET_DESCRIPTION = (
     "Write-only. A secret the connector could never verify a delivery with is refused with 422,"
@@ -120,6 +129,8 @@ GROUP_CREATE = _object(
         "connector": {"type": "string", "minLength": 1, "maxLength": 63, "pattern": NO_NUL},
         "function": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": NO_NUL},
         "external_id": EXTERNAL_ID,
+        "description": DESCRIPTION,
+        "contact": CONTACT,
         "secret": SECRET,
         "events": EVENTS,
         "active": {"type": "boolean"},
@@ -134,10 +145,13 @@ GROUP_UPDATE = _object(
     {
         "name": NAME,
         "external_id": EXTERNAL_ID,
+        "description": DESCRIPTION,
+        "contact": CONTACT,
         "secret": SECRET,
         "events": {
             **EVENTS,
-            "description": "The registered event types. A type that a webhook record still takes"
+            "description": "The registered event types (`*`: every event of the function,"
+            " including ones added later). A type that a webhook record still takes"
             " cannot be dropped (422 naming each such record); edit the records first.",
         },
         "active": {"type": "boolean"},

@@ -17,7 +17,7 @@ import functools
 import json
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -31,7 +31,10 @@ from jsonschema import Draft202012Validator
 from gateway.errors import Detail, ValidationFailed
 from gateway.expressions import functions_called, syntax_problem, tree
 from gateway.validation import details_of
+from gateway.verify import PLACEHOLDER
 
+#: In a group's or webhook record's events: every event of its function, even ones added later.
+EVERY_EVENT = "*"
 #: Accepted when a profile does not list its content types.
 DEFAULT_CONTENT_TYPES = ("application/json",)
 
@@ -51,6 +54,11 @@ _EXPRESSIONS = (
 )
 
 
+def subscribes(events: Collection[str], event_type: str) -> bool:
+    """Whether a group or webhook record registering ``events`` takes ``event_type``."""
+    return event_type in events or EVERY_EVENT in events
+
+
 def _credential_headers(spec: Mapping[str, Any]) -> Iterator[str]:
     if spec.get("scheme") in ("api-key", "header-secret") and "header" in spec:
         yield str(spec["header"]).lower()
@@ -65,6 +73,8 @@ class Profile:
     name: str
     title: str
     document: dict[str, Any]
+    #: A custom profile's version; None for a shipped one, which never changes.
+    version: int | None = None
 
     @functools.cached_property
     def events_key(self) -> str:
@@ -113,15 +123,28 @@ class Profile:
         raise KeyError(f"connector {self.name!r} has no function {name!r} (it has: {known})")
 
     def unknown_events(self, function: str, events: Iterable[str]) -> list[str]:
-        """Events missing from a closed catalog, each once, in the order given."""
+        """Events missing from a closed catalog, each once, in the order given (``*`` is every
+        event, never unknown)."""
         found = self.function(function)
         if found.get("open_catalog", False):
             return []
-        known = set(found["events"])
+        known = {*found["events"], EVERY_EVENT}
         return [event for event in dict.fromkeys(events) if event not in known]
 
+    def registered(self, function: str, events: Iterable[str]) -> frozenset[str]:
+        """The types a group registering ``events`` accepts: ``*`` is the function's catalog as
+        it is now, or still ``*`` (any type) for an open catalog."""
+        subscribed = frozenset(events)
+        if EVERY_EVENT not in subscribed:
+            return subscribed
+        found = self.function(function)
+        if found.get("open_catalog", False):
+            return frozenset({EVERY_EVENT})
+        return (subscribed - {EVERY_EVENT}) | frozenset(found["events"])
+
     def public(self) -> dict[str, Any]:
-        """The document with its defaults spelled out and the events that have samples."""
+        """The document with its defaults spelled out, the events that have samples, its version
+        and whether it is custom (editable) or shipped."""
         document = copy.deepcopy(self.document)
         document.setdefault("description", "")
         document.setdefault("content_types", list(DEFAULT_CONTENT_TYPES))
@@ -129,6 +152,8 @@ class Profile:
             function.setdefault("title", function["name"])
             function.setdefault("open_catalog", False)
         document["samples"] = sample_events(self)
+        document["version"] = self.version
+        document["custom"] = self.version is not None
         return document
 
 
@@ -215,6 +240,7 @@ def _rule_problems(document: Any) -> Iterator[Detail]:
         yield from _index_problems(events)
     yield from _duplicate_functions(document.get("functions"))
     yield from _secret_problems(document.get("secret"))
+    yield from _verification_problems(document.get("verification"), "verification")
 
 
 def _locator_problems(events: dict[str, Any]) -> Iterator[Detail]:
@@ -268,6 +294,49 @@ def _duplicate_functions(functions: Any) -> Iterator[Detail]:
                 f"duplicate function name {name!r} (also functions[{first_at[name]}])",
             )
         first_at.setdefault(name, index)
+
+
+def _verification_problems(spec: Any, path: str) -> Iterator[Detail]:
+    """An hmac template whose placeholders could never all be filled, in alternatives too."""
+    if not isinstance(spec, dict):
+        return
+    schemes = spec.get("schemes")
+    if spec.get("scheme") == "any-of" and isinstance(schemes, list):
+        for index, sub in enumerate(schemes):
+            yield from _verification_problems(sub, f"{path}.schemes[{index}]")
+    elif spec.get("scheme") == "hmac":
+        yield from _template_problems(spec, path)
+
+
+def _template_problems(spec: dict[str, Any], path: str) -> Iterator[Detail]:
+    content = spec.get("signed_content", "{body}")
+    fmt = spec.get("format", "{signature}")
+    parts = spec.get("parts", {})
+    if not (isinstance(content, str) and isinstance(fmt, str) and isinstance(parts, dict)):
+        return
+    signed = PLACEHOLDER.findall(content)
+    if signed.count("body") != 1:
+        yield Detail(f"{path}.signed_content", "must hold {body} exactly once")
+    if "signature" in signed:
+        yield Detail(f"{path}.signed_content", "cannot hold {signature}, which signs it")
+    separator = spec.get("separator")
+    items = fmt.split(separator) if isinstance(separator, str) and separator else [fmt]
+    in_header: list[str] = []
+    for item in items:
+        found = PLACEHOLDER.findall(item)
+        if len(found) != 1:
+            yield Detail(f"{path}.format", f"item {item!r} must hold exactly one placeholder")
+        in_header += found
+    for name in sorted({"body", "signature"} & set(parts)):
+        yield Detail(f"{path}.parts.{name}", f"{{{name}}} is never read from a header of its own")
+    for name in sorted({*in_header} - {"signature"} | set(parts) - {"body", "signature"}):
+        if name not in signed:
+            yield Detail(f"{path}.signed_content", f"does not use {{{name}}}, read but unsigned")
+    for name in dict.fromkeys(signed):
+        where = (name in in_header) + (name in parts)
+        if name != "body" and where != 1:
+            problem = "is read from both format and parts" if where else "comes from nowhere"
+            yield Detail(f"{path}.signed_content", f"{{{name}}} {problem}; say where it is read")
 
 
 def _secret_problems(secret: Any) -> Iterator[Detail]:

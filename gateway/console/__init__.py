@@ -16,6 +16,7 @@ from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from gateway.console import (  # noqa: F401
     alert_pages,
     auth,
+    connector_pages,
     delivery_pages,
     event_pages,
     group_pages,

@@ -9,6 +9,7 @@ from flask import flash, make_response, redirect, request, url_for
 
 from gateway import groups, oauth_clients, views
 from gateway.api import schemas
+from gateway.connectors import EVERY_EVENT
 from gateway.console import forms
 from gateway.console.blueprint import bp
 from gateway.errors import GatewayError
@@ -130,6 +131,8 @@ def _group_body(**fixed: str) -> dict[str, Any]:
         "name": forms.text("name"),
         **fixed,
         "external_id": forms.optional("external_id"),
+        "description": forms.optional("description"),
+        "contact": forms.optional("contact"),
         "target": forms.optional("target"),
         "events": forms.events(),
         "active": forms.checked("active"),
@@ -358,11 +361,13 @@ def _webhook_page(
             flash(done)
             target = url_for("console.group_detail", group_id=saved.group_id)
             return redirect(f"{target}#webhook-{saved.id}", 303)
+    group = groups.get_group(gw, webhook.group_id)
     return forms.render(
         "console/webhooks/form.html",
         error,
         webhook=webhook,
-        group=groups.get_group(gw, webhook.group_id),
+        group=group,
+        takeable=_catalog_of(gw, group).events if EVERY_EVENT in group.events else group.events,
         mapping_options=[("", "(none)")] + [(m.name, m.name) for m in gw.mappings.latest()],
         values=values,
         clone=clone,

@@ -101,7 +101,7 @@ class Editor:
     preview: dict[str, Any] | None = None
 
 
-def _parse(text: str) -> Any:
+def parse_json(text: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -111,7 +111,7 @@ def _parse(text: str) -> Any:
         ) from exc
 
 
-def _failed(text: str, document: Any, error: GatewayError) -> Editor:
+def failed_editor(text: str, document: Any, error: GatewayError) -> Editor:
     """Place each of the error's details on its line, re-showing the text in the known layout."""
     if document is None:
         match = re.match(r"line (\d+)", error.details[0].message) if error.details else None
@@ -195,14 +195,14 @@ def mapping_submit(name: str) -> Any:
     }
     document = None
     try:
-        document = _parse(text)
+        document = parse_json(text)
         if forms.text("action") == "preview":
             body = schemas.preview.validate(_preview_body(document, choice))
             answer = preview(gw, name, body).body()
             return _page(gw, name, Editor(pretty(document), preview=answer), choice)
         row, changed = gw.mappings.put(name, document, source=CONSOLE)
     except GatewayError as error:
-        return _page(gw, name, _failed(text, document, error), choice)
+        return _page(gw, name, failed_editor(text, document, error), choice)
     flash(
         f"Saved as version {row.version}."
         if changed

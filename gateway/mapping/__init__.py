@@ -152,7 +152,7 @@ def _syntax_problems(source: str) -> list[str]:
 #: What a mapping expression can start from (MAPPINGS.md), and what ``event`` holds. A bare
 #: ``null`` is a name too, but one that yields null as the literal would: ``x != null`` works.
 _ROOTS = frozenset({"payload", "event", "item", "null"})
-_EVENT_ATTRIBUTES = ("id", "type", "received_at", "group_id", "connector", "function")
+_EVENT_ATTRIBUTES = ("id", "type", "received_at", "group_id", "connector", "function", "group")
 #: Nodes whose first child is evaluated against the object at hand, the others against what
 #: the first yields; and nodes whose children are all evaluated against the object at hand.
 _CHAINS = frozenset(
@@ -522,9 +522,14 @@ def event_context(
     group_id: str | None,
     connector: str | None,
     function: str | None,
+    group: dict[str, Any] | None,
 ) -> dict[str, Any]:
     """The object every expression is evaluated against (MAPPINGS.md); a payload previewed
-    without a group has no group, connector or function: null."""
+    without a group has no group, connector or function: null.
+
+    ``group`` is the group's ``name`` and ``external_id``, so that one mapping can serve
+    several groups and still say which one (which vendor account, which site) an event is from.
+    """
     return {
         "payload": payload,
         "event": {
@@ -534,6 +539,7 @@ def event_context(
             "group_id": group_id,
             "connector": connector,
             "function": function,
+            "group": group,
         },
         "item": None,
     }

@@ -25,6 +25,7 @@ from prometheus_client import Counter
 from sqlalchemy import bindparam, func, insert, select, text
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 
+from gateway.connectors import subscribes
 from gateway.errors import StoreUnavailable
 from gateway.intake import IncomingEvent
 from gateway.metrics import DELIVERIES, EVENTS_RECEIVED, labelled
@@ -50,6 +51,7 @@ GROUP_STATE = (
     Group.paused,
     Group.connector,
     Group.events,
+    Group.connector_version,
     Group.secret_ciphertext,
     Group.previous_secret_ciphertext,
     Group.previous_secret_expires_at,
@@ -450,7 +452,7 @@ def event_row(
 ) -> dict[str, Any]:
     """An events row, due at ``due`` (the database's clock) unless ignored; held instead of
     pending while its group is paused."""
-    registered = incoming.type in delivery.registered_events
+    registered = subscribes(delivery.registered_events, incoming.type)
     return {
         "group_id": delivery.group_id,
         "delivery_id": delivery_id,

@@ -615,7 +615,11 @@ def test_a_connector_registered_at_once_by_another_admin_is_409(admin: Any, gw: 
         # Another admin's registration of the same name, not committed yet.
         other.execute(
             insert(ConnectorProfile).values(
-                name="acme", document=ACME, created_at=datetime.now(UTC)
+                name="acme",
+                document=ACME,
+                version=1,
+                created_at=datetime.now(UTC),
+                updated_at=datetime.now(UTC),
             )
         )
         answer = once_it_waits_for(other, lambda: admin.post("/connectors", ACME))

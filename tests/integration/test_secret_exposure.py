@@ -67,7 +67,8 @@ def test_a_refused_secret_is_not_repeated_in_the_422(
 def test_a_database_error_does_not_repeat_the_statements_values(gw: Any) -> None:
     """Its text lands in logs and tracebacks; the values are payloads, fields and tokens."""
     insert = text(
-        "INSERT INTO connector_profiles (name, document, created_at) VALUES ('twice', :doc, :at)"
+        "INSERT INTO connector_profiles (name, document, version, created_at, updated_at)"
+        " VALUES ('twice', :doc, 1, :at, :at)"
     )
     values = {"doc": json.dumps({"canary": LEAKED}), "at": datetime.now(UTC)}
     with gw.db.session() as session:

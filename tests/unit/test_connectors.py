@@ -288,6 +288,18 @@ def case(why: str, overrides: dict[str, Any], path: str, message: str) -> Any:
     return pytest.param(overrides, path, message, id=why)
 
 
+def hmac_template(**overrides: Any) -> dict[str, Any]:
+    """A Stripe-like templated hmac scheme; keyword arguments replace its keys."""
+    return {
+        "scheme": "hmac",
+        "header": "X-Sig",
+        "format": "t={timestamp},v1={signature}",
+        "separator": ",",
+        "signed_content": "{timestamp}.{body}",
+        **overrides,
+    }
+
+
 def events(**locators: Any) -> dict[str, Any]:
     """An ``events`` override: the type from ``kind`` unless a locator replaces it."""
     return {"events": {"type": {"jmespath": "kind"}, **locators}}
@@ -304,9 +316,80 @@ def events(**locators: Any) -> dict[str, Any]:
         ),
         case(
             "a scheme refuses another scheme's keys",
-            {"verification": {"scheme": "hmac", "header": "X-Sig", "tolerance_s": 300}},
+            {"verification": {"scheme": "hmac", "header": "X-Sig", "id_header": "X-Id"}},
             "verification",
-            '"tolerance_s" is not a known key',
+            '"id_header" is not a known key',
+        ),
+        case(
+            "a signed content without the body",
+            {"verification": hmac_template(signed_content="{timestamp}")},
+            "verification.signed_content",
+            "does not match",
+        ),
+        case(
+            "a signed content with the body twice",
+            {"verification": hmac_template(signed_content="{body}.{body}")},
+            "verification.signed_content",
+            "must hold {body} exactly once",
+        ),
+        case(
+            "a part read from nowhere",
+            {"verification": hmac_template(signed_content="{id}.{body}")},
+            "verification.signed_content",
+            "{id} comes from nowhere; say where it is read",
+        ),
+        case(
+            "a part read from two places",
+            {"verification": hmac_template(parts={"timestamp": "X-Time"})},
+            "verification.signed_content",
+            "{timestamp} is read from both format and parts",
+        ),
+        case(
+            "a part read but not signed",
+            {"verification": hmac_template(parts={"id": "X-Id"})},
+            "verification.signed_content",
+            "does not use {id}, read but unsigned",
+        ),
+        case(
+            "a signature signing itself",
+            {"verification": hmac_template(signed_content="{signature}.{timestamp}.{body}")},
+            "verification.signed_content",
+            "cannot hold {signature}, which signs it",
+        ),
+        case(
+            "the body is no header",
+            {"verification": hmac_template(parts={"body": "X-Body"})},
+            "verification.parts.body",
+            "{body} is never read from a header of its own",
+        ),
+        case(
+            "a format item with two placeholders",
+            {"verification": hmac_template(format="t={timestamp}v1={signature}")},
+            "verification.format",
+            "must hold exactly one placeholder",
+        ),
+        case(
+            "a format without the signature",
+            {"verification": hmac_template(format="t={timestamp}")},
+            "verification.format",
+            "does not match",
+        ),
+        case(
+            "a separator without a format",
+            {"verification": {"scheme": "hmac", "header": "X-Sig", "separator": ","}},
+            "verification",
+            '"format" is required',
+        ),
+        case(
+            "templates are checked inside alternatives too",
+            {
+                "verification": {
+                    "scheme": "any-of",
+                    "schemes": [hmac_template(signed_content="{body}.{nonce}")],
+                }
+            },
+            "verification.schemes[0].signed_content",
+            "{nonce} comes from nowhere",
         ),
         case(
             "hmac needs its header",

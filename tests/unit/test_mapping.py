@@ -89,7 +89,7 @@ def xtnd_payload() -> dict[str, Any]:
 def context_of() -> Callable[..., dict[str, Any]]:
     """Builds an evaluation context; event attributes can be overridden by keyword."""
 
-    def build(payload: Any, **event: str) -> dict[str, Any]:
+    def build(payload: Any, **event: Any) -> dict[str, Any]:
         attributes = {
             "id": "evt-1",
             "type": "OrderPicked",
@@ -97,6 +97,7 @@ def context_of() -> Callable[..., dict[str, Any]]:
             "group_id": "grp-1",
             "connector": "xtnd",
             "function": "orders",
+            "group": {"name": "XTND Main", "external_id": "acct-1"},
         }
         return event_context(payload, **{**attributes, **event})
 
@@ -124,6 +125,7 @@ def plan(document: dict[str, Any], payload: Any) -> list[PlannedUpsert]:
         group_id="g",
         connector="c",
         function="f",
+        group={"name": "Group", "external_id": None},
     )
     return compile_mapping(document).plan(context)
 
@@ -266,7 +268,7 @@ def test_the_documented_example_is_valid() -> None:
             "event.recieved_at",
             "upserts[0].order_by",
             "event has no 'recieved_at' (it has id, type, received_at, group_id, connector,"
-            " function)",
+            " function, group)",
         ),
         (
             "upserts.0.when",
@@ -347,6 +349,7 @@ def test_a_saved_version_naming_item_in_when_still_compiles() -> None:
             group_id=None,
             connector=None,
             function=None,
+            group=None,
         )
     )
     assert [s.reason for s in explained.skipped] == ["when `item.ok` is null"]
@@ -489,6 +492,7 @@ def test_event_context_is_the_documented_evaluation_object() -> None:
         group_id="grp-1",
         connector="xtnd",
         function="orders",
+        group={"name": "XTND Main", "external_id": "acct-1"},
     )
     assert context == {
         "payload": {"a": 1},
@@ -499,9 +503,27 @@ def test_event_context_is_the_documented_evaluation_object() -> None:
             "group_id": "grp-1",
             "connector": "xtnd",
             "function": "orders",
+            "group": {"name": "XTND Main", "external_id": "acct-1"},
         },
         "item": None,
     }
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ("event.group.name", "XTND Main"),
+        ("event.group.external_id", "acct-1"),
+        ("join('/', [event.group.external_id, payload.id])", "acct-1/o-1"),
+    ],
+)
+def test_a_mapping_reads_the_group_name_and_external_id(
+    context_of: Callable[..., dict[str, Any]], expression: str, expected: str
+) -> None:
+    document = single(fields={"Source__c": expression})
+    validate_document(document)
+    planned = compile_mapping(document).plan(context_of({"id": "o-1", "name": "n"}))
+    assert planned[0].fields["Source__c"] == expected
 
 
 # Planning -----------------------------------------------------------------------------------

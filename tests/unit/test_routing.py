@@ -22,6 +22,7 @@ def context(payload: Any, event_type: str = "order.paid") -> dict[str, Any]:
         group_id="g-1",
         connector="generic",
         function="webhooks",
+        group={"name": "Shop EU", "external_id": "eu-1"},
     )
 
 
@@ -40,6 +41,8 @@ def takes(filter_source: str, payload: Any) -> bool:
         ("payload.data.region == 'EU'", ORDER, True),  # as a mapping expression reads it
         ("event.type == 'order.paid'", ORDER, True),  # the event, as mappings see it
         ("event.connector == 'generic' && event.group_id == 'g-1'", ORDER, True),
+        ("event.group.name == 'Shop EU' && event.group.external_id == 'eu-1'", ORDER, True),
+        ("event.group.external_id == 'us-1'", ORDER, False),
         ("lower(data.region) == 'eu'", ORDER, True),  # the mapping functions
         ("number(concat(data.total, '0')) > `100`", ORDER, True),
         ("data.region == 'US'", ORDER, False),
@@ -75,6 +78,20 @@ def test_a_record_without_the_type_is_never_asked() -> None:
 
 
 @pytest.mark.parametrize(
+    ("events", "event_type", "taken"),
+    [
+        (("*",), "order.paid", True),  # every event of the function
+        (("*",), "an.event.added.later", True),
+        (("order.refunded", "*"), "order.paid", True),
+        (("order.refunded",), "order.paid", False),
+    ],
+)
+def test_a_record_taking_every_event(events: tuple[str, ...], event_type: str, taken: bool) -> None:
+    routes = routes_for([route(events=events)], event_type, context(ORDER, event_type))
+    assert bool(routes) is taken
+
+
+@pytest.mark.parametrize(
     ("routes", "message"),
     [
         ([], "no active webhook record of this group takes 'order.paid'"),
@@ -84,6 +101,11 @@ def test_a_record_without_the_type_is_never_asked() -> None:
         ),
         (
             [route("data.region == 'US'")],
+            "1 active webhook record of this group takes 'order.paid',"
+            " but its filter did not match",
+        ),
+        (
+            [route("data.region == 'US'", events=("*",))],
             "1 active webhook record of this group takes 'order.paid',"
             " but its filter did not match",
         ),

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from gateway.errors import VerificationFailed
 from gateway.verify import needs_secret, sign, verify
+from tests.payloads import STRIPE_AS_HMAC, SW_AS_HMAC
 
 NOW = 1_700_000_000
 SECRET = "test-secret-not-real"
@@ -511,19 +512,19 @@ def test_standard_webhooks_sign_makes_a_message_id_when_none_is_given() -> None:
             STRIPE,
             {"Stripe-Signature": f"{stripe_header(secret=OTHER_SECRET)},v1=abcd"},
             (SECRET,),
-            "none of the 2 v1 signatures matches an accepted secret (1 of them malformed)",
+            "none of the 2 signatures matches an accepted secret (1 of them malformed)",
         ),
         (
             SW,
             _with_signatures(sw_headers(), f"v1,AAAA v1,{b64(b'x' * 32)} v1,"),
             (SW_SECRET,),
-            "none of the 3 v1 signatures matches an accepted secret (2 of them malformed)",
+            "none of the 3 signatures matches an accepted secret (2 of them malformed)",
         ),
         (
             SW,
             _with_signatures(sw_headers(), f"v1,{b64(b'x' * 32)} v1,{b64(b'y' * 32)}"),
             (SW_SECRET,),
-            "none of the 2 v1 signatures matches an accepted secret",
+            "none of the 2 signatures matches an accepted secret",
         ),
     ],
     ids=["stripe", "standard-webhooks-malformed", "standard-webhooks-wrong"],
@@ -724,6 +725,107 @@ def test_sign_matches_what_the_sender_sends(
 def test_sign_standard_webhooks_matches_the_reference_package() -> None:
     ours = sign(SW, SW_SECRET, BODY, now=NOW, message_id="msg_test")
     assert ours == sw_headers()
+
+
+# --- hmac with a signed-content template: Stripe-like and Svix-like senders as data ---------
+
+
+def sw_rotating_headers() -> dict[str, str]:
+    """Headers signed by the reference package with two keys, as during a rotation."""
+    old = sw_headers(secret=SW_OLD_SECRET)["webhook-signature"]
+    headers = sw_headers()
+    headers["webhook-signature"] = f"{old} {headers['webhook-signature']}"
+    return headers
+
+
+@pytest.mark.parametrize(
+    ("spec", "headers", "secrets", "now"),
+    [
+        (STRIPE_AS_HMAC, {"stripe-signature": stripe_header()}, [SECRET], NOW),
+        # the old secret still inside its rotation window
+        (
+            STRIPE_AS_HMAC,
+            {"stripe-signature": stripe_header(OLD_SECRET)},
+            [SECRET, OLD_SECRET],
+            NOW,
+        ),
+        # other items (v0=) and several v1 items are skipped until one matches
+        (
+            STRIPE_AS_HMAC,
+            {"stripe-signature": _with_extra_v1(stripe_header()) + ",v0=ab"},
+            [SECRET],
+            NOW,
+        ),
+        (STRIPE_AS_HMAC, {"stripe-signature": stripe_header()}, [SECRET], NOW + 300),
+        (SW_AS_HMAC, sw_headers(), [SW_SECRET], NOW),
+        (SW_AS_HMAC, sw_rotating_headers(), [SW_SECRET], NOW - 300),
+        (SW_AS_HMAC, sw_headers(secret=SW_OLD_SECRET), [SW_SECRET, SW_OLD_SECRET], NOW),
+    ],
+    ids=["stripe", "stripe-rotated", "stripe-extra-items", "stripe-edge", "sw", "sw-two", "sw-old"],
+)
+def test_templated_hmac_accepts_what_the_reference_libraries_sign(
+    spec: dict[str, Any], headers: dict[str, str], secrets: list[str], now: int
+) -> None:
+    verify(spec, secrets, lower(headers), BODY, now=now)
+
+
+@pytest.mark.parametrize(
+    ("spec", "headers", "now", "code"),
+    [
+        (
+            STRIPE_AS_HMAC,
+            {"stripe-signature": stripe_header()},
+            NOW + 301,
+            "timestamp_out_of_tolerance",
+        ),
+        (SW_AS_HMAC, sw_headers(), NOW - 301, "timestamp_out_of_tolerance"),
+        (STRIPE_AS_HMAC, {"stripe-signature": "v1=" + "ab" * 32}, NOW, "timestamp_missing"),
+        (STRIPE_AS_HMAC, {"stripe-signature": "t=1,t=2,v1=" + "ab" * 32}, NOW, "timestamp_invalid"),
+        (STRIPE_AS_HMAC, {"stripe-signature": f"t={NOW}"}, NOW, "signature_missing"),
+        (STRIPE_AS_HMAC, {}, NOW, "signature_missing"),
+        (
+            STRIPE_AS_HMAC,
+            {"stripe-signature": stripe_header(OTHER_SECRET)},
+            NOW,
+            "signature_mismatch",
+        ),
+        (
+            SW_AS_HMAC,
+            {k: v for k, v in sw_headers().items() if k != "webhook-id"},
+            NOW,
+            "signature_malformed",
+        ),
+        (SW_AS_HMAC, {**sw_headers(), "webhook-id": "msg_other"}, NOW, "signature_mismatch"),
+    ],
+    ids=[
+        "stripe-late",
+        "sw-early",
+        "no-timestamp",
+        "two-timestamps",
+        "no-signature-item",
+        "no-header",
+        "wrong-secret",
+        "no-id-header",
+        "id-changed",
+    ],
+)
+def test_templated_hmac_refuses(
+    spec: dict[str, Any], headers: dict[str, str], now: int, code: str
+) -> None:
+    secret = SW_SECRET if spec is SW_AS_HMAC else SECRET
+    assert failure(spec, headers, secrets=(secret,), now=now).code == code
+
+
+def test_templated_hmac_signature_is_accepted_by_the_stripe_package() -> None:
+    header = sign(STRIPE_AS_HMAC, SECRET, BODY, now=time.time())["Stripe-Signature"]
+    event = stripe.Webhook.construct_event(BODY.decode(), header, SECRET)
+    assert event["id"] == "evt_test"
+
+
+def test_templated_hmac_signature_is_accepted_by_the_standardwebhooks_package() -> None:
+    headers = sign(SW_AS_HMAC, SW_SECRET, BODY, now=time.time(), message_id="msg_ours")
+    assert headers["webhook-id"] == "msg_ours"
+    assert standardwebhooks.Webhook(SW_SECRET).verify(BODY.decode(), headers)["id"] == "evt_test"
 
 
 # --- no secret or expected signature in any message ----------------------------------------
