@@ -209,8 +209,10 @@ TARGET = Variable(
     name="GATEWAY_TARGET",
     kind="target name",
     default="`local`",
-    allowed="`local`, `salesforce`, `salesforce:<profile>` (letters, digits, `_`)",
-    description="where records go; a group's `target` overrides it ([Salesforce](salesforce.md))",
+    allowed="`local`, `salesforce`, `salesforce:<profile>`, `http`, `http:<profile>` (letters,"
+    " digits, `_`)",
+    description="where records go; a group's `target` overrides it ([Salesforce](salesforce.md),"
+    " [HTTP](targets.md))",
 )
 BIND = Variable(
     name="GATEWAY_BIND",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.target_names import TARGET_NAME
-from gateway.targets.credentials import SALESFORCE_VARIABLES
+from gateway.targets.credentials import HTTP_VARIABLES, SALESFORCE_VARIABLES
 from gateway.validation import Schema
 
 #: PostgreSQL text cannot hold U+0000, so no name, id or filter the API stores or looks up may.
@@ -181,10 +181,11 @@ EVENT_FILTER = _object(
 )
 
 TARGET_CREDENTIALS = {
-    "description": "The SALESFORCE_* variables to store for this target, each a string.",
+    "description": "The variables to store for this target, each a string: SALESFORCE_* for a"
+    " Salesforce target, HTTP_* for an HTTP target.",
     "type": "object",
     "minProperties": 1,
-    "propertyNames": {"enum": list(SALESFORCE_VARIABLES)},
+    "propertyNames": {"enum": [*SALESFORCE_VARIABLES, *HTTP_VARIABLES]},
     "additionalProperties": {
         "type": "string",
         "minLength": 1,
