@@ -330,6 +330,21 @@ class TargetCredentials(Base):
     updated_at: Mapped[datetime]
 
 
+class TargetCalls(Base):
+    """Calls made to a target in one window (a UTC second or day), for its limits.
+
+    In the database rather than in memory, so that every worker on every host spends from the
+    same budget; each target has one row per window, its ``period`` the window now counted.
+    """
+
+    __tablename__ = "target_calls"
+
+    target: Mapped[str] = mapped_column(String(100), primary_key=True)
+    window: Mapped[str] = mapped_column(String(8), primary_key=True)
+    period: Mapped[str] = mapped_column(String(32))
+    calls: Mapped[int] = mapped_column(BigInteger)
+
+
 class SignInAttempts(Base):
     """Console sign-ins tried from one client address since its window opened, none of them
     successful (a success deletes the row).

@@ -6,6 +6,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -68,6 +69,9 @@ class Outcome:
     skipped: list[Skipped] = field(default_factory=list)
     #: History columns naming what a failure before any upsert concerns, as far as known.
     about: dict[str, Any] = field(default_factory=dict)
+    #: Set when a limit of its target held the event back: it is due again then, and this
+    #: attempt is not counted.
+    wait_until: datetime | None = None
 
 
 class MappingsOfBatch:

@@ -389,12 +389,26 @@ class ApiUsage(View):
     reported_at: Time | None
 
 
+class TargetLimitsView(View):
+    """A target's configured limits, the calls counted today, and why its events wait."""
+
+    calls_per_second: int | None
+    calls_per_day: int | None
+    calls_today: Count
+    remaining_today: Count | None
+    waiting: str | None = Field(
+        description="Why events to this target wait now (a limit reached), or null."
+    )
+    waiting_until: Time | None
+
+
 class Target(View):
-    """A target in use: the default, or one a group names."""
+    """A target in use: the default, or one a group names, or one with limits."""
 
     name: str
     default: bool
     api_usage: ApiUsage | None
+    limits: TargetLimitsView | None
 
 
 class TargetCredentialsView(View):

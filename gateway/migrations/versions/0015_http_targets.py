@@ -1,0 +1,31 @@
+"""target calls: what each target's rate and budget limits have counted
+
+Revision ID: 0015_http_targets
+Revises: 0010_alerts
+Create Date: 2026-12-05 23:10:00.000000
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0015_http_targets"
+down_revision = "0010_alerts"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "target_calls",
+        sa.Column("target", sa.String(length=100), nullable=False),
+        sa.Column("window", sa.String(length=8), nullable=False),
+        sa.Column("period", sa.String(length=32), nullable=False),
+        sa.Column("calls", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("target", "window", name=op.f("pk_target_calls")),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("target_calls")
