@@ -626,3 +626,18 @@ def test_bulk_replay_reports_progress_until_done(console: Console, setup: Any, w
     done = console.get(progress).text
     assert "Done: all 1 processed" in done
     assert "Replay of 1 event" in done
+
+
+def test_the_overview_says_why_events_to_a_limited_target_wait(
+    console: Console, settings: Any, gw: Gateway
+) -> None:
+    from gateway.target_limits import TargetLimits
+
+    gw.limiter.limits["local"] = TargetLimits(per_second=5, per_day=2)
+    with gw.db.session() as session:
+        gw.limiter.reserve(session, "local", [1, 1])
+
+    html = console.get("/admin/").text
+
+    assert "2 of 2 calls today, at most 5 a second." in html
+    assert "waiting: the daily budget of 2 calls to local is spent" in html
