@@ -345,6 +345,7 @@ def clone_webhook(gw: Gateway, source_id: str, body: Mapping[str, Any]) -> Webho
             filter=source.filter,
             mapping_name=source.mapping_name,
             mapping_version=source.mapping_version,
+            send=source.send,
             created_at=stamp,
             updated_at=stamp,
         )
@@ -408,7 +409,7 @@ def _apply_webhook_changes(
         webhook.mapping_name, webhook.mapping_version = name, version
     if problems:
         raise ValidationFailed("the webhook record is not valid", details=problems)
-    for field in ("label", "active"):
+    for field in ("label", "active", "send"):
         if field in body:
             setattr(webhook, field, body[field])
 

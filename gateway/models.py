@@ -166,6 +166,11 @@ class Webhook(Base):
     mapping_name: Mapped[str | None] = mapped_column(String(200))
     #: None follows the newest version of the mapping; a number pins it.
     mapping_version: Mapped[int | None]
+    #: ``upserts``: the mapping's records go to the target; ``event``: the event itself does,
+    #: as one record (an HTTP target forwarding events as received).
+    send: Mapped[str] = mapped_column(
+        String(8), default="upserts", server_default=text("'upserts'")
+    )
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Annotated, Any, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
@@ -132,6 +132,10 @@ class Webhook(View):
     active: bool
     filter: str | None = Field(description=FILTER_DESCRIPTION)
     mapping: MappingPin | None
+    send: Literal["upserts", "event"] = Field(
+        description="`upserts`: the mapping's records go to the target; `event`: the event"
+        " itself, as one record of object `event`."
+    )
     is_template: bool
     created_at: Time
     updated_at: Time
@@ -146,6 +150,7 @@ class Webhook(View):
             active=webhook.active,
             filter=webhook.filter,
             mapping=MappingPin.of(webhook.mapping_name, webhook.mapping_version),
+            send="event" if webhook.send == "event" else "upserts",
             is_template=webhook.is_template,
             created_at=stamp(webhook.created_at),
             updated_at=stamp(webhook.updated_at),

@@ -116,6 +116,13 @@ ROTATE_SECRET = _object(
     },
     ("secret",),
 )
+SEND = {
+    "enum": ["upserts", "event"],
+    "description": "What goes to the group's target: the records the mapping makes (`upserts`,"
+    " the default), or the event itself as one record of object `event` whose external id is"
+    " the event's id (`event`: no mapping needed; forwards events to an HTTP target as"
+    " received).",
+}
 WEBHOOK_CLONE = _object(
     {
         "label": NAME,
@@ -123,6 +130,7 @@ WEBHOOK_CLONE = _object(
         "active": {"type": "boolean"},
         "filter": FILTER,
         "mapping": MAPPING_REF,
+        "send": SEND,
     },
     ("label", "events"),
 )
@@ -133,6 +141,7 @@ WEBHOOK_UPDATE = _object(
         "active": {"type": "boolean"},
         "filter": FILTER,
         "mapping": MAPPING_REF,
+        "send": SEND,
     }
 )
 PREVIEW = {

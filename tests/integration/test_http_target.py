@@ -291,3 +291,41 @@ def test_credentials_of_another_kind_of_target_are_refused(admin: Any) -> None:
 
     assert response.status_code == 422
     assert response.get_json()["error"]["code"] == "validation_failed"
+
+
+def test_a_webhook_record_may_send_the_event_itself_instead_of_upserts(
+    group: dict[str, Any], deliver: Any, worker: Any, admin: Any, receiver: FakeReceiver
+) -> None:
+    made = admin.post(
+        f"/webhooks/{group['template_webhook_id']}/clone",
+        {"label": "Raw", "events": ["OrderPicked"], "send": "event"},
+    )
+    assert made.status_code == 201, made.get_json()
+    assert made.get_json()["send"] == "event"
+    assert made.get_json()["mapping"] is None
+    deliver(group, orders(1, "O-1"))
+
+    worker.drain()
+
+    (event,) = events(admin)
+    assert event["status"] == "delivered"
+    by_path = {r.path: r.body for r in receiver.received}
+    assert set(by_path) == {"/Order/O-1", f"/event/{event['id']}"}
+    forwarded = by_path[f"/event/{event['id']}"]
+    assert (forwarded["id"], forwarded["type"]) == (event["id"], "OrderPicked")
+    assert forwarded["group_id"] == group["id"]
+    assert forwarded["payload"]["Details"]["OrderNumber"] == "O-1"
+
+
+def test_what_a_webhook_record_sends_can_be_changed_and_is_checked(
+    group: dict[str, Any], admin: Any
+) -> None:
+    record = admin.get(f"/groups/{group['id']}/webhooks").get_json()["items"][1]
+    assert record["send"] == "upserts"
+
+    changed = admin.patch(f"/webhooks/{record['id']}", {"send": "event"})
+    assert changed.get_json()["send"] == "event"
+    refused = admin.patch(f"/webhooks/{record['id']}", {"send": "payload"})
+
+    assert refused.status_code == 422
+    assert admin.get(f"/webhooks/{record['id']}").get_json()["send"] == "event"

@@ -1,4 +1,4 @@
-"""target calls: what each target's rate and budget limits have counted
+"""target calls and webhook records' send: limits' counts, and forwarding events as received
 
 Revision ID: 0015_http_targets
 Revises: 0010_alerts
@@ -25,7 +25,13 @@ def upgrade() -> None:
         sa.Column("calls", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("target", "window", name=op.f("pk_target_calls")),
     )
+    op.add_column(
+        "webhooks",
+        sa.Column("send", sa.String(length=8), server_default=sa.text("'upserts'"), nullable=False),
+    )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("webhooks", schema=None) as batch_op:
+        batch_op.drop_column("send")
     op.drop_table("target_calls")
