@@ -11,18 +11,15 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-import ssl
-import sys
-import tempfile
 import threading
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-import trustme
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from tests.fakes.tls import Handshaking, LoopbackTls
 
 TOKEN_PATH = "/oauth/token"
 
@@ -46,7 +43,7 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class FakeReceiver:
+class FakeReceiver(LoopbackTls):
     """Start it with ``with``; set ``auth`` and its credentials before the first request."""
 
     def __init__(self) -> None:
@@ -67,41 +64,7 @@ class FakeReceiver:
         self._answers: deque[Answer] = deque()
         self._seen: set[str] = set()
         self._lock = threading.Lock()
-        self.ca_path = ""
-        self._dir: tempfile.TemporaryDirectory[str] | None = None
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    def __enter__(self) -> FakeReceiver:
-        self._dir = tempfile.TemporaryDirectory(prefix="fake-receiver-")
-        self.ca_path = str(Path(self._dir.name) / "ca.pem")
-        ca = trustme.CA()
-        ca.cert_pem.write_to_path(self.ca_path)
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ca.issue_cert("127.0.0.1").configure_cert(context)
-        server = _Server(("127.0.0.1", 0), _handler_for(self))
-        server.socket = context.wrap_socket(
-            server.socket, server_side=True, do_handshake_on_connect=False
-        )
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-receiver"
-        )
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._thread.join()
-        if self._dir is not None:
-            self._dir.cleanup()
-
-    @property
-    def origin(self) -> str:
-        assert self._server is not None, "start the receiver first"
-        return f"https://127.0.0.1:{self._server.server_address[1]}"
+        super().__init__(_handler_for(self), "fake-receiver")
 
     def answer_next(self, *answers: Answer) -> None:
         """Answer the next data requests so, in order, before answering normally again."""
@@ -179,13 +142,7 @@ def _basic(user: str, password: str) -> str:
 
 
 def _handler_for(receiver: FakeReceiver) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        """HTTP/1.0, one request a connection: nothing is left half-open between tests."""
-
-        def setup(self) -> None:
-            self.request.do_handshake()
-            super().setup()
-
+    class Handler(Handshaking):
         def do_POST(self) -> None:
             self._handle()
 
@@ -208,14 +165,4 @@ def _handler_for(receiver: FakeReceiver) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        def log_message(self, format: str, *args: Any) -> None:
-            """Quiet: tests read ``receiver.received`` instead."""
-
     return Handler
-
-
-class _Server(ThreadingHTTPServer):
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Clients that time out or refuse the certificate hang up: no fault of the receiver."""
-        if not isinstance(sys.exception(), OSError):
-            super().handle_error(request, client_address)

@@ -15,7 +15,7 @@ import pytest
 
 from gateway.config import Settings
 from tests.fakes.receiver import Answer, FakeReceiver
-from tests.payloads import xtnd_delivery
+from tests.payloads import picked_orders_group, xtnd_delivery
 
 ORDERS = {
     "name": "http-orders",
@@ -60,15 +60,7 @@ def settings(settings: Settings, receiver: FakeReceiver, target_env: dict[str, s
 
 @pytest.fixture
 def group(admin: Any, group_factory: Any) -> dict[str, Any]:
-    admin.put("/mappings/http-orders", ORDERS)
-    created: dict[str, Any] = group_factory(
-        connector="xtnd", function="backend", events=["OrderPicked"]
-    )
-    admin.post(
-        f"/webhooks/{created['template_webhook_id']}/clone",
-        {"label": "Picked", "events": ["OrderPicked"], "mapping": "http-orders"},
-    )
-    return created
+    return picked_orders_group(admin, group_factory, ORDERS)
 
 
 def orders(n: int, *numbers: str) -> bytes:

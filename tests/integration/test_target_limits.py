@@ -16,7 +16,7 @@ from gateway.services import Gateway
 from gateway.target_limits import TargetLimits
 from gateway.worker import Worker
 from tests.fakes.receiver import FakeReceiver
-from tests.payloads import xtnd_delivery
+from tests.payloads import picked_orders_group, xtnd_delivery
 
 ORDERS = {
     "name": "limited-orders",
@@ -54,15 +54,7 @@ def settings(
 
 @pytest.fixture
 def group(admin: Any, group_factory: Any) -> dict[str, Any]:
-    admin.put("/mappings/limited-orders", ORDERS)
-    created: dict[str, Any] = group_factory(
-        connector="xtnd", function="backend", events=["OrderPicked"]
-    )
-    admin.post(
-        f"/webhooks/{created['template_webhook_id']}/clone",
-        {"label": "Picked", "events": ["OrderPicked"], "mapping": "limited-orders"},
-    )
-    return created
+    return picked_orders_group(admin, group_factory, ORDERS)
 
 
 def send_orders(deliver: Any, group: dict[str, Any], count: int, first: int = 0) -> None:
