@@ -41,6 +41,8 @@ class Answer:
     status: int
     body: str = ""
     headers: dict[str, str] = field(default_factory=dict)
+    #: Answer nothing until the receiver stops, as a receiver that hangs does.
+    hang: bool = False
 
 
 class FakeReceiver(LoopbackTls):
@@ -64,7 +66,12 @@ class FakeReceiver(LoopbackTls):
         self._answers: deque[Answer] = deque()
         self._seen: set[str] = set()
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
         super().__init__(_handler_for(self), "fake-receiver")
+
+    def stop(self) -> None:
+        self._stopping.set()
+        super().stop()
 
     def answer_next(self, *answers: Answer) -> None:
         """Answer the next data requests so, in order, before answering normally again."""
@@ -156,6 +163,9 @@ def _handler_for(receiver: FakeReceiver) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             headers = {name.lower(): value for name, value in self.headers.items()}
             answer = receiver.handle(self.command, self.path, headers, body)
+            if answer.hang:
+                receiver._stopping.wait()
+                return
             data = answer.body.encode()
             self.send_response(answer.status)
             self.send_header("Content-Type", "application/json")

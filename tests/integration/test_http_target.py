@@ -183,6 +183,35 @@ def test_5xx_429_and_408_are_retried_other_refusals_fail(
     assert answer.body in detail["last_error"]
 
 
+@pytest.mark.parametrize("target_env", [{"HTTP_CRM_TIMEOUT_S": "0.2"}])
+def test_a_receiver_that_does_not_answer_in_time_is_retried(
+    group: dict[str, Any], deliver: Any, worker: Any, admin: Any, receiver: FakeReceiver
+) -> None:
+    deliver(group, orders(1, "O-1"))
+    receiver.answer_next(Answer(0, hang=True))
+
+    worker.run_once()
+
+    (event,) = events(admin)
+    assert event["status"] == "pending"
+    assert "receiver unreachable" in event["last_error"]
+    worker.drain()
+    assert [r.body["number"] for r in receiver.received] == ["O-1"]
+
+
+@pytest.mark.parametrize("target_env", [{"HTTP_CRM_URL": "https://127.0.0.1:9"}])
+def test_a_receiver_refusing_connections_is_retried(
+    group: dict[str, Any], deliver: Any, worker: Any, admin: Any
+) -> None:
+    deliver(group, orders(1, "O-1"))
+
+    worker.run_once()
+
+    (event,) = events(admin)
+    assert event["status"] == "pending"
+    assert "receiver unreachable" in event["last_error"]
+
+
 def test_retry_after_sets_the_earliest_next_attempt(
     group: dict[str, Any], deliver: Any, worker: Any, admin: Any, receiver: FakeReceiver
 ) -> None:
