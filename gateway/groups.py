@@ -389,6 +389,10 @@ def _locked_webhook(session: Session, webhook_id: str) -> tuple[Group, Webhook]:
     return group, webhook
 
 
+#: What a webhook record sends its group's target: its mapping's upserts, or the event itself.
+SENDS = ("upserts", "event")
+
+
 def _apply_webhook_changes(
     gw: Gateway, group: Group, webhook: Webhook, body: Mapping[str, Any]
 ) -> None:
@@ -407,6 +411,8 @@ def _apply_webhook_changes(
         if name is not None:
             problems += _mapping_problems(gw, name, version)
         webhook.mapping_name, webhook.mapping_version = name, version
+    if body.get("send", "upserts") not in SENDS:
+        problems.append(Detail("send", f"must be one of {', '.join(SENDS)}"))
     if problems:
         raise ValidationFailed("the webhook record is not valid", details=problems)
     for field in ("label", "active", "send"):

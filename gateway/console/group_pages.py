@@ -251,6 +251,10 @@ def webhook_edit(webhook_id: str) -> Any:
     )
 
 
+#: What a webhook record may send to its group's target, as the form offers it.
+SEND_OPTIONS = [("upserts", "The mapping's upserts"), ("event", "The event as received")]
+
+
 def _webhook_page(
     gw: Gateway, webhook: Webhook, values: dict[str, Any], save: Any, done: str, *, clone: bool
 ) -> Any:
@@ -273,6 +277,7 @@ def _webhook_page(
         webhook=webhook,
         group=groups.get_group(gw, webhook.group_id),
         mapping_options=[("", "(none)")] + [(m.name, m.name) for m in gw.mappings.latest()],
+        send_options=SEND_OPTIONS,
         values=values,
         clone=clone,
     )
@@ -286,6 +291,7 @@ def _webhook_values(webhook: Webhook) -> dict[str, Any]:
         "filter": webhook.filter or "",
         "mapping_name": webhook.mapping_name or "",
         "pin": webhook.mapping_version or "",
+        "send": webhook.send,
     }
 
 
@@ -300,6 +306,7 @@ def _webhook_body() -> dict[str, Any]:
         "active": forms.checked("active"),
         "filter": forms.optional("filter"),
         "mapping": mapping,
+        "send": forms.text("send") or "upserts",
     }
 
 

@@ -437,6 +437,24 @@ def test_cloning_editing_and_toggling_a_record(console: Console, admin: Any, set
     assert after["filter"] == "payload.data.quantity > `0`"
 
 
+def test_a_record_can_be_set_to_send_the_event_as_received(
+    console: Console, admin: Any, setup: Any
+) -> None:
+    record = setup["record"]
+    form = console.get(f"/admin/webhooks/{record['id']}/edit").text
+    assert '<option value="upserts" selected>' in form
+
+    edited = console.post(
+        f"/admin/webhooks/{record['id']}/edit",
+        {"label": "Raw", "events": record["events"], "send": "event"},
+    )
+
+    assert edited.status_code == 303
+    assert admin.get(f"/webhooks/{record['id']}").get_json()["send"] == "event"
+    shown = console.get(f"/admin/webhooks/{record['id']}/edit").text
+    assert '<option value="event" selected>' in shown
+
+
 def test_record_errors_are_shown_on_the_record_form(console: Console, setup: Any) -> None:
     response = console.post(
         f"/admin/webhooks/{setup['record']['id']}/edit",
