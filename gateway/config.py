@@ -15,6 +15,7 @@ from cryptography.fernet import Fernet
 from dotenv import dotenv_values
 
 from gateway.errors import ConfigurationError
+from gateway.target_limits import TargetLimits, parse_limits
 from gateway.target_names import TARGET_NAMES, is_target_name
 
 MiB = 1024 * 1024
@@ -217,8 +218,19 @@ TARGET = Variable(
     name="GATEWAY_TARGET",
     kind="target name",
     default="`local`",
-    allowed="`local`, `salesforce`, `salesforce:<profile>` (letters, digits, `_`)",
-    description="where records go; a group's `target` overrides it ([Salesforce](salesforce.md))",
+    allowed="`local`, `salesforce`, `salesforce:<profile>`, `http`, `http:<profile>` (letters,"
+    " digits, `_`)",
+    description="where records go; a group's `target` overrides it ([Salesforce](salesforce.md),"
+    " [HTTP](targets.md))",
+)
+TARGET_LIMITS = Variable(
+    name="GATEWAY_TARGET_LIMITS",
+    kind="limits",
+    default="none",
+    allowed="`<target>=<N>/s,<N>/day` entries separated by `;`, either limit optional, e.g."
+    " `salesforce=10/s,100000/day;http:crm=5/s`",
+    description="calls (upserts sent) each target takes a second and a UTC day, counted in the"
+    " database for all workers; events over a limit wait as `pending` ([limits](targets.md))",
 )
 BIND = Variable(
     name="GATEWAY_BIND",
@@ -374,6 +386,7 @@ VARIABLES: tuple[Variable | Number[int] | Number[float] | Choice, ...] = (
     COMMIT_TIMEOUT_S,
     INBOX_MAX_BATCH,
     TARGET,
+    TARGET_LIMITS,
     BIND,
     PORT,
     WEB_WORKERS,
@@ -395,6 +408,13 @@ VARIABLES: tuple[Variable | Number[int] | Number[float] | Choice, ...] = (
     OAUTH_TOKEN_ATTEMPTS,
     TRUSTED_PROXIES,
 )
+
+
+def _target_limits(env: Mapping[str, str]) -> dict[str, TargetLimits]:
+    try:
+        return parse_limits(env.get(TARGET_LIMITS.name) or "")
+    except ValueError as exc:
+        raise ConfigurationError(f"{TARGET_LIMITS.name}: {exc}") from None
 
 
 def _target(env: Mapping[str, str]) -> str:
@@ -476,6 +496,8 @@ class Settings:
     #: Unverified refusals recorded per group and minute.
     refused_per_minute: int = REFUSED_PER_MINUTE.default
     target: str = "local"
+    #: Calls a second and a day each target takes, by target name.
+    target_limits: Mapping[str, TargetLimits] = field(default_factory=dict)
     log_format: str = "text"
     #: Deliveries written in one transaction at most (group commit).
     inbox_max_batch: int = INBOX_MAX_BATCH.default
@@ -526,6 +548,7 @@ class Settings:
             max_header_bytes=MAX_HEADER_BYTES.read(env),
             refused_per_minute=REFUSED_PER_MINUTE.read(env),
             target=_target(env),
+            target_limits=_target_limits(env),
             log_format=LOG_FORMAT.read(env),
             inbox_max_batch=INBOX_MAX_BATCH.read(env),
             commit_timeout_s=COMMIT_TIMEOUT_S.read(env),

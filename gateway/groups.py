@@ -415,6 +415,7 @@ def clone_webhook(gw: Gateway, source_id: str, body: Mapping[str, Any]) -> Webho
             filter=source.filter,
             mapping_name=source.mapping_name,
             mapping_version=source.mapping_version,
+            send=source.send,
             created_at=stamp,
             updated_at=stamp,
         )
@@ -458,6 +459,10 @@ def _locked_webhook(session: Session, webhook_id: str) -> tuple[Group, Webhook]:
     return group, webhook
 
 
+#: What a webhook record sends its group's target: its mapping's upserts, or the event itself.
+SENDS = ("upserts", "event")
+
+
 def _apply_webhook_changes(
     gw: Gateway, group: Group, webhook: Webhook, body: Mapping[str, Any]
 ) -> None:
@@ -484,9 +489,11 @@ def _apply_webhook_changes(
         if name is not None:
             problems += _mapping_problems(gw, name, version)
         webhook.mapping_name, webhook.mapping_version = name, version
+    if body.get("send", "upserts") not in SENDS:
+        problems.append(Detail("send", f"must be one of {', '.join(SENDS)}"))
     if problems:
         raise ValidationFailed("the webhook record is not valid", details=problems)
-    for field in ("label", "active"):
+    for field in ("label", "active", "send"):
         if field in body:
             setattr(webhook, field, body[field])
 

@@ -221,6 +221,11 @@ class Webhook(Base):
     mapping_name: Mapped[str | None] = mapped_column(String(200))
     #: None follows the newest version of the mapping; a number pins it.
     mapping_version: Mapped[int | None]
+    #: ``upserts``: the mapping's records go to the target; ``event``: the event itself does,
+    #: as one record (an HTTP target forwarding events as received).
+    send: Mapped[str] = mapped_column(
+        String(8), default="upserts", server_default=text("'upserts'")
+    )
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -424,6 +429,21 @@ class TargetCredentials(Base):
     target: Mapped[str] = mapped_column(String(100), primary_key=True)
     ciphertext: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime]
+
+
+class TargetCalls(Base):
+    """Calls made to a target in one window (a UTC second or day), for its limits.
+
+    In the database rather than in memory, so that every worker on every host spends from the
+    same budget; each target has one row per window, its ``period`` the window now counted.
+    """
+
+    __tablename__ = "target_calls"
+
+    target: Mapped[str] = mapped_column(String(100), primary_key=True)
+    window: Mapped[str] = mapped_column(String(8), primary_key=True)
+    period: Mapped[str] = mapped_column(String(32))
+    calls: Mapped[int] = mapped_column(BigInteger)
 
 
 class SignInAttempts(Base):

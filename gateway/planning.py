@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -29,7 +30,8 @@ class Planned:
 
     event: Event
     route: Route
-    mapping_version: int
+    #: None for an event sent as it is (``send: event``), which no mapping made.
+    mapping_version: int | None
     upsert: PlannedUpsert
     target: str
     result: UpsertResult | None = None
@@ -68,6 +70,9 @@ class Outcome:
     skipped: list[Skipped] = field(default_factory=list)
     #: History columns naming what a failure before any upsert concerns, as far as known.
     about: dict[str, Any] = field(default_factory=dict)
+    #: Set when a limit of its target held the event back: it is due again then, and this
+    #: attempt is not counted.
+    wait_until: datetime | None = None
 
 
 class MappingsOfBatch:
@@ -123,7 +128,13 @@ class _Planner:
             for w in webhooks:
                 self._routes[w.group_id].append(
                     compile_route(
-                        w.id, w.label, w.events, w.filter, w.mapping_name, w.mapping_version
+                        w.id,
+                        w.label,
+                        w.events,
+                        w.filter,
+                        w.mapping_name,
+                        w.mapping_version,
+                        w.send,
                     )
                 )
 
@@ -156,6 +167,10 @@ class _Planner:
             return outcome
         target = group.target or self._default_target()
         for route in matched:
+            if route.send == "event":
+                sent = replace(route, mapping_name=None, mapping_version=None)
+                outcome.planned.append(Planned(event, sent, None, event_record(context), target))
+                continue
             if not route.mapping_name:
                 return fail(
                     outcome,
@@ -176,6 +191,21 @@ class _Planner:
             outcome.planned += [Planned(event, route, version, u, target) for u in plan.upserts]
             outcome.skipped += [Skipped(route, version, u, target) for u in plan.skipped]
         return outcome
+
+
+def event_record(context: dict[str, Any]) -> PlannedUpsert:
+    """The event itself as one record: object ``event``, its id the external id, and its
+    names (type, time received, group) beside its payload."""
+    names = context["event"]
+    return PlannedUpsert(
+        key="event",
+        object="event",
+        external_id_field="id",
+        external_id=names["id"],
+        fields={**names, "payload": context["payload"]},
+        parent=None,
+        order_value=None,
+    )
 
 
 def fail(outcome: Outcome, message: str, about: dict[str, Any] | None = None) -> Outcome:

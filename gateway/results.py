@@ -49,12 +49,15 @@ def event_changes(outcome: Outcome, now: datetime, settings: Settings) -> dict[s
     event = outcome.event
     retry = outcome.status == EventStatus.PENDING
     delay = max(retry_delay(event.attempts, settings), outcome.retry_after_s)
+    due = outcome.wait_until or now + timedelta(seconds=delay)
     return {
         "id": event.id,
         "status": outcome.status,
         "last_error": outcome.message if outcome.status != EventStatus.DELIVERED else None,
         "processed_at": None if retry else now,
-        "next_attempt_at": now + timedelta(seconds=delay) if retry else None,
+        "next_attempt_at": due if retry else None,
+        # Waiting for a limit is no attempt: it must never make the event dead.
+        "attempts": event.attempts - (outcome.wait_until is not None),
         "claimed_by": None,
         "claim_expires_at": None,
     }
@@ -71,10 +74,13 @@ def written_marks(outcomes: list[Outcome]) -> dict[RecordKey, tuple[Any, int]]:
 
 
 def history_rows(outcome: Outcome, now: datetime) -> list[dict[str, Any]]:
-    """One history row per upsert of this attempt, made or skipped; else one for the event.
+    """One history row per upsert of this attempt, made or skipped; else one for the event;
+    none for an event that waits for a limit.
 
     Attempts keep their numbers across replays (``Event.attempts_before_replay``).
     """
+    if outcome.wait_until is not None:  # not an attempt; ``last_error`` says why it waits
+        return []
     event = outcome.event
     base = {
         "event_id": event.id,

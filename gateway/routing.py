@@ -22,6 +22,8 @@ class Route:
     filter: Expression | None
     mapping_name: str | None
     mapping_version: int | None
+    #: ``event`` when the record sends the event itself rather than its mapping's upserts.
+    send: str = "upserts"
 
     def takes(self, event_type: str, scope: Mapping[str, Any]) -> bool:
         """True when the record registers this type and its filter (on ``scope``) is true."""
@@ -43,6 +45,7 @@ def compile_route(
     filter_source: str | None,
     mapping_name: str | None,
     mapping_version: int | None,
+    send: str = "upserts",
 ) -> Route:
     where = f"filter {filter_source!r} of webhook record {label!r} failed"
     return Route(
@@ -53,6 +56,7 @@ def compile_route(
         filter=Expression(filter_source, where) if filter_source else None,
         mapping_name=mapping_name,
         mapping_version=mapping_version,
+        send=send,
     )
 
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from gateway.alerts import Alerts
     from gateway.metrics import StatusCounts
     from gateway.targets import TargetRegistry
+    from gateway.targets.limits import CallLimiter
 
 
 class Gateway:
@@ -77,6 +78,13 @@ class Gateway:
         from gateway.targets import TargetRegistry
 
         return TargetRegistry(self.settings, self.credentials)
+
+    @cached_property
+    def limiter(self) -> CallLimiter:
+        """The calls-per-second and daily budgets toward targets (``GATEWAY_TARGET_LIMITS``)."""
+        from gateway.targets.limits import CallLimiter
+
+        return CallLimiter(self.db, dict(self.settings.target_limits))
 
     @cached_property
     def alerts(self) -> Alerts:

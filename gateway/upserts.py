@@ -87,7 +87,10 @@ class BatchUpserts:
 
     def call_remote(self) -> None:
         """Send each remote target its upserts; keep the API usage each one reported back."""
-        for name, planned in _due_upserts(self._outcomes, self._remote).items():
+        for name, due in _due_upserts(self._outcomes, self._remote).items():
+            planned = self._within_limits(name, due)
+            if not planned:
+                continue
             target = None
             try:
                 target = self._gw.targets.remote(name)
@@ -103,7 +106,8 @@ class BatchUpserts:
 
     def finish(self, session: Session) -> None:
         local = _due_upserts(self._outcomes, lambda p: not self._remote(p))
-        for name, planned in local.items():
+        for name, due in local.items():
+            planned = self._within_limits(name, due, session)
             target = self._gw.targets.open(name, session)
             for p, result in zip(
                 planned, target.upsert([_request(p) for p in planned]), strict=True
@@ -122,6 +126,35 @@ class BatchUpserts:
             now,
         )
         log_batch(self._worker_id, self._outcomes)
+
+    def _within_limits(
+        self, name: str, planned: list[Planned], session: Session | None = None
+    ) -> list[Planned]:
+        """The upserts that may go to target ``name`` now, by whole events in batch order; the
+        events after the first one over a limit wait for the window to pass.
+
+        Counted in ``session``, or in a transaction of its own for a remote target, which is
+        called outside the batch's transaction on some databases.
+        """
+        limiter = self._gw.limiter
+        if name not in limiter.limits:
+            return planned
+        by_event: dict[int, list[Planned]] = defaultdict(list)
+        for p in planned:
+            by_event[p.event.id].append(p)
+        wanted = [len(upserts) for upserts in by_event.values()]
+        if session is None:
+            with self._gw.db.session() as own:
+                decided = limiter.reserve(own, name, wanted)
+        else:
+            decided = limiter.reserve(session, name, wanted)
+        waiting = set(list(by_event)[decided.granted :])
+        for outcome in self._outcomes:
+            if outcome.event.id in waiting:
+                outcome.status = EventStatus.PENDING
+                outcome.message = decided.reason
+                outcome.wait_until = decided.until
+        return [p for p in planned if p.event.id not in waiting]
 
 
 def _due_upserts(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, Self
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
@@ -192,6 +192,10 @@ class Webhook(View):
     active: bool
     filter: str | None = Field(description=FILTER_DESCRIPTION)
     mapping: MappingPin | None
+    send: Literal["upserts", "event"] = Field(
+        description="`upserts`: the mapping's records go to the target; `event`: the event"
+        " itself, as one record of object `event`."
+    )
     is_template: bool
     created_at: Time
     updated_at: Time
@@ -206,6 +210,7 @@ class Webhook(View):
             active=webhook.active,
             filter=webhook.filter,
             mapping=MappingPin.of(webhook.mapping_name, webhook.mapping_version),
+            send="event" if webhook.send == "event" else "upserts",
             is_template=webhook.is_template,
             created_at=stamp(webhook.created_at),
             updated_at=stamp(webhook.updated_at),
@@ -519,12 +524,26 @@ class ApiUsage(View):
     reported_at: Time | None
 
 
+class TargetLimitsView(View):
+    """A target's configured limits, the calls counted today, and why its events wait."""
+
+    calls_per_second: int | None
+    calls_per_day: int | None
+    calls_today: Count
+    remaining_today: Count | None
+    waiting: str | None = Field(
+        description="Why events to this target wait now (a limit reached), or null."
+    )
+    waiting_until: Time | None
+
+
 class Target(View):
-    """A target in use: the default, or one a group names."""
+    """A target in use: the default, or one a group names, or one with limits."""
 
     name: str
     default: bool
     api_usage: ApiUsage | None
+    limits: TargetLimitsView | None
 
 
 class TargetCredentialsView(View):

@@ -45,3 +45,17 @@ SW_AS_HMAC = {
     "parts": {"id": "webhook-id", "timestamp": "webhook-timestamp"},
     "tolerance_s": 300,
 }
+
+
+def picked_orders_group(admin: Any, group_factory: Any, mapping: dict[str, Any]) -> dict[str, Any]:
+    """An XTND group with one webhook record sending its OrderPicked events through
+    ``mapping`` (saved first)."""
+    admin.put(f"/mappings/{mapping['name']}", mapping)
+    created: dict[str, Any] = group_factory(
+        connector="xtnd", function="backend", events=["OrderPicked"]
+    )
+    admin.post(
+        f"/webhooks/{created['template_webhook_id']}/clone",
+        {"label": "Picked", "events": ["OrderPicked"], "mapping": mapping["name"]},
+    )
+    return created

@@ -557,7 +557,9 @@ def _target_key(target: views.Target) -> list[Any]:
     return [0 if target.default else 1, target.name]
 
 
-TARGET_NAME = {"name": "A remote target: `salesforce` or `salesforce:<profile>`."}
+TARGET_NAME = {
+    "name": "A remote target: `salesforce`, `salesforce:<profile>`, `http` or `http:<profile>`."
+}
 
 
 @bp.get("/targets/<name>/credentials")

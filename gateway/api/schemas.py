@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.target_names import TARGET_NAME
-from gateway.targets.credentials import SALESFORCE_VARIABLES
+from gateway.targets.credentials import HTTP_VARIABLES, SALESFORCE_VARIABLES
 from gateway.validation import Schema
 
 #: PostgreSQL text cannot hold U+0000, so no name, id or filter the API stores or looks up may.
@@ -174,6 +174,13 @@ ROTATE_SECRET = _object(
     },
     ("secret",),
 )
+SEND = {
+    "enum": ["upserts", "event"],
+    "description": "What goes to the group's target: the records the mapping makes (`upserts`,"
+    " the default), or the event itself as one record of object `event` whose external id is"
+    " the event's id (`event`: no mapping needed; forwards events to an HTTP target as"
+    " received).",
+}
 WEBHOOK_CLONE = _object(
     {
         "label": NAME,
@@ -181,6 +188,7 @@ WEBHOOK_CLONE = _object(
         "active": {"type": "boolean"},
         "filter": FILTER,
         "mapping": MAPPING_REF,
+        "send": SEND,
     },
     ("label", "events"),
 )
@@ -191,6 +199,7 @@ WEBHOOK_UPDATE = _object(
         "active": {"type": "boolean"},
         "filter": FILTER,
         "mapping": MAPPING_REF,
+        "send": SEND,
     }
 )
 PREVIEW = {
@@ -239,10 +248,11 @@ EVENT_FILTER = _object(
 )
 
 TARGET_CREDENTIALS = {
-    "description": "The SALESFORCE_* variables to store for this target, each a string.",
+    "description": "The variables to store for this target, each a string: SALESFORCE_* for a"
+    " Salesforce target, HTTP_* for an HTTP target.",
     "type": "object",
     "minProperties": 1,
-    "propertyNames": {"enum": list(SALESFORCE_VARIABLES)},
+    "propertyNames": {"enum": [*SALESFORCE_VARIABLES, *HTTP_VARIABLES]},
     "additionalProperties": {
         "type": "string",
         "minLength": 1,

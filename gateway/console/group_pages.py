@@ -345,6 +345,10 @@ def webhook_edit(webhook_id: str) -> Any:
     )
 
 
+#: What a webhook record may send to its group's target, as the form offers it.
+SEND_OPTIONS = [("upserts", "The mapping's upserts"), ("event", "The event as received")]
+
+
 def _webhook_page(
     gw: Gateway, webhook: Webhook, values: dict[str, Any], save: Any, done: str, *, clone: bool
 ) -> Any:
@@ -369,6 +373,7 @@ def _webhook_page(
         group=group,
         takeable=_catalog_of(gw, group).events if EVERY_EVENT in group.events else group.events,
         mapping_options=[("", "(none)")] + [(m.name, m.name) for m in gw.mappings.latest()],
+        send_options=SEND_OPTIONS,
         values=values,
         clone=clone,
     )
@@ -382,6 +387,7 @@ def _webhook_values(webhook: Webhook) -> dict[str, Any]:
         "filter": webhook.filter or "",
         "mapping_name": webhook.mapping_name or "",
         "pin": webhook.mapping_version or "",
+        "send": webhook.send,
     }
 
 
@@ -396,6 +402,7 @@ def _webhook_body() -> dict[str, Any]:
         "active": forms.checked("active"),
         "filter": forms.optional("filter"),
         "mapping": mapping,
+        "send": forms.text("send") or "upserts",
     }
 
 

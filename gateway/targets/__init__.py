@@ -16,10 +16,11 @@ from gateway.targets.local import LocalTarget
 
 
 class TargetRegistry:
-    """Opens targets by name: ``local``, ``salesforce`` or ``salesforce:<profile>``.
+    """Opens targets by name: ``local``, ``salesforce[:<profile>]`` or ``http[:<profile>]``.
 
-    Salesforce targets live as long as the process, so their login session and API-usage
-    readings are reused; the local store is opened on the worker's own database session.
+    Remote targets live as long as the process, so their login session, access token and
+    API-usage readings are reused; the local store is opened on the worker's own database
+    session.
     """
 
     def __init__(self, settings: Settings, credentials: CredentialStore) -> None:
@@ -45,15 +46,23 @@ class TargetRegistry:
         """The remote target ``name``, rebuilt when its stored credentials have changed."""
         if not is_target_name(name) or name == "local":
             raise TargetError(f"unknown target {name!r}; use {TARGET_NAMES}")
-        _, _, profile = name.partition(":")
         stored = self._credentials.get(name)
         version = stored.updated_at if stored else None
         with self._lock:
             opened = self._remote.get(name)
             if opened is None or opened[1] != version:
-                from gateway.targets.salesforce import SalesforceSettings, SalesforceTarget
-
                 env = environment_for(name, self._settings.env, stored)
-                target = SalesforceTarget(SalesforceSettings.from_env(env, profile or None))
-                self._remote[name] = opened = (target, version)
+                self._remote[name] = opened = (_build(name, env), version)
             return opened[0]
+
+
+def _build(name: str, env: dict[str, str]) -> Target:
+    """A remote target from its settings; the modules of the clients are loaded on first use."""
+    kind, _, profile = name.partition(":")
+    if kind == "http":
+        from gateway.targets.http import HttpSettings, HttpTarget
+
+        return HttpTarget(HttpSettings.from_env(env, profile or None))
+    from gateway.targets.salesforce import SalesforceSettings, SalesforceTarget
+
+    return SalesforceTarget(SalesforceSettings.from_env(env, profile or None))

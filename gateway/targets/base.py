@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any, Protocol
 
 from gateway.errors import GatewayError, TransientTargetError
@@ -95,3 +97,23 @@ class Target(Protocol):
         record it kept from being applied, so the applied ones are not sent again.
         """
         ...
+
+
+def json_ready(value: Any) -> Any:
+    """Dates, datetimes and decimals as remote targets read them; ``json.dumps`` refuses them.
+
+    Naive datetimes are taken as UTC. Decimals become JSON numbers by way of float, so they
+    are exact to 15 significant digits.
+    """
+    if isinstance(value, dict):
+        return {key: json_ready(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_ready(item) for item in value]
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return aware.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value

@@ -35,7 +35,28 @@ SALESFORCE_VARIABLES = (
     "SALESFORCE_CA_BUNDLE",
     "SALESFORCE_TIMEOUT_S",
 )
-REMOTE_TARGET = re.compile(r"^salesforce(:[A-Za-z0-9_]{1,80})?$")
+#: The variables an HTTP target reads (:mod:`gateway.targets.http`); stored ones win too.
+HTTP_VARIABLES = (
+    "HTTP_URL",
+    "HTTP_PATH",
+    "HTTP_METHOD",
+    "HTTP_HEADERS",
+    "HTTP_AUTH",
+    "HTTP_TOKEN",
+    "HTTP_USERNAME",
+    "HTTP_PASSWORD",
+    "HTTP_TOKEN_URL",
+    "HTTP_CLIENT_ID",
+    "HTTP_CLIENT_SECRET",
+    "HTTP_SCOPE",
+    "HTTP_SIGNING_SECRET",
+    "HTTP_CA_BUNDLE",
+    "HTTP_TIMEOUT_S",
+    "HTTP_CONCURRENCY",
+)
+#: Each remote kind of target with the variables stored for it.
+VARIABLES = {"salesforce": SALESFORCE_VARIABLES, "http": HTTP_VARIABLES}
+REMOTE_TARGET = re.compile(r"^(salesforce|http)(:[A-Za-z0-9_]{1,80})?$")
 
 
 @dataclass(frozen=True)
@@ -88,11 +109,10 @@ def environment_for(
     merged = dict(env)
     if stored is None:
         return merged
-    _, _, profile = target.partition(":")
+    kind, _, profile = target.partition(":")
+    prefix = f"{kind.upper()}_"
     for name, value in stored.values.items():
-        key = (
-            f"SALESFORCE_{profile.upper()}_{name.removeprefix('SALESFORCE_')}" if profile else name
-        )
+        key = f"{prefix}{profile.upper()}_{name.removeprefix(prefix)}" if profile else name
         merged[key] = value
     return merged
 
@@ -108,11 +128,15 @@ def view(stored: StoredCredentials) -> TargetCredentialsView:
 
 def _check(target: str, values: Mapping[str, Any]) -> None:
     problems = []
-    if not REMOTE_TARGET.match(target):
-        problems.append(Detail("target", "credentials are kept for salesforce[:profile] only"))
+    matched = REMOTE_TARGET.match(target)
+    if not matched:
+        problems.append(
+            Detail("target", "credentials are kept for salesforce[:profile] and http[:profile]")
+        )
+    allowed = VARIABLES[matched.group(1)] if matched else ()
     for name, value in values.items():
-        if name not in SALESFORCE_VARIABLES:
-            problems.append(Detail(name, f"not one of {', '.join(SALESFORCE_VARIABLES)}"))
+        if matched and name not in allowed:
+            problems.append(Detail(name, f"not one of {', '.join(allowed)}"))
         elif not isinstance(value, str) or not value or "\x00" in value:
             problems.append(Detail(name, "must be a non-empty string"))
     if not values:

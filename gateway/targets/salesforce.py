@@ -16,8 +16,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime
-from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -41,7 +39,7 @@ from simple_salesforce.format import format_external_id
 from simple_salesforce.login import SalesforceLogin
 
 from gateway.errors import TargetError, TransientTargetError
-from gateway.targets.base import UpsertRequest, UpsertResult
+from gateway.targets.base import UpsertRequest, UpsertResult, json_ready
 
 logger = logging.getLogger(__name__)
 
@@ -300,7 +298,7 @@ class SalesforceTarget:
 
     def _upsert_one(self, request: UpsertRequest) -> UpsertResult:
         path = format_external_id(request.external_id_field, request.external_id)
-        body = _json_ready(request.body())
+        body = json_ready(request.body())
         try:
             response = self._call(
                 lambda sf: getattr(sf, request.object).upsert(path, body, raw_response=True)
@@ -634,7 +632,7 @@ def _waves(requests: Sequence[UpsertRequest]) -> list[list[int]]:
 
 def _item(request: UpsertRequest) -> dict[str, Any]:
     """A record of a collection: its type, its external id, then its fields."""
-    return {"attributes": {"type": request.object}, **_json_ready(request.record())}
+    return {"attributes": {"type": request.object}, **json_ready(request.record())}
 
 
 def _item_result(answer: Mapping[str, Any]) -> UpsertResult:
@@ -690,23 +688,3 @@ def _error_codes(content: Any) -> set[str]:
 
 def _error_code(error: Mapping[str, Any]) -> str:
     return str(error.get("statusCode") or error.get("errorCode") or "UNKNOWN")
-
-
-def _json_ready(value: Any) -> Any:
-    """Dates, datetimes and decimals as Salesforce reads them; ``json.dumps`` refuses them.
-
-    Naive datetimes are taken as UTC. Decimals become JSON numbers by way of float, so they
-    are exact to 15 significant digits.
-    """
-    if isinstance(value, dict):
-        return {key: _json_ready(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_ready(item) for item in value]
-    if isinstance(value, datetime):
-        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-        return aware.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    return value

@@ -1,4 +1,5 @@
-"""What admins see of their targets: the default, and each remote target's API usage."""
+"""What admins see of their targets: the default, each remote target's API usage, and each
+limited target's calls today and why its events wait."""
 
 from __future__ import annotations
 
@@ -14,11 +15,17 @@ def target_usage(gw: Gateway) -> list[views.Target]:
     with gw.db.read_session() as session:
         chosen = {t for t in session.scalars(select(Group.target).distinct()) if t}
         usage = {row.target: row for row in session.scalars(select(TargetUsage))}
-    names = sorted({default, *chosen, *usage}, key=lambda n: (n != default, n))
-    return [_view(name, name == default, usage.get(name)) for name in names]
+        names = sorted(
+            {default, *chosen, *usage, *gw.limiter.limits}, key=lambda n: (n != default, n)
+        )
+        now = gw.db.now(session)
+        limits = {name: gw.limiter.view(session, name, now) for name in names}
+    return [_view(name, name == default, usage.get(name), limits[name]) for name in names]
 
 
-def _view(name: str, default: bool, usage: TargetUsage | None) -> views.Target:
+def _view(
+    name: str, default: bool, usage: TargetUsage | None, limits: views.TargetLimitsView | None
+) -> views.Target:
     return views.Target(
         name=name,
         default=default,
@@ -30,4 +37,5 @@ def _view(name: str, default: bool, usage: TargetUsage | None) -> views.Target:
             remaining=max(usage.limit - usage.used, 0),
             reported_at=iso(usage.updated_at),
         ),
+        limits=limits,
     )

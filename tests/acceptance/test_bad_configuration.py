@@ -48,7 +48,8 @@ def _gunicorn(args: list[str], tmp_path: Path, **env: str) -> subprocess.Complet
         (
             "GATEWAY_TARGET",
             "nowhere",
-            "GATEWAY_TARGET must be local, salesforce or salesforce:<profile>, not 'nowhere'",
+            "GATEWAY_TARGET must be local, salesforce, salesforce:<profile>, "
+            "http or http:<profile>, not 'nowhere'",
         ),
         ("GATEWAY_MAX_BODY_BYTES", "0", "GATEWAY_MAX_BODY_BYTES must be at least 1, not '0'"),
     ],

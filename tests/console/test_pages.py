@@ -455,6 +455,24 @@ def test_cloning_editing_and_toggling_a_record(console: Console, admin: Any, set
     assert after["filter"] == "payload.data.quantity > `0`"
 
 
+def test_a_record_can_be_set_to_send_the_event_as_received(
+    console: Console, admin: Any, setup: Any
+) -> None:
+    record = setup["record"]
+    form = console.get(f"/admin/webhooks/{record['id']}/edit").text
+    assert '<option value="upserts" selected>' in form
+
+    edited = console.post(
+        f"/admin/webhooks/{record['id']}/edit",
+        {"label": "Raw", "events": record["events"], "send": "event"},
+    )
+
+    assert edited.status_code == 303
+    assert admin.get(f"/webhooks/{record['id']}").get_json()["send"] == "event"
+    shown = console.get(f"/admin/webhooks/{record['id']}/edit").text
+    assert '<option value="event" selected>' in shown
+
+
 def test_record_errors_are_shown_on_the_record_form(console: Console, setup: Any) -> None:
     response = console.post(
         f"/admin/webhooks/{setup['record']['id']}/edit",
@@ -644,3 +662,18 @@ def test_bulk_replay_reports_progress_until_done(console: Console, setup: Any, w
     done = console.get(progress).text
     assert "Done: all 1 processed" in done
     assert "Replay of 1 event" in done
+
+
+def test_the_overview_says_why_events_to_a_limited_target_wait(
+    console: Console, settings: Any, gw: Gateway
+) -> None:
+    from gateway.target_limits import TargetLimits
+
+    gw.limiter.limits["local"] = TargetLimits(per_second=5, per_day=2)
+    with gw.db.session() as session:
+        gw.limiter.reserve(session, "local", [1, 1])
+
+    html = console.get("/admin/").text
+
+    assert "2 of 2 calls today, at most 5 a second." in html
+    assert "waiting: the daily budget of 2 calls to local is spent" in html

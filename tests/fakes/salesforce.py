@@ -17,15 +17,11 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-import ssl
-import sys
-import tempfile
 import threading
 from collections import Counter, defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+from http.server import BaseHTTPRequestHandler
 from typing import Any, NamedTuple
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 from xml.etree import ElementTree
@@ -33,8 +29,9 @@ from xml.sax.saxutils import escape
 
 import jwt
 import requests
-import trustme
 from requests.adapters import HTTPAdapter
+
+from tests.fakes.tls import Handshaking, LoopbackTls
 
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 COLLECTION_LIMIT = 200
@@ -136,7 +133,7 @@ class _Ambiguous(_Refusal):
         self.ids = ids
 
 
-class FakeSalesforce:
+class FakeSalesforce(LoopbackTls):
     """A Salesforce org on ``https://127.0.0.1:<port>``; start it with ``with``."""
 
     def __init__(
@@ -162,52 +159,13 @@ class FakeSalesforce:
         self._next_id = 0
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        #: The PEM file of the CA that signed the fake's certificate, once started.
-        self.ca_path = ""
-        self._dir: tempfile.TemporaryDirectory[str] | None = None
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        super().__init__(_handler_for(self), "fake-salesforce")
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def __enter__(self) -> FakeSalesforce:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def start(self) -> None:
-        self._dir = tempfile.TemporaryDirectory(prefix="fake-salesforce-")
-        self.ca_path = str(Path(self._dir.name) / "ca.pem")
-        ca = trustme.CA()
-        ca.cert_pem.write_to_path(self.ca_path)
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ca.issue_cert("127.0.0.1").configure_cert(context)
-        server = _Server(("127.0.0.1", 0), _handler_for(self))
-        # The handshake happens in the request's thread, so a client that gives up stalls nothing.
-        server.socket = context.wrap_socket(
-            server.socket, server_side=True, do_handshake_on_connect=False
-        )
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-salesforce"
-        )
-        self._thread.start()
-
     def stop(self) -> None:
         self._stopping.set()
-        if self._server is not None and self._thread is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._thread.join()
-        if self._dir is not None:
-            self._dir.cleanup()
-
-    @property
-    def origin(self) -> str:
-        assert self._server is not None, "start the fake first"
-        return f"https://127.0.0.1:{self._server.server_address[1]}"
+        super().stop()
 
     # -- what tests use --------------------------------------------------------------------
 
@@ -525,13 +483,7 @@ def _soap_fault() -> str:
 
 
 def _handler_for(fake: FakeSalesforce) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        """HTTP/1.0, one request a connection: nothing is left half-open between tests."""
-
-        def setup(self) -> None:
-            self.request.do_handshake()
-            super().setup()
-
+    class Handler(Handshaking):
         def do_POST(self) -> None:
             status, body, content_type = fake.handle_post(self.path, self.headers, self._body())
             self._reply(status, body, {"Content-Type": content_type})
@@ -560,21 +512,11 @@ def _handler_for(fake: FakeSalesforce) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        def log_message(self, format: str, *args: Any) -> None:
-            """Quiet: tests read ``fake.calls`` instead."""
-
     return Handler
 
 
 def _encode(body: Any) -> bytes:
     return body.encode() if isinstance(body, str) else json.dumps(body).encode()
-
-
-class _Server(ThreadingHTTPServer):
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Clients that time out or refuse the certificate hang up: no fault of the fake."""
-        if not isinstance(sys.exception(), OSError):
-            super().handle_error(request, client_address)
 
 
 class _Route(NamedTuple):

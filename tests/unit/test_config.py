@@ -52,12 +52,14 @@ def _settings(tmp_path: Path, **env: str) -> Settings:
         (
             "GATEWAY_TARGET",
             "nowhere",
-            "must be local, salesforce or salesforce:<profile>, not 'nowhere'",
+            "must be local, salesforce, salesforce:<profile>, "
+            "http or http:<profile>, not 'nowhere'",
         ),
         (
             "GATEWAY_TARGET",
             "salesforce:eu-west",
-            "must be local, salesforce or salesforce:<profile>, not 'salesforce:eu-west'",
+            "must be local, salesforce, salesforce:<profile>, "
+            "http or http:<profile>, not 'salesforce:eu-west'",
         ),
     ],
 )
