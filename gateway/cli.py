@@ -14,7 +14,7 @@ import click
 import requests
 from click.core import ParameterSource
 
-from gateway.config import ServerSettings, Settings, environment
+from gateway.config import ServerSettings, Settings, environment, share_metrics_dir
 from gateway.errors import ConfigurationError, GatewayError
 from gateway.remote_commands import install as install_remote_commands
 from gateway.services import Gateway
@@ -129,6 +129,12 @@ def worker(once: bool) -> None:
     if once:
         click.echo(f"processed {_events(runner.drain())}")
         return
+    bind = gw.settings.worker_metrics_bind
+    if bind:
+        from gateway.metrics import serve_counters
+
+        server = serve_counters(bind, gw.settings.metrics_token)
+        click.echo(f"worker metrics: http://{bind[0]}:{server.server_port}/metrics")
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -178,6 +184,7 @@ def run(bind: str | None, mappings_dir: str) -> None:
     click.echo(f"console:     {gw.settings.public_url}/admin/  (sign in with the admin token)")
     click.echo(f"admin token: {_shown_token(gw)}")
     click.echo(f"admin API:   {gw.settings.public_url}/api/v1  (Authorization: Bearer <token>)")
+    share_metrics_dir()  # the worker's counters in the web processes' /metrics
     processes = [
         subprocess.Popen([sys.executable, "-m", "gateway", "worker"]),
         subprocess.Popen(_gunicorn(bind, None)),
