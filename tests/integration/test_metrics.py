@@ -14,7 +14,7 @@ from sqlalchemy import update
 
 from gateway.metrics import SETTLED_RECOUNT_S, serve_counters
 from gateway.models import Event, EventStatus
-from tests.integration.test_worker import ITEM_MAPPING, SECRET, FlakyTarget, moved
+from tests.integration.test_worker import FlakyTarget, moved
 
 METRICS_TOKEN = "test-metrics-token-" + "1" * 16
 #: A sample: its name and its labels.
@@ -41,18 +41,6 @@ def scrape(client: Any) -> Callable[[], dict[Sample, float]]:
         return samples(response.get_data(as_text=True))
 
     return read
-
-
-@pytest.fixture
-def moves(admin: Any, group_factory: Any) -> dict[str, Any]:
-    """A group whose inventory.moved events become Item__c records."""
-    assert admin.put("/mappings/items", ITEM_MAPPING).status_code == 201
-    group = group_factory(secret=SECRET, events=["inventory.moved"])
-    admin.post(
-        f"/webhooks/{group['template_webhook_id']}/clone",
-        {"label": "Moves", "events": ["inventory.moved"], "mapping": "items"},
-    )
-    return group
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ import yaml
 from jsonschema import Draft202012Validator
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.test_worker import ITEM_MAPPING, SECRET, moved
+from tests.integration.test_worker import moved
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = sorted((ROOT / "deploy" / "prometheus").glob("*.yml"))
@@ -138,15 +138,9 @@ def exposed_names(text: str) -> set[str]:
     ],
 )
 def test_every_metric_named_is_one_the_gateway_exposes(
-    admin: Any, group_factory: Any, deliver: Any, worker: Any, client: Any, expressions: Any
+    moves: dict[str, Any], deliver: Any, worker: Any, client: Any, expressions: Any
 ) -> None:
-    assert admin.put("/mappings/items", ITEM_MAPPING).status_code == 201
-    group = group_factory(secret=SECRET, events=["inventory.moved"])
-    admin.post(
-        f"/webhooks/{group['template_webhook_id']}/clone",
-        {"label": "Moves", "events": ["inventory.moved"], "mapping": "items"},
-    )
-    deliver(group, moved("A-1", "Dock 3", 1))
+    deliver(moves, moved("A-1", "Dock 3", 1))
     worker.drain()  # every kind of counter has a sample
     exposed = exposed_names(client.get("/metrics").get_data(as_text=True))
 
