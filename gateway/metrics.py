@@ -262,7 +262,7 @@ def serve_counters(bind: tuple[str, int], token: str | None) -> WSGIServer:
         start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST)])
         return [counters()]
 
-    server = make_server(*bind, answer, _DualStackServer, _QuietHandler)
+    server = make_server(*bind, answer, _IPv4OrIPv6Server, _QuietHandler)
     threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
     return server
 
@@ -272,7 +272,7 @@ def _error(start_response: StartResponse, status: str, code: str, message: str) 
     return [json.dumps({"error": {"code": code, "message": message}}).encode()]
 
 
-class _DualStackServer(WSGIServer):
+class _IPv4OrIPv6Server(WSGIServer):
     """wsgiref's server, on an IPv6 address too."""
 
     def __init__(self, address: tuple[str, int], handler: type[WSGIRequestHandler]) -> None:
