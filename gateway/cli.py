@@ -135,7 +135,8 @@ def worker(once: bool) -> None:
         from gateway.metrics import serve_counters
 
         server = serve_counters(bind, gw.settings.metrics_token)
-        click.echo(f"worker metrics: http://{bind[0]}:{server.server_port}/metrics")
+        host = f"[{bind[0]}]" if ":" in bind[0] else bind[0]
+        click.echo(f"worker metrics: http://{host}:{server.server_port}/metrics")
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
