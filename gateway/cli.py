@@ -14,8 +14,9 @@ import click
 import requests
 from click.core import ParameterSource
 
-from gateway.config import ServerSettings, Settings, environment
+from gateway.config import ServerSettings, Settings, environment, share_metrics_dir
 from gateway.errors import ConfigurationError, GatewayError
+from gateway.progress import Progress
 from gateway.remote_commands import install as install_remote_commands
 from gateway.services import Gateway
 
@@ -129,6 +130,13 @@ def worker(once: bool) -> None:
     if once:
         click.echo(f"processed {_events(runner.drain())}")
         return
+    bind = gw.settings.worker_metrics_bind
+    if bind:
+        from gateway.metrics import serve_counters
+
+        server = serve_counters(bind, gw.settings.metrics_token)
+        host = f"[{bind[0]}]" if ":" in bind[0] else bind[0]
+        click.echo(f"worker metrics: http://{host}:{server.server_port}/metrics")
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
@@ -178,6 +186,7 @@ def run(bind: str | None, mappings_dir: str) -> None:
     click.echo(f"console:     {gw.settings.public_url}/admin/  (sign in with the admin token)")
     click.echo(f"admin token: {_shown_token(gw)}")
     click.echo(f"admin API:   {gw.settings.public_url}/api/v1  (Authorization: Bearer <token>)")
+    share_metrics_dir()  # the worker's counters in the web processes' /metrics
     processes = [
         subprocess.Popen([sys.executable, "-m", "gateway", "worker"]),
         subprocess.Popen(_gunicorn(bind, None)),
@@ -254,18 +263,21 @@ def _load_mappings(gw: Gateway, directory: Path, force: bool = False) -> None:
     loaded = load_mapping_files(directory)
     if not loaded:
         click.echo(f"no mapping files (.json, .yaml, .yml) in {directory}: nothing loaded")
-    for path, document in loaded:
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        source = VersionSource("file", str(path.resolve()), digest)
-        done = gw.mappings.load_file(document, source, force)
-        row = done.row
-        click.echo(f"{path.name}: {row.name} v{row.version} ({done.outcome})")
-        if done.outcome == "skipped":
-            click.echo(
-                f"  v{row.version} was saved in the {row.source or 'API or console'} and the file"
-                f" would undo it: not loaded (gateway mappings load --force {directory} loads"
-                f" it anyway; gateway mappings export DIR writes the newest versions as files)"
-            )
+    with Progress("loading mappings", len(loaded)) as progress:
+        for path, document in loaded:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            source = VersionSource("file", str(path.resolve()), digest)
+            done = gw.mappings.load_file(document, source, force)
+            row = done.row
+            progress.echo(f"{path.name}: {row.name} v{row.version} ({done.outcome})")
+            if done.outcome == "skipped":
+                progress.echo(
+                    f"  v{row.version} was saved in the {row.source or 'API or console'} and the"
+                    f" file would undo it: not loaded (gateway mappings load --force {directory}"
+                    " loads it anyway; gateway mappings export DIR writes the newest versions as"
+                    " files)"
+                )
+            progress.advance()
 
 
 @mappings.command("export")
@@ -279,8 +291,10 @@ def mappings_export(directory: Path) -> None:
 
     rows = _gateway().mappings.latest()
     paths = write_mapping_files(directory, [row.document for row in rows])
-    for row, path in zip(rows, paths, strict=True):
-        click.echo(f"{row.name} v{row.version}: {path}")
+    with Progress("exporting mappings", len(rows)) as progress:
+        for row, path in zip(rows, paths, strict=True):
+            progress.echo(f"{row.name} v{row.version}: {path}")
+            progress.advance()
     if not rows:
         click.echo("no mappings: nothing exported")
 
@@ -341,14 +355,20 @@ def events_replay(
         )
     gw = _gateway()
     if event_ids:
-        statuses = [event_log.replay(gw, event_id).status for event_id in event_ids]
+        statuses = []
+        with Progress("replaying", len(event_ids), "events") as progress:
+            for event_id in event_ids:
+                statuses.append(event_log.replay(gw, event_id).status)
+                progress.advance()
         done = event_log.Replayed(
             len(statuses),
             statuses.count(EventStatus.IGNORED),
             held=statuses.count(EventStatus.HELD),
         )
     else:
-        done = event_log.replay_matching(gw, given, every_event=every_event, dry_run=dry_run)
+        # One transaction: all the matching events are taken again, or none.
+        with Progress("replaying the events that match"):
+            done = event_log.replay_matching(gw, given, every_event=every_event, dry_run=dry_run)
     if done.dry_run:
         click.echo(f"would replay {_events(done.matched)} (--dry-run: none replayed)")
         return
@@ -376,7 +396,14 @@ def events_purge(older_than_days: int | None, include_failed: bool, dry_run: boo
 
     gw = _gateway()
     days = gw.settings.retention_days if older_than_days is None else older_than_days
-    purged = purge(gw, timedelta(days=days), include_failed=include_failed, dry_run=dry_run)
+    with Progress("purging", unit="events and deliveries", step_lines=True) as progress:
+        purged = purge(
+            gw,
+            timedelta(days=days),
+            include_failed=include_failed,
+            dry_run=dry_run,
+            progress=lambda so_far: progress.reached(so_far.events + so_far.deliveries),
+        )
     done = "would purge" if dry_run else "purged"
     click.echo(f"{done} {purged.events} events and {purged.deliveries} deliveries")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import secrets
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -372,6 +373,24 @@ OAUTH_TOKEN_ATTEMPTS = Number(
     description="token requests one client address may make without one succeeding within"
     " `GATEWAY_SIGN_IN_WINDOW_S`, before its requests get 429 for the rest of it",
 )
+METRICS_TOKEN = Variable(
+    name="GATEWAY_METRICS_TOKEN",
+    kind="text",
+    default="unset: `/metrics` is open",
+    allowed="any non-empty text",
+    description="when set, `/metrics` (and a worker's `GATEWAY_WORKER_METRICS_BIND`) answers"
+    " only scrapes with `Authorization: Bearer <token>`, 401 to others"
+    " ([Metrics](operations.md#metrics))",
+)
+WORKER_METRICS_BIND = Variable(
+    name="GATEWAY_WORKER_METRICS_BIND",
+    kind="host:port",
+    default="unset: no port of its own",
+    allowed="`host:port` (port 0: any free one, logged at start)",
+    description="where `gateway worker` serves its own counters at `/metrics`, for workers on"
+    " hosts without a web process; workers beside one share its `PROMETHEUS_MULTIPROC_DIR`"
+    " instead ([Metrics](operations.md#metrics))",
+)
 
 #: Every variable, in the order docs/configuration.md lists them.
 VARIABLES: tuple[Variable | Number[int] | Number[float] | Choice, ...] = (
@@ -407,6 +426,8 @@ VARIABLES: tuple[Variable | Number[int] | Number[float] | Choice, ...] = (
     OAUTH_TOKEN_TTL_S,
     OAUTH_TOKEN_ATTEMPTS,
     TRUSTED_PROXIES,
+    METRICS_TOKEN,
+    WORKER_METRICS_BIND,
 )
 
 
@@ -415,6 +436,19 @@ def _target_limits(env: Mapping[str, str]) -> dict[str, TargetLimits]:
         return parse_limits(env.get(TARGET_LIMITS.name) or "")
     except ValueError as exc:
         raise ConfigurationError(f"{TARGET_LIMITS.name}: {exc}") from None
+
+
+def _host_and_port(env: Mapping[str, str], variable: Variable) -> tuple[str, int] | None:
+    """A ``host:port`` variable as (host, port); None when unset."""
+    raw = env.get(variable.name)
+    if not raw:
+        return None
+    host, _, port = raw.rpartition(":")
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise ConfigurationError(
+            f"{variable.name} must be host:port (as 127.0.0.1:9101), not {raw!r}"
+        )
+    return host.strip("[]"), int(port)
 
 
 def _target(env: Mapping[str, str]) -> str:
@@ -525,6 +559,10 @@ class Settings:
     #: Reverse proxies in front of the web processes whose X-Forwarded-For entries are believed:
     #: the client's address is the one the outermost of them saw (0: the connection's peer).
     trusted_proxies: int = TRUSTED_PROXIES.default
+    #: The bearer token scrapes of /metrics need; None: none is needed.
+    metrics_token: str | None = field(default=None, repr=False)
+    #: Where a worker serves its own metrics: (host, port), or None for nowhere.
+    worker_metrics_bind: tuple[str, int] | None = None
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -565,6 +603,8 @@ class Settings:
             oauth_token_ttl_s=OAUTH_TOKEN_TTL_S.read(env),
             oauth_token_attempts=OAUTH_TOKEN_ATTEMPTS.read(env),
             trusted_proxies=TRUSTED_PROXIES.read(env),
+            metrics_token=env.get(METRICS_TOKEN.name) or None,
+            worker_metrics_bind=_host_and_port(env, WORKER_METRICS_BIND),
             env=dict(env),
         )
 
@@ -663,6 +703,20 @@ def _served_url(env: Mapping[str, str]) -> str:
     if not colon or host.endswith(":"):  # no port (a bare host or IPv6 address): gunicorn's
         host, port = bind, "8000"
     return f"http://{_WILDCARD_HOSTS.get(host, host)}:{port}"
+
+
+#: The prefix of the metrics directories the gateway makes itself, and so removes at exit.
+METRICS_DIR_PREFIX = "gateway-metrics-"
+
+
+def share_metrics_dir() -> None:
+    """Give this process and those it starts one prometheus-client multiprocess directory,
+    unless the environment names one: every process's counters are summed at each scrape.
+
+    Before prometheus-client is imported: it reads ``PROMETHEUS_MULTIPROC_DIR`` once, then.
+    """
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix=METRICS_DIR_PREFIX)
 
 
 def admin_token_warning(token: str | None) -> str | None:

@@ -11,10 +11,15 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import tempfile
 from typing import Any
 
-from gateway.config import ServerSettings, admin_token_warning, environment
+from gateway.config import (
+    METRICS_DIR_PREFIX,
+    ServerSettings,
+    admin_token_warning,
+    environment,
+    share_metrics_dir,
+)
 from gateway.errors import ConfigurationError
 from gateway.logs import gunicorn_logging
 
@@ -72,9 +77,7 @@ control_socket_disable = True
 def on_starting(server: Any) -> None:
     """Sum metrics across worker processes (prometheus-client's multiprocess mode), and warn
     once, from the master rather than from every worker, about a weak admin token."""
-    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        path = tempfile.mkdtemp(prefix="gateway-metrics-")
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    share_metrics_dir()
     warning = admin_token_warning(environment().get("GATEWAY_ADMIN_TOKEN"))
     if warning:
         server.log.warning(warning)
@@ -82,7 +85,7 @@ def on_starting(server: Any) -> None:
 
 def on_exit(server: Any) -> None:
     path = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
-    if "gateway-metrics-" in path:
+    if METRICS_DIR_PREFIX in path:
         shutil.rmtree(path, ignore_errors=True)
 
 

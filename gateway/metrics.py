@@ -1,19 +1,28 @@
 """Prometheus metrics: counters kept by each process, queue gauges read from the database.
 
 Under gunicorn several processes serve requests; when ``PROMETHEUS_MULTIPROC_DIR`` is set (the
-shipped ``gunicorn.conf.py`` sets it) their counters are summed at scrape time.
+shipped ``gunicorn.conf.py`` sets it) their counters are summed at scrape time, those of worker
+processes given the same directory included. A worker on another host serves its own counters
+on ``GATEWAY_WORKER_METRICS_BIND`` instead.
 """
 
 from __future__ import annotations
 
 import functools
+import hmac
+import json
 import os
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from wsgiref.types import StartResponse, WSGIEnvironment
 
 from prometheus_client import (
+    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Histogram,
@@ -26,7 +35,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gateway.errors import StoreUnavailable
-from gateway.models import SETTLED, UNSETTLED, Event, EventStatus, TargetUsage
+from gateway.models import SETTLED, UNSETTLED, Event, EventStatus, TargetUsage, aware
 from gateway.storage import Storage
 
 DELIVERIES = Counter(
@@ -55,6 +64,26 @@ RECEIVE_LATENCY = Histogram(
     "Time from request to durable acknowledgement",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+PROCESSING_LATENCY = Histogram(
+    "gateway_processing_latency_seconds",
+    "Time from receipt to the attempt that delivered the event",
+    # From a batch's first second to a day of retries through a target's outage.
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14400, 86400),
+)
+EVENTS_PROCESSED = Counter(
+    "gateway_events_processed_total",
+    "Attempts at events, by the status each attempt left its event in (pending: to be retried)",
+    ["outcome"],
+)
+TARGET_CALLS = Counter(
+    "gateway_target_calls_total",
+    "Upserts sent to targets, by target and result (created, updated, failed, retry)",
+    ["target", "result"],
+)
+RETRIES = Counter(
+    "gateway_event_retries_total",
+    "Attempts that failed transiently and put their event back in the queue to be tried again",
+)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -63,8 +92,10 @@ def labelled(metric: Counter, group: str, outcome: str) -> Counter:
     return metric.labels(group, outcome)
 
 
-#: How often the settled statuses are counted again, at most, by each process.
-SETTLED_RECOUNT_S = 300.0
+#: How often the settled statuses are counted again, at most, by each process: a scrape or a
+#: look at the console shows them at most this old, and several scrapers or many console
+#: views within it cost one count.
+SETTLED_RECOUNT_S = 10.0
 
 
 class StatusCounts:
@@ -118,7 +149,6 @@ class QueueCollector(Collector):
                     *_queue_depth(self._counts.read(session)),
                     _oldest_pending_age(session),
                     _retrying(session),
-                    _recent_latency(session),
                     _target_usage(session),
                 ]
         except StoreUnavailable:
@@ -158,7 +188,7 @@ def waiting_since(session: Any) -> datetime | None:
     first: datetime | None = session.scalar(
         select(func.min(Event.next_attempt_at)).where(Event.status == EventStatus.PENDING)
     )
-    return first if first is not None and _aware(first) <= datetime.now(UTC) else None
+    return first if first is not None and aware(first) <= datetime.now(UTC) else None
 
 
 def _retrying(session: Any) -> Any:
@@ -174,26 +204,6 @@ def _retrying(session: Any) -> Any:
     return gauge
 
 
-def _recent_latency(session: Any) -> Any:
-    """Receipt-to-delivery time over the most recently delivered events."""
-    gauge = GaugeMetricFamily(
-        "gateway_processing_latency_seconds",
-        "Receipt to delivery, over the last 500 delivered events",
-        labels=["quantile"],
-    )
-    rows = session.execute(
-        select(Event.received_at, Event.processed_at)
-        .where(Event.status == EventStatus.DELIVERED, Event.processed_at.is_not(None))
-        .order_by(Event.id.desc())
-        .limit(500)
-    ).all()
-    spans = sorted((_aware(done) - _aware(got)).total_seconds() for got, done in rows)
-    for quantile in (0.5, 0.99):
-        value = spans[min(len(spans) - 1, int(quantile * len(spans)))] if spans else 0.0
-        gauge.add_metric([str(quantile)], value)
-    return gauge
-
-
 def _target_usage(session: Any) -> Any:
     gauge = GaugeMetricFamily(
         "gateway_target_api_usage",
@@ -206,24 +216,78 @@ def _target_usage(session: Any) -> Any:
     return gauge
 
 
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 def _age(value: datetime | None) -> float:
     if value is None:
         return 0.0
-    return max(0.0, (datetime.now(UTC) - _aware(value)).total_seconds())
+    return max(0.0, (datetime.now(UTC) - aware(value)).total_seconds())
+
+
+def scrape_allowed(authorization: str | None, token: str | None) -> bool:
+    """Whether a scrape with this ``Authorization`` header may read the metrics: always when
+    no token is set, else only with ``Bearer <token>``."""
+    if not token:
+        return True
+    scheme, _, given = (authorization or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        given.strip().encode(), token.encode()
+    )
+
+
+def counters() -> bytes:
+    """Prometheus text of this process's counters, or of every process's sharing its
+    multiprocess directory."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
+    return generate_latest(REGISTRY)
 
 
 def render(database: Storage, counts: StatusCounts) -> bytes:
     """Prometheus text: this process's (or all processes') counters, and the queue."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-        counters = generate_latest(registry)
-    else:
-        counters = generate_latest(REGISTRY)
     queue = CollectorRegistry()
     queue.register(QueueCollector(database, counts))
-    return counters + generate_latest(queue)
+    return counters() + generate_latest(queue)
+
+
+def serve_counters(bind: tuple[str, int], token: str | None) -> WSGIServer:
+    """Serve :func:`counters` at ``/metrics`` on ``bind`` from a daemon thread, behind
+    ``token`` as the web process's /metrics is: a worker's own, where no web process shares
+    its multiprocess directory. ``server_port`` is the port taken (``bind``'s may be 0)."""
+
+    def answer(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
+        if environ.get("PATH_INFO") != "/metrics":
+            return _error(start_response, "404 Not Found", "not_found", "only /metrics is here")
+        if not scrape_allowed(environ.get("HTTP_AUTHORIZATION"), token):
+            return _error(
+                start_response,
+                "401 Unauthorized",
+                "unauthorized",
+                "GATEWAY_METRICS_TOKEN is set: scrape with 'Authorization: Bearer <metrics token>'",
+            )
+        start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST)])
+        return [counters()]
+
+    server = make_server(*bind, answer, _IPv4OrIPv6Server, _QuietHandler)
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+    return server
+
+
+def _error(start_response: StartResponse, status: str, code: str, message: str) -> list[bytes]:
+    start_response(status, [("Content-Type", "application/json")])
+    return [json.dumps({"error": {"code": code, "message": message}}).encode()]
+
+
+class _IPv4OrIPv6Server(WSGIServer):
+    """wsgiref's server, on an IPv6 address too."""
+
+    def __init__(self, address: tuple[str, int], handler: type[WSGIRequestHandler]) -> None:
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        super().__init__(address, handler)
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No line on stderr for every scrape."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass

@@ -61,8 +61,12 @@ def iso(value: datetime | None) -> str | None:
     """A stored time as the API shows it: UTC with a Z, naive SQLite values included."""
     if value is None:
         return None
-    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
-    return aware.isoformat().replace("+00:00", "Z")
+    return aware(value).isoformat().replace("+00:00", "Z")
+
+
+def aware(value: datetime) -> datetime:
+    """A stored time with its zone: naive SQLite values are UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 #: Timestamps: aware on PostgreSQL; on SQLite, UTC text (the gateway writes UTC only).

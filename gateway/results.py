@@ -9,7 +9,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from gateway.config import Settings
-from gateway.models import Event, EventStatus
+from gateway.metrics import EVENTS_PROCESSED, PROCESSING_LATENCY, RETRIES, TARGET_CALLS
+from gateway.models import Event, EventStatus, aware
 from gateway.planning import Outcome, Planned, Skipped, about
 from gateway.retries import retry_delay
 from gateway.storage.leases import EMPTY_RESULT
@@ -131,6 +132,26 @@ def _upsert_outcome(p: Planned) -> str:
     if not p.result.ok:
         return "retry" if p.result.transient else "failed"
     return "created" if p.result.created else "updated"
+
+
+def count_attempts(outcomes: list[Outcome], now: datetime) -> None:
+    """Count a committed attempt in /metrics: how each event ended, what each target call
+    gave, and how long each event delivered took from its receipt."""
+    for outcome in outcomes:
+        count_settled(outcome.status)
+        if outcome.status == EventStatus.DELIVERED:
+            waited = aware(now) - aware(outcome.event.received_at)
+            PROCESSING_LATENCY.observe(max(0.0, waited.total_seconds()))
+        for p in outcome.planned:
+            if p.result is not None and not p.stale:
+                TARGET_CALLS.labels(p.target, _upsert_outcome(p)).inc()
+
+
+def count_settled(status: str) -> None:
+    """Count an attempt that left its event in ``status``: a retry when it is pending again."""
+    EVENTS_PROCESSED.labels(status).inc()
+    if status == EventStatus.PENDING:
+        RETRIES.inc()
 
 
 def log_batch(worker_id: str, outcomes: list[Outcome]) -> None:

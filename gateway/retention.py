@@ -28,10 +28,16 @@ class Purged:
 
 
 def purge(
-    gw: Gateway, older_than: timedelta, *, include_failed: bool = False, dry_run: bool = False
+    gw: Gateway,
+    older_than: timedelta,
+    *,
+    include_failed: bool = False,
+    dry_run: bool = False,
+    progress: Callable[[Purged], None] = lambda so_far: None,
 ) -> Purged:
     """Delete settled events received before ``now - older_than``, then orphaned deliveries;
-    with ``dry_run``, only count what would go.
+    with ``dry_run``, only count what would go. ``progress`` is told what is purged so far
+    after each batch.
 
     Each batch is its own short transaction, so receiving and processing go on meanwhile.
     """
@@ -55,13 +61,14 @@ def purge(
                 select(func.count()).where(old_deliveries, ~exists().where(staying))
             )
         return Purged(events=events, deliveries=deliveries or 0)
-    return Purged(
-        events=_purge_events(gw, purgeable),
-        deliveries=_purge_deliveries(gw, old_deliveries),
-    )
+    events = _purge_events(gw, purgeable, lambda n: progress(Purged(n, 0)))
+    deliveries = _purge_deliveries(gw, old_deliveries, lambda n: progress(Purged(events, n)))
+    return Purged(events=events, deliveries=deliveries)
 
 
-def _purge_events(gw: Gateway, purgeable: ColumnElement[bool]) -> int:
+def _purge_events(
+    gw: Gateway, purgeable: ColumnElement[bool], batched: Callable[[int], None]
+) -> int:
     def drop(session: Session, ids: list[int]) -> int:
         # Asked again as each row is deleted: on PostgreSQL an event chosen as settled may
         # have been replayed since, and a pending event and its history must stay.
@@ -71,10 +78,10 @@ def _purge_events(gw: Gateway, purgeable: ColumnElement[bool]) -> int:
         session.execute(delete(EventResult).where(EventResult.event_id.in_(dropped)))
         return len(dropped)
 
-    return _in_batches(gw, select(Event.id).where(purgeable).order_by(Event.id), drop)
+    return _in_batches(gw, select(Event.id).where(purgeable).order_by(Event.id), drop, batched)
 
 
-def _purge_deliveries(gw: Gateway, old: ColumnElement[bool]) -> int:
+def _purge_deliveries(gw: Gateway, old: ColumnElement[bool], batched: Callable[[int], None]) -> int:
     def drop(session: Session, ids: list[int]) -> int:
         return len(
             session.scalars(
@@ -83,11 +90,17 @@ def _purge_deliveries(gw: Gateway, old: ColumnElement[bool]) -> int:
         )
 
     orphaned = select(Delivery.id).where(old, ~exists().where(Event.delivery_id == Delivery.id))
-    return _in_batches(gw, orphaned.order_by(Delivery.id), drop)
+    return _in_batches(gw, orphaned.order_by(Delivery.id), drop, batched)
 
 
-def _in_batches(gw: Gateway, ids: Select[int], drop: Callable[[Session, list[int]], int]) -> int:
-    """Delete what ``ids`` selects, BATCH rows per short transaction; the number deleted."""
+def _in_batches(
+    gw: Gateway,
+    ids: Select[int],
+    drop: Callable[[Session, list[int]], int],
+    batched: Callable[[int], None],
+) -> int:
+    """Delete what ``ids`` selects, BATCH rows per short transaction, telling ``batched`` the
+    number deleted so far after each; the number deleted."""
     total = 0
     while True:
         with gw.db.session() as session:
@@ -95,3 +108,4 @@ def _in_batches(gw: Gateway, ids: Select[int], drop: Callable[[Session, list[int
             if not chosen:
                 return total
             total += drop(session, chosen)
+        batched(total)

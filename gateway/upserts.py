@@ -10,13 +10,21 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from gateway.config import Settings
 from gateway.errors import GatewayError
 from gateway.models import EventStatus
 from gateway.planning import Outcome, Planned
-from gateway.results import event_changes, history_rows, log_batch, settle, written_marks
+from gateway.results import (
+    count_attempts,
+    event_changes,
+    history_rows,
+    log_batch,
+    settle,
+    written_marks,
+)
 from gateway.services import Gateway
 from gateway.stale_guard import guarded_records, mark_stale
 from gateway.storage.results import RecordKey
@@ -126,6 +134,9 @@ class BatchUpserts:
             now,
         )
         log_batch(self._worker_id, self._outcomes)
+        outcomes = list(self._outcomes)
+        # Counted once they are the database's: a failed commit's events are tried again.
+        event.listen(session, "after_commit", lambda _: count_attempts(outcomes, now), once=True)
 
     def _within_limits(
         self, name: str, planned: list[Planned], session: Session | None = None

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from gateway.errors import GatewayError
 from gateway.models import Event, EventStatus
 from gateway.planning import plan_batch
-from gateway.results import log_event
+from gateway.results import count_settled, log_event
 from gateway.retries import idle_wait
 from gateway.services import Gateway
 from gateway.stale_guard import mark_applied, replayed_after
@@ -94,6 +94,7 @@ class Worker:
         claim = self.gw.db.claim(lease)
         for event, message in claim.given_up:
             log_event(event, EventStatus.DEAD, message)
+            count_settled(EventStatus.DEAD)
         return claim.events
 
     def process(self, events: Sequence[Event]) -> None:

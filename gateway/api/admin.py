@@ -13,8 +13,8 @@ from flask import Blueprint, Flask, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from gateway import event_log, groups, paging, views
-from gateway.api import openapi, schemas
-from gateway.api.openapi import operation
+from gateway.api import openapi, reference_page, schemas
+from gateway.api.openapi import OPENAPI_PATH, operation
 from gateway.errors import (
     BadRequest,
     Detail,
@@ -39,8 +39,11 @@ T = TypeVar("T")
 
 
 def _authenticate() -> None:
-    """Runs before routing, so that without the token no path under /api/v1 says if it exists."""
+    """Runs before routing, so that without the token no path under /api/v1 says if it exists;
+    the OpenAPI document and its reference page hold no secret, and are open to read."""
     if request.path != PREFIX and not request.path.startswith(PREFIX + "/"):
+        return
+    if request.path == OPENAPI_PATH or _is_reference_page(request.path):
         return
     expected = gateway().settings.admin_token or ""
     header = request.headers.get("Authorization", "")
@@ -49,6 +52,10 @@ def _authenticate() -> None:
         token.strip().encode(), expected.encode()
     ):
         raise Unauthorized("a valid 'Authorization: Bearer <admin token>' header is required")
+
+
+def _is_reference_page(path: str) -> bool:
+    return path == reference_page.PATH or path.startswith(reference_page.PATH + "/")
 
 
 @bp.before_request
@@ -127,9 +134,10 @@ def _created(payload: Any) -> Any:
         "description": "The OpenAPI 3.1 document.",
         "content": {"application/json": {"schema": {"type": "object"}}},
     },
+    public=True,
 )
 def get_open_api() -> Any:
-    """This document."""
+    """This document, browsable at `/api/v1/docs`; neither needs the admin token."""
     return jsonify(openapi.document(current_app))
 
 
@@ -597,3 +605,4 @@ def delete_target_credentials(name: str) -> Any:
 def init_app(app: Flask) -> None:
     app.before_request(_authenticate)
     app.register_blueprint(bp)
+    reference_page.init_app(app)

@@ -35,10 +35,11 @@ DESCRIPTION = """\
 A self-hosted inbound webhook gateway: providers POST to a group's callback URL, the gateway
 verifies, stores and answers, then routes each event through mappings to a target.
 
-Every call under `/api/v1`, this document included, needs
-`Authorization: Bearer {GATEWAY_ADMIN_TOKEN}`; without it every path there answers 401, known
-or not. The receive endpoint (`/hooks/{token}`) and the operational endpoints (`/healthz`,
-`/readyz`, `/metrics`) take no admin token.
+Every call under `/api/v1` needs `Authorization: Bearer {GATEWAY_ADMIN_TOKEN}`; without it
+every path there answers 401, known or not, but this document and its reference page
+(`/api/v1/docs`), which hold no secret. The receive endpoint (`/hooks/{token}`) and the
+operational endpoints (`/healthz`, `/readyz`, `/metrics`) take no admin token; `/metrics`
+takes `GATEWAY_METRICS_TOKEN` when it is set.
 
 Every error answers `{"error": {"code", "message", "details"?}}`; validation errors (422) list
 each problem in `details` as `{"path", "message"}`. Lists answer `{"items", "next_cursor"}`

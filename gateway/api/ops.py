@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask, Response, jsonify
+from flask import Blueprint, Flask, Response, jsonify, request
 
 from gateway import views
 from gateway.api.openapi import operation
-from gateway.errors import SecretKeyMismatch, StoreUnavailable
+from gateway.errors import SecretKeyMismatch, StoreUnavailable, Unauthorized
 from gateway.http import gateway
-from gateway.metrics import render
+from gateway.metrics import render, scrape_allowed
 from gateway.migrate import schema_is_current
 from gateway.storage import NOT_MIGRATED
 
@@ -52,11 +52,25 @@ def readyz() -> Any:
         " read, the counters and `gateway_database_up 0` in place of the gauges.",
         "content": {"text/plain": {"schema": {"type": "string"}}},
     },
+    more={
+        401: {
+            "description": "`GATEWAY_METRICS_TOKEN` is set and the scrape did not send it as"
+            " `Authorization: Bearer <token>`.",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
+    },
     public=True,
 )
 def metrics() -> Any:
-    """Prometheus metrics."""
+    """Prometheus metrics.
+
+    Taken without the admin token; with `GATEWAY_METRICS_TOKEN` set, only with that one.
+    """
     gw = gateway()
+    if not scrape_allowed(request.headers.get("Authorization"), gw.settings.metrics_token):
+        raise Unauthorized(
+            "GATEWAY_METRICS_TOKEN is set: scrape with 'Authorization: Bearer <metrics token>'"
+        )
     return Response(render(gw.db, gw.status_counts), mimetype="text/plain; version=0.0.4")
 
 

@@ -191,11 +191,16 @@ class _Dumper(yaml.SafeDumper):
 _UNSAFE_IN_FILE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 
 
-def write_mapping_files(directory: Path, documents: list[dict[str, Any]]) -> list[Path]:
-    """Write each document as ``{name}.yaml`` in ``directory``, its name inside it, so that
-    loading the directory reads back the same documents. A name a file name cannot hold is
-    written with ``_`` for each such character, numbered if two would meet."""
+def write_mapping_files(directory: Path, documents: list[dict[str, Any]]) -> Iterator[Path]:
+    """Write each document as ``{name}.yaml`` in ``directory`` (made now, documents or not),
+    its name inside it, so that loading the directory reads back the same documents; each
+    path as soon as it is written. A name a file name cannot hold is written with ``_`` for
+    each such character, numbered if two would meet."""
     directory.mkdir(parents=True, exist_ok=True)
+    return _written(directory, documents)
+
+
+def _written(directory: Path, documents: list[dict[str, Any]]) -> Iterator[Path]:
     written: list[Path] = []
     for document in documents:
         stem = _UNSAFE_IN_FILE_NAME.sub("_", document["name"]).lstrip(".") or "mapping"
@@ -206,4 +211,4 @@ def write_mapping_files(directory: Path, documents: list[dict[str, Any]]) -> lis
         text = yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
         path.write_text(text, encoding="utf-8")
         written.append(path)
-    return written
+        yield path

@@ -20,6 +20,7 @@ import requests
 from gateway.connectors import sample_delivery, shipped_profiles
 from gateway.verify import sign
 from tests.acceptance.conftest import ROOT, Api, wait_until_up
+from tests.acceptance.test_worker_metrics import UNROUTED, counted
 from tests.postgres import _free_port
 
 SECRET = "xemelgo-test-secret-0123456789abcdef"
@@ -117,6 +118,8 @@ def test_gateway_run_serves_works_and_stops_cleanly(tmp_path: Path) -> None:
         assert answer.json()["accepted"] == 1
         # No webhook record takes it yet: the worker settles it as unrouted.
         assert _event_status(api, group["id"], "unrouted") == "unrouted"
+        # Counted by the worker, shown by the web processes: they share a metrics directory.
+        assert counted(f"{url}/metrics", UNROUTED) == 1
         processes = [process.pid, *_children(process.pid)]
     finally:
         process.send_signal(signal.SIGTERM)

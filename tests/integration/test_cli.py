@@ -17,34 +17,6 @@ from tests.postgres import _free_port
 SECRET = "cli-test-secret-0123456789abcdef"
 
 
-@pytest.fixture
-def run(gw: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """Invoke ``gateway ...`` in-process against the test's database."""
-    monkeypatch.setattr(cli, "_gateway", lambda: gw)
-
-    def invoke(*args: str) -> Any:
-        result = CliRunner().invoke(cli.main, list(args))
-        assert result.exit_code == 0, result.output
-        return result
-
-    return invoke
-
-
-@pytest.fixture
-def failed_events(admin: Any, group_factory: Any, deliver: Any, worker: Any) -> list[str]:
-    """Two events that failed because their record has no mapping, and one unrouted."""
-    group = group_factory(secret=SECRET, events=["inventory.moved", "inventory.cycle_count"])
-    admin.post(
-        f"/webhooks/{group['template_webhook_id']}/clone",
-        {"label": "Moves", "events": ["inventory.moved"]},
-    )
-    for n, topic in enumerate(["inventory.moved", "inventory.moved", "inventory.cycle_count"]):
-        body = {"id": str(n), "eventTimestamp": n, "topic": topic, "data": {"n": n}}
-        deliver(group, json.dumps(body).encode())
-    worker.drain()
-    return [e["id"] for e in admin.get("/events?status=failed").get_json()["items"]]
-
-
 def test_db_upgrade_says_whether_it_applied_migrations(
     run: Any, gw: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -36,6 +36,15 @@ def _settings(tmp_path: Path, **env: str) -> Settings:
         ("GATEWAY_RETENTION_DAYS", "-1", "must be at least 0, not '-1'"),
         ("GATEWAY_TRUSTED_PROXIES", "-1", "must be at least 0, not '-1'"),
         ("GATEWAY_TRUSTED_PROXIES", "10.0.0.1", "must be a whole number, not '10.0.0.1'"),
+        # an address to listen on that is not one
+        *(
+            (
+                "GATEWAY_WORKER_METRICS_BIND",
+                bind,
+                f"must be host:port (as 127.0.0.1:9101), not {bind!r}",
+            )
+            for bind in ("9101", ":9101", "localhost:", "localhost:http", "localhost:65536")
+        ),
         # timeouts and polls that would never wait, or spin
         ("GATEWAY_COMMIT_TIMEOUT_S", "0", "must be more than 0, not '0'"),
         ("GATEWAY_WORKER_POLL_S", "0", "must be more than 0, not '0'"),
@@ -128,6 +137,11 @@ def test_a_database_url_the_gateway_cannot_use_is_refused(
         ("GATEWAY_LOG_FORMAT", "json", "log_format", "json"),
         ("GATEWAY_TRUSTED_PROXIES", "", "trusted_proxies", 0),  # the peer is the client
         ("GATEWAY_TRUSTED_PROXIES", "2", "trusted_proxies", 2),  # a CDN, then a load balancer
+        ("GATEWAY_WORKER_METRICS_BIND", "", "worker_metrics_bind", None),  # no port of its own
+        ("GATEWAY_WORKER_METRICS_BIND", "0.0.0.0:9101", "worker_metrics_bind", ("0.0.0.0", 9101)),
+        ("GATEWAY_WORKER_METRICS_BIND", "[::1]:0", "worker_metrics_bind", ("::1", 0)),
+        ("GATEWAY_METRICS_TOKEN", "", "metrics_token", None),  # /metrics open
+        ("GATEWAY_METRICS_TOKEN", "s3cr3t-scrape", "metrics_token", "s3cr3t-scrape"),
         ("GATEWAY_TARGET", "salesforce", "target", "salesforce"),
         ("GATEWAY_TARGET", "salesforce:eu_2", "target", "salesforce:eu_2"),
         (
