@@ -189,6 +189,36 @@ EVENT_FILTERS = (
     query_parameter(
         "until", {"type": "string", "format": "date-time"}, "Received before this time."
     ),
+    query_parameter(
+        "contains",
+        {"type": "string"},
+        "Only events whose payload holds this text (ignoring case), in a key or a value.",
+    ),
+)
+RECORD_FILTERS = (
+    query_parameter(
+        "field",
+        {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,100}$"},
+        "With `value`: only records whose field of this name has that value.",
+    ),
+    query_parameter(
+        "value",
+        {"type": "string"},
+        "With `field`: the value, compared as text (`42` matches the number 42).",
+    ),
+    query_parameter(
+        "updated_since",
+        {"type": "string", "format": "date-time"},
+        "Last written at or after this ISO 8601 time.",
+    ),
+    query_parameter(
+        "updated_until", {"type": "string", "format": "date-time"}, "Last written before this time."
+    ),
+    query_parameter(
+        "contains",
+        {"type": "string"},
+        "Only records whose external id or fields hold this text, ignoring case.",
+    ),
 )
 #: Path parameters by name, as most routes mean them; a declaration may say otherwise.
 PATH_PARAMETERS = {

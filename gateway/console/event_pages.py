@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
 
-from gateway import event_log, views
+from gateway import event_log, records, views
 from gateway.api.admin import EVENT_FILTERS
 from gateway.console import forms, queries
 from gateway.console.blueprint import bp
@@ -130,5 +130,5 @@ def replay_progress() -> Any:
 
 @bp.get("/records/<obj>/<path:external_id>")
 def record_detail(obj: str, external_id: str) -> Any:
-    record = views.Record.of(event_log.get_record(gateway(), obj, external_id)).body()
+    record = views.Record.of(records.get_record(gateway(), obj, external_id)).body()
     return forms.render("console/records/detail.html", record=record)
