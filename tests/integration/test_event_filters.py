@@ -347,9 +347,7 @@ def test_contains_finds_text_anywhere_in_the_payload(
     assert sorted(item["id"] for item in response.get_json()["items"]) == expected
 
 
-def test_a_replay_takes_the_events_whose_payload_holds_the_text(
-    admin: Any, payloads: None
-) -> None:
+def test_a_replay_takes_the_events_whose_payload_holds_the_text(admin: Any, payloads: None) -> None:
     response = admin.post("/events/replay", {"contains": "ada", "status": "delivered"})
 
     assert response.get_json()["replayed"] == 2
