@@ -154,6 +154,15 @@ def query_parameter(name: str, schema: Mapping[str, Any], description: str) -> d
     }
 
 
+def time_window(since: str, until: str, happened: str) -> tuple[dict[str, Any], ...]:
+    """The two parameters of a time window: from ``since`` on, up to ``until`` left out."""
+    moment = {"type": "string", "format": "date-time"}
+    return (
+        query_parameter(since, moment, f"{happened} at or after this ISO 8601 time."),
+        query_parameter(until, moment, f"{happened} before this time."),
+    )
+
+
 PAGE = (
     query_parameter(
         "limit",
@@ -181,14 +190,7 @@ EVENT_FILTERS = (
         "style": "form",
         "explode": True,
     },
-    query_parameter(
-        "since",
-        {"type": "string", "format": "date-time"},
-        "Received at or after this ISO 8601 time.",
-    ),
-    query_parameter(
-        "until", {"type": "string", "format": "date-time"}, "Received before this time."
-    ),
+    *time_window("since", "until", "Received"),
     query_parameter(
         "contains",
         {"type": "string"},
@@ -206,14 +208,7 @@ RECORD_FILTERS = (
         {"type": "string"},
         "With `field`: the value, compared as text (`42` matches the number 42).",
     ),
-    query_parameter(
-        "updated_since",
-        {"type": "string", "format": "date-time"},
-        "Last written at or after this ISO 8601 time.",
-    ),
-    query_parameter(
-        "updated_until", {"type": "string", "format": "date-time"}, "Last written before this time."
-    ),
+    *time_window("updated_since", "updated_until", "Last written"),
     query_parameter(
         "contains",
         {"type": "string"},
