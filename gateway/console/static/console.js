@@ -151,6 +151,8 @@ function followEvents() {
     try {
       if (toggle.checked && document.visibilityState === "visible") {
         const response = await fetch(region.dataset.follow, { credentials: "same-origin" });
+        // Signed out meanwhile: the whole page goes to sign-in, not the table.
+        if (response.redirected) return window.location.reload();
         if (response.ok) region.innerHTML = await response.text();
       }
     } finally {
