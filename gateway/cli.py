@@ -425,20 +425,22 @@ def send(group_id: str, file: Path | None, event_type: str | None, url: str | No
     event that has a sample) is sent. With FILE its bytes are sent as they are; --event is then
     only needed by senders that carry the event type in a header (GitHub, Shopify).
     """
-    from gateway.groups import accepted_secrets, get_group, now
-    from gateway.verify import sign
+    from gateway.errors import ValidationFailed
+    from gateway.groups import get_group
+    from gateway.sample_sends import sample_for, sign_as_sender
 
     gw = _gateway()
     try:
         group = get_group(gw, group_id)
         profile = gw.connectors.get(group.connector)
         if file is None:
-            body, headers = _sample(profile, group.events, event_type)
+            body, headers = sample_for(profile, group.events, event_type)
         else:
             body, headers = file.read_bytes(), _sender_headers(profile, event_type)
-        secrets = accepted_secrets(gw, group, now())
-        headers.update(sign(profile.verification, secrets[0] if secrets else "", body))
+        sign_as_sender(gw, group, body, headers)
         target = url or gw.callback_url(group.token)
+    except ValidationFailed as exc:
+        raise click.UsageError(f"{exc.message}; give --event TYPE or a FILE") from exc
     finally:
         gw.close()
     try:
@@ -448,30 +450,6 @@ def send(group_id: str, file: Path | None, event_type: str | None, url: str | No
     click.echo(f"{response.status_code} {response.text.strip()}")
     if response.status_code >= 400:
         sys.exit(1)
-
-
-def _sample(
-    profile: Any, registered: list[str], event_type: str | None
-) -> tuple[bytes, dict[str, str]]:
-    """The connector's sample delivery for ``event_type``, or for the first registered event."""
-    from gateway.connectors import EVERY_EVENT, sample_delivery, sample_events
-
-    have = sample_events(profile)
-    if EVERY_EVENT in registered:
-        registered = have
-    if event_type is None:
-        event_type = next((e for e in registered if e in have), None)
-        if event_type is None:
-            raise click.UsageError(
-                f"none of the group's events has a {profile.name} sample"
-                f" (samples: {', '.join(have) or 'none'}); give --event TYPE or a FILE"
-            )
-    if event_type not in have:
-        raise click.UsageError(
-            f"connector {profile.name!r} has no sample for event {event_type!r}"
-            f" (samples: {', '.join(have) or 'none'}); give a FILE to send instead"
-        )
-    return sample_delivery(profile, event_type)
 
 
 def _sender_headers(profile: Any, event_type: str | None) -> dict[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -11,16 +12,16 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, func, select, update
+from sqlalchemy import ColumnElement, Select, Text, cast, func, or_, select, update
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import QueryableAttribute, Session
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.visitors import InternalTraversal
 
 from gateway.connectors import subscribes
 from gateway.errors import BadRequest, Conflict, Detail, NotFound, ValidationFailed
 from gateway.mapping import event_context
-from gateway.models import Delivery, Event, EventResult, EventStatus, Group, Record, iso
+from gateway.models import Delivery, Event, EventResult, EventStatus, Group, iso
 from gateway.services import Gateway
 
 STATUSES = frozenset(s.value for s in EventStatus)
@@ -76,8 +77,9 @@ def parse_numeric_id(value: Any, kind: str) -> int:
 def filtered(
     query: _Query, filters: Mapping[str, Any], *, unindexed: Collection[str] = ()
 ) -> _Query:
-    """Apply the event log's filters (group_id, type, status, since, until); the columns named
-    in ``unindexed`` are compared so that SQLite looks none of them up in an index."""
+    """Apply the event log's filters (group_id, type, status, since, until, contains); the
+    columns named in ``unindexed`` are compared so that SQLite looks none of them up in an
+    index."""
     column = partial(_column, unindexed=unindexed)
     if filters.get("group_id"):
         query = query.where(column("group_id") == filters["group_id"])
@@ -90,7 +92,22 @@ def filtered(
         query = query.where(column("received_at") >= parse_time(filters["since"], "since"))
     if filters.get("until"):
         query = query.where(column("received_at") < parse_time(filters["until"], "until"))
+    if filters.get("contains"):
+        query = query.where(json_holds(Event.payload, filters["contains"]))
     return query
+
+
+def json_holds(
+    column: ColumnElement[Any] | QueryableAttribute[Any], text: str
+) -> ColumnElement[bool]:
+    """Whether the JSON in ``column`` holds ``text`` in a key or a value, ignoring case.
+
+    Stored JSON keeps non-ASCII characters as they came or escaped (``\\u00e9``): both forms
+    are looked for.
+    """
+    stored = func.lower(cast(column, Text))
+    needles = dict.fromkeys([text.lower(), json.dumps(text.lower())[1:-1]])
+    return or_(*(stored.contains(needle, autoescape=True) for needle in needles))
 
 
 def _statuses(given: str | Iterable[str]) -> list[str]:
@@ -270,7 +287,7 @@ def _not_now(event: Event) -> Conflict:
 
 
 #: The filters a replay of many events takes; without any, it needs ``all``.
-REPLAY_FILTERS = ("group_id", "type", "status", "since", "until")
+REPLAY_FILTERS = ("group_id", "type", "status", "since", "until", "contains")
 #: Statuses that never meant something went wrong: a replay takes such events only when its
 #: status filter names them (an ``ignored`` event replayed after its group was deleted fails).
 NEVER_ERRORS = (
@@ -423,11 +440,3 @@ def _change(session: Session, ids: Sequence[int], values: dict[str, Any]) -> int
             ).all()
         )
     return changed
-
-
-def get_record(gw: Gateway, obj: str, external_id: str) -> Record:
-    with gw.db.read_session() as session:
-        record = session.get(Record, (obj, external_id))
-    if record is None:
-        raise NotFound.of(f"{obj} record", external_id)
-    return record

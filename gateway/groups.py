@@ -254,6 +254,19 @@ def accepted_secrets(gw: Gateway, group: Group, at: datetime) -> list[str]:
     return accepted
 
 
+def is_unverified(gw: Gateway, group: Group) -> bool:
+    """Whether anyone who has the callback URL can post to it: the connector's scheme checks
+    nothing without a secret, or the group's secret is the profile's "no verification" one,
+    and the group asks for no OAuth access token either."""
+    if group.require_bearer:
+        return False
+    spec = gw.connectors.get(group.connector).verification
+    if not needs_secret(spec):
+        return True
+    current = accepted_secrets(gw, group, now())[:1]
+    return "unverified_secret" in spec and current == [spec["unverified_secret"]]
+
+
 def view(gw: Gateway, group: Group, template_webhook_id: str | None = None) -> views.Group:
     """The group as the API shows it; its template record's id is read unless given."""
     if template_webhook_id is None:

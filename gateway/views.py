@@ -482,6 +482,17 @@ class Record(View):
         )
 
 
+class RecordObject(View):
+    """An object of the embedded local store."""
+
+    object: str
+    count: Count = Field(description="How many records of this object the store holds.")
+
+    @classmethod
+    def of(cls, obj: str, count: int) -> Self:
+        return cls(object=obj, count=count)
+
+
 # --- receiving and operations ----------------------------------------------------------------
 
 

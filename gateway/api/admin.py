@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from flask import Blueprint, Flask, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from gateway import event_log, groups, paging, views
+from gateway import event_log, groups, paging, records, views
 from gateway.api import openapi, reference_page, schemas
 from gateway.api.openapi import OPENAPI_PATH, operation
 from gateway.errors import (
@@ -483,7 +483,7 @@ def preview_mapping(name: str) -> Any:
 
 # --- events and records ------------------------------------------------------------------
 
-EVENT_FILTERS = ("group_id", "type", "status", "since", "until")
+EVENT_FILTERS = ("group_id", "type", "status", "since", "until", "contains")
 #: The event filters that take several values: each one given, comma-separated or repeated.
 EVENT_FILTERS_OF_SEVERAL = ("status",)
 
@@ -541,12 +541,37 @@ def replay_events() -> Any:
     return jsonify(views.Replayed(**dataclasses.asdict(done)).body())
 
 
+@bp.get("/records")
+@operation("records", page=views.RecordObject, errors="503")
+def list_record_objects() -> Any:
+    """The objects of the embedded local store, each with how many records it holds."""
+    objects = paging.in_memory(records.list_objects(gateway()), records.object_key)
+    return _list(objects, records.object_key, lambda item: views.RecordObject.of(*item).body())
+
+
+@bp.get("/records/<obj>")
+@operation("records", page=views.Record, errors="422 503", query=openapi.RECORD_FILTERS)
+def list_records(obj: str) -> Any:
+    """The records of one object, by external id."""
+    filters = {k: v for k in records.RECORD_FILTERS if (v := _single(k)) is not None}
+    read = partial(records.list_records, gateway(), obj, filters)
+    return _list(read, records.record_key, lambda record: views.Record.of(record).body())
+
+
 @bp.get("/records/<obj>/<path:external_id>")
 @operation("records", views.Record, errors="404 503")
 def get_record(obj: str, external_id: str) -> Any:
     """A record in the embedded local store."""
-    record = event_log.get_record(gateway(), obj, external_id)
+    record = records.get_record(gateway(), obj, external_id)
     return jsonify(views.Record.of(record).body())
+
+
+@bp.delete("/records/<obj>/<path:external_id>")
+@operation("records", status=204, errors="404 503")
+def delete_record(obj: str, external_id: str) -> Any:
+    """Remove a record from the embedded local store."""
+    records.delete_record(gateway(), obj, external_id)
+    return "", 204
 
 
 # --- targets -----------------------------------------------------------------------------

@@ -156,6 +156,15 @@ def query_parameter(name: str, schema: Mapping[str, Any], description: str) -> d
     }
 
 
+def time_window(since: str, until: str, happened: str) -> tuple[dict[str, Any], ...]:
+    """The two parameters of a time window: from ``since`` on, up to ``until`` left out."""
+    moment = {"type": "string", "format": "date-time"}
+    return (
+        query_parameter(since, moment, f"{happened} at or after this ISO 8601 time."),
+        query_parameter(until, moment, f"{happened} before this time."),
+    )
+
+
 PAGE = (
     query_parameter(
         "limit",
@@ -183,13 +192,29 @@ EVENT_FILTERS = (
         "style": "form",
         "explode": True,
     },
+    *time_window("since", "until", "Received"),
     query_parameter(
-        "since",
-        {"type": "string", "format": "date-time"},
-        "Received at or after this ISO 8601 time.",
+        "contains",
+        {"type": "string"},
+        "Only events whose payload holds this text (ignoring case), in a key or a value.",
+    ),
+)
+RECORD_FILTERS = (
+    query_parameter(
+        "field",
+        {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,100}$"},
+        "With `value`: only records whose field of this name has that value.",
     ),
     query_parameter(
-        "until", {"type": "string", "format": "date-time"}, "Received before this time."
+        "value",
+        {"type": "string"},
+        "With `field`: the value, compared as text (`42` matches the number 42).",
+    ),
+    *time_window("updated_since", "updated_until", "Last written"),
+    query_parameter(
+        "contains",
+        {"type": "string"},
+        "Only records whose external id or fields hold this text, ignoring case.",
     ),
 )
 DELIVERY_FILTERS = (

@@ -233,6 +233,10 @@ EVENT_FILTER = _object(
         },
         "since": FILTER_TEXT,
         "until": FILTER_TEXT,
+        "contains": {
+            "description": "Events whose payload holds this text, ignoring case.",
+            **FILTER_TEXT,
+        },
         "limit": {"type": "integer", "minimum": 1, "maximum": 100000},
         "all": {
             "type": "boolean",

@@ -22,6 +22,8 @@ from gateway.console import (  # noqa: F401
     group_pages,
     mapping_pages,
     overview,
+    record_pages,
+    target_pages,
 )
 from gateway.console.blueprint import bp
 from gateway.console_sessions import SESSION_LIFETIME

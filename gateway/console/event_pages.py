@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import flash, redirect, render_template, request, url_for
 
-from gateway import event_log, views
+from gateway import event_log
 from gateway.api.admin import EVENT_FILTERS
 from gateway.console import forms, queries
 from gateway.console.blueprint import bp
@@ -24,7 +24,10 @@ WRITTEN = frozenset({"created", "updated"})
 
 
 def _filters(source: Any) -> dict[str, str]:
-    return {k: source[k].strip() for k in EVENT_FILTERS if source.get(k, "").strip()}
+    """The filters of a form; the statuses ticked (or given comma-separated) as one text, so
+    that links and the replay form carry them on as the API takes them."""
+    given = {k: ",".join(v.strip() for v in source.getlist(k) if v.strip()) for k in EVENT_FILTERS}
+    return {k: v for k, v in given.items() if v}
 
 
 @bp.get("/events")
@@ -38,6 +41,14 @@ def event_list() -> Any:
         )
     except GatewayError as error:
         return _list_page(filters, error)
+    if request.args.get("fragment"):
+        return render_template(
+            "console/events/_table.html",
+            events=rows,
+            more=more,
+            filters=filters,
+            groups=queries.group_names(gw),
+        )
     return _list_page(filters, rows=rows, more=more)
 
 
@@ -54,7 +65,7 @@ def _list_page(
         more=more,
         filters=filters,
         groups=queries.group_names(gateway()),
-        statuses=[(s.value, s.value) for s in EventStatus],
+        statuses=[s.value for s in EventStatus],
     )
 
 
@@ -126,9 +137,3 @@ def replay_progress() -> Any:
     if request.args.get("fragment"):
         return render_template("console/events/_progress.html", **context)
     return forms.render("console/events/progress.html", **context)
-
-
-@bp.get("/records/<obj>/<path:external_id>")
-def record_detail(obj: str, external_id: str) -> Any:
-    record = views.Record.of(event_log.get_record(gateway(), obj, external_id)).body()
-    return forms.render("console/records/detail.html", record=record)

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
-from flask import flash, make_response, redirect, request, url_for
+from flask import current_app, flash, make_response, redirect, request, url_for
+from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from gateway import groups, oauth_clients, views
 from gateway.api import schemas
-from gateway.connectors import EVERY_EVENT
+from gateway.connectors import EVERY_EVENT, sample_events, subscribes
 from gateway.console import forms
 from gateway.console.blueprint import bp
 from gateway.errors import GatewayError
 from gateway.http import gateway
 from gateway.models import Group, Webhook
+from gateway.sample_sends import signed_sample
 from gateway.services import Gateway
 
 #: Groups per page of the list; few installations have more.
@@ -86,7 +89,9 @@ def group_list() -> Any:
     after = request.args.get("after") or None
     rows = [group for group, _ in groups.list_groups(gateway(), PAGE + 1, after)]
     more = rows[PAGE - 1].id if len(rows) > PAGE else None
-    return forms.render("console/groups/list.html", groups=rows[:PAGE], more=more)
+    shown = rows[:PAGE]
+    unverified = {g.id for g in shown if groups.is_unverified(gateway(), g)}
+    return forms.render("console/groups/list.html", groups=shown, more=more, unverified=unverified)
 
 
 @bp.route("/groups/new", methods=["GET", "POST"])
@@ -180,6 +185,12 @@ def _detail_page(
         oauth_clients=oauth_clients.list_clients(gw, group_id, CLIENTS_SHOWN, None),
         token_url=gw.settings.public_url + "/oauth/token",
         new_secret=new_secret,
+        unverified=groups.is_unverified(gw, group),
+        test_events=[
+            (e, e)
+            for e in sample_events(gw.connectors.get(group.connector))
+            if subscribes(group.events, e)
+        ],
     )
 
 
@@ -191,6 +202,41 @@ def _group_action(group_id: str, form: str, action: Any, done: str) -> Any:
         return _detail_page(group_id, error, failed=form)
     flash(done)
     return redirect(url_for("console.group_detail", group_id=group_id), 303)
+
+
+@bp.post("/groups/<group_id>/test-event")
+def group_test_event(group_id: str) -> Any:
+    """Post a signed sample delivery to the group's callback URL through the receive path, as
+    ``gateway send`` does from a shell: the whole setup is tried, signature check included."""
+    gw = gateway()
+    group = groups.get_group(gw, group_id)
+    try:
+        body, headers = signed_sample(gw, group, forms.optional("event"))
+    except GatewayError as error:
+        return _detail_page(group_id, error, failed="test-event")
+    status, answer = _receive(f"/hooks/{group.token}", body, headers)
+    if status != 200:
+        refused = GatewayError(
+            f"The test event was refused ({status}): {answer['error']['message']}",
+            code=answer["error"]["code"],
+        )
+        refused.status = status
+        return _detail_page(group_id, refused, failed="test-event")
+    flash(
+        f"Test event sent: {answer['accepted']} accepted, {answer['duplicates']} duplicate,"
+        f" {answer['ignored']} ignored (delivery {answer['delivery_id']})."
+    )
+    return redirect(url_for("console.group_detail", group_id=group_id), 303)
+
+
+def _receive(path: str, body: bytes, headers: dict[str, str]) -> tuple[int, Any]:
+    """Post to this app's own receive path, in process: the same code a sender's request runs,
+    without a round trip through an address the server may not reach itself at."""
+    environ = EnvironBuilder(
+        path=path, method="POST", data=body, headers=list(headers.items())
+    ).get_environ()
+    answer, status, _ = run_wsgi_app(current_app.wsgi_app, environ, buffered=True)
+    return int(status.split()[0]), json.loads(b"".join(answer))
 
 
 @bp.post("/groups/<group_id>/rotate-url")

@@ -76,7 +76,7 @@ class Ui:
         self.select_class(self.driver.find_element(self.by.ID, field_id)).select_by_value(value)
 
     def tick(self, value: str) -> None:
-        """Tick the visible checkbox whose value is ``value`` (an event type)."""
+        """Tick the visible checkbox whose value is ``value`` (an event type, a status)."""
         box = self.find(f"fieldset:not([hidden]) input[type=checkbox][value='{value}']")
         if not box.is_selected():
             box.click()
@@ -139,14 +139,24 @@ class Ui:
         entries = self.driver.get_log("browser")
         return [e["message"] for e in entries if e.get("source") != "network"]
 
+    def tick_off(self, value: str) -> None:
+        box = self.find(f"input[type=checkbox][value='{value}']")
+        if box.is_selected():
+            box.click()
+
     def set_document(self, document: Any) -> None:
         self.fill("f-document", json.dumps(document, indent=2))
 
 
-def deliver(gw: Gateway, base_url: str, token: str, secret: str) -> None:
-    """Post a sample Xemelgo delivery signed as Xemelgo signs it, as the sender would."""
+def deliver(
+    gw: Gateway, base_url: str, token: str, secret: str, timestamp_ms: int | None = None
+) -> None:
+    """Post a sample Xemelgo delivery signed as Xemelgo signs it, as the sender would; sent at
+    ``timestamp_ms`` when given, so that it is not a duplicate of the sample."""
     profile = gw.connectors.get("xemelgo")
     body, headers = sample_delivery(profile, "inventory.moved")
+    if timestamp_ms is not None:
+        body = json.dumps({**json.loads(body), "eventTimestamp": timestamp_ms}).encode()
     headers.update(sign(profile.verification, secret, body))
     answer = requests.post(f"{base_url}/hooks/{token}", data=body, headers=headers, timeout=10)
     assert answer.status_code == 200, answer.text
@@ -244,7 +254,7 @@ def test_an_admin_connects_a_sender_and_fixes_a_failing_mapping(
     ui.sees("Saved as version 3")
 
     ui.follow("Events")
-    ui.choose("f-status", "failed")
+    ui.tick("failed")
     ui.press("Filter")
     ui.press("Replay all matching", confirm=True)
     ui.sees("Replay of 1 event")
@@ -263,4 +273,161 @@ def test_an_admin_connects_a_sender_and_fixes_a_failing_mapping(
     ui.shot("overview")
     ui.follow("Groups")
     ui.shot("groups")
+    assert ui.script_errors() == []
+
+
+#: A phone's viewport, as narrow as the console must fit without scrolling sideways.
+PHONE = {"width": 375, "height": 812, "deviceScaleFactor": 1, "mobile": False}
+
+
+def wider(page: Any) -> list[str]:
+    """The elements reaching past the viewport's right edge, to say what overflows."""
+    return list(
+        page.execute_script(
+            "const clipped = (e) => { for (let p = e.parentElement; p; p = p.parentElement)"
+            " if (getComputedStyle(p).overflowX !== 'visible') return true; return false; };"
+            "return [...document.querySelectorAll('main *, header *')]"
+            ".filter(e => e.getBoundingClientRect().right > window.innerWidth + 0.5)"
+            ".filter(e => !clipped(e))"
+            ".slice(0, 5).map(e => e.tagName + '.' + e.className + ' ' + Math.round("
+            "e.getBoundingClientRect().right))"
+        )
+    )
+
+
+class Api:
+    """The admin API of the live server, over real HTTP."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url + "/api/v1"
+        self.headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        answer = requests.request(
+            method, self.base_url + path, json=body, headers=self.headers, timeout=10
+        )
+        assert answer.status_code < 300, answer.text
+        return answer.json()
+
+
+def test_an_admin_s_daily_round_of_events_records_groups_and_targets(
+    page: Any, live_server: str, gw: Gateway
+) -> None:
+    ui, api = Ui(page, live_server), Api(live_server)
+    worker = Worker(gw, worker_id="console-daily")
+    secret = "xemelgo-" + secrets.token_hex(16)
+    api.call("PUT", "/mappings/rfid-moves", MAPPING)
+    group = api.call(
+        "POST",
+        "/groups",
+        {
+            "name": "Warehouse RFID",
+            "connector": "xemelgo",
+            "function": "webhooks",
+            "events": ["inventory.moved"],
+            "secret": secret,
+        },
+    )
+    api.call(
+        "POST",
+        f"/webhooks/{group['template_webhook_id']}/clone",
+        {"label": "Moves", "events": ["inventory.moved"], "mapping": "rfid-moves"},
+    )
+    api.call(
+        "POST",
+        "/groups",
+        {
+            "name": "Open sender",
+            "connector": "generic",
+            "function": "webhooks",
+            "events": ["order.created"],
+            "secret": "-",
+        },
+    )
+    ui.open("/admin/groups")
+    ui.fill("f-token", ADMIN_TOKEN)
+    ui.press("Sign in")
+
+    # Only the group that checks nothing wears the badge.
+    rows = {
+        row.find_element(ui.by.TAG_NAME, "a").text: row.text
+        for row in page.find_elements(ui.by.CSS_SELECTOR, "table tbody tr")
+    }
+    assert "unverified" in rows["Open sender"] and "unverified" not in rows["Warehouse RFID"]
+
+    # A test event from the group's page goes through the receive path, signed.
+    ui.follow("Warehouse RFID")
+    ui.press("Send test event")
+    ui.sees("Test event sent: 1 accepted")
+    assert worker.drain() == 1
+
+    # The event log follows new events without a reload, within its filters.
+    ui.follow("Events")
+    ui.tick("delivered")
+    ui.tick("failed")
+    ui.fill("f-contains", "inv-test")
+    ui.press("Filter")
+    assert ui.find("#f-follow").is_selected()
+    shown = len(page.find_elements(ui.by.CSS_SELECTOR, "#event-table tbody tr"))
+    root = ui.find("html")
+    deliver(gw, live_server, group["callback_url"].rsplit("/", 1)[1], secret, 1765573600000)
+    worker.drain()
+    ui.wait.until(
+        lambda _: len(page.find_elements(ui.by.CSS_SELECTOR, "#event-table tbody tr")) == shown + 1,
+        "the log never showed the new event",
+    )
+    assert root.is_enabled()  # the same page: only its table was fetched again
+    ui.shot("events")
+
+    # The record it wrote, found by search, with the events that wrote it.
+    ui.follow("Records")
+    ui.sees("Inventory_Item__c")
+    ui.follow("Inventory_Item__c")
+    ui.fill("f-contains", "aisle 04")
+    ui.press("Search")
+    ui.find("table.record-list tbody a").click()
+    ui.sees("Events that wrote it")
+    assert len(page.find_elements(ui.by.CSS_SELECTOR, "table.history tbody tr")) == 2
+    ui.shot("record-detail")
+
+    # The editor colours the document and shows the preview beside it.
+    ui.open("/admin/mappings/rfid-moves")
+    assert page.find_elements(ui.by.CSS_SELECTOR, ".editor.highlighted .editor-backdrop .tok-key")
+    ui.press("Preview")
+    ui.sees("Nothing was written")
+    editor, preview = ui.find("#f-document"), ui.find(".preview")
+    assert preview.location["x"] > editor.location["x"] + editor.size["width"] / 2
+    assert preview.location["y"] < editor.location["y"] + editor.size["height"]
+    ui.shot("mapping-preview")
+
+    ui.follow("Targets")
+    ui.sees("local")
+    ui.shot("targets")
+
+    # On a phone, no page scrolls sideways.
+    paths = [
+        "/admin/",
+        "/admin/groups",
+        f"/admin/groups/{group['id']}",
+        "/admin/events",
+        "/admin/records/Inventory_Item__c",
+        "/admin/records/Inventory_Item__c/inv-test-000987",
+        "/admin/mappings/rfid-moves",
+        "/admin/targets",
+        "/admin/alerts",
+    ]
+    page.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", PHONE)
+    try:
+        for path in paths:
+            ui.open(path)
+            ui.wait.until(lambda _: ui.find("main"))
+            wide = page.execute_script(
+                "return [document.documentElement.scrollWidth, window.innerWidth]"
+            )
+            assert wide[1] == PHONE["width"]
+            assert wide[0] <= wide[1], f"{path} scrolls sideways: {wide} {wider(page)}"
+        ui.open("/admin/events")
+        ui.shot("phone-events")
+    finally:
+        page.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
     assert ui.script_errors() == []

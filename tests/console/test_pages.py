@@ -677,3 +677,186 @@ def test_the_overview_says_why_events_to_a_limited_target_wait(
 
     assert "2 of 2 calls today, at most 5 a second." in html
     assert "waiting: the daily budget of 2 calls to local is spent" in html
+
+
+# --- the record store --------------------------------------------------------------------
+
+
+def test_the_records_pages_list_objects_search_and_show_the_writing_events(
+    console: Console, setup: Any
+) -> None:
+    event_id = setup["event"]["id"]
+    objects = console.get("/admin/records").text
+    found = console.get("/admin/records/Inventory_Item__c?contains=sku-test").text
+    missed = console.get("/admin/records/Inventory_Item__c?field=Sku__c&value=other").text
+    detail = console.get("/admin/records/Inventory_Item__c/inv-test-000987").text
+
+    assert re.search(r">Inventory_Item__c</a></td>\s*<td class=\"num\">1</td>", objects)
+    assert "/admin/records/Inventory_Item__c/inv-test-000987" in found
+    assert "No Inventory_Item__c records match this search" in missed
+    assert f'href="/admin/events/{event_id}">event {event_id}</a>' in detail
+    assert 'href="/admin/mappings/moves">moves</a> v1' in detail
+
+
+def test_a_record_search_that_cannot_be_read_is_explained(console: Console, setup: Any) -> None:
+    response = console.get("/admin/records/Inventory_Item__c?field=Sku__c")
+
+    assert response.status_code == 422
+    assert "field and value filter together" in response.text
+
+
+def test_deleting_a_record_from_its_page(console: Console, setup: Any, admin: Any) -> None:
+    response = console.post("/admin/records/Inventory_Item__c/inv-test-000987/delete")
+
+    assert response.status_code == 303
+    assert admin.get("/records/Inventory_Item__c/inv-test-000987").status_code == 404
+    listed = console.get(response.headers["Location"]).text
+    assert "Inventory_Item__c record inv-test-000987 deleted" in listed
+    assert "No Inventory_Item__c records." in listed
+
+
+# --- daily work on the event log and groups ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "listed"),
+    [
+        ("status=delivered&status=failed", True),  # several statuses: any of them
+        ("status=failed&status=dead", False),
+        ("contains=INV-TEST-000987", True),  # text in the payload, ignoring case
+        ("contains=inv-test-000988", False),
+    ],
+)
+def test_the_log_filters_on_several_statuses_and_payload_text(
+    console: Console, setup: Any, query: str, listed: bool
+) -> None:
+    page = console.get(f"/admin/events?{query}").text
+
+    assert (f'href="/admin/events/{setup["event"]["id"]}"' in page) is listed
+    for status in re.findall(r"status=(\w+)", query):
+        assert f'value="{status}" checked' in page
+
+
+def test_the_log_refreshes_its_table_alone_with_the_same_filters(
+    console: Console, setup: Any
+) -> None:
+    page = console.get("/admin/events?status=delivered&status=failed").text
+    follow = html.unescape(re.search(r'data-follow="([^"]+)"', page).group(1))  # type: ignore[union-attr]
+    table = console.get(follow)
+
+    assert "status=delivered,failed" in follow
+    assert f'href="/admin/events/{setup["event"]["id"]}"' in table.text
+    assert "<main" not in table.text
+
+
+def test_only_groups_that_verify_nothing_carry_the_unverified_badge(
+    console: Console, group_factory: Callable[..., Any]
+) -> None:
+    signed = group_factory(name="Signed")
+    open_one = group_factory(
+        name="Open", connector="generic", function="webhooks", secret="-", events=["user.created"]
+    )
+
+    listed = console.get("/admin/groups").text
+    rows = {
+        name: row for name, row in re.findall(r">(Signed|Open)</a></td>(.*?)</tr>", listed, re.S)
+    }
+
+    assert "unverified" in rows["Open"] and "unverified" not in rows["Signed"]
+    assert "unverified" in console.get(f"/admin/groups/{open_one['id']}").text
+    assert "unverified" not in console.get(f"/admin/groups/{signed['id']}").text
+
+
+def test_a_group_without_a_secret_that_requires_an_access_token_is_verified(
+    console: Console, admin: Any, group_factory: Callable[..., Any]
+) -> None:
+    open_one = group_factory(
+        name="Open", connector="generic", function="webhooks", secret="-", events=["user.created"]
+    )
+    admin.patch(f"/groups/{open_one['id']}", {"require_bearer": True})
+
+    assert "unverified" not in console.get(f"/admin/groups/{open_one['id']}").text
+
+
+def test_a_test_event_goes_through_the_receive_path_signed(
+    console: Console, group_factory: Callable[..., Any], admin: Any
+) -> None:
+    group = group_factory(events=["inventory.moved"])
+
+    response = console.post(f"/admin/groups/{group['id']}/test-event", {"event": "inventory.moved"})
+
+    assert response.status_code == 303
+    shown = console.get(response.headers["Location"]).text
+    assert "Test event sent: 1 accepted, 0 duplicate, 0 ignored" in shown
+    events = admin.get("/events", query_string={"group_id": group["id"]}).get_json()["items"]
+    assert [e["type"] for e in events] == ["inventory.moved"]  # its signature passed
+
+
+def test_a_refused_test_event_says_why_and_stores_no_event(
+    console: Console, group_factory: Callable[..., Any], admin: Any
+) -> None:
+    group = group_factory(events=["inventory.moved"], secret=None)
+
+    response = console.post(f"/admin/groups/{group['id']}/test-event", {"event": "inventory.moved"})
+
+    assert response.status_code == 401
+    assert "The test event was refused (401)" in response.text
+    assert admin.get("/events").get_json()["items"] == []
+
+
+def test_an_event_without_a_sample_is_refused_on_the_test_form(
+    console: Console, group_factory: Callable[..., Any]
+) -> None:
+    group = group_factory(events=["inventory.moved"])
+
+    response = console.post(f"/admin/groups/{group['id']}/test-event", {"event": "nothing.here"})
+
+    assert response.status_code == 422
+    assert "has no sample for event" in response.text
+
+
+# --- targets -----------------------------------------------------------------------------
+
+
+def test_target_credentials_are_stored_write_only_and_forgotten(
+    console: Console, group_factory: Callable[..., Any], gw: Gateway
+) -> None:
+    group_factory(target="salesforce")
+    password = "pw-" + hashlib.sha256(b"fake").hexdigest()[:12]
+
+    stored = console.post(
+        "/admin/targets/salesforce/credentials",
+        {"SALESFORCE_USERNAME": "ops@example.com", "SALESFORCE_PASSWORD": password},
+    )
+    page = console.get("/admin/targets").text
+    kept = console.post("/admin/targets/salesforce/credentials", {"SALESFORCE_DOMAIN": "test"})
+    both = gw.credentials.get("salesforce")
+    forgotten = console.post("/admin/targets/salesforce/credentials/delete")
+
+    assert (stored.status_code, kept.status_code, forgotten.status_code) == (303, 303, 303)
+    assert "SALESFORCE_PASSWORD" in page and password not in page and "ops@example.com" not in page
+    assert both is not None and both.values["SALESFORCE_PASSWORD"] == password  # kept when empty
+    assert both.values["SALESFORCE_DOMAIN"] == "test"
+    assert gw.credentials.get("salesforce") is None
+
+
+def test_target_credentials_with_nothing_filled_are_refused(
+    console: Console, group_factory: Callable[..., Any]
+) -> None:
+    group_factory(target="salesforce")
+
+    response = console.post("/admin/targets/salesforce/credentials")
+
+    assert response.status_code == 422
+    assert "give at least one variable" in response.text
+
+
+# --- the mapping editor ------------------------------------------------------------------
+
+
+def test_the_preview_is_shown_beside_the_editor(console: Console, setup: Any) -> None:
+    page = preview_on_event(console, MAPPING, setup["event"]["id"]).text
+
+    assert 'class="editor-layout with-preview"' in page
+    aside = page[page.index('<aside class="editor-side"') : page.index("</aside>")]
+    assert 'id="preview-title"' in aside and "inv-test-000987" in aside

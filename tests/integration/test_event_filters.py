@@ -313,3 +313,56 @@ def test_cli_replay_needs_a_filter_or_all_and_can_only_count(
     assert result.output.startswith(output)
     if exit_code or "--dry-run" in options:
         assert _log_statuses(admin) == before
+
+
+@pytest.fixture
+def payloads(gw: Any) -> None:
+    """Events whose payloads name different customers."""
+    rows = [
+        {
+            "group_id": "g-1",
+            "delivery_id": n,
+            "type": "order.paid",
+            "status": EventStatus.DELIVERED,
+            "dedupe_key": f"key-{n}",
+            "payload": payload,
+            "received_at": START + timedelta(minutes=n),
+            "attempts": 1,
+        }
+        for n, payload in enumerate(
+            [
+                {"customer": "Ada Lovelace", "total": 10},
+                {"customer": "Bob Müller", "note": "100% paid"},
+                {"buyer": {"name": "ada"}, "total": 12},
+            ]
+        )
+    ]
+    with gw.db.session() as session:
+        session.execute(insert(Event), rows)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("ada", ["1", "3"]),  # ignoring case, at any depth
+        ("buyer", ["3"]),  # a key
+        ("müller", ["2"]),  # beyond ASCII
+        ("100%", ["2"]),  # a wildcard is a character like any other
+        ("10%", []),
+        ("nobody", []),
+    ],
+)
+def test_contains_finds_text_anywhere_in_the_payload(
+    admin: Any, payloads: None, text: str, expected: list[str]
+) -> None:
+    response = admin.get("/events", query_string={"contains": text})
+
+    assert response.status_code == 200
+    assert sorted(item["id"] for item in response.get_json()["items"]) == expected
+
+
+def test_a_replay_takes_the_events_whose_payload_holds_the_text(admin: Any, payloads: None) -> None:
+    response = admin.post("/events/replay", {"contains": "ada", "status": "delivered"})
+
+    assert response.get_json()["replayed"] == 2
+    assert _statuses(admin, "status=pending") == ["pending", "pending"]

@@ -46,7 +46,40 @@ function catalogChoice() {
   update();
 }
 
-// Mark the lines with problems behind the mapping text, and jump to a problem's line.
+// The tokens of one line of JSON or YAML, each with its class: keys, strings, numbers,
+// literals, comments and punctuation. Whatever no rule matches stays plain text.
+const TOKENS = new RegExp(
+  [
+    /(?<key>"(?:[^"\\]|\\.)*"(?=\s*:)|^\s*(?:- )?[\w.$-]+(?=:(?:\s|$)))/,
+    /(?<string>"(?:[^"\\]|\\.)*"?|'[^']*'?)/,
+    /(?<number>-?\b\d+(?:\.\d+)?(?:[eE][+-]?\d+)?\b)/,
+    /(?<literal>\b(?:true|false|null|yes|no|~)\b)/,
+    /(?<comment>(?:^|\s)#.*$)/,
+    /(?<punct>[{}[\],:])/,
+  ]
+    .map((rule) => rule.source)
+    .join("|"),
+  "g",
+);
+
+function highlightLine(text) {
+  const parts = [];
+  let at = 0;
+  for (const match of text.matchAll(TOKENS)) {
+    if (match.index > at) parts.push(document.createTextNode(text.slice(at, match.index)));
+    const kind = Object.keys(match.groups).find((name) => match.groups[name] !== undefined);
+    const token = document.createElement("span");
+    token.className = `tok-${kind}`;
+    token.textContent = match[0];
+    parts.push(token);
+    at = match.index + match[0].length;
+  }
+  if (at < text.length || !parts.length) parts.push(document.createTextNode(text.slice(at) || " "));
+  return parts;
+}
+
+// Colour the mapping text and mark the lines with problems on a backdrop behind it, and jump
+// to a problem's line.
 function mappingEditor() {
   const editor = document.querySelector("[data-editor]");
   if (!editor) return;
@@ -57,11 +90,12 @@ function mappingEditor() {
     backdrop.replaceChildren();
     textarea.value.split("\n").forEach((text, index) => {
       const line = document.createElement(marked.has(index + 1) ? "mark" : "span");
-      line.textContent = text || " ";
+      line.append(...highlightLine(text));
       backdrop.append(line, "\n");
     });
     sync();
   };
+  editor.classList.add("highlighted");
   const sync = () => {
     backdrop.scrollTop = textarea.scrollTop;
     backdrop.scrollLeft = textarea.scrollLeft;
@@ -101,10 +135,38 @@ function replayProgress() {
   window.setTimeout(poll, 1000);
 }
 
+// Keep the first page of the event log current: fetch it again every few seconds while the
+// admin leaves "show new events" ticked (remembered across pages). Without script, reload.
+const FOLLOW_EVERY_MS = 5000;
+
+function followEvents() {
+  const region = document.querySelector("[data-follow]");
+  const toggle = document.querySelector("[data-follow-toggle]");
+  if (!region || !toggle) return;
+  toggle.checked = window.localStorage.getItem("follow-events") !== "off";
+  toggle.addEventListener("change", () => {
+    window.localStorage.setItem("follow-events", toggle.checked ? "on" : "off");
+  });
+  const poll = async () => {
+    try {
+      if (toggle.checked && document.visibilityState === "visible") {
+        const response = await fetch(region.dataset.follow, { credentials: "same-origin" });
+        // Signed out meanwhile: the whole page goes to sign-in, not the table.
+        if (response.redirected) return window.location.reload();
+        if (response.ok) region.innerHTML = await response.text();
+      }
+    } finally {
+      window.setTimeout(poll, FOLLOW_EVERY_MS);
+    }
+  };
+  window.setTimeout(poll, FOLLOW_EVERY_MS);
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   confirmForms();
   copyButtons();
   catalogChoice();
   mappingEditor();
   replayProgress();
+  followEvents();
 });
