@@ -10,12 +10,14 @@ documents and webhook record filters are checked with :func:`syntax_problem` and
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 import jmespath
 from jmespath.exceptions import IncompleteExpressionError, JMESPathError
+from jmespath.lexer import Lexer
 from jmespath.parser import ParsedResult
 from jmespath.visitor import TreeInterpreter
 
@@ -29,6 +31,11 @@ def syntax_problem(source: str) -> str | None:
     The first line says what is wrong; the next ones are jmespath's drawing of the expression
     with a caret under the place.
     """
+    if _has_bare_literal(source):
+        return (
+            "not a valid JMESPath expression: a literal in backticks must be JSON"
+            " (`\"text\"`, `1`, `[1, 2]`); write text as 'text'"
+        )
     try:
         jmespath.compile(source)
     except JMESPathError as exc:
@@ -40,6 +47,21 @@ def syntax_problem(source: str) -> str | None:
             reason = reason.removesuffix(", for expression:").rstrip(":")
         return f"not a valid JMESPath expression: {reason}\n{drawing}"
     return None
+
+
+def _has_bare_literal(source: str) -> bool:
+    """Whether ``source`` has a backtick literal that is not JSON (`` `text` ``): jmespath still
+    reads it as text, with a deprecation warning, and a later release will not."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PendingDeprecationWarning)
+        try:
+            for _ in Lexer().tokenize(source):
+                pass
+        except PendingDeprecationWarning:
+            return True
+        except JMESPathError:
+            return False  # compiling it says what is wrong, and where
+    return False
 
 
 def tree(source: str) -> _TreeNode:

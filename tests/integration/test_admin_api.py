@@ -458,6 +458,7 @@ FILTER_ERRORS = [
     ("lower(data.region, 'x') == 'eu'", "lower() takes 1 argument, got 2"),
     ("not_null(data.a) && join(',')", "join() takes 2 arguments, got 1"),  # standard ones too
     ("data.[[", "not a valid JMESPath expression: it ends too early"),
+    ("data.region == `eu`", "a literal in backticks must be JSON"),
 ]
 
 

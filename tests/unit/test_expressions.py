@@ -32,6 +32,10 @@ from gateway.expressions import (
         ),
         ("a = 'b'", "not a valid JMESPath expression: Unknown token '='\na = 'b'\n  ^"),
         ("a..b", "not a valid JMESPath expression: Expecting: "),
+        # text in backticks that is not JSON: deprecated by jmespath, so refused when saved
+        ("`local`", "not a valid JMESPath expression: a literal in backticks must be JSON"),
+        ('`"local"`', None),
+        ('[`1`, `{"a": 2}`]', None),
     ],
 )
 def test_syntax_problem(source: str, problem: str | None) -> None:
