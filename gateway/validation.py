@@ -216,6 +216,14 @@ def _forms_message(f: _Failure) -> str:
     return f"{f.subject} matches {how} the allowed forms"
 
 
+def _not_message(f: _Failure) -> str:
+    """``not`` is only used here to forbid keys (``{"not": {"required": [...]}}``)."""
+    keys = f.expected.get("required", []) if isinstance(f.expected, Mapping) else []
+    if not keys:
+        return f"{f.subject} matches a form that is not allowed"
+    return f"{f.subject} must not have {_either([shown(k) for k in keys], 'or')} here"
+
+
 def _other_message(f: _Failure) -> str:
     """A keyword no schema here uses: jsonschema's words, without the Python value."""
     python = repr(f.instance)
@@ -274,6 +282,7 @@ _MESSAGES: dict[str, Callable[[_Failure], str]] = {
     "dependentRequired": _dependency_message,
     "oneOf": _forms_message,
     "anyOf": _forms_message,
+    "not": _not_message,
 }
 
 

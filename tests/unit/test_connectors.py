@@ -404,6 +404,12 @@ def events(**locators: Any) -> dict[str, Any]:
             '"b32" is not one of "hex", "base64" or "any"',
         ),
         case(
+            "an API key in a header and a query parameter at once",
+            {"verification": {"scheme": "api-key", "header": "X-Key", "query": "key"}},
+            "verification",
+            'must not have "header" here',
+        ),
+        case(
             "alternatives are checked as deeply as a top-level scheme",
             {"verification": {"scheme": "any-of", "schemes": [{"scheme": "api-key"}]}},
             "verification.schemes[0]",
