@@ -1,4 +1,4 @@
-"""The command line as README's "Running it" table and ``--help`` describe it, option by option."""
+"""The command line as docs/cli.md's table and ``--help`` describe it, option by option."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from gateway import cli
 
-README = Path(__file__).parents[2] / "README.md"
+REFERENCE = Path(__file__).parents[2] / "docs" / "cli.md"
 
 
 def commands(group: click.Group, prefix: str = "gateway") -> Iterator[tuple[str, click.Command]]:
@@ -37,11 +37,11 @@ def options(command: click.Command) -> set[str]:
 
 
 def documented(name: str) -> str:
-    """The first cell of the README row that shows how to type ``name``."""
-    table = README.read_text(encoding="utf-8").split("## Running it")[1].split("\n\n")[1]
+    """The first cell of the reference's row that shows how to type ``name``."""
+    table = REFERENCE.read_text(encoding="utf-8").split("## Every command")[1].split("\n\n")[1]
     cells = [row.split(" | ")[0] for row in table.splitlines()]
     matching = [cell for cell in cells if re.search(rf"`{name}( [^`]*)?`", cell)]
-    assert matching, f"README's table of commands has no row for {name}"
+    assert matching, f"docs/cli.md's table of commands has no row for {name}"
     return matching[0]
 
 
@@ -49,7 +49,7 @@ COMMANDS = dict(commands(cli.main))
 
 
 @pytest.mark.parametrize("name", COMMANDS)
-def test_readme_shows_every_option_of_every_command(name: str) -> None:
+def test_the_reference_shows_every_option_of_every_command(name: str) -> None:
     shown = set(re.findall(r"--[a-z-]+", documented(name)))
 
     assert shown == options(COMMANDS[name])
