@@ -187,11 +187,15 @@ def run(bind: str | None, mappings_dir: str) -> None:
     click.echo(f"admin token: {_shown_token(gw)}")
     click.echo(f"admin API:   {gw.settings.public_url}/api/v1  (Authorization: Bearer <token>)")
     share_metrics_dir()  # the worker's counters in the web processes' /metrics
+    # Each in a session of its own, out of the terminal's reach: Ctrl-C signals the foreground
+    # process group, and gunicorn takes SIGINT as a quick shutdown that cuts requests off. This
+    # process turns it into the graceful SIGTERM instead (_terminate).
     processes = [
-        subprocess.Popen([sys.executable, "-m", "gateway", "worker"]),
-        subprocess.Popen(_gunicorn(bind, None)),
+        subprocess.Popen([sys.executable, "-m", "gateway", "worker"], start_new_session=True),
+        subprocess.Popen(_gunicorn(bind, None), start_new_session=True),
     ]
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    # SIGHUP too: a closed terminal no longer reaches them.
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, lambda *_: _terminate(processes))
     web = processes[1].wait()  # until gunicorn stops, on a signal to it or to us
     _terminate(processes)

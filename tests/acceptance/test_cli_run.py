@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import requests
 
 from gateway.connectors import sample_delivery, shipped_profiles
@@ -62,6 +63,8 @@ def _gateway_run(cwd: Path, *options: str, **settings: str) -> subprocess.Popen[
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # As a shell starts a job: in a process group of its own, the one Ctrl-C signals.
+        start_new_session=True,
     )
 
 
@@ -131,6 +134,29 @@ def test_gateway_run_serves_works_and_stops_cleanly(tmp_path: Path) -> None:
     # gunicorn's gevent workers patch the standard library in a process of its own.
     assert "MonkeyPatchWarning" not in errors
     assert (tmp_path / "instance" / "admin-token").is_file()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGHUP], ids=["ctrl-c", "hang-up"])
+def test_a_terminal_s_signal_stops_gateway_run_gracefully(tmp_path: Path, signum: int) -> None:
+    """Ctrl-C, or closing the terminal, signals the whole foreground process group: gunicorn
+    must not take SIGINT as its quick shutdown, which cuts requests off and prints a worker's
+    traceback, and nothing may be left running."""
+    port = _free_port()
+    process = _gateway_run(tmp_path, "--bind", f"127.0.0.1:{port}")
+    try:
+        _banner(process)
+        wait_until_up(f"http://127.0.0.1:{port}", process)
+        processes = [process.pid, *_children(process.pid)]
+    finally:
+        os.killpg(process.pid, signum)
+        _, errors = process.communicate(timeout=60)
+
+    assert process.returncode == 0, errors
+    assert not [pid for pid in processes if Path(f"/proc/{pid}").exists()], errors
+    assert "Traceback" not in errors
+    # gunicorn was asked to stop gracefully, and never saw SIGINT, its quick shutdown.
+    assert "Handling signal: term" in errors
+    assert "Handling signal: int" not in errors
 
 
 def test_gateway_run_fails_when_it_cannot_serve(tmp_path: Path) -> None:
