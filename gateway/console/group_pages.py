@@ -265,47 +265,46 @@ def _grace() -> int:
     return int(raw) if raw.isdigit() else 0
 
 
-@bp.post("/groups/<group_id>/active")
-def group_active(group_id: str) -> Any:
-    return _group_switch(
-        group_id,
-        "active",
-        "active",
-        "Group activated.",
-        "Group deactivated; its callback URL answers 404.",
-    )
+@dataclass(frozen=True)
+class _Switch:
+    """One of a group's true-or-false settings, as its page's buttons turn it on and off."""
+
+    field: str
+    #: The part of the page that shows it, where its errors go.
+    form: str
+    on: str
+    off: str
 
 
-@bp.post("/groups/<group_id>/paused")
-def group_paused(group_id: str) -> Any:
-    return _group_switch(
-        group_id,
+_SWITCHES = {
+    "active": _Switch(
+        "active", "active", "Group activated.", "Group deactivated; its callback URL answers 404."
+    ),
+    "paused": _Switch(
         "paused",
         "paused",
         "Group paused; deliveries are still accepted and their events held until it is resumed.",
         "Group resumed; its held events are processed in the order received.",
-    )
-
-
-@bp.post("/groups/<group_id>/require-bearer")
-def group_require_bearer(group_id: str) -> Any:
-    return _group_switch(
-        group_id,
+    ),
+    "require-bearer": _Switch(
         "require_bearer",
         "oauth",
         "Deliveries now need an OAuth access token.",
         "Deliveries no longer need an OAuth access token.",
-    )
+    ),
+}
 
 
-def _group_switch(group_id: str, field: str, form: str, on: str, off: str) -> Any:
-    """Turn one of the group's true-or-false settings on or off, as the posted form says."""
-    value = forms.text(field) == "true"
+@bp.post("/groups/<group_id>/<any(active, paused, 'require-bearer'):switch>")
+def group_switch(group_id: str, switch: str) -> Any:
+    """Turn the setting on or off, as the posted form says (``true`` or ``false``)."""
+    chosen = _SWITCHES[switch]
+    value = forms.text(chosen.field) == "true"
     return _group_action(
         group_id,
-        form,
-        lambda gw: groups.update_group(gw, group_id, {field: value}),
-        on if value else off,
+        chosen.form,
+        lambda gw: groups.update_group(gw, group_id, {chosen.field: value}),
+        chosen.on if value else chosen.off,
     )
 
 
