@@ -20,10 +20,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql.dml import Insert
 
 from gateway.errors import StoreUnavailable
 from gateway.models import EventResult
 from gateway.storage import leases, results
+from gateway.storage.driver import DriverStatement, RowsInsert
 from gateway.storage.leases import Claim, Lease
 from gateway.storage.results import BatchWrites, RecordKey
 
@@ -178,6 +180,11 @@ class Storage(ABC):
         results.save_usage(session, usage, now)
 
     # --- SQL that differs ----------------------------------------------------------------
+
+    def many_rows_insert(self, statement: Insert, columns: Sequence[str]) -> RowsInsert:
+        """How the inbox inserts a batch's rows into one table in :meth:`driver_transaction`:
+        by default an executemany of ``statement`` compiled ahead."""
+        return DriverStatement(statement, columns, self.inbox_engine.dialect)
 
     @abstractmethod
     def insert(self, table: Table | type[Any]) -> sqlite.Insert | postgresql.Insert:

@@ -31,7 +31,7 @@ from gateway.intake import IncomingEvent
 from gateway.metrics import DELIVERIES, EVENTS_RECEIVED, labelled
 from gateway.models import Delivery, Event, EventStatus, Group
 from gateway.storage.base import JsonText, Storage, translate_outage
-from gateway.storage.driver import DriverQuery, DriverStatement
+from gateway.storage.driver import ColumnarInsert, DriverQuery, DriverStatement
 from gateway.storage.greenlets import gate_factory, let_ready_requests_run
 
 log = logging.getLogger(__name__)
@@ -111,11 +111,11 @@ class _Statements:
             self.last_delivery_id = DriverQuery(select(func.max(Delivery.id)), dialect)
         else:
             returning = insert(Delivery).returning(Delivery.id)
-            self.deliveries = DriverStatement(returning, DELIVERY_COLUMNS, dialect)
-        self.new_events = DriverStatement(insert_new_events(database), EVENT_COLUMNS, dialect)
+            self.numbered_deliveries = ColumnarInsert(returning, DELIVERY_COLUMNS, dialect)
+        self.new_events = database.many_rows_insert(insert_new_events(database), EVENT_COLUMNS)
         #: The events of one delivery, read back when some of a batch's were found taken.
         self.stored_keys = DriverQuery(_STORED_KEYS, dialect)
-        self.events = DriverStatement(insert(Event), EVENT_COLUMNS, dialect)
+        self.events = database.many_rows_insert(insert(Event), EVENT_COLUMNS)
         self.group_state = DriverQuery(_GROUP_STATE, dialect)
         #: The database's clock, which events are due by: workers read due times on it.
         self.clock = DriverQuery(database.clock_query, dialect)
@@ -403,7 +403,7 @@ class Inbox:
         """Insert the deliveries in one statement; their ids, in order."""
         rows = [_delivery_row(d) for d in deliveries]
         if not self._sql.numbers_deliveries:
-            return [row[0] for row in self._sql.deliveries.returning_many(cursor, rows)]
+            return self._sql.numbered_deliveries.inserted_ids(cursor, rows)
         ((last,),) = self._sql.last_delivery_id.rows(cursor, {})
         first = (last or 0) + 1
         ids = list(range(first, first + len(rows)))

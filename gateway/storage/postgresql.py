@@ -4,15 +4,18 @@ take turns."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import BigInteger, Table, column, func, select, values
 from sqlalchemy.dialects.postgresql import Insert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import dml
 
 from gateway.errors import StoreUnavailable
 from gateway.storage.base import Storage, create_storage_engine, translate_outage
+from gateway.storage.driver import ColumnarInsert, RowsInsert
 from gateway.storage.results import BatchWrites, RecordKey
 
 #: How long a new connection may take before the database counts as unavailable.
@@ -74,6 +77,10 @@ class PostgresStorage(Storage):
                 part.check_stale(session, remote=True, local=True)
                 part.call_remote()
                 part.finish(session)
+
+    def many_rows_insert(self, statement: dml.Insert, columns: Sequence[str]) -> RowsInsert:
+        """One statement for all the rows (:class:`ColumnarInsert`)."""
+        return ColumnarInsert(statement, columns, self.inbox_engine.dialect)
 
     def insert(self, table: Table | type[Any]) -> Insert:
         return pg_insert(table)
