@@ -358,7 +358,10 @@ def test_help_still_works_on_a_bad_setting_so_that_it_can_be_fixed(
         ({"GATEWAY_RETENTION_DAYS": "x"}, "GATEWAY_RETENTION_DAYS must be a whole number"),
         ({"GATEWAY_WORKER_BATCH_SIZE": "0"}, "GATEWAY_WORKER_BATCH_SIZE must be at least 1"),
         ({"GATEWAY_LOG_FORMAT": "xml"}, "GATEWAY_LOG_FORMAT must be text or json"),
-        ({"GATEWAY_TARGET": "nowhere"}, "GATEWAY_TARGET must be local, salesforce or"),
+        (
+            {"GATEWAY_TARGET": "nowhere"},
+            "GATEWAY_TARGET must be local, salesforce, salesforce:<profile>, http or",
+        ),
         # only serving uses these, yet a bad one stops every command all the same
         ({"PORT": "70000"}, "PORT must be at most 65535, not '70000'"),
         ({"GATEWAY_WEB_WORKERS": "0"}, "GATEWAY_WEB_WORKERS must be at least 1, not '0'"),

@@ -22,7 +22,7 @@ ACME = {
 
 def test_registered_profiles_become_version_1_and_their_groups_follow_it(tmp_path: Path) -> None:
     database = open_storage(f"sqlite:///{tmp_path / 'old.db'}")
-    upgrade(database, "0010_alerts")
+    upgrade(database, "0013_oauth_clients")  # the revision before 0014
     stamp = datetime(2026, 1, 2, tzinfo=UTC)
     with database.engine.begin() as conn:
         conn.execute(
