@@ -65,10 +65,6 @@ def group_state(group: Group) -> tuple[Any, ...]:
     return tuple(getattr(group, column.key) for column in GROUP_STATE)
 
 
-#: Compiled once per dialect (``_Statements``), like the inserts below.
-_GROUP_STATE = (
-    select(Group.id, *GROUP_STATE).where(Group.id == bindparam("id")).with_for_update(read=True)
-)
 _STORED_KEYS = select(Event.group_id, Event.dedupe_key).where(
     Event.delivery_id == bindparam("delivery_id")
 )
@@ -116,8 +112,14 @@ class _Statements:
         #: The events of one delivery, read back when some of a batch's were found taken.
         self.stored_keys = DriverQuery(_STORED_KEYS, dialect)
         self.events = database.many_rows_insert(insert(Event), EVENT_COLUMNS)
-        self.group_state = DriverQuery(_GROUP_STATE, dialect)
-        #: The database's clock, which events are due by: workers read due times on it.
+        #: A group's state, and the database's clock (which events are due by, as workers read
+        #: due times on it) in the same round trip.
+        self.group_state = DriverQuery(
+            select(Group.id, *GROUP_STATE, *database.clock_query.selected_columns)
+            .where(Group.id == bindparam("id"))
+            .with_for_update(read=True),
+            dialect,
+        )
         self.clock = DriverQuery(database.clock_query, dialect)
         dbapi = dialect.loaded_dbapi
         #: What the database says when it refuses one delivery's values.
@@ -351,34 +353,38 @@ class Inbox:
             if top_up:
                 self._top_up(batch)
             deliveries = [delivery for delivery, _ in batch]
-            stale = self._stale(cursor, deliveries)
+            stale, clock = self._stale(cursor, deliveries)
             current = [d for i, d in enumerate(deliveries) if i not in stale]
-            receipts = iter(self._insert(cursor, current))
+            receipts = iter(self._insert(cursor, current, clock))
         return [GroupChanged() if i in stale else next(receipts) for i in range(len(deliveries))]
 
-    def _stale(self, cursor: Any, deliveries: list[NewDelivery]) -> set[int]:
+    def _stale(self, cursor: Any, deliveries: list[NewDelivery]) -> tuple[set[int], Any]:
         """Positions of the deliveries whose group no longer has the state they were verified
-        against.
+        against, and the database's clock as read with the groups (None if none was read).
 
         Read inside the writing transaction, which holds SQLite's write lock (and, on
         PostgreSQL, a share lock on the group rows): a change committed before is seen here,
         and one committed after waits until these deliveries are stored.
         """
         states = {}
+        clock = None
         for group_id in {d.group_id for d in deliveries if d.group_state is not None}:
             for row in self._sql.group_state.rows(cursor, {"id": group_id}):
-                states[row[0]] = tuple(row[1:])
-        return {
+                states[row[0]] = tuple(row[1:-1])
+                clock = row[-1]
+        stale = {
             i
             for i, d in enumerate(deliveries)
             if d.group_state is not None and states.get(d.group_id) != d.group_state
         }
+        return stale, clock
 
-    def _insert(self, cursor: Any, deliveries: list[NewDelivery]) -> list[Receipt]:
+    def _insert(self, cursor: Any, deliveries: list[NewDelivery], clock: Any) -> list[Receipt]:
         if not deliveries:
             return []
         ids = self._insert_deliveries(cursor, deliveries)
-        ((clock,),) = self._sql.clock.rows(cursor, {})
+        if clock is None:
+            ((clock,),) = self._sql.clock.rows(cursor, {})
         due = self._db.clock_reading(clock)
         candidates: list[dict[str, Any]] = []
         repeats: list[dict[str, Any]] = []
