@@ -429,7 +429,7 @@ def send(group_id: str, file: Path | None, event_type: str | None, url: str | No
     event that has a sample) is sent. With FILE its bytes are sent as they are; --event is then
     only needed by senders that carry the event type in a header (GitHub, Shopify).
     """
-    from gateway.errors import ValidationFailed
+    from gateway.errors import Conflict, ValidationFailed
     from gateway.groups import get_group
     from gateway.sample_sends import sample_for, sign_as_sender
 
@@ -445,6 +445,8 @@ def send(group_id: str, file: Path | None, event_type: str | None, url: str | No
         target = url or gw.callback_url(group.token)
     except ValidationFailed as exc:
         raise click.UsageError(f"{exc.message}; give --event TYPE or a FILE") from exc
+    except Conflict as exc:
+        raise click.ClickException(exc.message) from exc
     finally:
         gw.close()
     try:

@@ -4,14 +4,20 @@ setup end to end before the provider sends anything."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
+from gateway.access_tokens import Grant, issue
 from gateway.connectors import EVERY_EVENT, Profile, sample_delivery, sample_events
-from gateway.errors import Detail, ValidationFailed
+from gateway.errors import Conflict, Detail, ValidationFailed
 from gateway.groups import accepted_secrets, now
 from gateway.models import Group
+from gateway.oauth_clients import list_clients
 from gateway.services import Gateway
-from gateway.verify import sign
+from gateway.verify import sign, with_api_key
+
+#: How long the access token of a sample delivery is good for: long enough to post it.
+SAMPLE_TOKEN_TTL_S = 60
 
 
 def sample_for(
@@ -39,10 +45,27 @@ def sample_for(
 
 
 def sign_as_sender(gw: Gateway, group: Group, body: bytes, headers: dict[str, str]) -> None:
-    """Add the signature headers the group's sender would, with the group's current secret."""
+    """Add the headers the group's sender would: the signature with the group's current
+    secret, where the group says its key goes, and an access token where it requires one."""
     secrets = accepted_secrets(gw, group, now())
-    profile = gw.connectors.get(group.connector)
-    headers.update(sign(profile.verification, secrets[0] if secrets else "", body))
+    spec = with_api_key(gw.connectors.get(group.connector).verification, group.api_key)
+    headers.update(sign(spec, secrets[0] if secrets else "", body))
+    if group.require_bearer:
+        headers["Authorization"] = f"Bearer {_access_token(gw, group)}"
+
+
+def _access_token(gw: Gateway, group: Group) -> str:
+    """A short-lived token of one of the group's clients, as its token endpoint would give it:
+    this process holds the key tokens are signed with, not the clients' secrets."""
+    clients = list_clients(gw, group.id, 1, None)
+    if not clients:
+        raise Conflict(
+            f"group {group.id} requires an OAuth access token and has no client to give one to:"
+            f" create one (POST /api/v1/groups/{group.id}/oauth-clients)",
+            code="no_oauth_client",
+        )
+    grant = Grant(clients[0].client_id, group.id, clients[0].generation)
+    return issue(gw.token_key, grant, int(time.time()), SAMPLE_TOKEN_TTL_S)
 
 
 def signed_sample(

@@ -126,6 +126,24 @@ def test_send_posts_the_connectors_signed_sample_and_the_gateway_accepts_it(
     assert stored_payloads(api, group["id"]) == [(event_type, p) for p in expected]
 
 
+def test_send_to_a_group_requiring_a_token_carries_one_of_its_clients(
+    start_web: Any, settings: Settings
+) -> None:
+    url, _ = start_web()
+    api = Api(url, settings.admin_token or "")
+    group = served_group(api, "xemelgo", ["inventory.cycle_count"])
+    api.patch(f"/groups/{group['id']}", json={"require_bearer": True})
+
+    without = gateway_send(settings, url, group["id"], "--event", "inventory.cycle_count")
+    api.post(f"/groups/{group['id']}/oauth-clients", json={})
+    with_one = gateway_send(settings, url, group["id"], "--event", "inventory.cycle_count")
+
+    assert without.returncode == 1
+    assert "has no client to give one to" in without.stderr
+    assert with_one.returncode == 0, with_one.stdout + with_one.stderr
+    assert answer_of(with_one)[1]["accepted"] == 1
+
+
 @pytest.mark.parametrize(
     ("connector", "event_type", "content"),
     [

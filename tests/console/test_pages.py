@@ -792,6 +792,23 @@ def test_a_test_event_goes_through_the_receive_path_signed(
     assert [e["type"] for e in events] == ["inventory.moved"]  # its signature passed
 
 
+def test_a_test_event_to_a_group_requiring_a_token_carries_one_of_its_clients(
+    console: Console, group_factory: Callable[..., Any], admin: Any
+) -> None:
+    group = group_factory(events=["inventory.moved"])
+    admin.patch(f"/groups/{group['id']}", {"require_bearer": True})
+    page = f"/admin/groups/{group['id']}/test-event"
+
+    without = console.post(page, {"event": "inventory.moved"})
+    admin.post(f"/groups/{group['id']}/oauth-clients", {})
+    with_one = console.post(page, {"event": "inventory.moved"})
+
+    assert without.status_code == 409
+    assert "has no client to give one to" in without.text
+    assert with_one.status_code == 303
+    assert "Test event sent: 1 accepted" in console.get(with_one.headers["Location"]).text
+
+
 def test_a_refused_test_event_says_why_and_stores_no_event(
     console: Console, group_factory: Callable[..., Any], admin: Any
 ) -> None:
