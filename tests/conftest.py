@@ -6,6 +6,7 @@ started once per run in a temporary directory; each test gets emptied tables.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from collections.abc import Callable, Iterator
@@ -19,10 +20,26 @@ from flask.testing import FlaskClient
 from sqlalchemy import text
 
 from gateway.config import Settings
+from gateway.logs import configure as configure_logging
 from gateway.migrate import upgrade
 from gateway.models import Base
 from gateway.services import Gateway
 from tests.postgres import find_bindir, postgres_server
+
+
+@pytest.fixture(autouse=True)
+def gateway_logging_as_it_was() -> Iterator[None]:
+    """The ``gateway`` loggers as an app configures them (their stderr handler), but passing
+    their records on to pytest's log capture too, whatever a test did to them before: the
+    first app made configures them not to propagate."""
+    logger = logging.getLogger("gateway")
+    configure_logging("text")
+    logger.propagate = True
+    handlers, level = list(logger.handlers), logger.level
+    yield
+    logger.handlers[:] = handlers
+    logger.propagate, logger.level = True, level
+
 
 BACKENDS = [
     b.strip() for b in os.environ.get("GATEWAY_TEST_DATABASES", "sqlite,postgresql").split(",")
