@@ -6,7 +6,6 @@ contract says, however often they are asked.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -185,14 +184,14 @@ def via_proxy(client: FlaskClient, token: str, forwarded: str) -> Any:
 
 
 def test_behind_a_trusted_proxy_each_client_has_its_own_attempts(
-    proxied: FlaskClient, logged: pytest.LogCaptureFixture
+    proxied: FlaskClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     for _ in range(ATTEMPTS):
         assert via_proxy(proxied, "guess", CLIENT).status_code == 401
 
     assert via_proxy(proxied, ADMIN_TOKEN, CLIENT).status_code == 429
     assert via_proxy(proxied, ADMIN_TOKEN, OTHER_CLIENT).status_code == 303
-    lines = [r.getMessage() for r in logged.records if r.name == "gateway.console.auth"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "gateway.console.auth"]
     assert lines[0] == f"console sign-in from {CLIENT} failed: wrong token (attempt 1 of 3)"
 
 
@@ -223,31 +222,20 @@ def test_the_admin_api_and_callbacks_are_not_limited(
     assert admin.get("/groups", environ_base=peer).status_code == 200
 
 
-@pytest.fixture
-def logged(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
-    """The gateway's log records (its logger does not pass them on to the root's handlers)."""
-    logger = logging.getLogger("gateway")
-    logger.addHandler(caplog.handler)
-    try:
-        yield caplog
-    finally:
-        logger.removeHandler(caplog.handler)
-
-
 def test_failed_and_refused_attempts_are_logged_with_the_address_but_not_the_token(
-    client: FlaskClient, clock: Clock, logged: pytest.LogCaptureFixture
+    client: FlaskClient, clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
     fail(client, ATTEMPTS)
     sign_in(client, ADMIN_TOKEN)
 
-    lines = [r.getMessage() for r in logged.records if r.name == "gateway.console.auth"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "gateway.console.auth"]
     assert lines == [
         "console sign-in from 10.0.0.1 failed: wrong token (attempt 1 of 3)",
         "console sign-in from 10.0.0.1 failed: wrong token (attempt 2 of 3)",
         "console sign-in from 10.0.0.1 failed: wrong token (attempt 3 of 3)",
         "console sign-in from 10.0.0.1 refused: too many failed attempts",
     ]
-    assert ADMIN_TOKEN not in logged.text
+    assert ADMIN_TOKEN not in caplog.text
 
 
 def test_expired_counts_are_purged_as_new_attempts_come(
